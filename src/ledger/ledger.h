@@ -1,0 +1,53 @@
+/* Accounts, the ledger and the available amount kept in slices. */
+#ifndef BILLING_LEDGER_H
+#define BILLING_LEDGER_H
+
+#include "postgres.h"
+
+typedef struct Account
+{
+	int64		account_id;
+	bool		postpaid;
+	char		currency[4];
+	int64		credit_limit;
+	bool		auto_topup_enabled;
+	int64		auto_topup_threshold;
+	int64		auto_topup_amount;
+} Account;
+
+/* Loads an active account; ERROR PB404 when unknown or disabled. */
+extern void account_load(int64 account_id, Account *acct);
+
+/*
+ * Admission: takes amount (>= 0) out of the available amount, or raises
+ * PB402 when it is not covered. Concurrent callers on one account usually
+ * take different slices (the fast path); when no slice covers the amount,
+ * every slice is locked and the exact total decides (per-request
+ * validation), then the total is spread again or kept in one slice
+ * depending on the low-balance threshold.
+ */
+extern void available_take(const Account *acct, int64 amount);
+
+/*
+ * Moves delta into (> 0) or out of (< 0) the available amount without a
+ * coverage check: releases, refunds, credits, and the overrun of an
+ * effective cost past its estimate, which may leave the account below zero.
+ */
+extern void available_adjust(int64 account_id, int64 delta);
+
+/* Exact available amount as this transaction sees it (sum of slices). */
+extern int64 available_total(int64 account_id);
+
+/* Low-balance threshold of SPEC section 5 for the account, right now. */
+extern int64 low_balance_threshold(int64 account_id);
+
+/*
+ * Appends a ledger entry; amount must be non-zero. request_id, topup_id and
+ * invoice_id are 0 when not applicable, key and reference may be NULL.
+ * Returns the entry id. Does not touch the available amount.
+ */
+extern int64 ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
+						 int64 request_id, int64 topup_id, int64 invoice_id,
+						 const char *key, const char *reference);
+
+#endif

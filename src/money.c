@@ -1,0 +1,76 @@
+/* Money: checked arithmetic and exact decimal rendering of micros. */
+#include "postgres.h"
+
+#include "common/int.h"
+#include "lib/stringinfo.h"
+
+#include "money.h"
+
+static void
+money_out_of_range(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("amount out of range"),
+			 errdetail("Amounts are integer micros and must fit in a bigint.")));
+}
+
+int64
+money_add(int64 a, int64 b)
+{
+	int64		r;
+
+	if (pg_add_s64_overflow(a, b, &r))
+		money_out_of_range();
+	return r;
+}
+
+int64
+money_mul(int64 a, int64 b)
+{
+	int64		r;
+
+	if (pg_mul_s64_overflow(a, b, &r))
+		money_out_of_range();
+	return r;
+}
+
+void
+money_require_positive(int64 amount, const char *what)
+{
+	if (amount <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be positive", what),
+				 errdetail("Got " INT64_FORMAT " micros.", amount)));
+}
+
+void
+money_append(StringInfo buf, int64 micros)
+{
+	/* work on the magnitude as uint64 so that INT64_MIN renders too */
+	uint64		mag = micros < 0 ? (uint64) 0 - (uint64) micros : (uint64) micros;
+	uint64		frac = mag % 1000000;
+	char		digits[7];
+	int			len = 6;
+
+	if (micros < 0)
+		appendStringInfoChar(buf, '-');
+	appendStringInfo(buf, UINT64_FORMAT, mag / 1000000);
+	if (frac == 0)
+		return;
+	snprintf(digits, sizeof(digits), "%06u", (unsigned) frac);
+	while (digits[len - 1] == '0')
+		len--;
+	appendStringInfo(buf, ".%.*s", len, digits);
+}
+
+char *
+money_format(int64 micros)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	money_append(&buf, micros);
+	return buf.data;
+}

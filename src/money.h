@@ -1,0 +1,19 @@
+/* Money is an int64 number of micros (1/1,000,000 of the currency unit). */
+#ifndef BILLING_MONEY_H
+#define BILLING_MONEY_H
+
+#include "postgres.h"
+
+#define MICROS_PER_UNIT INT64CONST(1000000)
+
+/* a + b and a * b, raising 22023 "amount out of range" on overflow */
+extern int64 money_add(int64 a, int64 b);
+extern int64 money_mul(int64 a, int64 b);
+/* Refuses (22023) an amount that is not > 0; what names the argument. */
+extern void money_require_positive(int64 amount, const char *what);
+/* Exact decimal of micros in currency units: 210000 -> "0.21", -5 -> "-0.000005". */
+extern char *money_format(int64 micros);
+/* Appends money_format(micros) to buf. */
+extern void money_append(StringInfo buf, int64 micros);
+
+#endif

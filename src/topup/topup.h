@@ -1,0 +1,15 @@
+/* Auto top-up (SPEC section 7). */
+#ifndef BILLING_TOPUP_H
+#define BILLING_TOPUP_H
+
+#include "ledger/ledger.h"
+
+/*
+ * Called after a charge or hold took money from the available amount.
+ * When auto top-up is on and the available amount is now below the
+ * threshold, requests one top-up (never a second while one is pending) and
+ * announces it with NOTIFY billing_topup, delivered at commit.
+ */
+extern void topup_after_debit(const Account *acct);
+
+#endif
