@@ -1,1 +1,70 @@
--- src: SQL interface
+-- security: privilege tiers (SPEC section 9). This part is concatenated last,
+-- so every object of the extension exists when it runs. Signatures follow
+-- SPEC.md; a function renamed or re-typed elsewhere makes CREATE EXTENSION
+-- fail here, which is the point.
+
+-- Roles are cluster-wide and survive DROP EXTENSION, so create them only when
+-- absent, and grant the membership only once (a second GRANT would print a
+-- notice on every re-install).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'billing_app') THEN
+        CREATE ROLE billing_app NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'billing_admin') THEN
+        CREATE ROLE billing_admin NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('billing_admin', 'billing_app', 'MEMBER') THEN
+        GRANT billing_app TO billing_admin;
+    END IF;
+END $$;
+
+-- Nothing for PUBLIC. New functions are executable by PUBLIC by default;
+-- that default is what this takes away, including from every internal
+-- function (billing._move, billing._adjust_available, trigger functions),
+-- which are then granted to no one.
+REVOKE ALL ON SCHEMA billing FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA billing FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA billing FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA billing FROM PUBLIC;
+
+GRANT USAGE ON SCHEMA billing TO billing_app;
+
+-- The application tier: accounts, prices (read), the request lifecycle.
+GRANT EXECUTE ON FUNCTION
+    billing.create_account(text, text, text),
+    billing.balance(bigint),
+    billing.estimate(text, jsonb),
+    billing.effective_cost(text, jsonb, text),
+    billing.begin_request(bigint, text, jsonb, text),
+    billing.complete_request(bigint, jsonb, jsonb),
+    billing.fail_request(bigint, text, bigint),
+    billing.cancel_request(bigint),
+    billing.charge(bigint, text, jsonb, jsonb, jsonb, text),
+    billing.response_metadata(bigint),
+    billing.configure_auto_topup(bigint, bigint, bigint, boolean)
+    TO billing_app;
+GRANT SELECT ON billing.catalog TO billing_app;
+
+-- The trigger path of SPEC section 4: a backend may finish a request with a
+-- plain UPDATE. Only the three columns the trigger settles from are
+-- writable; SELECT on request_id alone lets "WHERE request_id = ..." find
+-- the row without exposing anyone's params, outputs or costs.
+GRANT UPDATE (status, outputs, routing) ON billing.requests TO billing_app;
+GRANT SELECT (request_id) ON billing.requests TO billing_app;
+
+-- The administrative tier: everything above (by membership) plus money in,
+-- catalog, credit and invoicing, housekeeping and the invariant check.
+GRANT EXECUTE ON FUNCTION
+    billing.add_funds(bigint, bigint, text, text),
+    billing.complete_topup(bigint, boolean, text, text),
+    billing.set_billing_type(bigint, text),
+    billing.set_model(text, text, text, text, text, boolean),
+    billing.set_price(text, jsonb, text, timestamptz),
+    billing.set_credit_limit(bigint, bigint, text),
+    billing.suggest_credit_limit(bigint),
+    billing.close_period(date),
+    billing.mark_invoice_paid(bigint, text),
+    billing.expire_requests(interval),
+    billing.verify(bigint)
+    TO billing_admin;
