@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Runs the regression and isolation suites against billing built with
+# AddressSanitizer and UndefinedBehaviorSanitizer, and fails on any
+# sanitizer report or failed test.
+#
+# The instrumented billing.so goes into a private relocatable copy of the
+# system PostgreSQL 15 (pg_config finds its directories relative to its own
+# location, so copying the bin/lib/share trees is enough); the system
+# installation is not touched. The server runs with libasan preloaded: the
+# postgres binary itself is not instrumented, but the extension's code is,
+# and the ASan runtime must be the first library loaded into the process.
+#
+# Needs root (or the cluster user) and gcc; takes a few minutes.
+# Environment: SANITIZE_DIR (default /tmp/billing-sanitize), SANITIZE_PORT
+# (default 55439), PG_CONFIG (the PostgreSQL to copy; default Debian's 15).
+# Arguments go to make installcheck (e.g. REGRESS=security ISOLATION=).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SYS_PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+DIR=${SANITIZE_DIR:-/tmp/billing-sanitize}
+PORT=${SANITIZE_PORT:-55439}
+SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -g -O1"
+
+CLUSTER_USER=$(id -un)
+[ "$(id -u)" -eq 0 ] && CLUSTER_USER=postgres
+as_cluster_user() {
+	if [ "$(id -un)" = "$CLUSTER_USER" ]; then "$@"; else runuser -u "$CLUSTER_USER" -- "$@"; fi
+}
+
+stop_cluster() {
+	[ -f "$DIR/data/postmaster.pid" ] &&
+		as_cluster_user "$BIN/pg_ctl" -D "$DIR/data" -m immediate -w stop >/dev/null 2>&1
+	return 0
+}
+
+# 1. a private copy of PostgreSQL, laid out like the original
+BINDIR=$("$SYS_PG_CONFIG" --bindir)
+PKGLIB=$("$SYS_PG_CONFIG" --pkglibdir)
+SHARE=$("$SYS_PG_CONFIG" --sharedir)
+INCLUDE=$("$SYS_PG_CONFIG" --includedir)
+PREFIX=$DIR/pg
+rm -rf "$DIR"
+mkdir -p "$PREFIX"
+for d in "$(dirname "$BINDIR")" "$SHARE"; do	# e.g. /usr/lib/postgresql/15, /usr/share/postgresql/15
+	mkdir -p "$PREFIX$(dirname "$d")"
+	cp -a "$d" "$PREFIX$d"
+done
+# headers are only read, so a link will do
+mkdir -p "$PREFIX$(dirname "$INCLUDE")"
+[ -e "$PREFIX$INCLUDE" ] || ln -s "$INCLUDE" "$PREFIX$INCLUDE"
+BIN=$PREFIX$BINDIR
+PG_CONFIG=$BIN/pg_config
+[ "$("$PG_CONFIG" --pkglibdir)" = "$PREFIX$PKGLIB" ] ||
+	{ echo "sanitize: the copy of PostgreSQL is not relocatable"; exit 1; }
+export PATH="$BIN:$PATH"
+
+# 2. build the extension instrumented, from a copy of the tree
+mkdir -p "$DIR/src"
+tar -C "$ROOT" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' -cf - . |
+	tar -C "$DIR/src" -xf -
+cd "$DIR/src"
+# only the extension: the libpq programs are not under test here
+NOPROGS="-o test/stress -o test/fuzz -o bench/driver -o src/topup/payment_worker"
+make -s PG_CONFIG="$PG_CONFIG" COPT="$SAN" with_llvm=no $NOPROGS clean >/dev/null
+make -s PG_CONFIG="$PG_CONFIG" COPT="$SAN" with_llvm=no $NOPROGS all
+make -s PG_CONFIG="$PG_CONFIG" COPT="$SAN" with_llvm=no $NOPROGS install
+nm -D "$PREFIX$PKGLIB/billing.so" | grep -q __asan_ ||
+	{ echo "sanitize: billing.so is not instrumented"; exit 1; }
+chmod -R a+rX "$DIR"
+
+# 3. a cluster whose every process carries the sanitizer runtimes
+LIBASAN=$(gcc -print-file-name=libasan.so)
+LIBUBSAN=$(gcc -print-file-name=libubsan.so)
+[ -f "$LIBASAN" ] && [ -f "$LIBUBSAN" ] || { echo "sanitize: gcc has no libasan/libubsan"; exit 1; }
+# ASan initializes lazily, at the first malloc; in postgres that is inside
+# the constructor of libgpg-error, which holds glibc's gettext lock while
+# calling malloc. ASan's init then looks up swift_demangle with dlsym, the
+# failure's message is translated under the same lock, and the lock is left
+# broken: the process hangs in the next bindtextdomain(). Defining
+# swift_demangle (never called for C symbols) makes the lookup succeed.
+cat >"$DIR/swift_demangle.c" <<'CEOF'
+#include <stddef.h>
+#include <stdint.h>
+char *swift_demangle(const char *name, size_t len, char *out, size_t *outlen, uint32_t flags);
+char *
+swift_demangle(const char *name, size_t len, char *out, size_t *outlen, uint32_t flags)
+{
+	(void) name; (void) len; (void) out; (void) outlen; (void) flags;
+	return NULL;
+}
+CEOF
+gcc -shared -fPIC -o "$DIR/swift_demangle.so" "$DIR/swift_demangle.c"
+PRELOAD="$LIBASAN $LIBUBSAN $DIR/swift_demangle.so"
+mkdir -p "$DIR/reports"
+chown "$CLUSTER_USER" "$DIR" "$DIR/reports" 2>/dev/null || true
+chmod 777 "$DIR/reports"
+as_cluster_user "$BIN/initdb" -D "$DIR/data" -A trust -U postgres --no-sync -E UTF8 >"$DIR/initdb.log" 2>&1 ||
+	{ cat "$DIR/initdb.log"; exit 1; }
+cat >>"$DIR/data/postgresql.conf" <<EOF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$DIR'
+max_connections = 60
+max_prepared_transactions = 10
+shared_buffers = 128MB
+jit = off
+EOF
+trap stop_cluster EXIT
+# detect_leaks=0: backends leave palloc'd memory to their contexts on exit;
+# the reports go to files, one per process, so that none is lost in the log
+as_cluster_user env LD_PRELOAD="$PRELOAD" \
+	ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:log_path=$DIR/reports/asan:detect_stack_use_after_return=0:verify_asan_link_order=0" \
+	UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$DIR/reports/ubsan" \
+	"$BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 120 start >/dev/null ||
+	{ cat "$DIR/server.log"; exit 1; }
+
+# 4. the suites
+export PGHOST=$DIR PGPORT=$PORT PGUSER=postgres
+rc=0
+timeout 900 make -s PG_CONFIG="$PG_CONFIG" installcheck "$@" >"$DIR/installcheck.log" 2>&1 || rc=$?
+grep -E '\.\.\. |tests (passed|failed)' "$DIR/installcheck.log" || true
+if [ $rc -ne 0 ]; then
+	echo "sanitize: the suites failed under the sanitizers"
+	for f in regression.diffs test/isolation/output_iso/regression.diffs; do
+		[ -f "$f" ] && head -c 10000 "$f"
+	done
+fi
+stop_cluster
+trap - EXIT
+
+# 5. any report is a failure
+reports=$(find "$DIR/reports" -type f -size +0 | sort)
+if [ -n "$reports" ] || grep -qE 'AddressSanitizer|runtime error:' "$DIR/server.log"; then
+	echo "sanitize: sanitizer reports:"
+	for f in $reports; do echo "== $f"; head -60 "$f"; done
+	grep -E -A20 'AddressSanitizer|runtime error:' "$DIR/server.log" | head -60 || true
+	rc=1
+fi
+grep -E 'terminated by signal|PANIC' "$DIR/server.log" && rc=1
+[ $rc -eq 0 ] && echo "sanitize: no sanitizer reports, all suites passed"
+exit $rc
