@@ -167,19 +167,19 @@ BEGIN
         RAISE EXCEPTION 'account % does not exist or is disabled', account_id
             USING ERRCODE = 'PB404';
     END IF;
-    -- paid invoices of the last twelve months
+    -- the twelve latest paid invoices
     SELECT pg_catalog.count(*),
-           pg_catalog.count(*) FILTER (WHERE (i.paid_at AT TIME ZONE tz)::date <= i.due_date),
-           COALESCE(pg_catalog.avg(i.subtotal_micros), 0)::bigint,
-           COALESCE(pg_catalog.max(GREATEST((i.paid_at AT TIME ZONE tz)::date - i.due_date, 0)), 0)
+           pg_catalog.count(*) FILTER (WHERE (p.paid_at AT TIME ZONE tz)::date <= p.due_date),
+           COALESCE(pg_catalog.avg(p.subtotal_micros), 0)::bigint,
+           COALESCE(pg_catalog.max(GREATEST((p.paid_at AT TIME ZONE tz)::date - p.due_date, 0)), 0)
       INTO paid, on_time, avg_paid, days_late
-      FROM billing.invoices i
-     WHERE i.account_id = suggest_credit_limit.account_id AND i.status = 'paid'
-       AND i.period_start >= today - interval '12 months';
+      FROM (SELECT i.paid_at, i.due_date, i.subtotal_micros FROM billing.invoices i
+             WHERE i.account_id = suggest_credit_limit.account_id AND i.status = 'paid'
+             ORDER BY i.period_start DESC LIMIT 12) p;
     SELECT pg_catalog.count(*) INTO overdue FROM billing.invoices i
      WHERE i.account_id = suggest_credit_limit.account_id AND i.status = 'open'
        AND i.due_date < today;
-    SELECT (pg_catalog.extract(year FROM g) * 12 + pg_catalog.extract(month FROM g))::integer
+    SELECT (EXTRACT(year FROM g) * 12 + EXTRACT(month FROM g))::integer
       INTO age_months
       FROM pg_catalog.age(today, (acct.created_at AT TIME ZONE tz)::date) g;
 
@@ -247,10 +247,10 @@ BEGIN
     END IF;
     SELECT b.starts, b.ends INTO starts, ends FROM billing._period_bounds(period_start) b;
     IF ends > pg_catalog.clock_timestamp() THEN
-        RAISE EXCEPTION 'the month of % has not ended', period_start
+        RAISE EXCEPTION 'the month beginning % has not ended', pg_catalog.to_char(period_start, 'YYYY-MM-DD')
             USING ERRCODE = '22023',
                   DETAIL = pg_catalog.format('It ends at %s in time zone %s.',
-                                             ends AT TIME ZONE tz, tz);
+                                             pg_catalog.to_char(ends AT TIME ZONE tz, 'YYYY-MM-DD HH24:MI'), tz);
     END IF;
 
     -- Wait for every transaction writing the ledger now to end, then let go
