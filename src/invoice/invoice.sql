@@ -31,12 +31,21 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
     SELECT pg_catalog.trim_scale(micros::numeric / 1000000)
 $$;
 
--- Bounds of the calendar month that starts on period_start, in billing.timezone.
-CREATE FUNCTION billing._period_bounds(period_start date, OUT starts timestamptz, OUT ends timestamptz)
+-- A billing.* setting. The C module defines them, and a session that has
+-- not called into it yet (a pg_cron job, say) has not loaded it.
+CREATE FUNCTION billing._setting(name text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    LOAD 'MODULE_PATHNAME';
+    RETURN pg_catalog.current_setting(name);
+END $$;
+
+-- Bounds of the calendar month that starts on period_start, in time zone tz.
+CREATE FUNCTION billing._period_bounds(period_start date, tz text,
+                                       OUT starts timestamptz, OUT ends timestamptz)
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
-    SELECT period_start::timestamp AT TIME ZONE pg_catalog.current_setting('billing.timezone'),
-           (period_start + interval '1 month')::timestamp
-               AT TIME ZONE pg_catalog.current_setting('billing.timezone')
+    SELECT period_start::timestamp AT TIME ZONE tz,
+           (period_start + interval '1 month')::timestamp AT TIME ZONE tz
 $$;
 
 -- Postpaid usage of an account (positive micros) that no invoice covers yet:
@@ -46,7 +55,9 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
       FROM billing.ledger l
      WHERE l.account_id = _unbilled_usage.account_id AND l.kind = 'usage' AND l.postpaid
-       AND NOT EXISTS (SELECT FROM billing.invoices i, billing._period_bounds(i.period_start) b
+       AND NOT EXISTS (SELECT FROM billing.invoices i,
+                               billing._period_bounds(i.period_start,
+                                                      (SELECT billing._setting('billing.timezone'))) b
                         WHERE i.account_id = l.account_id
                           AND l.created_at >= b.starts AND l.created_at < b.ends)
 $$;
@@ -146,9 +157,9 @@ CREATE FUNCTION billing.suggest_credit_limit(account_id bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acct billing.accounts;
-    floor_micros bigint := pg_catalog.current_setting('billing.credit_limit_floor_micros')::bigint;
-    cap_micros bigint := pg_catalog.current_setting('billing.credit_limit_cap_micros')::bigint;
-    tz text := pg_catalog.current_setting('billing.timezone');
+    floor_micros bigint := billing._setting('billing.credit_limit_floor_micros')::bigint;
+    cap_micros bigint := billing._setting('billing.credit_limit_cap_micros')::bigint;
+    tz text := billing._setting('billing.timezone');
     today date := (pg_catalog.now() AT TIME ZONE tz)::date;
     paid integer;
     on_time integer;
@@ -221,7 +232,7 @@ END $$;
 CREATE FUNCTION billing.close_period(period_start date DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    tz text := pg_catalog.current_setting('billing.timezone');
+    tz text := billing._setting('billing.timezone');
     starts timestamptz;
     ends timestamptz;
     due date;
@@ -245,7 +256,7 @@ BEGIN
         RAISE EXCEPTION 'period_start must be the first day of a month'
             USING ERRCODE = '22023', DETAIL = pg_catalog.format('The value was %s.', period_start);
     END IF;
-    SELECT b.starts, b.ends INTO starts, ends FROM billing._period_bounds(period_start) b;
+    SELECT b.starts, b.ends INTO starts, ends FROM billing._period_bounds(period_start, tz) b;
     IF ends > pg_catalog.clock_timestamp() THEN
         RAISE EXCEPTION 'the month beginning % has not ended', pg_catalog.to_char(period_start, 'YYYY-MM-DD')
             USING ERRCODE = '22023',
@@ -268,7 +279,7 @@ BEGIN
     LOCK TABLE billing.invoices IN SHARE ROW EXCLUSIVE MODE;
 
     due := (period_start + interval '1 month')::date
-           + pg_catalog.current_setting('billing.invoice_due_days')::integer;
+           + billing._setting('billing.invoice_due_days')::integer;
     FOR acct IN
         SELECT l.account_id, a.currency, a.prepaid_credit_micros
           FROM billing.ledger l JOIN billing.accounts a USING (account_id)
@@ -365,7 +376,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                (SELECT COALESCE(pg_catalog.sum(il.usage_micros), 0)::bigint FROM billing.invoice_lines il
                  WHERE il.invoice_id = i.invoice_id) AS usage_micros,
                (SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
-                  FROM billing.ledger l, billing._period_bounds(i.period_start) b
+                  FROM billing.ledger l, billing._period_bounds(i.period_start, tz.name) b
                  WHERE l.account_id = i.account_id AND l.kind = 'usage' AND l.postpaid
                    AND l.created_at >= b.starts AND l.created_at < b.ends) AS ledger_usage,
                (SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint FROM billing.ledger l
@@ -377,7 +388,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                (SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id
                    AND l.kind = 'invoice_payment') AS paid_micros
-          FROM billing.invoices i
+          FROM billing.invoices i, (SELECT billing._setting('billing.timezone') AS name) tz
          WHERE only_account IS NULL OR i.account_id = only_account
     )
     SELECT inv.account_id, pg_catalog.format('invoice %s: %s', inv.invoice_number, p.problem)
