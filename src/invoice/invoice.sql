@@ -240,6 +240,7 @@ DECLARE
     inv billing.invoices;
     usage_total bigint;
     credit bigint;
+    pause numeric := 0.1;
     issued integer := 0;
 BEGIN
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
@@ -264,17 +265,27 @@ BEGIN
                                              pg_catalog.to_char(ends AT TIME ZONE tz, 'YYYY-MM-DD HH24:MI'), tz);
     END IF;
 
-    -- Wait for every transaction writing the ledger now to end, then let go
-    -- at once: the subtransaction's rollback releases the lock. A usage entry
-    -- dated in the month was written before the month ended, so it is now
-    -- committed and visible to the statements below; anything written later
-    -- is dated after the month, in a month still to be closed.
-    BEGIN
-        LOCK TABLE billing.ledger IN SHARE MODE;
-        RAISE SQLSTATE 'PBW00';
-    EXCEPTION WHEN SQLSTATE 'PBW00' THEN
-        NULL;
-    END;
+    -- Wait for a moment when no transaction is writing the ledger, then let
+    -- go at once: the subtransaction's rollback releases the lock (and the
+    -- lock_timeout). A usage entry dated in the month was written before the
+    -- month ended, so it is now committed and visible to the statements
+    -- below; anything written later is dated after the month. Each attempt
+    -- queues for at most 100 ms, so a long writer (one idle in transaction,
+    -- say) holds up the other writers only that long; between attempts they
+    -- go on, for a pause that grows to a second.
+    LOOP
+        BEGIN
+            PERFORM pg_catalog.set_config('lock_timeout', '100ms', true);
+            LOCK TABLE billing.ledger IN SHARE MODE;
+            RAISE SQLSTATE 'PBW00';
+        EXCEPTION
+            WHEN SQLSTATE 'PBW00' THEN
+                EXIT;
+            WHEN lock_not_available THEN
+                PERFORM pg_catalog.pg_sleep(pause);
+                pause := LEAST(pause * 2, 1);
+        END;
+    END LOOP;
     -- One closer at a time: invoice numbers are max + 1, without gaps.
     LOCK TABLE billing.invoices IN SHARE ROW EXCLUSIVE MODE;
 
