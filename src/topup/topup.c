@@ -35,16 +35,6 @@
 #define TOPUP_MAX_REFERENCE 256
 #define TOPUP_MAX_REASON 1024
 
-/* Refuses (22023) a NULL argument. */
-static void
-require_arg(FunctionCallInfo fcinfo, int argno, const char *what)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be null", what)));
-}
-
 static void
 require_non_negative(int64 amount, const char *what)
 {
@@ -105,11 +95,10 @@ report_day_limit(int elevel, int64 account_id, int64 recent)
 {
 	ereport(elevel,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("auto top-up refused for account " INT64_FORMAT ": daily limit reached",
-					account_id),
-			 errdetail(INT64_FORMAT " top-ups were requested in the last 24 hours; "
-					   "billing.auto_topup_max_per_day is %d.",
-					   recent, billing_auto_topup_max_per_day),
+			 errmsg("auto top-up refused: daily limit reached"),
+			 errdetail("Account " INT64_FORMAT " requested " INT64_FORMAT " top-ups in the last 24 hours;"
+					   " billing.auto_topup_max_per_day is %d.",
+					   account_id, recent, billing_auto_topup_max_per_day),
 			 errhint("Look into the account's recent top-ups, or raise billing.auto_topup_max_per_day.")));
 }
 
@@ -216,10 +205,7 @@ configure_auto_topup(PG_FUNCTION_ARGS)
 	bool		enabled;
 	Account		acct;
 
-	require_arg(fcinfo, 0, "account_id");
-	require_arg(fcinfo, 1, "threshold_micros");
-	require_arg(fcinfo, 2, "amount_micros");
-	require_arg(fcinfo, 3, "enabled");
+	require_args(fcinfo, 4);
 	account_id = PG_GETARG_INT64(0);
 	threshold = PG_GETARG_INT64(1);
 	amount = PG_GETARG_INT64(2);
@@ -363,8 +349,7 @@ complete_topup(PG_FUNCTION_ARGS)
 	Account		acct;
 	Datum		result;
 
-	require_arg(fcinfo, 0, "topup_id");
-	require_arg(fcinfo, 1, "succeeded");
+	require_args(fcinfo, 2);
 	topup_id = PG_GETARG_INT64(0);
 	succeeded = PG_GETARG_BOOL(1);
 	reference = text_arg(fcinfo, 2, "payment_reference", TOPUP_MAX_REFERENCE);
