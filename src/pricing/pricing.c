@@ -12,15 +12,17 @@
 #include "common/int.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "billing.h"
 #include "errors.h"
+#include "jsonout.h"
 #include "money.h"
 #include "pricing.h"
 #include "spi_plan.h"
@@ -121,8 +123,10 @@ jbv_text(JsonbValue *v)
 	Jsonb	   *jb = JsonbValueToJsonb(v);
 	char	   *s = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
 
-	if (strlen(s) > 40)
-		strcpy(s + 37, "...");
+	int			len = strlen(s);
+
+	if (len > 40)
+		strcpy(s + pg_mbcliplen(s, len, 37), "...");
 	return s;
 }
 
@@ -210,7 +214,7 @@ size_parse(JsonbValue *v, int64 *w, int64 *h)
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid size \"%s\"", jbv_text(v)),
+			 errmsg("invalid size %s", jbv_text(v)),
 			 errdetail("A size is \"WIDTHxHEIGHT\" in pixels, each side from 1 to %d.",
 					   MAX_SIDE)));
 }
@@ -456,7 +460,7 @@ comp_matches(PriceComp *c, Req *req)
 static bool
 jbv_is(JsonbValue *v, const char *s)
 {
-	return v->type == jbvString && v->val.string.len == strlen(s) &&
+	return v->type == jbvString && (size_t) v->val.string.len == strlen(s) &&
 		memcmp(v->val.string.val, s, v->val.string.len) == 0;
 }
 
@@ -598,7 +602,7 @@ comps_read(Jsonb *components, const char *media, int *ncomps)
 		if (!has_type || !has_metric || !has_price)
 			comp_invalid(i + 1, "A component has \"type\", \"metric\" and \"unit_price_micros\".");
 		if ((c->metric == METRIC_INPUT_IMAGE) == c->output)
-			comp_invalid(i + 1, "Metric input_image is the one metric of \"input\" components.");
+			comp_invalid(i + 1, "\"input\" components, and only they, use metric input_image.");
 		if (c->max_per_image && c->metric != METRIC_MEGAPIXEL)
 			comp_invalid(i + 1, "\"max_per_image\" applies to the megapixel metric only.");
 		if (media &&
@@ -758,6 +762,8 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 		any_output |= c->output;
 		resetStringInfo(&qty);
 		billable = comp_quantity(c, &req, &qty);
+		if (!c->output && billable == 0)
+			continue;			/* no reference images: nothing to show */
 		/* whole units of unit_size, rounded up; report what is billed */
 		units = billable / c->unit_size + (billable % c->unit_size != 0);
 		cost = money_mul(units, c->unit_price);
@@ -781,24 +787,28 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 	return total;
 }
 
+/*
+ * Runs in a nested SPI connection of its own, so the caller's SPI_tuptable
+ * survives; the caller must be connected (SPI_palloc finds its upper context).
+ */
 void
 pricing_route(const char *model, const char *provider, TimestampTz at, PriceRoute *route)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	MemoryContext caller = CurrentMemoryContext;
+	void	   *probe = SPI_palloc(1);
+	MemoryContext upper = GetMemoryChunkContext(probe);
 	MemoryContext old;
 	Datum		values[3];
 	char		nulls[3] = {' ', provider ? ' ' : 'n', ' '};
 	bool		isnull;
-	bool		active;
 	char	   *currency;
 
+	pfree(probe);
 	values[0] = CStringGetTextDatum(model);
 	values[1] = provider ? CStringGetTextDatum(provider) : (Datum) 0;
 	values[2] = TimestampTzGetDatum(at);
 
-	/* nested connect: works whether or not the caller is connected */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan_exec(&plan,
@@ -820,8 +830,7 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("model \"%s\" does not exist", model)));
-	active = DatumGetBool(spi_col(2, &isnull));
-	if (!active)
+	if (!DatumGetBool(spi_col(2, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("model \"%s\" is disabled", model)));
@@ -839,7 +848,7 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 				 errdetail("No price version for provider \"%s\" takes effect on or before %s.",
 						   spi_text(3), timestamptz_to_str(at))));
 
-	old = MemoryContextSwitchTo(caller);
+	old = MemoryContextSwitchTo(upper);
 	route->model = pstrdup(model);
 	route->media = spi_text(1);
 	route->provider = spi_text(3);
@@ -862,36 +871,28 @@ cost_json(const char *model, const char *provider, Jsonb *params, Jsonb *outputs
 	StringInfoData buf;
 	int64		total;
 
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	pricing_route(model, provider, GetCurrentTransactionStartTimestamp(), &route);
+	SPI_finish();
 	initStringInfo(&comp);
 	total = pricing_cost(route.components, params, outputs, route.media, &comp);
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"estimated\":%s,\"model\":", outputs ? "false" : "true");
-	escape_json(&buf, route.model);
-	appendStringInfoString(&buf, ",\"provider\":");
-	escape_json(&buf, route.provider);
-	appendStringInfo(&buf, ",\"total_cost_micros\":" INT64_FORMAT ",\"currency\":", total);
-	escape_json(&buf, route.currency);
+	appendStringInfo(&buf, "{\"estimated\":%s", outputs ? "false" : "true");
+	json_add_str(&buf, "model", route.model);
+	json_add_str(&buf, "provider", route.provider);
+	appendStringInfo(&buf, ",\"total_cost_micros\":" INT64_FORMAT, total);
+	json_add_str(&buf, "currency", route.currency);
 	appendStringInfo(&buf, ",\"components\":%s}", comp.data);
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
-}
-
-static void
-require_arg(FunctionCallInfo fcinfo, int n, const char *name)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be null", name)));
+	return jsonb_from_text(buf.data);
 }
 
 PG_FUNCTION_INFO_V1(billing_estimate);
 Datum
 billing_estimate(PG_FUNCTION_ARGS)
 {
-	require_arg(fcinfo, 0, "model");
-	require_arg(fcinfo, 1, "params");
+	require_args(fcinfo, 2);
 	PG_RETURN_DATUM(cost_json(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL,
 							  PG_GETARG_JSONB_P(1), NULL));
 }
@@ -900,8 +901,7 @@ PG_FUNCTION_INFO_V1(billing_effective_cost);
 Datum
 billing_effective_cost(PG_FUNCTION_ARGS)
 {
-	require_arg(fcinfo, 0, "model");
-	require_arg(fcinfo, 1, "outputs");
+	require_args(fcinfo, 2);
 	PG_RETURN_DATUM(cost_json(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 							  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
 							  NULL, PG_GETARG_JSONB_P(1)));
@@ -923,13 +923,11 @@ billing_set_price(PG_FUNCTION_ARGS)
 	int			ncomps;
 	int64		price_id;
 
-	require_arg(fcinfo, 0, "model");
-	require_arg(fcinfo, 1, "components");
-	require_arg(fcinfo, 3, "effective_from");
-	if (TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(3)))
+	require_args(fcinfo, 2);
+	if (PG_ARGISNULL(3) || TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(3)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("effective_from must be a finite time")));
+				 errmsg("effective_from must be a finite time, not null or infinity")));
 	if (cur == NULL || strlen(cur) != 3 ||
 		strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
 		ereport(ERROR,

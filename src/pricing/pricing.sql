@@ -25,7 +25,7 @@ BEGIN
        OR pg_catalog.length(exec_model) NOT BETWEEN 1 AND 256
        OR set_model.is_default IS NULL THEN
         RAISE EXCEPTION 'invalid provider route for model "%"', set_model.model USING ERRCODE = '22023',
-            DETAIL = 'provider (1 to 128 characters), provider_name and executed_model (1 to 256 characters) and is_default must not be null or empty.';
+            DETAIL = 'A provider has 1 to 128 characters, a provider_name and an executed_model 1 to 256, and is_default is not null.';
     END IF;
 
     INSERT INTO billing.models AS m (model, media) VALUES (set_model.model, set_model.media)
