@@ -44,7 +44,8 @@ bench/driver: bench/driver.c
 src/topup/payment_worker: src/topup/payment_worker.c
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS)
 
-programs: test/stress test/fuzz bench/driver src/topup/payment_worker
+PROGRAMS = $(patsubst %.c,%,$(wildcard test/stress.c test/fuzz.c bench/driver.c src/topup/payment_worker.c))
+programs: $(PROGRAMS)
 .PHONY: programs bench
 all: programs
 
