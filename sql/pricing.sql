@@ -1,4 +1,5 @@
 -- Model catalog and pricing engine (SPEC section 3).
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS billing;
 
 -- Runs a statement that must fail; shows its SQLSTATE, message and detail.
