@@ -187,6 +187,15 @@ SELECT billing.set_price('pr-huge', '[{"type":"output","metric":"image","unit_pr
 SELECT billing.estimate('pr-huge', '{"n":1}') -> 'total_cost_micros' AS one_huge;
 SELECT pg_temp.refused($$SELECT billing.estimate('pr-huge', '{"n":2}')$$);
 
+-- Prices carry the catalog currency of the moment they are set.
+SELECT billing.set_model('pr-eur', 'image', 'euco', 'EuCo');
+SET billing.catalog_currency = 'eur';
+SELECT pg_temp.refused($$SELECT billing.set_price('pr-eur', '[{"type":"output","metric":"image","unit_price_micros":50000}]')$$);
+SET billing.catalog_currency = 'EUR';
+SELECT billing.set_price('pr-eur', '[{"type":"output","metric":"image","unit_price_micros":50000}]') > 0 AS eur_price;
+RESET billing.catalog_currency;
+SELECT billing.estimate('pr-eur', '{"n":3}') - 'components' AS eur_estimate;
+
 -- A model whose only price starts later has no price in force.
 SELECT billing.set_model('pr-later', 'image', 'laterco', 'LaterCo');
 SELECT billing.set_price('pr-later', '[{"type":"output","metric":"image","unit_price_micros":1000}]',
