@@ -1,13 +1,5 @@
 -- One-shot charges (the synchronous image path), idempotency, the 402.
-CREATE EXTENSION IF NOT EXISTS billing;
 SET client_min_messages = warning;
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 SELECT billing.set_model('ch-img', 'image', 'acme', 'Acme Imaging', 'acme-img-v2');
 SELECT billing.set_price('ch-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]') > 0 AS priced;
@@ -41,27 +33,27 @@ SELECT billing.charge(:carol, 'ch-img', '{"n":1}', '{"images":[{"width":512,"hei
 SELECT billing.charge(:carol, 'ch-img', '{"n":1}', '{"images":[{"width":512,"height":512}]}',
                       '{}', 'order-1') = :'first'::jsonb AS same_result;
 SELECT count(*) AS one_request FROM billing.requests WHERE account_id = :carol AND idempotency_key = 'order-1';
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'ch-img', '{"n":2}',
+SELECT regress.try(format($$SELECT billing.charge(%s, 'ch-img', '{"n":2}',
     '{"images":[{"width":512,"height":512},{"width":512,"height":512}]}', '{}', 'order-1')$$, :carol));
 
 -- refusals; none writes anything
 SELECT count(*) AS entries_before FROM billing.ledger WHERE account_id = :carol;
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'no-such-model', '{}', '{"images":[]}')$$, :carol));
-SELECT pg_temp.try($$SELECT billing.charge(999999, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}')$$);
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '[1,2]')$$, :carol));
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'ch-img', '"x"', '{}')$$, :carol));
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}', '[]')$$, :carol));
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}', '{"provider":"nobody"}')$$, :carol));
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'ch-img', NULL, '{}')$$, :carol));
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, NULL, '{}', '{}')$$, :carol));
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'ch-img', '{"n":-1}', '{"images":"many"}')$$, :carol));
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}', '{}', '')$$, :carol));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'no-such-model', '{}', '{"images":[]}')$$, :carol));
+SELECT regress.try($$SELECT billing.charge(999999, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}')$$);
+SELECT regress.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '[1,2]')$$, :carol));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'ch-img', '"x"', '{}')$$, :carol));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}', '[]')$$, :carol));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}', '{"provider":"nobody"}')$$, :carol));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'ch-img', NULL, '{}')$$, :carol));
+SELECT regress.try(format($$SELECT billing.charge(%s, NULL, '{}', '{}')$$, :carol));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'ch-img', '{"n":-1}', '{"images":"many"}')$$, :carol));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}', '{}', '')$$, :carol));
 SELECT count(*) AS entries_after FROM billing.ledger WHERE account_id = :carol;
 
 -- an account in another currency than the catalog
 SELECT billing.create_account('ch-eur', 'prepaid', 'EUR') AS eur \gset
 SELECT billing.add_funds(:eur, 1000000) > 0 AS funded;
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}')$$, :eur));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'ch-img', '{}', '{"images":[{"width":1,"height":1}]}')$$, :eur));
 
 -- the 402 hint follows the account: auto top-up on, or postpaid
 SELECT billing.create_account('ch-poor') AS poor \gset

@@ -1,15 +1,5 @@
 -- Money: exact micros, exact decimals, refusals of bad amounts.
-CREATE EXTENSION billing;
 SET client_min_messages = warning;
-
--- try(sql): 'ok' or the SQLSTATE and message of the refusal
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 SELECT billing.create_account('money-1') AS a \gset
 -- decimals render exactly, whatever the magnitude
@@ -24,14 +14,14 @@ SELECT billing.balance(:a) ->> 'balance_micros' AS micros, billing.balance(:a) -
 
 -- refusals: zero, negative, overflow, NULL, non-integers; nothing is written
 SELECT count(*) AS entries_before FROM billing.ledger WHERE account_id = :a;
-SELECT pg_temp.try(format('SELECT billing.add_funds(%s, 0)', :a));
-SELECT pg_temp.try(format('SELECT billing.add_funds(%s, -5)', :a));
-SELECT pg_temp.try(format('SELECT billing.add_funds(%s, NULL)', :a));
-SELECT pg_temp.try(format('SELECT billing.add_funds(%s, 9223372036854775807)', :a));
-SELECT pg_temp.try(format('SELECT billing.add_funds(%s, 1.5)', :a));
-SELECT pg_temp.try(format('SELECT billing.add_funds(%s, ''NaN''::numeric)', :a));
-SELECT pg_temp.try(format('SELECT billing.add_funds(%s, ''Infinity''::float8)', :a));
-SELECT pg_temp.try(format('SELECT billing.add_funds(%s, 99999999999999999999)', :a));
+SELECT regress.try(format('SELECT billing.add_funds(%s, 0)', :a));
+SELECT regress.try(format('SELECT billing.add_funds(%s, -5)', :a));
+SELECT regress.try(format('SELECT billing.add_funds(%s, NULL)', :a));
+SELECT regress.try(format('SELECT billing.add_funds(%s, 9223372036854775807)', :a));
+SELECT regress.try(format('SELECT billing.add_funds(%s, 1.5)', :a));
+SELECT regress.try(format('SELECT billing.add_funds(%s, ''NaN''::numeric)', :a));
+SELECT regress.try(format('SELECT billing.add_funds(%s, ''Infinity''::float8)', :a));
+SELECT regress.try(format('SELECT billing.add_funds(%s, 99999999999999999999)', :a));
 SELECT count(*) AS entries_after FROM billing.ledger WHERE account_id = :a;
 SELECT billing.balance(:a) ->> 'balance_micros' AS unchanged;
 

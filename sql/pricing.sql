@@ -1,6 +1,6 @@
 -- Model catalog and pricing engine (SPEC section 3).
 SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS billing;
+
 
 -- Runs a statement that must fail; shows its SQLSTATE, message and detail.
 CREATE FUNCTION pg_temp.refused(stmt text) RETURNS text LANGUAGE plpgsql AS $$

@@ -1,14 +1,6 @@
 -- The request lifecycle: holds, the cost_estimate -> cost flip, fail,
 -- cancel, expiry, the plain-UPDATE path, price changes in flight, overruns.
-CREATE EXTENSION IF NOT EXISTS billing;
 SET client_min_messages = warning;
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 
 SELECT billing.set_model('rq-video', 'video', 'vendo', 'Vendo Video', 'vendo-v3');
 SELECT billing.set_price('rq-video', '[
@@ -34,8 +26,8 @@ SELECT billing.response_metadata(:id1) ? 'cost_estimate' AS has_estimate,
 SELECT billing.balance(:dave) ->> 'held_micros' AS held, billing.balance(:dave) -> 'available' AS available;
 -- completing twice returns the first result and moves nothing
 SELECT billing.complete_request(:id1, '{"duration_seconds":20,"resolution":"1080p"}') ->> 'cost' AS same_cost;
-SELECT pg_temp.try(format('SELECT billing.cancel_request(%s)', :id1));
-SELECT pg_temp.try(format('SELECT billing.fail_request(%s)', :id1));
+SELECT regress.try(format('SELECT billing.cancel_request(%s)', :id1));
+SELECT regress.try(format('SELECT billing.fail_request(%s)', :id1));
 SELECT count(*) AS usage_entries FROM billing.ledger WHERE request_id = :id1;
 
 -- the plain-UPDATE path of a backend settles the same way
@@ -49,46 +41,46 @@ SELECT billing.response_metadata(:id2) - 'request_id' AS done;
 SELECT amount_micros FROM billing.ledger WHERE request_id = :id2;
 
 -- illegal transitions and edits are refused
-SELECT pg_temp.try(format($$UPDATE billing.requests SET status = 'in_progress' WHERE request_id = %s$$, :id2));
+SELECT regress.try(format($$UPDATE billing.requests SET status = 'in_progress' WHERE request_id = %s$$, :id2));
 SELECT (billing.begin_request(:dave, 'rq-video', '{"duration_seconds":2,"resolution":"1080p"}')
         ->> 'request_id')::bigint AS id3 \gset
 UPDATE billing.requests SET status = 'in_progress' WHERE request_id = :id3;
-SELECT pg_temp.try(format($$UPDATE billing.requests SET status = 'queued' WHERE request_id = %s$$, :id3));
-SELECT pg_temp.try(format($$UPDATE billing.requests SET params = '{}' WHERE request_id = %s$$, :id3));
-SELECT pg_temp.try(format($$UPDATE billing.requests SET hold_micros = 0 WHERE request_id = %s$$, :id3));
-SELECT pg_temp.try(format($$UPDATE billing.requests SET cost_micros = 1 WHERE request_id = %s$$, :id3));
-SELECT pg_temp.try(format($$UPDATE billing.requests SET status = 'completed' WHERE request_id = %s$$, :id3));
-SELECT pg_temp.try(format($$UPDATE billing.requests SET status = 'completed', cost_micros = 1,
+SELECT regress.try(format($$UPDATE billing.requests SET status = 'queued' WHERE request_id = %s$$, :id3));
+SELECT regress.try(format($$UPDATE billing.requests SET params = '{}' WHERE request_id = %s$$, :id3));
+SELECT regress.try(format($$UPDATE billing.requests SET hold_micros = 0 WHERE request_id = %s$$, :id3));
+SELECT regress.try(format($$UPDATE billing.requests SET cost_micros = 1 WHERE request_id = %s$$, :id3));
+SELECT regress.try(format($$UPDATE billing.requests SET status = 'completed' WHERE request_id = %s$$, :id3));
+SELECT regress.try(format($$UPDATE billing.requests SET status = 'completed', cost_micros = 1,
     outputs = '{"duration_seconds":2,"resolution":"1080p"}' WHERE request_id = %s$$, :id3));
-SELECT pg_temp.try(format($$UPDATE billing.requests SET status = 'completed',
+SELECT regress.try(format($$UPDATE billing.requests SET status = 'completed',
     outputs = '{"duration_seconds":2,"resolution":"4K"}' WHERE request_id = %s$$, :id3));
-SELECT pg_temp.try(format($$UPDATE billing.requests SET status = 'done' WHERE request_id = %s$$, :id3));
+SELECT regress.try(format($$UPDATE billing.requests SET status = 'done' WHERE request_id = %s$$, :id3));
 SELECT status, hold_micros, cost_micros FROM billing.requests WHERE request_id = :id3;
 
 -- fail with an explicit partial charge; failing twice moves nothing
 SELECT billing.fail_request(:id3, 'upstream timeout', 30000) - 'request_id' AS failed;
 SELECT billing.fail_request(:id3, 'again', 99999) ->> 'cost' AS same_cost;
 SELECT failure_reason, cost_micros FROM billing.requests WHERE request_id = :id3;
-SELECT pg_temp.try(format('SELECT billing.fail_request(%s, NULL, -1)', :id3));
+SELECT regress.try(format('SELECT billing.fail_request(%s, NULL, -1)', :id3));
 
 -- cancel charges nothing
 SELECT (billing.begin_request(:dave, 'rq-video', '{"duration_seconds":1,"resolution":"1080p"}')
         ->> 'request_id')::bigint AS id4 \gset
 SELECT billing.cancel_request(:id4) - 'request_id' AS cancelled;
 SELECT billing.cancel_request(:id4) ->> 'cost_micros' AS cancel_again;
-SELECT pg_temp.try(format($$SELECT billing.complete_request(%s, '{"duration_seconds":1,"resolution":"1080p"}')$$, :id4));
+SELECT regress.try(format($$SELECT billing.complete_request(%s, '{"duration_seconds":1,"resolution":"1080p"}')$$, :id4));
 
 -- unknown requests
-SELECT pg_temp.try('SELECT billing.complete_request(999999, ''{}'')');
-SELECT pg_temp.try('SELECT billing.fail_request(999999)');
-SELECT pg_temp.try('SELECT billing.cancel_request(999999)');
-SELECT pg_temp.try('SELECT billing.response_metadata(999999)');
-SELECT pg_temp.try(format($$SELECT billing.complete_request(%s, '[]')$$, :id4));
+SELECT regress.try('SELECT billing.complete_request(999999, ''{}'')');
+SELECT regress.try('SELECT billing.fail_request(999999)');
+SELECT regress.try('SELECT billing.cancel_request(999999)');
+SELECT regress.try('SELECT billing.response_metadata(999999)');
+SELECT regress.try(format($$SELECT billing.complete_request(%s, '[]')$$, :id4));
 
 -- idempotent begin: one request, one hold
 SELECT billing.begin_request(:dave, 'rq-video', '{"duration_seconds":2,"resolution":"1080p"}', 'job-k1') ->> 'request_id' AS k1 \gset
 SELECT billing.begin_request(:dave, 'rq-video', '{"duration_seconds":2,"resolution":"1080p"}', 'job-k1') ->> 'request_id' = :'k1' AS same;
-SELECT pg_temp.try(format($$SELECT billing.begin_request(%s, 'rq-video', '{"duration_seconds":3,"resolution":"1080p"}', 'job-k1')$$, :dave));
+SELECT regress.try(format($$SELECT billing.begin_request(%s, 'rq-video', '{"duration_seconds":3,"resolution":"1080p"}', 'job-k1')$$, :dave));
 SELECT billing.balance(:dave) ->> 'held_micros' AS held_once;
 
 -- a price change never reprices work in flight
@@ -102,7 +94,7 @@ SELECT billing.estimate('rq-video', '{"duration_seconds":2,"resolution":"1080p"}
 SELECT billing.expire_requests(interval '1 hour') AS none_stale;
 SELECT billing.expire_requests(interval '0') AS expired;
 SELECT status, failure_reason, cost_micros FROM billing.requests WHERE request_id = :k1;
-SELECT pg_temp.try($$SELECT billing.expire_requests(interval '-1 second')$$);
+SELECT regress.try($$SELECT billing.expire_requests(interval '-1 second')$$);
 SELECT billing.balance(:dave) ->> 'held_micros' AS held_none;
 
 -- an overrun is charged in full; the account goes below zero, then 402
@@ -114,7 +106,7 @@ SELECT billing.complete_request(:id6, '{"duration_seconds":3,"resolution":"1080p
 SELECT billing.balance(:erin) ->> 'balance_micros' AS below_zero;
 SELECT slice, available_micros FROM billing.account_slices
  WHERE account_id = :erin AND available_micros <> 0;
-SELECT pg_temp.try(format($$SELECT billing.begin_request(%s, 'rq-video', '{"duration_seconds":1,"resolution":"1080p"}')$$, :erin));
+SELECT regress.try(format($$SELECT billing.begin_request(%s, 'rq-video', '{"duration_seconds":1,"resolution":"1080p"}')$$, :erin));
 SELECT billing.add_funds(:erin, 200000) > 0 AS funded;
 SELECT billing.balance(:erin) ->> 'available_micros' AS back_to_positive;
 SELECT billing.begin_request(:erin, 'rq-video', '{"duration_seconds":1,"resolution":"1080p"}') ->> 'status' AS admitted;

@@ -1,14 +1,6 @@
 -- Low-balance validation: the threshold follows recent spend; above it the
 -- available amount is spread over slices (fast path), below it kept in one.
-CREATE EXTENSION IF NOT EXISTS billing;
 SET client_min_messages = warning;
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 CREATE FUNCTION pg_temp.slices(a bigint) RETURNS text LANGUAGE sql AS $$
     SELECT count(*) FILTER (WHERE available_micros <> 0) || ' non-zero, slice 0 = ' ||
            max(available_micros) FILTER (WHERE slice = 0)
@@ -23,7 +15,7 @@ SHOW billing.low_balance_floor_micros;
 SHOW billing.low_balance_factor;
 SHOW billing.low_balance_window;
 SHOW billing.balance_slices;
-SELECT pg_temp.try('SET billing.no_such_setting = 1');
+SELECT regress.try('SET billing.no_such_setting = 1');
 
 -- no spend yet: the threshold is the floor (1 USD)
 SELECT billing.add_funds(:frank, 3200000) > 0 AS funded;
@@ -56,17 +48,17 @@ SELECT billing.balance(:frank) ->> 'available_micros' AS available;
 SELECT count(billing.charge(:frank, 'va-img', '{}', '{"images":[{"width":1,"height":1}]}')) AS charged
   FROM generate_series(1, 22);
 SELECT billing.balance(:frank) ->> 'available_micros' AS zero;
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'va-img', '{}', '{"images":[{"width":1,"height":1}]}')$$, :frank));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'va-img', '{}', '{"images":[{"width":1,"height":1}]}')$$, :frank));
 SELECT billing.add_funds(:frank, 99999) > 0 AS funded;
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'va-img', '{}', '{"images":[{"width":1,"height":1}]}')$$, :frank));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'va-img', '{}', '{"images":[{"width":1,"height":1}]}')$$, :frank));
 SELECT billing.add_funds(:frank, 1) > 0 AS funded;
-SELECT pg_temp.try(format($$SELECT billing.charge(%s, 'va-img', '{}', '{"images":[{"width":1,"height":1}]}')$$, :frank));
+SELECT regress.try(format($$SELECT billing.charge(%s, 'va-img', '{}', '{"images":[{"width":1,"height":1}]}')$$, :frank));
 SELECT billing.balance(:frank) - 'low_balance_threshold_micros' AS balance;
 
 -- holds count against the available amount in both modes
 SELECT billing.add_funds(:frank, 250000) > 0 AS funded;
 SELECT billing.begin_request(:frank, 'va-img', '{"n":2}') ->> 'status' AS held_two;
-SELECT pg_temp.try(format($$SELECT billing.begin_request(%s, 'va-img', '{"n":1}')$$, :frank));
+SELECT regress.try(format($$SELECT billing.begin_request(%s, 'va-img', '{"n":1}')$$, :frank));
 SELECT billing.charge(:frank, 'va-img', '{}', '{"images":[]}') ->> 'cost' AS free_output;
 SELECT billing.balance(:frank) ->> 'held_micros' AS held, billing.balance(:frank) ->> 'available_micros' AS available;
 
