@@ -825,7 +825,7 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 			  "        ORDER BY p.provider IS NULL, p.effective_from DESC"
 			  "        LIMIT 1) p ON true"
 			  " WHERE m.model = $1",
-			  3, types, values, nulls, true, 1);
+			  3, types, values, nulls, false, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
