@@ -2,10 +2,9 @@
 -- consecutive-failure switch-off, the daily guard and bad input.
 -- The NOTIFY payloads are checked by the topup_cross isolation spec and the
 -- payment worker TAP test (psql prints them with a process id).
-CREATE EXTENSION IF NOT EXISTS billing;
 SET client_min_messages = warning;
--- SQLSTATE, message, detail and hint of a refused statement; ids masked as N
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+-- regress.try with the detail and hint of the refusal, and its ids masked as N
+CREATE FUNCTION pg_temp.refusal(sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     detail text;
     hint text;
@@ -76,8 +75,8 @@ SELECT kind, amount_micros, topup_id = :t1 AS this_topup, reference
 SELECT billing.complete_topup(:t1, true, 'pay_1') = :'first'::jsonb AS same_result;
 SELECT billing.complete_topup(:t1, true) = :'first'::jsonb AS same_without_reference;
 -- another outcome, or a second payment, is refused and changes nothing
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, false, NULL, %L)', :t1, 'declined'));
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, true, %L)', :t1, 'pay_other'));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, false, NULL, %L)', :t1, 'declined'));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, true, %L)', :t1, 'pay_other'));
 SELECT * FROM pg_temp.state(:alice);
 
 -- failures: each failed top-up counts, the next charge below asks again
@@ -88,7 +87,7 @@ SELECT pg_temp.shown(billing.complete_topup(:t2, false, NULL, 'card declined'));
 SELECT * FROM pg_temp.state(:alice);                    -- failures 1, nothing pending
 SELECT billing.complete_topup(:t2, false) = billing.complete_topup(:t2, false, NULL, 'again')
     AS failed_twice_same_result;
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, true, %L)', :t2, 'pay_late'));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, true, %L)', :t2, 'pay_late'));
 SELECT pg_temp.charge(:alice, 1);                       -- 4 -> 3: a new top-up
 SELECT * FROM pg_temp.state(:alice);
 -- a success resets the count of consecutive failures
@@ -119,7 +118,7 @@ SELECT billing.configure_auto_topup(:alice, 5000000, 20000000, false);
 SELECT * FROM pg_temp.state(:alice);
 SELECT status, failure_reason FROM billing.topups WHERE topup_id = :t6;
 -- completing the cancelled top-up: no credit; as failed it returns its result
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, true, %L)', :t6, 'pay_6'));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, true, %L)', :t6, 'pay_6'));
 SELECT billing.complete_topup(:t6, false) ->> 'failure_reason' AS reason;
 SELECT * FROM pg_temp.state(:alice);
 
@@ -155,39 +154,39 @@ SELECT billing.complete_topup(pg_temp.pending(:alice), true, 'pay_9') ->> 'statu
 -- bad input: refused with its SQLSTATE, nothing changes
 SELECT * FROM pg_temp.state(:alice);
 SELECT auto_topup_threshold_micros, auto_topup_amount_micros FROM billing.accounts WHERE account_id = :alice;
-SELECT pg_temp.try(format('SELECT billing.configure_auto_topup(%s, -1, 20000000)', :alice));
-SELECT pg_temp.try(format('SELECT billing.configure_auto_topup(%s, 5000000, -20000000)', :alice));
-SELECT pg_temp.try(format('SELECT billing.configure_auto_topup(%s, 5000000, 0)', :alice));
-SELECT pg_temp.try(format('SELECT billing.configure_auto_topup(%s, 5000000, -1, false)', :alice));
-SELECT pg_temp.try(format('SELECT billing.configure_auto_topup(%s, NULL, 20000000)', :alice));
-SELECT pg_temp.try(format('SELECT billing.configure_auto_topup(%s, 5000000, 20000000, NULL)', :alice));
-SELECT pg_temp.try('SELECT billing.configure_auto_topup(-1, 5000000, 20000000)');
-SELECT pg_temp.try('SELECT billing.configure_auto_topup(5000000, 5000000, 20000000)');
+SELECT pg_temp.refusal(format('SELECT billing.configure_auto_topup(%s, -1, 20000000)', :alice));
+SELECT pg_temp.refusal(format('SELECT billing.configure_auto_topup(%s, 5000000, -20000000)', :alice));
+SELECT pg_temp.refusal(format('SELECT billing.configure_auto_topup(%s, 5000000, 0)', :alice));
+SELECT pg_temp.refusal(format('SELECT billing.configure_auto_topup(%s, 5000000, -1, false)', :alice));
+SELECT pg_temp.refusal(format('SELECT billing.configure_auto_topup(%s, NULL, 20000000)', :alice));
+SELECT pg_temp.refusal(format('SELECT billing.configure_auto_topup(%s, 5000000, 20000000, NULL)', :alice));
+SELECT pg_temp.refusal('SELECT billing.configure_auto_topup(-1, 5000000, 20000000)');
+SELECT pg_temp.refusal('SELECT billing.configure_auto_topup(5000000, 5000000, 20000000)');
 SELECT * FROM pg_temp.state(:alice);
 SELECT auto_topup_threshold_micros, auto_topup_amount_micros FROM billing.accounts WHERE account_id = :alice;
-SELECT pg_temp.try('SELECT billing.complete_topup(-1, true)');
-SELECT pg_temp.try('SELECT billing.complete_topup(9223372036854775807, false)');
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, NULL)', :t1));
-SELECT pg_temp.try(format('SELECT billing.complete_topup(NULL, true)'));
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, true, NULL, %L)', :t1, 'why'));
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, true, %L)', :t1, ''));
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, true, %L)', :t1, repeat('x', 257)));
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, false, NULL, %L)', :t2, repeat('x', 1025)));
+SELECT pg_temp.refusal('SELECT billing.complete_topup(-1, true)');
+SELECT pg_temp.refusal('SELECT billing.complete_topup(9223372036854775807, false)');
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, NULL)', :t1));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(NULL, true)'));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, true, NULL, %L)', :t1, 'why'));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, true, %L)', :t1, ''));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, true, %L)', :t1, repeat('x', 257)));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, false, NULL, %L)', :t2, repeat('x', 1025)));
 SELECT * FROM pg_temp.state(:alice);
 
 -- a pending top-up of an account disabled meanwhile cannot be completed
 SELECT pg_temp.charge(:alice, 20);                      -- 24 -> 4
 SELECT pg_temp.pending(:alice) AS t10 \gset
 UPDATE billing.accounts SET active = false WHERE account_id = :alice;
-SELECT pg_temp.try(format('SELECT billing.complete_topup(%s, true, %L)', :t10, 'pay_10'));
+SELECT pg_temp.refusal(format('SELECT billing.complete_topup(%s, true, %L)', :t10, 'pay_10'));
 UPDATE billing.accounts SET active = true WHERE account_id = :alice;
 SELECT billing.complete_topup(:t10, true, 'pay_10') ->> 'status' AS status;
 SELECT * FROM pg_temp.state(:alice);
 
 -- postpaid accounts have a credit limit, not top-ups
 SELECT billing.create_account('tu-bob', 'postpaid') AS bob \gset
-SELECT pg_temp.try(format('SELECT billing.configure_auto_topup(%s, 5000000, 20000000)', :bob));
-SELECT pg_temp.try(format('SELECT billing.configure_auto_topup(%s, 5000000, 20000000, false)', :bob));
+SELECT pg_temp.refusal(format('SELECT billing.configure_auto_topup(%s, 5000000, 20000000)', :bob));
+SELECT pg_temp.refusal(format('SELECT billing.configure_auto_topup(%s, 5000000, 20000000, false)', :bob));
 SELECT auto_topup_enabled, auto_topup_threshold_micros, auto_topup_amount_micros
   FROM billing.accounts WHERE account_id = :bob;
 

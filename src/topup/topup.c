@@ -404,7 +404,7 @@ complete_topup(PG_FUNCTION_ARGS)
 					 errdetail("A top-up credits a prepaid balance only."),
 					 errhint("Refund the payment, or complete the top-up as failed.")));
 		ledger_post(account_id, "auto_topup", amount, false, 0, topup_id, 0, NULL, reference);
-		available_adjust(account_id, amount);
+		available_rebalance(account_id, amount);
 	}
 
 	values[1] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
