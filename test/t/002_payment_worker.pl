@@ -13,7 +13,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $worker = 'src/topup/payment_worker';
-plan skip_all => "$worker is not built (make programs)" unless -x $worker;
+die "$worker is not built: run make first\n" unless -x $worker;
 
 my $node = PostgreSQL::Test::Cluster->new('topup');
 $node->init;
