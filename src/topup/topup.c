@@ -103,15 +103,41 @@ report_day_limit(int elevel, int64 account_id, int64 recent)
 }
 
 /*
+ * The transaction-level advisory lock under which top-ups of the account are
+ * requested (keyed by billing.topups' oid and the account id). With wait
+ * false, only tried: returns whether it was taken.
+ */
+static bool
+request_lock(int64 account_id, bool wait)
+{
+	static SPIPlanPtr try_plan, wait_plan;
+	Oid			type[1] = {INT4OID};
+	Datum		value[1] = {Int32GetDatum((int32) account_id)};
+
+	if (wait)
+	{
+		plan_exec(&wait_plan,
+				  "SELECT pg_catalog.pg_advisory_xact_lock("
+				  "'billing.topups'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
+				  1, type, value, NULL, false, 1);
+		return true;
+	}
+	plan_exec(&try_plan,
+			  "SELECT pg_catalog.pg_try_advisory_xact_lock("
+			  "'billing.topups'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
+			  1, type, value, NULL, false, 1);
+	return DatumGetBool(spi_col(1, NULL));
+}
+
+/*
  * Requests a top-up when the account is below its threshold and none is
  * pending. Runs inside an SPI connection.
  */
 static void
 topup_request(int64 account_id)
 {
-	static SPIPlanPtr pending_plan, lock_plan, state_plan, insert_plan;
+	static SPIPlanPtr pending_plan, state_plan, insert_plan;
 	Oid			types[2] = {INT8OID, INT8OID};
-	Oid			lock_type[1] = {INT4OID};
 	Datum		values[2];
 	int64		threshold,
 				amount,
@@ -131,12 +157,7 @@ topup_request(int64 account_id)
 	 * leaves the request to the holder: waiting here, with the charge's
 	 * slices locked, could deadlock against the holder's next charge.
 	 */
-	values[1] = Int32GetDatum((int32) account_id);
-	plan_exec(&lock_plan,
-			  "SELECT pg_catalog.pg_try_advisory_xact_lock("
-			  "'billing.topups'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
-			  1, lock_type, values + 1, NULL, false, 1);
-	if (!DatumGetBool(spi_col(1, NULL)))
+	if (!request_lock(account_id, false))
 		return;
 
 	/* under the lock, with a fresh snapshot: the config and the day's count */
@@ -218,6 +239,12 @@ configure_auto_topup(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	account_load(account_id, &acct);
+	/*
+	 * Wait for a charge that is requesting a top-up right now: once it
+	 * commits, its top-up is visible here and is cancelled when turning off.
+	 * The charges that come after see the new setting.
+	 */
+	request_lock(account_id, true);
 	if (enabled && acct.postpaid)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_CONFLICT),
