@@ -16,7 +16,7 @@ SQL_PARTS = src/schema.sql src/ledger/ledger.sql src/pricing/pricing.sql \
 DATA_built = billing--$(EXTVERSION).sql
 DATA = $(wildcard billing--*--*.sql)
 
-REGRESS = money pricing accounts charges requests validation topup invoices security
+REGRESS = setup money pricing accounts charges requests validation topup invoices security
 REGRESS_OPTS = --dbname=billing_regress
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race
@@ -44,7 +44,8 @@ bench/driver: bench/driver.c
 src/topup/payment_worker: src/topup/payment_worker.c
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS)
 
-programs: test/stress test/fuzz bench/driver src/topup/payment_worker
+PROGRAMS = $(patsubst %.c,%,$(wildcard test/stress.c test/fuzz.c bench/driver.c src/topup/payment_worker.c))
+programs: $(PROGRAMS)
 .PHONY: programs bench
 all: programs
 

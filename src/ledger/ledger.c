@@ -137,7 +137,7 @@ billing_add_funds(PG_FUNCTION_ARGS)
 	{
 		entry_id = ledger_post(account_id, "funds", amount, false, 0, 0, 0, key, reference);
 		if (entry_id != 0)
-			available_adjust(account_id, amount);
+			available_rebalance(account_id, amount);
 		else					/* a concurrent call with this key committed first */
 			entry_id = funds_replay(account_id, key, amount);
 	}
@@ -151,13 +151,18 @@ billing_create_account(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr insert_plan;
 	static SPIPlanPtr slices_plan;
-	text	   *external_id = PG_GETARG_TEXT_PP(0);
-	char	   *billing_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *currency = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	int			len = VARSIZE_ANY_EXHDR(external_id);
+	text	   *external_id;
+	char	   *billing_type;
+	char	   *currency;
+	int			len;
 	Datum		v[3];
 	int64		account_id;
 
+	require_args(fcinfo, 3);
+	external_id = PG_GETARG_TEXT_PP(0);
+	billing_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	currency = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	len = VARSIZE_ANY_EXHDR(external_id);
 	if (len < 1 || len > 256)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -216,7 +221,7 @@ billing_move(PG_FUNCTION_ARGS)
 	account_load(account_id, &acct);
 	entry_id = ledger_post(account_id, kind, amount, acct.postpaid, 0, topup_id, invoice_id,
 						   NULL, reference);
-	available_adjust(account_id, amount);
+	available_rebalance(account_id, amount);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);
 }
@@ -227,7 +232,7 @@ Datum
 billing_adjust_available(PG_FUNCTION_ARGS)
 {
 	SPI_connect();
-	available_adjust(PG_GETARG_INT64(0), PG_GETARG_INT64(1));
+	available_rebalance(PG_GETARG_INT64(0), PG_GETARG_INT64(1));
 	SPI_finish();
 	PG_RETURN_VOID();
 }

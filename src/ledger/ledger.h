@@ -35,6 +35,13 @@ extern void available_take(const Account *acct, int64 amount);
  */
 extern void available_adjust(int64 account_id, int64 delta);
 
+/*
+ * Cold paths (funds, top-ups, invoices, credit limits): moves delta into or
+ * out of the available amount with every slice locked, and spreads the
+ * result as an exact validation would.
+ */
+extern void available_rebalance(int64 account_id, int64 delta);
+
 /* Exact available amount as this transaction sees it (sum of slices). */
 extern int64 available_total(int64 account_id);
 

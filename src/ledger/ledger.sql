@@ -2,7 +2,7 @@
 
 CREATE FUNCTION billing.create_account(external_id text, billing_type text DEFAULT 'prepaid',
                                        currency text DEFAULT 'USD')
-RETURNS bigint LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURNS bigint LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_create_account';
 
 CREATE FUNCTION billing.add_funds(account_id bigint, amount_micros bigint,

@@ -189,6 +189,15 @@ available_adjust(int64 account_id, int64 delta)
 				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
 }
 
+void
+available_rebalance(int64 account_id, int64 delta)
+{
+	int			nslices;
+	int64		total = lock_all(account_id, &nslices);
+
+	spread(account_id, money_add(total, delta), nslices);
+}
+
 int64
 available_total(int64 account_id)
 {
