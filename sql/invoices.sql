@@ -1,16 +1,8 @@
 -- Postpaid: credit limits and their audit, suggested limits, switching the
 -- billing type, monthly invoices (time zones, rounding, credit), payment.
-CREATE EXTENSION IF NOT EXISTS billing;
 SET client_min_messages = warning;
 SET TimeZone = 'UTC';
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
--- errdetail too, for the 402
+-- regress.try (sql/setup.sql) with the errdetail too
 CREATE FUNCTION pg_temp.try_detail(sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     d text;
@@ -63,12 +55,12 @@ SELECT old_limit_micros, new_limit_micros, reason, changed_by = session_user AS 
        changed_at <= clock_timestamp() AS dated
   FROM billing.credit_limit_audit WHERE account_id = :dana ORDER BY audit_id;
 -- refusals change nothing
-SELECT pg_temp.try(format($$SELECT billing.set_credit_limit(%s, -1, 'oops')$$, :dana));
-SELECT pg_temp.try(format($$SELECT billing.set_credit_limit(%s, NULL, 'oops')$$, :dana));
-SELECT pg_temp.try(format($$SELECT billing.set_credit_limit(%s, 5, '  ')$$, :dana));
-SELECT pg_temp.try(format($$SELECT billing.set_credit_limit(%s, 5, NULL)$$, :dana));
-SELECT pg_temp.try($$SELECT billing.set_credit_limit(NULL, 5, 'x')$$);
-SELECT pg_temp.try($$SELECT billing.set_credit_limit(999999999, 5, 'x')$$);
+SELECT regress.try(format($$SELECT billing.set_credit_limit(%s, -1, 'oops')$$, :dana));
+SELECT regress.try(format($$SELECT billing.set_credit_limit(%s, NULL, 'oops')$$, :dana));
+SELECT regress.try(format($$SELECT billing.set_credit_limit(%s, 5, '  ')$$, :dana));
+SELECT regress.try(format($$SELECT billing.set_credit_limit(%s, 5, NULL)$$, :dana));
+SELECT regress.try($$SELECT billing.set_credit_limit(NULL, 5, 'x')$$);
+SELECT regress.try($$SELECT billing.set_credit_limit(999999999, 5, 'x')$$);
 SELECT credit_limit_micros, (SELECT count(*) FROM billing.credit_limit_audit a WHERE a.account_id = :dana) AS audits
   FROM billing.accounts WHERE account_id = :dana;
 
@@ -90,15 +82,15 @@ SELECT billing.set_credit_limit(:erin, 900000, 'ready for postpaid');
 SELECT pg_temp.avail(:erin) AS available, credit_limit_micros FROM billing.accounts WHERE account_id = :erin;
 
 -- 2. Switching the billing type.
-SELECT pg_temp.try(format($$SELECT billing.set_billing_type(%s, 'credit')$$, :erin));
-SELECT pg_temp.try(format($$SELECT billing.set_billing_type(%s, NULL)$$, :erin));
-SELECT pg_temp.try($$SELECT billing.set_billing_type(999999999, 'postpaid')$$);
+SELECT regress.try(format($$SELECT billing.set_billing_type(%s, 'credit')$$, :erin));
+SELECT regress.try(format($$SELECT billing.set_billing_type(%s, NULL)$$, :erin));
+SELECT regress.try($$SELECT billing.set_billing_type(999999999, 'postpaid')$$);
 SELECT billing.set_billing_type(:erin, 'prepaid');   -- already: nothing happens
 -- prepaid -> postpaid: the balance becomes a credit line, the limit is added
 SELECT billing.set_billing_type(:erin, 'postpaid');
 SELECT billing_type, prepaid_credit_micros FROM billing.accounts WHERE account_id = :erin;
 SELECT pg_temp.avail(:erin) AS available, pg_temp.bal(:erin) AS balance;
-SELECT regexp_replace(pg_temp.try(format($$SELECT billing.add_funds(%s, 1000)$$, :erin)), 'account \d+', 'account N') AS refused;
+SELECT regexp_replace(regress.try(format($$SELECT billing.add_funds(%s, 1000)$$, :erin)), 'account \d+', 'account N') AS refused;
 -- a negative prepaid balance cannot become postpaid: it would never be invoiced
 SELECT billing.create_account('inv-faye') AS faye \gset
 SELECT pg_temp.usage_at(:faye, 'inv-img', 30000, '2025-01-10 12:00+00', false);
@@ -157,13 +149,13 @@ SELECT prepaid_credit_micros, pg_temp.avail(:kim) AS available, pg_temp.bal(:kim
 SELECT * FROM billing.verify();
 
 -- refusals: not the first of a month, unfinished months, nonsense
-SELECT pg_temp.try($$SELECT billing.close_period('2025-01-15')$$);
-SELECT pg_temp.try($$SELECT billing.close_period('infinity')$$);
-SELECT pg_temp.try($$SELECT billing.close_period(date_trunc('month', now())::date)$$)
+SELECT regress.try($$SELECT billing.close_period('2025-01-15')$$);
+SELECT regress.try($$SELECT billing.close_period('infinity')$$);
+SELECT regress.try($$SELECT billing.close_period(date_trunc('month', now())::date)$$)
        = '22023: the month beginning ' || to_char(now(), 'YYYY-MM') || '-01 has not ended' AS refused;
 SELECT pg_temp.try_detail($$SELECT billing.close_period('2999-01-01')$$);
 BEGIN ISOLATION LEVEL REPEATABLE READ;
-SELECT pg_temp.try($$SELECT billing.close_period('2025-01-01')$$);
+SELECT regress.try($$SELECT billing.close_period('2025-01-01')$$);
 ROLLBACK;
 SELECT count(*) AS invoices FROM billing.invoices WHERE account_id >= :dana;
 
@@ -204,8 +196,8 @@ SELECT status, payment_reference, paid_at IS NOT NULL AS paid FROM billing.invoi
 SELECT kind, amount_micros, reference FROM billing.ledger
  WHERE account_id = :gus AND kind = 'invoice_payment' ORDER BY entry_id;
 SELECT pg_temp.avail(:gus) AS available, pg_temp.bal(:gus) AS balance;
-SELECT pg_temp.try($$SELECT billing.mark_invoice_paid(999999999)$$);
-SELECT pg_temp.try($$SELECT billing.mark_invoice_paid(NULL)$$);
+SELECT regress.try($$SELECT billing.mark_invoice_paid(999999999)$$);
+SELECT regress.try($$SELECT billing.mark_invoice_paid(NULL)$$);
 -- a fully credited invoice is paid at issue; paying it again moves nothing
 SELECT billing.mark_invoice_paid(invoice_id) FROM billing.invoices
  WHERE account_id = :kim AND period_start = '2025-01-01';
@@ -233,7 +225,7 @@ SELECT billing.suggest_credit_limit(:gus) -> 'suggested_limit';
 RESET billing.credit_limit_cap_micros;
 -- no invoices yet, a new account: the floor
 SELECT jsonb_pretty(billing.suggest_credit_limit(:dana) - 'account_id');
-SELECT pg_temp.try($$SELECT billing.suggest_credit_limit(999999999)$$);
+SELECT regress.try($$SELECT billing.suggest_credit_limit(999999999)$$);
 
 SELECT * FROM billing.verify();
 SELECT * FROM billing._verify_invoices();
