@@ -116,7 +116,9 @@ BEGIN
     IF account_id IS NULL THEN
         RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
     END IF;
-    IF billing_type IS NULL OR billing_type NOT IN ('prepaid', 'postpaid') THEN
+    IF billing_type IS NULL THEN
+        RAISE EXCEPTION 'billing_type must not be null' USING ERRCODE = '22023';
+    ELSIF billing_type NOT IN ('prepaid', 'postpaid') THEN
         RAISE EXCEPTION 'invalid billing type "%"', billing_type
             USING ERRCODE = '22023', HINT = 'Use "prepaid" or "postpaid".';
     END IF;
@@ -292,13 +294,16 @@ BEGIN
     due := (period_start + interval '1 month')::date
            + billing._setting('billing.invoice_due_days')::integer;
     FOR acct IN
-        SELECT l.account_id, a.currency, a.prepaid_credit_micros
+        SELECT l.account_id, a.currency
           FROM billing.ledger l JOIN billing.accounts a USING (account_id)
          WHERE l.kind = 'usage' AND l.postpaid AND l.created_at >= starts AND l.created_at < ends
            AND NOT EXISTS (SELECT FROM billing.invoices i
                             WHERE i.account_id = l.account_id AND i.period_start = close_period.period_start)
-         GROUP BY 1, 2, 3 ORDER BY 1
+         GROUP BY 1, 2 ORDER BY 1
     LOOP
+        -- the account row before its slices, as set_billing_type locks them
+        SELECT a.prepaid_credit_micros INTO credit FROM billing.accounts a
+         WHERE a.account_id = acct.account_id FOR NO KEY UPDATE;
         INSERT INTO billing.invoices (account_id, invoice_number, period_start, period_end, currency,
                                       subtotal_micros, total_micros, due_date)
         VALUES (acct.account_id,
@@ -328,7 +333,7 @@ BEGIN
         END IF;
 
         -- a prepaid balance left at the switch to postpaid pays first
-        credit := LEAST(acct.prepaid_credit_micros, inv.subtotal_micros);
+        credit := LEAST(credit, inv.subtotal_micros);
         IF credit > 0 THEN
             UPDATE billing.accounts a SET prepaid_credit_micros = a.prepaid_credit_micros - credit
              WHERE a.account_id = acct.account_id;
@@ -353,7 +358,8 @@ BEGIN
     IF invoice_id IS NULL THEN
         RAISE EXCEPTION 'invoice_id must not be null' USING ERRCODE = '22023';
     END IF;
-    -- the invoice first, then the ledger: the lock order of close_period
+    -- the invoice row first, then the slices (in billing._move): the order
+    -- of close_period, which locks billing.invoices first
     UPDATE billing.invoices i
        SET status = 'paid', paid_at = pg_catalog.clock_timestamp(),
            payment_reference = mark_invoice_paid.payment_reference
