@@ -34,7 +34,7 @@ static const Oid types_acct_slice[] = {INT8OID, INT4OID};
 static int
 slice_start(void)
 {
-	return MyProcPid % 256;
+	return MyProcPid % billing_balance_slices;
 }
 
 static bool
@@ -48,7 +48,7 @@ take_fast(int64 account_id, int64 amount)
 			  "   SET available_micros = s.available_micros - $2"
 			  "  FROM (SELECT slice FROM billing.account_slices"
 			  "         WHERE account_id = $1 AND available_micros >= $2"
-			  "         ORDER BY (slice + $3) % 256 LIMIT 1 FOR UPDATE SKIP LOCKED) c"
+			  "         ORDER BY slice >= $3 DESC, slice LIMIT 1 FOR UPDATE SKIP LOCKED) c"
 			  " WHERE s.account_id = $1 AND s.slice = c.slice",
 			  3, types_acct_amount_slice, v, NULL, false, 0);
 	return SPI_processed == 1;
@@ -165,7 +165,7 @@ available_adjust(int64 account_id, int64 delta)
 	 */
 	plan_exec(&pick_plan,
 			  "SELECT slice FROM billing.account_slices WHERE account_id = $1"
-			  " ORDER BY (slice + $2) % 256 LIMIT 1 FOR UPDATE SKIP LOCKED",
+			  " ORDER BY slice >= $2 DESC, slice LIMIT 1 FOR UPDATE SKIP LOCKED",
 			  2, types_acct_slice, (Datum[]) {v[0], v[2]}, NULL, false, 0);
 	if (SPI_processed == 1)
 		slice = DatumGetInt32(spi_col(1, NULL));
