@@ -12,7 +12,7 @@ OBJS = src/billing.o src/money.o src/spi_plan.o src/jsonout.o \
 # The install script is assembled from one SQL file per concern, in this order.
 SQL_PARTS = src/schema.sql src/ledger/ledger.sql src/pricing/pricing.sql \
             src/requests/requests.sql src/topup/topup.sql \
-            src/invoice/invoice.sql src/security.sql
+            src/invoice/invoice.sql src/ledger/verify.sql src/security.sql
 DATA_built = billing--$(EXTVERSION).sql
 DATA = $(wildcard billing--*--*.sql)
 

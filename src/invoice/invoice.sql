@@ -3,9 +3,6 @@
 -- payment. Every money movement goes through billing._move, every change of
 -- the available amount that is not money through billing._adjust_available.
 
--- close_period reads a month of postpaid usage of every account.
-CREATE INDEX ledger_postpaid_usage ON billing.ledger (created_at) WHERE kind = 'usage' AND postpaid;
-
 -- Micros in one minor unit of a currency (ISO 4217 exponents): invoice lines
 -- are whole minor units. Currencies not listed have two decimals.
 CREATE FUNCTION billing._minor_unit_micros(currency text) RETURNS bigint

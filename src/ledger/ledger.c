@@ -17,17 +17,17 @@
 static const Oid types_int8[] = {INT8OID};
 
 void
-account_load(int64 account_id, Account *acct)
+account_load(int64 account_id, Account *acct, bool active_only)
 {
 	static SPIPlanPtr plan;
-	Datum		v[1] = {Int64GetDatum(account_id)};
+	Datum		v[2] = {Int64GetDatum(account_id), BoolGetDatum(active_only)};
 	char	   *currency;
 
 	plan_exec(&plan,
 			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros,"
 			  "       auto_topup_enabled, auto_topup_threshold_micros, auto_topup_amount_micros"
-			  "  FROM billing.accounts WHERE account_id = $1 AND active",
-			  1, types_int8, v, NULL, false, 1);
+			  "  FROM billing.accounts WHERE account_id = $1 AND (active OR NOT $2)",
+			  2, (Oid[]) {INT8OID, BOOLOID}, v, NULL, false, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
@@ -124,7 +124,7 @@ billing_add_funds(PG_FUNCTION_ARGS)
 	money_require_positive(amount, "amount_micros");
 	check_idempotency_key(key);
 	SPI_connect();
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, true);
 	if (acct.postpaid)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_CONFLICT),
@@ -218,7 +218,7 @@ billing_move(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a ledger entry cannot be zero")));
 	SPI_connect();
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, false);
 	entry_id = ledger_post(account_id, kind, amount, acct.postpaid, 0, topup_id, invoice_id,
 						   NULL, reference);
 	available_rebalance(account_id, amount);
@@ -254,7 +254,7 @@ billing_balance(PG_FUNCTION_ARGS)
 	MemoryContext upper = CurrentMemoryContext;
 
 	SPI_connect();
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, true);
 	/* one statement, so one snapshot: exact for every committed transaction */
 	plan_exec(&plan,
 			  "SELECT (SELECT COALESCE(pg_catalog.sum(available_micros), 0)::bigint"

@@ -15,8 +15,12 @@ typedef struct Account
 	int64		auto_topup_amount;
 } Account;
 
-/* Loads an active account; ERROR PB404 when unknown or disabled. */
-extern void account_load(int64 account_id, Account *acct);
+/*
+ * Loads an account; ERROR PB404 when unknown, or disabled and active_only.
+ * Requests need an active account; money movements of the cold paths
+ * (invoices of a disabled account, for one) do not.
+ */
+extern void account_load(int64 account_id, Account *acct, bool active_only);
 
 /*
  * Admission: takes amount (>= 0) out of the available amount, or raises

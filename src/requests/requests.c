@@ -98,7 +98,7 @@ request_settle(int64 account_id, int64 request_id, int64 hold, int64 cost)
 {
 	Account		acct;
 
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, false);
 	available_adjust(account_id, money_add(hold, -cost));
 	if (cost != 0)
 		ledger_post(account_id, "usage", -cost, acct.postpaid, request_id, 0, 0, NULL, NULL);
@@ -223,7 +223,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 	json_require_object(params, "params");
 	check_idempotency_key(key);
 	SPI_connect();
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, true);
 	if (key)
 		request_id = request_replay(account_id, key, model, params, (Datum) 0);
 	if (request_id == 0)
@@ -278,7 +278,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	json_require_object(routing, "routing");
 	check_idempotency_key(key);
 	SPI_connect();
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, true);
 	if (key && (request_id = request_replay(account_id, key, model, params, outputs)) != 0)
 	{
 		Datum		result = metadata_datum(request_id, false, upper);

@@ -238,7 +238,7 @@ configure_auto_topup(PG_FUNCTION_ARGS)
 		require_non_negative(amount, "amount_micros");
 
 	SPI_connect();
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, true);
 	/*
 	 * Wait for a charge that is requesting a top-up right now: once it
 	 * commits, its top-up is visible here and is cancelled when turning off.
@@ -405,7 +405,7 @@ complete_topup(PG_FUNCTION_ARGS)
 	plan_exec(&lock_account_plan,
 			  "SELECT 1 FROM billing.accounts WHERE account_id = $1 FOR NO KEY UPDATE",
 			  1, id_type, values, NULL, false, 1);
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, true);
 
 	values[0] = Int64GetDatum(topup_id);
 	plan_exec(&lock_plan,
