@@ -51,6 +51,29 @@ check_idempotency_key(const char *key)
 				 errmsg("idempotency key must have 1 to 256 characters")));
 }
 
+static const char *const ledger_kinds[] = {
+	"funds", "auto_topup", "usage", "refund", "adjustment", "invoice_payment"
+};
+
+/* Refuses (22023) an entry the ledger's table does not check itself. */
+static void
+ledger_check_entry(const char *kind, int64 amount)
+{
+	size_t		i;
+
+	for (i = 0; i < lengthof(ledger_kinds); i++)
+		if (strcmp(kind, ledger_kinds[i]) == 0)
+			break;
+	if (i == lengthof(ledger_kinds))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger entry kind \"%s\"", kind)));
+	if (amount == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a ledger entry cannot be zero")));
+}
+
 int64
 ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 			int64 request_id, int64 topup_id, int64 invoice_id,
@@ -60,7 +83,7 @@ ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 	Datum		v[9];
 	char		n[9] = "         ";
 
-	Assert(amount != 0);
+	ledger_check_entry(kind, amount);
 	v[0] = Int64GetDatum(account_id);
 	v[1] = CStringGetTextDatum(kind);
 	v[2] = Int64GetDatum(amount);
@@ -213,10 +236,6 @@ billing_move(PG_FUNCTION_ARGS)
 
 	require_args(fcinfo, 3);
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	if (amount == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a ledger entry cannot be zero")));
 	SPI_connect();
 	account_load(account_id, &acct, false);
 	entry_id = ledger_post(account_id, kind, amount, acct.postpaid, 0, topup_id, invoice_id,

@@ -71,5 +71,13 @@ SELECT o.account_id, format('%s rows of an account that does not exist', o.tbl)
  WHERE (verify.account_id IS NULL OR o.account_id = verify.account_id)
    AND NOT EXISTS (SELECT 1 FROM billing.accounts a WHERE a.account_id = o.account_id)
 UNION ALL
+SELECT l.account_id, format('ledger entry %s: invalid kind %s or amount %s',
+                            l.entry_id, l.kind, l.amount_micros)
+  FROM billing.ledger l JOIN acct a USING (account_id)
+ WHERE l.kind NOT IN ('funds', 'auto_topup', 'usage', 'refund', 'adjustment', 'invoice_payment')
+    OR l.amount_micros = 0
+    OR (l.kind IN ('funds', 'auto_topup', 'invoice_payment') AND l.amount_micros < 0)
+    OR (l.kind = 'usage' AND l.amount_micros > 0)
+UNION ALL
 SELECT v.account_id, v.problem FROM billing._verify_invoices(verify.account_id) v;
 END;
