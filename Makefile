@@ -4,7 +4,7 @@ EXTVERSION  = 0.1.0
 
 MODULE_big  = billing
 OBJS = src/billing.o src/money.o src/spi_plan.o src/jsonout.o \
-       src/pricing/pricing.o \
+       src/pricing/pricing.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/slices.o \
        src/requests/requests.o src/requests/trigger.o \
        src/topup/topup.o
@@ -17,7 +17,7 @@ DATA_built = billing--$(EXTVERSION).sql
 DATA = $(wildcard billing--*--*.sql)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security
-REGRESS_OPTS = --dbname=billing_regress
+REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso

@@ -209,4 +209,14 @@ UPDATE billing.models SET active = false WHERE model = 'pr-huge';
 SELECT pg_temp.refused($$SELECT billing.estimate('pr-huge', '{"n":1}')$$);
 SELECT count(*) AS huge_in_catalog FROM billing.catalog WHERE model = 'pr-huge';
 
+-- a scheduled price takes effect on time, even in a backend that cached the
+-- price before it (the cache keeps a route only until the next version)
+SELECT billing.set_model('pr-sched', 'image', 'acme', 'Acme', NULL);
+SELECT billing.set_price('pr-sched', '[{"type":"output","metric":"image","unit_price_micros":1000}]') > 0 AS priced;
+SELECT billing.set_price('pr-sched', '[{"type":"output","metric":"image","unit_price_micros":2000}]',
+                         NULL, clock_timestamp() + interval '1 second') > 0 AS scheduled;
+SELECT billing.estimate('pr-sched', '{}') ->> 'total_cost_micros' AS before;
+SELECT pg_sleep(1.1);
+SELECT billing.estimate('pr-sched', '{}') ->> 'total_cost_micros' AS after;
+
 SELECT * FROM billing.verify();

@@ -25,6 +25,7 @@
 #include "jsonout.h"
 #include "money.h"
 #include "pricing.h"
+#include "pricing/route_cache.h"
 #include "spi_plan.h"
 
 #define MAX_IMAGES			1000
@@ -802,9 +803,17 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 	Datum		values[3];
 	char		nulls[3] = {' ', provider ? ' ' : 'n', ' '};
 	bool		isnull;
+	bool		found;
 	char	   *currency;
+	TimestampTz until;
 
 	pfree(probe);
+	old = MemoryContextSwitchTo(upper);
+	found = route_cache_get(model, provider, at, route);
+	MemoryContextSwitchTo(old);
+	if (found)
+		return;
+
 	values[0] = CStringGetTextDatum(model);
 	values[1] = provider ? CStringGetTextDatum(provider) : (Datum) 0;
 	values[2] = TimestampTzGetDatum(at);
@@ -813,12 +822,15 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 		elog(ERROR, "SPI_connect failed");
 	plan_exec(&plan,
 			  "SELECT m.media, m.active, mp.provider, mp.provider_name, mp.executed_model,"
-			  "       p.price_id, p.currency, p.components"
+			  "       p.price_id, p.currency, p.components, p.effective_from,"
+			  "       (SELECT pg_catalog.min(n.effective_from) FROM billing.prices n"
+			  "         WHERE n.model = m.model AND n.effective_from > $3)"
 			  "  FROM billing.models m"
 			  "  LEFT JOIN billing.model_providers mp ON mp.model = m.model"
 			  "       AND (mp.provider = $2 OR ($2 IS NULL AND mp.is_default))"
 			  "  LEFT JOIN LATERAL ("
-			  "       SELECT p.price_id, p.currency, p.components FROM billing.prices p"
+			  "       SELECT p.price_id, p.currency, p.components, p.effective_from"
+			  "         FROM billing.prices p"
 			  "        WHERE p.model = m.model"
 			  "          AND COALESCE(p.provider, '') IN (mp.provider, '')"
 			  "          AND p.effective_from <= $3"
@@ -859,6 +871,9 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 	strlcpy(route->currency, currency, sizeof(route->currency));
 	route->components = DatumGetJsonbPCopy(spi_col(8, NULL));
 	MemoryContextSwitchTo(old);
+	until = DatumGetTimestampTz(spi_col(10, &isnull));
+	route_cache_put(model, provider, route, DatumGetTimestampTz(spi_col(9, NULL)),
+					isnull ? DT_NOEND : until);
 	SPI_finish();
 }
 
@@ -967,7 +982,7 @@ billing_set_price(PG_FUNCTION_ARGS)
 	plan_exec(&insert_plan,
 			  "INSERT INTO billing.prices (model, provider, currency, components, effective_from)"
 			  " VALUES ($1, $2, $3, $4, $5) RETURNING price_id",
-			  5, types, values, nulls, false, 1);
+			  5, types, values, nulls, false, 0);
 	price_id = spi_int64(1);
 	SPI_finish();
 	PG_RETURN_INT64(price_id);
