@@ -14,17 +14,17 @@ SELECT pg_has_role('billing_admin', 'billing_app', 'MEMBER') AS admin_includes_a
        pg_has_role('billing_app', 'billing_admin', 'MEMBER') AS app_includes_admin;
 
 -- exactly SPEC's lists
-SELECT p.oid::regprocedure AS app_may_execute
+SELECT p.oid::regprocedure::text AS app_may_execute
   FROM pg_proc p
  WHERE p.pronamespace = 'billing'::regnamespace
    AND has_function_privilege('billing_app', p.oid, 'EXECUTE')
- ORDER BY 1::text;
-SELECT p.oid::regprocedure AS only_admin_may_execute
+ ORDER BY 1;
+SELECT p.oid::regprocedure::text AS only_admin_may_execute
   FROM pg_proc p
  WHERE p.pronamespace = 'billing'::regnamespace
    AND has_function_privilege('billing_admin', p.oid, 'EXECUTE')
    AND NOT has_function_privilege('billing_app', p.oid, 'EXECUTE')
- ORDER BY 1::text;
+ ORDER BY 1;
 
 -- nothing at all for PUBLIC: schema, functions (EXECUTE is PUBLIC's by
 -- default), tables, views, sequences
@@ -42,14 +42,14 @@ SELECT c.oid::regclass AS public_relation, a.privilege_type
 
 -- what the tiers may do to relations: read the catalog, and update three
 -- columns of requests (finding the row by request_id)
-SELECT c.oid::regclass AS relation, r.rolname, a.privilege_type
+SELECT c.oid::regclass::text AS relation, r.rolname, a.privilege_type
   FROM pg_class c, aclexplode(c.relacl) a, pg_roles r
  WHERE c.relnamespace = 'billing'::regnamespace AND r.oid = a.grantee AND a.grantee <> c.relowner
- ORDER BY 1::text, 2, 3;
-SELECT t.attrelid::regclass AS relation, t.attname, r.rolname, a.privilege_type
+ ORDER BY 1, 2, 3;
+SELECT t.attrelid::regclass::text AS relation, t.attname, r.rolname, a.privilege_type
   FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid, aclexplode(t.attacl) a, pg_roles r
  WHERE c.relnamespace = 'billing'::regnamespace AND r.oid = a.grantee
- ORDER BY 1::text, 2, 3, 4;
+ ORDER BY 1, 2, 3, 4;
 SELECT has_schema_privilege('billing_app', 'billing', 'CREATE') AS app_creates,
        has_schema_privilege('billing_admin', 'billing', 'CREATE') AS admin_creates;
 
@@ -283,7 +283,8 @@ SET search_path = evil, pg_catalog, billing;
 SELECT billing.add_funds(:evil_acct, 250000, 'sec-evil-funds') AS evil_funds \gset
 SELECT billing.add_funds(:evil_acct, 250000, 'sec-evil-funds') AS evil_funds_again \gset
 SELECT billing.expire_requests('100 years') AS evil_expired \gset
-SELECT count(*) AS evil_problems FROM billing.verify() \gset
+SELECT count(*) AS evil_problems FROM billing.verify(:acct) \gset
+SELECT count(*) AS evil_acct_problems FROM billing.verify(:evil_acct) \gset
 RESET SESSION AUTHORIZATION;
 RESET search_path;
 
@@ -304,7 +305,8 @@ SELECT :'evil_complete'::jsonb ->> 'status' AS completed,
        :'evil_metadata'::jsonb ->> 'cost_micros' AS updated_cost,
        :'evil_metadata'::jsonb ->> 'upstream_id' AS upstream;
 SELECT :evil_funds = :evil_funds_again AS funds_once, :evil_expired AS expired,
-       :evil_problems AS problems;
+       :evil_problems AS problems,
+       :evil_acct_problems AS evil_acct_problems;
 SELECT kind, amount_micros, (SELECT idempotency_key FROM billing.requests r
                               WHERE r.request_id = l.request_id) AS request_key
   FROM billing.ledger l WHERE account_id IN (:acct, :evil_acct) ORDER BY entry_id;
