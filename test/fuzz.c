@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "libpq-fe.h"
 
@@ -98,7 +99,7 @@ static Func funcs[] = {
 static Stats stats[NFUNCS];
 
 static PGconn *conn_app, *conn_admin, *conn_super;
-static long violations;
+static long violations, crashes;
 static long sqlstate_count[64];
 static char sqlstate_name[64][6];
 
@@ -135,6 +136,21 @@ chance(int percent)
 }
 
 #define PICK(arr) ((arr)[pick((int) (sizeof(arr) / sizeof((arr)[0])))])
+/* one of the first n entries of arr */
+#define PICK_N(arr, n) ((arr)[pick(n)])
+
+/*
+ * While "calm" is set, generators make valid values only. A call is either
+ * hostile throughout, or calm but for one argument: the latter reaches the
+ * code behind the argument checks (pricing, settlement, invoicing).
+ */
+static int	calm;
+
+static int
+hostile(int percent)
+{
+	return !calm && chance(percent);
+}
 
 /* ---- a growable string ---- */
 typedef struct
@@ -297,11 +313,11 @@ json_value(Buf *b, int depth)
 static void
 member(Buf *b, int *first, const char *key, const char *valid[], int nvalid)
 {
-	if (chance(8))
+	if (hostile(8))
 		return;					/* member left out */
 	buf_add(b, "%s\"%s\":", *first ? "" : ",", key);
 	*first = 0;
-	if (chance(75))
+	if (!hostile(25))
 		buf_add(b, "%s", valid[pick(nvalid)]);
 	else
 		json_token(b);
@@ -316,7 +332,7 @@ member(Buf *b, int *first, const char *key, const char *valid[], int nvalid)
 static void
 image_list(Buf *b)
 {
-	int			n = chance(3) ? 2000 + pick(3000) : pick(5);
+	int			n = hostile(3) ? 2000 + pick(3000) : calm + pick(4);
 	int			i;
 
 	buf_add(b, "[");
@@ -344,7 +360,7 @@ near_valid(Buf *b, int outputs)
 		if (outputs)
 		{
 			buf_add(b, "\"images\":");
-			if (chance(85))
+			if (!hostile(15))
 				image_list(b);
 			else
 				json_token(b);
@@ -355,7 +371,7 @@ near_valid(Buf *b, int outputs)
 			MEMBER(b, &first, "n", "1", "2", "4");
 			MEMBER(b, &first, "size", "\"1024x1024\"", "\"1024x1536\"", "\"2048x2048\"", "\"4096x4096\"");
 		}
-		if (chance(20))
+		if (hostile(20))
 			MEMBER(b, &first, "input_images", "1", "2", "[\"a\",\"b\"]");
 	}
 	else
@@ -364,7 +380,7 @@ near_valid(Buf *b, int outputs)
 		MEMBER(b, &first, "resolution", "\"720p\"", "\"1080p\"");
 		MEMBER(b, &first, "audio", "true", "false");
 	}
-	if (chance(10))
+	if (hostile(10))
 	{
 		buf_add(b, "%s\"%s\":", first ? "" : ",", chance(50) ? "x" : "n");
 		json_token(b);
@@ -397,7 +413,7 @@ static char *
 gen_json(ArgKind kind)
 {
 	Buf			b = {0};
-	int			r = pick(100);
+	int			r = calm ? 100 : pick(100);
 
 	if (r < 8)
 		return strdup(PICK(bad_json_texts));
@@ -457,7 +473,7 @@ gen_text(ArgKind kind)
 	static const char *providers[] = {"prov-a", "prov-b", "prov-unknown"};
 	static const char *statuses[] = {"completed", "failed", "cancelled", "in_progress", "queued", "done", "COMPLETED"};
 	char		s[64];
-	int			r = pick(100);
+	int			r = calm ? 100 : pick(100);
 
 	if (r < 3)
 		return repeat('k', chance(90) ? 257 + pick(1000) : 1000000);
@@ -468,17 +484,17 @@ gen_text(ArgKind kind)
 	switch (kind)
 	{
 		case A_MODEL:
-			return strdup(PICK(models));
+			return strdup(calm ? PICK_N(models, 3) : PICK(models));
 		case A_BILLING_TYPE:
-			return strdup(PICK(btypes));
+			return strdup(calm ? PICK_N(btypes, 2) : PICK(btypes));
 		case A_CURRENCY:
-			return strdup(PICK(currencies));
+			return strdup(calm ? "USD" : PICK(currencies));
 		case A_MEDIA:
-			return strdup(PICK(media));
+			return strdup(calm ? PICK_N(media, 2) : PICK(media));
 		case A_PROVIDER:
-			return strdup(PICK(providers));
+			return strdup(calm ? PICK_N(providers, 2) : PICK(providers));
 		case A_STATUS:
-			return strdup(PICK(statuses));
+			return strdup(calm ? PICK_N(statuses, 5) : PICK(statuses));
 		case A_KEY:
 			/* a small pool, so that keys are reused with other parameters */
 			snprintf(s, sizeof(s), "key-%d", pick(40));
@@ -492,15 +508,16 @@ gen_text(ArgKind kind)
 static char *
 gen_arg(ArgKind kind)
 {
+	/* valid values first: calm calls take those */
 	static const char *bools[] = {"true", "false", "t", "f", "yes", "no", "on", "maybe", "", "2"};
-	static const char *tstz[] = {"now", "infinity", "-infinity", "epoch", "294277-01-01", "garbage",
-	"2020-01-01", "2026-01-01 00:00:00+00", "4714-11-24 BC", "2100-01-01", ""};
-	static const char *dates[] = {"infinity", "-infinity", "5874897-12-31", "garbage", "2020-02-30",
-	"2025-01-01", "2026-10-01", "1999-12-31", "0001-01-01", "2026-11-15", ""};
-	static const char *intervals[] = {"-1 day", "infinity", "1000000000 years", "garbage", "0",
-	"1 hour", "1 second", "100 years", "-178000000 years", "P1D", ""};
+	static const char *tstz[] = {"now", "2020-01-01", "infinity", "-infinity", "epoch", "294277-01-01",
+	"garbage", "2026-01-01 00:00:00+00", "4714-11-24 BC", "2100-01-01", ""};
+	static const char *dates[] = {"2025-01-01", "2026-10-01", "infinity", "-infinity", "5874897-12-31",
+	"garbage", "2020-02-30", "1999-12-31", "0001-01-01", "2026-11-15", ""};
+	static const char *intervals[] = {"1 hour", "100 years", "-1 day", "infinity", "1000000000 years",
+	"garbage", "0", "1 second", "-178000000 years", "P1D", ""};
 
-	if (chance(4))
+	if (hostile(4))
 		return NULL;			/* SQL NULL */
 	switch (kind)
 	{
@@ -512,14 +529,14 @@ gen_arg(ArgKind kind)
 				const Ids  *ids = kind == A_ACCOUNT ? &accounts : kind == A_REQUEST ? &requests :
 				kind == A_TOPUP ? &topups : &invoices;
 
-				if (chance(60))
+				if (calm || chance(60))
 					return fmt_ll(some_id(ids));
 				if (chance(30))
 					return fmt_ll(some_id(ids) + 100000 + pick(1000));
 				return strdup(PICK(bad_ints));
 			}
 		case A_AMOUNT:
-			if (chance(40))
+			if (calm || chance(40))
 				return fmt_ll(1 + (long long) (rnd() % 1000000000ULL));
 			return strdup(PICK(bad_ints));
 		case A_PARAMS:
@@ -528,13 +545,13 @@ gen_arg(ArgKind kind)
 		case A_COMPONENTS:
 			return gen_json(kind);
 		case A_BOOL:
-			return strdup(PICK(bools));
+			return strdup(calm ? PICK_N(bools, 2) : PICK(bools));
 		case A_TSTZ:
-			return strdup(PICK(tstz));
+			return strdup(calm ? PICK_N(tstz, 2) : PICK(tstz));
 		case A_DATE:
-			return strdup(PICK(dates));
+			return strdup(calm ? PICK_N(dates, 2) : PICK(dates));
 		case A_INTERVAL:
-			return strdup(PICK(intervals));
+			return strdup(calm ? PICK_N(intervals, 2) : PICK(intervals));
 		default:
 			return gen_text(kind);
 	}
@@ -598,6 +615,39 @@ must(PGconn *c, const char *sql)
 	PQclear(r);
 }
 
+/* the tiers, a statement timeout and the hostile search_path */
+static void
+session_setup(void)
+{
+	must(conn_app, "SET ROLE billing_app; SET statement_timeout = '20s';"
+		 "SET search_path = fuzz_evil, pg_catalog, billing");
+	must(conn_admin, "SET ROLE billing_admin; SET statement_timeout = '20s';"
+		 "SET search_path = fuzz_evil, pg_catalog, billing");
+}
+
+/* After a crash: wait for the server to recover, then carry on. */
+static void
+reconnect(void)
+{
+	int			tries;
+
+	for (tries = 0; tries < 120; tries++)
+	{
+		PQreset(conn_super);
+		PQreset(conn_app);
+		PQreset(conn_admin);
+		if (PQstatus(conn_super) == CONNECTION_OK && PQstatus(conn_app) == CONNECTION_OK &&
+			PQstatus(conn_admin) == CONNECTION_OK)
+		{
+			session_setup();
+			return;
+		}
+		sleep(1);
+	}
+	fprintf(stderr, "fuzz: the server did not come back after a crash\n");
+	exit(1);
+}
+
 static void
 load_ids(Ids *ids, const char *sql)
 {
@@ -618,6 +668,22 @@ load_ids(Ids *ids, const char *sql)
 static void
 refresh_ids(void)
 {
+	PGresult   *r;
+
+	/* keep requests in flight: completions, failures and the UPDATE path need them */
+	r = PQexec(conn_super, "SELECT count(*) < 40 FROM billing.requests WHERE status IN ('queued', 'in_progress')");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+		must(conn_super,
+			 "DO $$DECLARE a bigint; BEGIN"
+			 " FOR a IN SELECT account_id FROM billing.accounts ORDER BY account_id LIMIT 20 LOOP"
+			 "  BEGIN"
+			 "   PERFORM billing.begin_request(a, 'fuzz-img', '{\"n\":1,\"size\":\"1024x1024\"}');"
+			 "   PERFORM billing.begin_request(a, 'fuzz-vid',"
+			 "                                 '{\"duration_seconds\":4,\"resolution\":\"720p\",\"audio\":false}');"
+			 "  EXCEPTION WHEN OTHERS THEN NULL;"	/* a poor or disabled account */
+			 "  END;"
+			 " END LOOP; END $$");
+	PQclear(r);
 	load_ids(&accounts, "SELECT account_id FROM billing.accounts ORDER BY account_id LIMIT 256");
 	load_ids(&requests, "(SELECT request_id FROM billing.requests WHERE status IN ('queued', 'in_progress') "
 			 "ORDER BY request_id DESC LIMIT 200) UNION ALL "
@@ -803,12 +869,15 @@ run_call(const Func *f, Stats *st, int *need_refresh)
 	PGconn	   *c = f->admin ? conn_admin : conn_app;
 	PGresult   *r;
 	int			i;
+	int			mutated = chance(40) ? pick(f->nargs) : -1;
 
 	for (i = 0; i < f->nargs; i++)
 	{
+		calm = mutated >= 0 && i != mutated;
 		vals[i] = gen_arg(f->args[i]);
 		types[i] = arg_type(f->args[i]);
 	}
+	calm = 0;
 	if (f->sql)
 		snprintf(sql, sizeof(sql), "%s", f->sql);
 	else
@@ -844,8 +913,14 @@ run_call(const Func *f, Stats *st, int *need_refresh)
 			strncmp(state, "57P", 3) == 0 || strncmp(state, "08", 2) == 0)
 		{
 			violation(f, vals, "server crashed or connection lost", r);
-			fprintf(stderr, "fuzz: stopping after a crash\n");
-			exit(1);
+			crashes++;
+			reconnect();
+			*need_refresh = 1;
+			PQclear(r);
+			for (i = 0; i < f->nargs; i++)
+				free(vals[i]);
+			free(before);
+			return;
 		}
 		count_sqlstate(state);
 		if (at_input)
@@ -921,8 +996,6 @@ setup(void)
 
 	conn_app = connect_db("billing_fuzz");
 	conn_admin = connect_db("billing_fuzz");
-	must(conn_app, "SET ROLE billing_app; SET statement_timeout = '20s'");
-	must(conn_admin, "SET ROLE billing_admin; SET statement_timeout = '20s'");
 	/*
 	 * Every call runs with a hostile search_path: objects planted ahead of
 	 * pg_catalog raise an undocumented SQLSTATE if the extension ever
@@ -946,8 +1019,7 @@ setup(void)
 		 "CREATE OPERATOR fuzz_evil.+ (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = fuzz_evil.a);"
 		 "CREATE OPERATOR fuzz_evil.- (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = fuzz_evil.a);"
 		 "CREATE OPERATOR fuzz_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = fuzz_evil.t)");
-	must(conn_app, "SET search_path = fuzz_evil, pg_catalog, billing");
-	must(conn_admin, "SET search_path = fuzz_evil, pg_catalog, billing");
+	session_setup();
 }
 
 int
@@ -1001,8 +1073,8 @@ main(int argc, char **argv)
 	printf("refusals by SQLSTATE:");
 	for (i = 0; i < 64 && sqlstate_name[i][0]; i++)
 		printf(" %s=%ld", sqlstate_name[i], sqlstate_count[i]);
-	printf("\nfuzz: %ld inputs, seed %llu, %ld violations, 0 crashes\n", ncalls,
-		   seed ? strtoull(seed, NULL, 10) : 20261125ULL, violations);
+	printf("\nfuzz: %ld inputs, seed %llu, %ld violations, %ld crashes\n", ncalls,
+		   seed ? strtoull(seed, NULL, 10) : 20261125ULL, violations, crashes);
 
 	PQfinish(conn_app);
 	PQfinish(conn_admin);
