@@ -101,6 +101,8 @@ ok($before_crash >= 300, "load running before the crash ($before_crash acknowled
 $node->stop('immediate');
 $_->kill_kill for @harnesses;
 $node->start;
+ok($node->log_contains('database system was not properly shut down; automatic recovery in progress'),
+	'the restart replayed the WAL');
 
 # read what was acknowledged before the crash
 my (%charged, %funds, %begun, %done);
