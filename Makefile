@@ -3,7 +3,7 @@ EXTENSION   = billing
 EXTVERSION  = 0.1.0
 
 MODULE_big  = billing
-OBJS = src/billing.o src/money.o src/spi_plan.o src/jsonout.o \
+OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
        src/pricing/pricing.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/slices.o \
        src/requests/requests.o src/requests/trigger.o \

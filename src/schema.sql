@@ -176,6 +176,14 @@ CREATE TABLE billing.invoice_lines (
     PRIMARY KEY (invoice_id, model)
 );
 
+-- Writes to the accounts and the catalog drop the backend-local caches of
+-- all backends at commit (src/cache.c).
+CREATE FUNCTION billing._cache_changed() RETURNS trigger
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_cache_changed';
+CREATE TRIGGER accounts_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
+
 -- The ledger is append-only, whoever asks.
 CREATE FUNCTION billing.refuse_ledger_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -5,9 +5,13 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/jsonb.h"
 
 #include "billing.h"
+#include "cache.h"
 #include "errors.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
@@ -16,30 +20,90 @@
 
 static const Oid types_int8[] = {INT8OID};
 
+/*
+ * Accounts are read on every request and change rarely: they are cached per
+ * backend and the cache is dropped on any write to billing.accounts (cache.c).
+ */
+typedef struct AccountEntry
+{
+	int64		account_id;
+	Account		acct;
+	bool		active;
+} AccountEntry;
+
+/* a backend that touches more accounts than this starts its cache afresh */
+#define ACCOUNT_CACHE_MAX 100000
+
+static HTAB *accounts = NULL;
+static Oid	accounts_relid = InvalidOid;
+
+static void
+account_cache_reset(Datum arg, Oid relid)
+{
+	if (accounts != NULL && (!OidIsValid(relid) || relid == accounts_relid))
+	{
+		hash_destroy(accounts);
+		accounts = NULL;
+	}
+}
+
+static AccountEntry *
+account_fetch(int64 account_id)
+{
+	static SPIPlanPtr plan;
+	static bool registered = false;
+	Datum		v[1] = {Int64GetDatum(account_id)};
+	AccountEntry *e;
+	bool		found;
+
+	if (accounts == NULL || hash_get_num_entries(accounts) >= ACCOUNT_CACHE_MAX)
+	{
+		HASHCTL		ctl;
+
+		if (!registered)
+			CacheRegisterRelcacheCallback(account_cache_reset, (Datum) 0);
+		registered = true;
+		if (accounts != NULL)
+			hash_destroy(accounts);
+		accounts_relid = cache_relid("accounts");
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(AccountEntry);
+		ctl.hcxt = CacheMemoryContext;
+		accounts = hash_create("billing accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(accounts, &account_id, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+
+	plan_exec(&plan,
+			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros, auto_topup_enabled,"
+			  "       auto_topup_threshold_micros, auto_topup_amount_micros, active"
+			  "  FROM billing.accounts WHERE account_id = $1",
+			  1, types_int8, v, NULL, false, 0);
+	if (SPI_processed == 0)
+		return NULL;
+	e = hash_search(accounts, &account_id, HASH_ENTER, &found);
+	e->acct.account_id = account_id;
+	e->acct.postpaid = DatumGetBool(spi_col(1, NULL));
+	strlcpy(e->acct.currency, spi_text(2), sizeof(e->acct.currency));
+	e->acct.credit_limit = spi_int64(3);
+	e->acct.auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
+	e->acct.auto_topup_threshold = spi_int64(5);
+	e->acct.auto_topup_amount = spi_int64(6);
+	e->active = DatumGetBool(spi_col(7, NULL));
+	return e;
+}
+
 void
 account_load(int64 account_id, Account *acct, bool active_only)
 {
-	static SPIPlanPtr plan;
-	Datum		v[2] = {Int64GetDatum(account_id), BoolGetDatum(active_only)};
-	char	   *currency;
+	AccountEntry *e = account_fetch(account_id);
 
-	plan_exec(&plan,
-			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros,"
-			  "       auto_topup_enabled, auto_topup_threshold_micros, auto_topup_amount_micros"
-			  "  FROM billing.accounts WHERE account_id = $1 AND (active OR NOT $2)",
-			  2, (Oid[]) {INT8OID, BOOLOID}, v, NULL, false, 1);
-	if (SPI_processed == 0)
+	if (e == NULL || (active_only && !e->active))
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
-	acct->account_id = account_id;
-	acct->postpaid = DatumGetBool(spi_col(1, NULL));
-	currency = spi_text(2);
-	strlcpy(acct->currency, currency, sizeof(acct->currency));
-	acct->credit_limit = spi_int64(3);
-	acct->auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
-	acct->auto_topup_threshold = spi_int64(5);
-	acct->auto_topup_amount = spi_int64(6);
+	*acct = e->acct;
 }
 
 void

@@ -89,12 +89,9 @@ LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_cat
 AS 'MODULE_PATHNAME', 'billing_effective_cost';
 
 -- Every write to the catalog drops the route caches of all backends (at commit).
-CREATE FUNCTION billing._catalog_changed() RETURNS trigger
-LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'billing_catalog_changed';
 CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.models
-    FOR EACH STATEMENT EXECUTE FUNCTION billing._catalog_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
 CREATE TRIGGER model_providers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON billing.model_providers FOR EACH STATEMENT EXECUTE FUNCTION billing._catalog_changed();
+    ON billing.model_providers FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
 CREATE TRIGGER prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.prices
-    FOR EACH STATEMENT EXECUTE FUNCTION billing._catalog_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();

@@ -2,24 +2,19 @@
  * Backend-local cache of price routes.
  *
  * Pricing a request needs the model's route and the price version in force;
- * looking them up is a third of the work of a charge, and they change only
+ * looking them up was a sixth of the work of a charge, and they change only
  * when a DBA edits the catalog. A cached route is used while "at" falls in
  * its price's validity (up to the next version of the model, so that a
- * scheduled price takes effect on time), and the whole cache is dropped on a
- * relcache invalidation of a catalog table. Every write to those tables
- * sends one, at commit, from a statement trigger (billing._catalog_changed).
+ * scheduled price takes effect on time); the whole cache is dropped when a
+ * catalog table is written (see cache.c).
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
-#include "commands/trigger.h"
-#include "fmgr.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 
+#include "cache.h"
 #include "pricing/route_cache.h"
 
 /* "model\x1fprovider": models and providers have at most 128 characters */
@@ -106,12 +101,10 @@ route_cache_put(const char *model, const char *provider, const PriceRoute *route
 	if (routes == NULL)
 	{
 		HASHCTL		ctl;
-		Oid			nsp = get_namespace_oid("billing", false);
 
-		/* the catalog's tables, looked up by name once per cache life */
-		catalog_relids[0] = get_relname_relid("models", nsp);
-		catalog_relids[1] = get_relname_relid("model_providers", nsp);
-		catalog_relids[2] = get_relname_relid("prices", nsp);
+		catalog_relids[0] = cache_relid("models");
+		catalog_relids[1] = cache_relid("model_providers");
+		catalog_relids[2] = cache_relid("prices");
 		ctl.keysize = ROUTE_KEY_LEN;
 		ctl.entrysize = sizeof(RouteEntry);
 		ctl.hcxt = route_cxt;
@@ -126,17 +119,4 @@ route_cache_put(const char *model, const char *provider, const PriceRoute *route
 	MemoryContextSwitchTo(old);
 	e->from = from;
 	e->until = until;
-}
-
-/* billing._catalog_changed(): statement trigger on the catalog's tables. */
-PG_FUNCTION_INFO_V1(billing_catalog_changed);
-Datum
-billing_catalog_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "billing._catalog_changed() must be called as a trigger");
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
-	return PointerGetDatum(NULL);
 }
