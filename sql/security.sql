@@ -235,13 +235,20 @@ RESET search_path;
 TRUNCATE evil.ran;
 SELECT setval('evil.ran_seq', 1, false);
 
--- Every call of the extension under the hostile search_path, as the
--- application and the administrative tier. Results are kept in psql
+-- Every call of the extension under the hostile search_path (and with odd
+-- time zone, date and float settings, which must not change a result), as
+-- the application and the administrative tier. Results are kept in psql
 -- variables and looked at once search_path is safe again (this test's own
 -- -> and = would otherwise run the planted ones).
 SET SESSION AUTHORIZATION sec_backend;
 SET search_path = evil, pg_catalog, billing;
+SET TimeZone = 'Pacific/Kiritimati';
+SET DateStyle = 'German, DMY';
+SET IntervalStyle = 'sql_standard';
+SET extra_float_digits = 3;
 SELECT billing.create_account('sec-evil') AS evil_acct \gset
+SELECT billing.create_account('sec-evil-post') AS evil_post \gset
+SELECT billing.configure_auto_topup(:evil_acct, 1000000, 500000) AS evil_configure \gset
 SELECT billing.charge(:acct, 'sec-img', '{"n":1,"size":"1024x1024"}',
                       '{"images":[{"width":1024,"height":1024}]}', '{}', 'sec-evil-1') AS evil_charge \gset
 SELECT billing.charge(:acct, 'sec-img', '{"n":1,"size":"1024x1024"}',
@@ -278,19 +285,41 @@ SELECT billing.charge(:evil_acct, 'sec-img', '{"n":1,"size":"1024x1024"}',
                       '{"images":[{"width":1024,"height":1024}]}');
 \set VERBOSITY default
 RESET SESSION AUTHORIZATION;
+RESET search_path;
+-- the auto top-up that configure_auto_topup requested at once (0 < 1.00)
+SELECT topup_id AS evil_topup FROM billing.topups
+ WHERE account_id = :evil_acct AND status = 'pending' \gset
 SET SESSION AUTHORIZATION sec_dba;
 SET search_path = evil, pg_catalog, billing;
 SELECT billing.add_funds(:evil_acct, 250000, 'sec-evil-funds') AS evil_funds \gset
 SELECT billing.add_funds(:evil_acct, 250000, 'sec-evil-funds') AS evil_funds_again \gset
+SELECT billing.complete_topup(:evil_topup, true, 'sec-pay-1') AS evil_topup_done \gset
+SELECT billing.complete_topup(:evil_topup, true, 'sec-pay-1') AS evil_topup_again \gset
+SELECT billing.set_billing_type(:evil_post, 'postpaid') AS evil_switch \gset
+SELECT billing.set_credit_limit(:evil_post, 2000000, 'security test') AS evil_limit \gset
+SELECT billing.suggest_credit_limit(:evil_post) AS evil_suggest \gset
 SELECT billing.expire_requests('100 years') AS evil_expired \gset
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION sec_backend;
+SELECT billing.charge(:evil_post, 'sec-img', '{"n":1,"size":"1024x1024"}',
+                      '{"images":[{"width":1024,"height":1024}]}') AS evil_post_charge \gset
+SELECT billing.balance(:evil_post) AS evil_post_balance \gset
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION sec_dba;
 SELECT count(*) AS evil_problems FROM billing.verify(:acct) \gset
 SELECT count(*) AS evil_acct_problems FROM billing.verify(:evil_acct) \gset
+SELECT count(*) AS evil_post_problems FROM billing.verify(:evil_post) \gset
 RESET SESSION AUTHORIZATION;
 RESET search_path;
+RESET TimeZone;
+RESET DateStyle;
+RESET IntervalStyle;
+RESET extra_float_digits;
 
 SELECT COALESCE(pg_sequence_last_value('evil.ran_seq'), 0) AS planted_runs;
 SELECT what, count(*) FROM evil.ran GROUP BY what ORDER BY what;
-SELECT :'evil_charge'::jsonb ->> 'cost_micros' AS charge_cost,
+SELECT :'evil_charge'::jsonb ->> 'cost' AS charge_cost_units,
+       :'evil_charge'::jsonb ->> 'cost_micros' AS charge_cost,
        :'evil_replay'::jsonb = :'evil_charge'::jsonb AS replay_same,
        :'evil_begin'::jsonb -> 'metadata' ->> 'cost_estimate_micros' AS estimate_held,
        :'evil_balance'::jsonb ->> 'held_micros' AS held,
@@ -305,8 +334,17 @@ SELECT :'evil_complete'::jsonb ->> 'status' AS completed,
        :'evil_metadata'::jsonb ->> 'cost_micros' AS updated_cost,
        :'evil_metadata'::jsonb ->> 'upstream_id' AS upstream;
 SELECT :evil_funds = :evil_funds_again AS funds_once, :evil_expired AS expired,
-       :evil_problems AS problems,
-       :evil_acct_problems AS evil_acct_problems;
+       :evil_problems AS problems, :evil_acct_problems AS evil_acct_problems,
+       :evil_post_problems AS evil_post_problems;
+SELECT :'evil_topup_done'::jsonb ->> 'status' AS topup,
+       :'evil_topup_again'::jsonb = :'evil_topup_done'::jsonb AS topup_once,
+       :'evil_suggest'::jsonb ? 'suggested_limit' AS suggests,
+       :'evil_post_charge'::jsonb ->> 'cost_micros' AS postpaid_cost,
+       :'evil_post_balance'::jsonb ->> 'billing_type' AS billing_type,
+       :'evil_post_balance'::jsonb ->> 'credit_limit_micros' AS credit_limit,
+       :'evil_post_balance'::jsonb ->> 'available_micros' AS available;
+SELECT kind, amount_micros, postpaid FROM billing.ledger
+ WHERE account_id IN (:evil_acct, :evil_post) ORDER BY entry_id;
 SELECT kind, amount_micros, (SELECT idempotency_key FROM billing.requests r
                               WHERE r.request_id = l.request_id) AS request_key
   FROM billing.ledger l WHERE account_id IN (:acct, :evil_acct) ORDER BY entry_id;
