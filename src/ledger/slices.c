@@ -223,22 +223,39 @@ available_total(int64 account_id)
 	return spi_int64(1);
 }
 
+/*
+ * Spend over the window, from the latest SPEND_SAMPLE usage entries at most:
+ * a busy account has far more, and scanning them all with every slice locked
+ * would stall it. When the sample does not reach back over the whole window,
+ * the spend is extrapolated from the sample's rate (exactly, in numeric).
+ */
+#define SPEND_SAMPLE 10000
+
 int64
 low_balance_threshold(int64 account_id)
 {
 	static SPIPlanPtr plan;
-	Datum		v[2];
+	TimestampTz now = GetCurrentTimestamp();
+	int64		window = (int64) billing_low_balance_window * USECS_PER_SEC;
+	Datum		v[4];
 	int64		spend;
-	int64		threshold;
 
 	v[0] = Int64GetDatum(account_id);
-	v[1] = TimestampTzGetDatum(GetCurrentTimestamp() -
-							   (TimestampTz) billing_low_balance_window * USECS_PER_SEC);
+	v[1] = TimestampTzGetDatum(now - window);
+	v[2] = Int64GetDatum(window);
+	v[3] = TimestampTzGetDatum(now);
 	plan_exec(&plan,
-			  "SELECT COALESCE(pg_catalog.sum(amount_micros), 0)::bigint FROM billing.ledger"
-			  " WHERE account_id = $1 AND kind = 'usage' AND created_at >= $2",
-			  2, (Oid[]) {INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0);
-	spend = -spi_int64(1);
-	threshold = money_mul(spend, billing_low_balance_factor);
-	return Max(threshold, (int64) billing_low_balance_floor_micros);
+			  "SELECT (CASE WHEN pg_catalog.count(*) < " CppAsString2(SPEND_SAMPLE)
+			  "            THEN COALESCE(-pg_catalog.sum(amount_micros), 0)"
+			  "            ELSE LEAST(-pg_catalog.sum(amount_micros)::numeric * $3"
+			  "                       / GREATEST(EXTRACT(EPOCH FROM $4 - pg_catalog.min(created_at))"
+			  "                                  * 1000000, 1),"
+			  "                       9223372036854775807) END)::bigint"
+			  "  FROM (SELECT amount_micros, created_at FROM billing.ledger"
+			  "         WHERE account_id = $1 AND kind = 'usage' AND created_at >= $2"
+			  "         ORDER BY created_at DESC LIMIT " CppAsString2(SPEND_SAMPLE) ") s",
+			  4, (Oid[]) {INT8OID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0);
+	spend = spi_int64(1);
+	return Max(money_mul(spend, billing_low_balance_factor),
+			   (int64) billing_low_balance_floor_micros);
 }
