@@ -55,6 +55,12 @@ SELECT regress.try(format($$UPDATE billing.requests SET status = 'completed', co
 SELECT regress.try(format($$UPDATE billing.requests SET status = 'completed',
     outputs = '{"duration_seconds":2,"resolution":"4K"}' WHERE request_id = %s$$, :id3));
 SELECT regress.try(format($$UPDATE billing.requests SET status = 'done' WHERE request_id = %s$$, :id3));
+SELECT regress.try(format($$UPDATE billing.requests SET status = NULL WHERE request_id = %s$$, :id3));
+SELECT regress.try(format($$UPDATE billing.requests SET status = 'completed', routing = NULL,
+    outputs = '{"duration_seconds":2,"resolution":"1080p"}' WHERE request_id = %s$$, :id3));
+-- a partial charge cannot exceed the estimate (0.1 here)
+SELECT regress.try(format('SELECT billing.fail_request(%s, NULL, 100001)', :id3));
+SELECT regress.try(format('SELECT billing.fail_request(%s, NULL, 9223372036854775806)', :id3));
 SELECT status, hold_micros, cost_micros FROM billing.requests WHERE request_id = :id3;
 
 -- fail with an explicit partial charge; failing twice moves nothing

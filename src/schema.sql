@@ -154,6 +154,10 @@ CREATE TABLE billing.invoices (
     invoice_number    bigint NOT NULL UNIQUE,   -- gapless, assigned under a lock
     period_start      date NOT NULL,
     period_end        date NOT NULL,
+    -- the instants the month began and ended in billing.timezone at closing:
+    -- checks of the invoice never depend on a later session's time zone
+    starts_at         timestamptz NOT NULL,
+    ends_at           timestamptz NOT NULL,
     currency          text NOT NULL,
     subtotal_micros   bigint NOT NULL,
     credit_micros     bigint NOT NULL DEFAULT 0,

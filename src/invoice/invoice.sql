@@ -52,11 +52,9 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
       FROM billing.ledger l
      WHERE l.account_id = _unbilled_usage.account_id AND l.kind = 'usage' AND l.postpaid
-       AND NOT EXISTS (SELECT FROM billing.invoices i,
-                               billing._period_bounds(i.period_start,
-                                                      (SELECT billing._setting('billing.timezone'))) b
+       AND NOT EXISTS (SELECT FROM billing.invoices i
                         WHERE i.account_id = l.account_id
-                          AND l.created_at >= b.starts AND l.created_at < b.ends)
+                          AND l.created_at >= i.starts_at AND l.created_at < i.ends_at)
 $$;
 
 -- The account row, locked; PB404 when it is unknown or disabled.
@@ -251,7 +249,7 @@ BEGIN
         -- the last month that has ended in billing.timezone
         period_start := (pg_catalog.date_trunc('month', pg_catalog.clock_timestamp() AT TIME ZONE tz)
                          - interval '1 month')::date;
-    ELSIF NOT pg_catalog.isfinite(period_start)
+    ELSIF period_start NOT BETWEEN '1970-01-01' AND '9999-12-01'
           OR period_start <> pg_catalog.date_trunc('month', period_start)::date THEN
         RAISE EXCEPTION 'period_start must be the first day of a month'
             USING ERRCODE = '22023', DETAIL = pg_catalog.format('The value was %s.', period_start);
@@ -301,11 +299,13 @@ BEGIN
         -- the account row before its slices, as set_billing_type locks them
         SELECT a.prepaid_credit_micros INTO credit FROM billing.accounts a
          WHERE a.account_id = acct.account_id FOR NO KEY UPDATE;
-        INSERT INTO billing.invoices (account_id, invoice_number, period_start, period_end, currency,
-                                      subtotal_micros, total_micros, due_date)
+        INSERT INTO billing.invoices (account_id, invoice_number, period_start, period_end,
+                                      starts_at, ends_at, currency, subtotal_micros, total_micros,
+                                      due_date)
         VALUES (acct.account_id,
                 (SELECT COALESCE(pg_catalog.max(i.invoice_number), 0) + 1 FROM billing.invoices i),
-                period_start, (period_start + interval '1 month')::date, acct.currency, 0, 0, due)
+                period_start, (period_start + interval '1 month')::date, starts, ends,
+                acct.currency, 0, 0, due)
         RETURNING * INTO inv;
 
         INSERT INTO billing.invoice_lines (account_id, invoice_id, model, quantity, usage_micros, amount_micros)
@@ -390,9 +390,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                (SELECT COALESCE(pg_catalog.sum(il.usage_micros), 0)::bigint FROM billing.invoice_lines il
                  WHERE il.invoice_id = i.invoice_id) AS usage_micros,
                (SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
-                  FROM billing.ledger l, billing._period_bounds(i.period_start, tz.name) b
+                  FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.kind = 'usage' AND l.postpaid
-                   AND l.created_at >= b.starts AND l.created_at < b.ends) AS ledger_usage,
+                   AND l.created_at >= i.starts_at AND l.created_at < i.ends_at) AS ledger_usage,
                (SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id
                    AND l.kind = 'adjustment') AS rounding,
@@ -402,7 +402,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                (SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id
                    AND l.kind = 'invoice_payment') AS paid_micros
-          FROM billing.invoices i, (SELECT billing._setting('billing.timezone') AS name) tz
+          FROM billing.invoices i
          WHERE only_account IS NULL OR i.account_id = only_account
     )
     SELECT inv.account_id, pg_catalog.format('invoice %s: %s', inv.invoice_number, p.problem)

@@ -20,9 +20,9 @@ BEGIN
         RAISE EXCEPTION 'invalid media "%"', set_model.media USING ERRCODE = '22023',
             DETAIL = 'The media of a model is image or video.';
     END IF;
-    IF pg_catalog.length(set_model.provider) NOT BETWEEN 1 AND 128
-       OR pg_catalog.length(set_model.provider_name) NOT BETWEEN 1 AND 256
-       OR pg_catalog.length(exec_model) NOT BETWEEN 1 AND 256
+    IF COALESCE(pg_catalog.length(set_model.provider), 0) NOT BETWEEN 1 AND 128
+       OR COALESCE(pg_catalog.length(set_model.provider_name), 0) NOT BETWEEN 1 AND 256
+       OR COALESCE(pg_catalog.length(exec_model), 0) NOT BETWEEN 1 AND 256
        OR set_model.is_default IS NULL THEN
         RAISE EXCEPTION 'invalid provider route for model "%"', set_model.model USING ERRCODE = '22023',
             DETAIL = 'A provider has 1 to 128 characters, a provider_name and an executed_model 1 to 256, and is_default is not null.';

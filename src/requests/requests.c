@@ -405,7 +405,8 @@ billing_fail_request(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(2) || PG_GETARG_INT64(2) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("charge_micros must be zero or positive")));
+				 errmsg("charge_micros must be zero or positive"),
+				 errdetail("A failed request may be charged from zero up to its estimate.")));
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "failed",
 								   "UPDATE billing.requests SET status = 'failed',"
 								   "       failure_reason = $2, cost_micros = $3 WHERE request_id = $1",

@@ -100,6 +100,10 @@ effective_cost(const RowAccess *n)
 				 errmsg("outputs are required to complete a request")));
 	json_require_object(outputs, "outputs");
 	routing = col(n, "routing", &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("routing must be a JSON object")));
 	json_require_object(routing, "routing");
 	pricing_route(col_text(n, "model"), jsonb_get_text(routing, "provider"),
 				  DatumGetTimestampTz(col(n, "created_at", &isnull)), &route);
@@ -138,6 +142,11 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	o.desc = n.desc = RelationGetDescr(td->tg_relation);
 	old_status = col_text(&o, "status");
 	new_status = col_text(&n, "status");
+	/* BEFORE triggers run ahead of the NOT NULL checks */
+	if (new_status == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the status of a request cannot be null")));
 	request_id = DatumGetInt64(col(&o, "request_id", &isnull));
 
 	if (status_rank(old_status) == 2)
@@ -180,13 +189,20 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	{
 		Datum		charge = col(&n, "cost_micros", &isnull);
 
-		/* failed: only an explicit partial charge; cancelled: nothing */
+		/*
+		 * failed: only an explicit partial charge, at most the estimate (a
+		 * part of the work cannot cost more than all of it); cancelled:
+		 * nothing
+		 */
 		cost = isnull ? 0 : DatumGetInt64(charge);
-		if (cost < 0 || (cost != 0 && strcmp(new_status, "cancelled") == 0))
+		if (cost < 0 || (cost != 0 && strcmp(new_status, "cancelled") == 0) ||
+			cost > DatumGetInt64(col(&o, "cost_estimate_micros", &isnull)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid charge of " INT64_FORMAT " micros for a %s request",
-							cost, new_status)));
+							cost, new_status),
+					 errdetail("A failed request may be charged from zero up to its estimate;"
+							   " a cancelled one is charged nothing.")));
 		SPI_connect();
 	}
 	request_settle(DatumGetInt64(col(&o, "account_id", &isnull)), request_id,
