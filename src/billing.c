@@ -1,8 +1,11 @@
 /* billing: module entry point and settings. */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 #include "billing.h"
 
@@ -82,4 +85,15 @@ _PG_init(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("billing");
+}
+
+void
+require_args(FunctionCallInfo fcinfo, int nargs)
+{
+	for (int i = 0; i < nargs; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("argument %d of %s must not be null", i + 1,
+							get_func_name(fcinfo->flinfo->fn_oid))));
 }

@@ -16,4 +16,9 @@ extern int	billing_invoice_due_days;
 extern int	billing_credit_limit_floor_micros;
 extern int	billing_credit_limit_cap_micros;
 
+#include "fmgr.h"
+
+/* Refuses (22023) a NULL in any of the first nargs arguments. */
+extern void require_args(FunctionCallInfo fcinfo, int nargs);
+
 #endif

@@ -50,4 +50,8 @@ extern int64 ledger_post(int64 account_id, const char *kind, int64 amount, bool 
 						 int64 request_id, int64 topup_id, int64 invoice_id,
 						 const char *key, const char *reference);
 
+
+
+/* Refuses (22023) an idempotency key that is empty or over 256 characters. */
+extern void check_idempotency_key(const char *key);
 #endif

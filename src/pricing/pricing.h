@@ -5,6 +5,7 @@
 #include "postgres.h"
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 /*
  * Prices a request. components is a price version's jsonb array;
@@ -17,6 +18,28 @@
  */
 extern int64 pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 						  const char *media, StringInfo comp_json);
+
+/* A model's route (provider) and the price version in force for it. */
+typedef struct PriceRoute
+{
+	char	   *model;
+	char	   *media;
+	char	   *provider;
+	char	   *provider_name;
+	char	   *executed_model;
+	int64		price_id;
+	char		currency[4];
+	Jsonb	   *components;
+} PriceRoute;
+
+/*
+ * Loads the route of model through provider (NULL: the default provider) and
+ * the price in force at "at". Unknown or inactive model or provider: PB404;
+ * no price in force: 22023. Call inside an SPI connection; the result lives
+ * in the memory context that was current at SPI_connect.
+ */
+extern void pricing_route(const char *model, const char *provider, TimestampTz at,
+						  PriceRoute *route);
 
 /* Validates a price's components for set_price; ERROR 22023 when malformed. */
 extern void pricing_validate_components(Jsonb *components);

@@ -1,1 +1,56 @@
--- requests: SQL interface
+-- The request lifecycle (SPEC section 4).
+
+CREATE FUNCTION billing.begin_request(account_id bigint, model text, params jsonb,
+                                      idempotency_key text DEFAULT NULL)
+RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_begin_request';
+
+CREATE FUNCTION billing.complete_request(request_id bigint, outputs jsonb, routing jsonb DEFAULT '{}')
+RETURNS jsonb LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_complete_request';
+
+CREATE FUNCTION billing.fail_request(request_id bigint, reason text DEFAULT NULL,
+                                     charge_micros bigint DEFAULT 0)
+RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_fail_request';
+
+CREATE FUNCTION billing.cancel_request(request_id bigint)
+RETURNS jsonb LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_cancel_request';
+
+CREATE FUNCTION billing.charge(account_id bigint, model text, params jsonb, outputs jsonb,
+                               routing jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL)
+RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_charge';
+
+CREATE FUNCTION billing.response_metadata(request_id bigint)
+RETURNS jsonb LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_response_metadata';
+
+-- Settles every state change, from the functions above or a plain UPDATE.
+CREATE FUNCTION billing.requests_transition() RETURNS trigger
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_requests_transition';
+
+CREATE TRIGGER requests_transition BEFORE UPDATE ON billing.requests
+    FOR EACH ROW EXECUTE FUNCTION billing.requests_transition();
+
+-- Fails stale unfinished requests; requests being settled right now are skipped.
+CREATE FUNCTION billing.expire_requests(older_than interval)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF older_than IS NULL OR older_than < interval '0' THEN
+        RAISE EXCEPTION 'older_than must be a non-negative interval'
+            USING ERRCODE = '22023';
+    END IF;
+    UPDATE billing.requests r SET status = 'failed', failure_reason = 'expired'
+     WHERE r.request_id IN (SELECT x.request_id FROM billing.requests x
+                             WHERE x.status IN ('queued', 'in_progress')
+                               AND x.created_at < pg_catalog.now() - older_than
+                             FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;

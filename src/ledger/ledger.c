@@ -1,0 +1,290 @@
+/* Accounts, the append-only ledger, balances. */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "billing.h"
+#include "errors.h"
+#include "jsonout.h"
+#include "ledger/ledger.h"
+#include "money.h"
+#include "spi_plan.h"
+
+static const Oid types_int8[] = {INT8OID};
+
+void
+account_load(int64 account_id, Account *acct)
+{
+	static SPIPlanPtr plan;
+	Datum		v[1] = {Int64GetDatum(account_id)};
+	char	   *currency;
+
+	plan_exec(&plan,
+			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros,"
+			  "       auto_topup_enabled, auto_topup_threshold_micros, auto_topup_amount_micros"
+			  "  FROM billing.accounts WHERE account_id = $1 AND active",
+			  1, types_int8, v, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_NOT_FOUND),
+				 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
+	acct->account_id = account_id;
+	acct->postpaid = DatumGetBool(spi_col(1, NULL));
+	currency = spi_text(2);
+	strlcpy(acct->currency, currency, sizeof(acct->currency));
+	acct->credit_limit = spi_int64(3);
+	acct->auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
+	acct->auto_topup_threshold = spi_int64(5);
+	acct->auto_topup_amount = spi_int64(6);
+}
+
+void
+check_idempotency_key(const char *key)
+{
+	if (key != NULL && (key[0] == '\0' || strlen(key) > 256))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idempotency key must have 1 to 256 characters")));
+}
+
+int64
+ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
+			int64 request_id, int64 topup_id, int64 invoice_id,
+			const char *key, const char *reference)
+{
+	static SPIPlanPtr plan;
+	Datum		v[9];
+	char		n[9] = "         ";
+
+	Assert(amount != 0);
+	v[0] = Int64GetDatum(account_id);
+	v[1] = CStringGetTextDatum(kind);
+	v[2] = Int64GetDatum(amount);
+	v[3] = BoolGetDatum(postpaid);
+	v[4] = Int64GetDatum(request_id);
+	n[4] = request_id ? ' ' : 'n';
+	v[5] = Int64GetDatum(topup_id);
+	n[5] = topup_id ? ' ' : 'n';
+	v[6] = Int64GetDatum(invoice_id);
+	n[6] = invoice_id ? ' ' : 'n';
+	v[7] = key ? CStringGetTextDatum(key) : (Datum) 0;
+	n[7] = key ? ' ' : 'n';
+	v[8] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
+	n[8] = reference ? ' ' : 'n';
+	/* a key already used returns no row: the caller looks at the first entry */
+	plan_exec(&plan,
+			  "INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid,"
+			  "       request_id, topup_id, invoice_id, idempotency_key, reference)"
+			  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+			  " DO NOTHING RETURNING entry_id",
+			  9, (Oid[]) {INT8OID, TEXTOID, INT8OID, BOOLOID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID},
+			  v, n, false, 0);
+	return SPI_processed == 1 ? spi_int64(1) : 0;
+}
+
+/* The first add_funds with this key, or PB409 when it credited another amount. */
+static int64
+funds_replay(int64 account_id, const char *key, int64 amount)
+{
+	static SPIPlanPtr plan;
+	Datum		v[2] = {Int64GetDatum(account_id), CStringGetTextDatum(key)};
+
+	plan_exec(&plan,
+			  "SELECT entry_id, amount_micros, kind FROM billing.ledger"
+			  " WHERE account_id = $1 AND idempotency_key = $2",
+			  2, (Oid[]) {INT8OID, TEXTOID}, v, NULL, false, 1);
+	if (SPI_processed == 0)
+		return 0;
+	if (spi_int64(2) != amount || strcmp(spi_text(3), "funds") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
+				 errdetail("Entry " INT64_FORMAT " was posted with this key for " INT64_FORMAT " micros.",
+						   spi_int64(1), spi_int64(2))));
+	return spi_int64(1);
+}
+
+PG_FUNCTION_INFO_V1(billing_add_funds);
+Datum
+billing_add_funds(PG_FUNCTION_ARGS)
+{
+	int64		account_id = PG_GETARG_INT64(0);
+	int64		amount = PG_GETARG_INT64(1);
+	char	   *key = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *reference = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	Account		acct;
+	int64		entry_id = 0;
+
+	require_args(fcinfo, 2);
+	money_require_positive(amount, "amount_micros");
+	check_idempotency_key(key);
+	SPI_connect();
+	account_load(account_id, &acct);
+	if (acct.postpaid)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("account " INT64_FORMAT " is postpaid", account_id),
+				 errdetail("Funds are added to prepaid accounts only."),
+				 errhint("Postpaid usage is settled with billing.mark_invoice_paid().")));
+	if (key)
+		entry_id = funds_replay(account_id, key, amount);
+	if (entry_id == 0)
+	{
+		entry_id = ledger_post(account_id, "funds", amount, false, 0, 0, 0, key, reference);
+		if (entry_id != 0)
+			available_adjust(account_id, amount);
+		else					/* a concurrent call with this key committed first */
+			entry_id = funds_replay(account_id, key, amount);
+	}
+	SPI_finish();
+	PG_RETURN_INT64(entry_id);
+}
+
+PG_FUNCTION_INFO_V1(billing_create_account);
+Datum
+billing_create_account(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr insert_plan;
+	static SPIPlanPtr slices_plan;
+	text	   *external_id = PG_GETARG_TEXT_PP(0);
+	char	   *billing_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *currency = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	int			len = VARSIZE_ANY_EXHDR(external_id);
+	Datum		v[3];
+	int64		account_id;
+
+	if (len < 1 || len > 256)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("external_id must have 1 to 256 characters")));
+	if (strcmp(billing_type, "prepaid") != 0 && strcmp(billing_type, "postpaid") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid billing type \"%s\"", billing_type),
+				 errhint("Use \"prepaid\" or \"postpaid\".")));
+	if (strlen(currency) != 3 || strspn(currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid currency \"%s\"", currency),
+				 errhint("Use an ISO 4217 code such as \"USD\".")));
+
+	SPI_connect();
+	v[0] = PointerGetDatum(external_id);
+	v[1] = CStringGetTextDatum(billing_type);
+	v[2] = CStringGetTextDatum(currency);
+	plan_exec(&insert_plan,
+			  "INSERT INTO billing.accounts (external_id, billing_type, currency)"
+			  " VALUES ($1, $2, $3) RETURNING account_id",
+			  3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, v, NULL, false, 0);
+	account_id = spi_int64(1);
+	v[0] = Int64GetDatum(account_id);
+	v[1] = Int32GetDatum(billing_balance_slices);
+	plan_exec(&slices_plan,
+			  "INSERT INTO billing.account_slices (account_id, slice, available_micros)"
+			  " SELECT $1, s, 0 FROM pg_catalog.generate_series(0, $2 - 1) s",
+			  2, (Oid[]) {INT8OID, INT4OID}, v, NULL, false, 0);
+	SPI_finish();
+	PG_RETURN_INT64(account_id);
+}
+
+/* billing._move: a money movement = a ledger entry + the same change of available. */
+PG_FUNCTION_INFO_V1(billing_move);
+Datum
+billing_move(PG_FUNCTION_ARGS)
+{
+	int64		account_id = PG_GETARG_INT64(0);
+	int64		amount = PG_GETARG_INT64(1);
+	char	   *kind;
+	char	   *reference = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	int64		topup_id = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4);
+	int64		invoice_id = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT64(5);
+	Account		acct;
+	int64		entry_id;
+
+	require_args(fcinfo, 3);
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (amount == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a ledger entry cannot be zero")));
+	SPI_connect();
+	account_load(account_id, &acct);
+	entry_id = ledger_post(account_id, kind, amount, acct.postpaid, 0, topup_id, invoice_id,
+						   NULL, reference);
+	available_adjust(account_id, amount);
+	SPI_finish();
+	PG_RETURN_INT64(entry_id);
+}
+
+/* billing._adjust_available: a change of credit limit, not of money. */
+PG_FUNCTION_INFO_V1(billing_adjust_available);
+Datum
+billing_adjust_available(PG_FUNCTION_ARGS)
+{
+	SPI_connect();
+	available_adjust(PG_GETARG_INT64(0), PG_GETARG_INT64(1));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(billing_balance);
+Datum
+billing_balance(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan;
+	int64		account_id = PG_GETARG_INT64(0);
+	Account		acct;
+	int64		available,
+				held,
+				unpaid,
+				balance,
+				credit,
+				threshold;
+	StringInfoData buf;
+	MemoryContext upper = CurrentMemoryContext;
+
+	SPI_connect();
+	account_load(account_id, &acct);
+	/* one statement, so one snapshot: exact for every committed transaction */
+	plan_exec(&plan,
+			  "SELECT (SELECT COALESCE(pg_catalog.sum(available_micros), 0)::bigint"
+			  "          FROM billing.account_slices WHERE account_id = $1),"
+			  "       (SELECT COALESCE(pg_catalog.sum(hold_micros), 0)::bigint FROM billing.requests"
+			  "         WHERE account_id = $1 AND status IN ('queued', 'in_progress')),"
+			  "       (SELECT COALESCE(pg_catalog.sum(total_micros), 0)::bigint FROM billing.invoices"
+			  "         WHERE account_id = $1 AND status = 'open')",
+			  1, types_int8, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
+	available = spi_int64(1);
+	held = spi_int64(2);
+	unpaid = spi_int64(3);
+	credit = acct.postpaid ? acct.credit_limit : 0;
+	balance = money_add(money_add(available, held), -credit);
+	threshold = low_balance_threshold(account_id);
+
+	MemoryContextSwitchTo(upper);
+	initStringInfo(&buf);
+	appendStringInfo(&buf,
+					 "{\"object\":\"balance\",\"account_id\":" INT64_FORMAT
+					 ",\"billing_type\":\"%s\",\"currency\":\"%s\""
+					 ",\"balance_micros\":" INT64_FORMAT ",\"held_micros\":" INT64_FORMAT
+					 ",\"available_micros\":" INT64_FORMAT ",\"available\":{\"amount\":",
+					 account_id, acct.postpaid ? "postpaid" : "prepaid", acct.currency,
+					 balance, held, available);
+	money_append(&buf, available);
+	appendStringInfo(&buf,
+					 ",\"currency\":\"%s\"},\"credit_limit_micros\":" INT64_FORMAT
+					 ",\"unbilled_micros\":" INT64_FORMAT ",\"unpaid_invoices_micros\":" INT64_FORMAT
+					 ",\"low_balance_threshold_micros\":" INT64_FORMAT
+					 ",\"validation\":\"%s\",\"auto_topup\":%s}",
+					 acct.currency, acct.credit_limit,
+					 acct.postpaid ? money_add(-balance, -unpaid) : 0, unpaid,
+					 threshold, available >= threshold ? "fast_path" : "per_request",
+					 acct.auto_topup_enabled ? "true" : "false");
+	SPI_finish();
+	PG_RETURN_DATUM(jsonb_from_text(buf.data));
+}

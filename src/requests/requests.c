@@ -1,0 +1,426 @@
+/*
+ * The request lifecycle: begin (admit and hold the estimate), complete, fail,
+ * cancel, the one-shot charge, and the response metadata. Moving a request
+ * to a final state is an UPDATE of billing.requests; the trigger in
+ * trigger.c settles it, so a plain UPDATE from a backend settles the same way.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/fmgrprotos.h"
+
+#include "billing.h"
+#include "errors.h"
+#include "jsonout.h"
+#include "ledger/ledger.h"
+#include "money.h"
+#include "pricing/pricing.h"
+#include "requests/requests.h"
+#include "spi_plan.h"
+#include "topup/topup.h"
+
+void
+metadata_append(StringInfo buf, const RequestView *r)
+{
+	appendStringInfo(buf, "{\"request_id\":" INT64_FORMAT, r->request_id);
+	json_add_str(buf, "status", r->status);
+	json_add_str(buf, "model", r->model);
+	json_add_str(buf, "provider", r->provider);
+	json_add_str(buf, "provider_name", r->provider_name);
+	json_add_str(buf, "executed_model", r->executed_model);
+	json_add_str(buf, "upstream_id", r->upstream_id);
+	json_add_str(buf, "cost_currency", r->currency);
+	/* the flip: an estimate while the request runs, the cost once finished */
+	if (r->finished)
+	{
+		appendStringInfoString(buf, ",\"cost\":");
+		money_append(buf, r->cost);
+		appendStringInfo(buf, ",\"cost_micros\":" INT64_FORMAT "}", r->cost);
+	}
+	else
+	{
+		appendStringInfoString(buf, ",\"cost_estimate\":");
+		money_append(buf, r->cost_estimate);
+		appendStringInfo(buf, ",\"cost_estimate_micros\":" INT64_FORMAT "}", r->cost_estimate);
+	}
+}
+
+static bool
+status_finished(const char *status)
+{
+	return strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+		strcmp(status, "cancelled") == 0;
+}
+
+void
+request_view_load(int64 request_id, RequestView *r)
+{
+	static SPIPlanPtr plan;
+	Datum		v[1] = {Int64GetDatum(request_id)};
+	bool		isnull;
+
+	plan_exec(&plan,
+			  "SELECT r.status, r.model, r.currency, p.provider,"
+			  "       COALESCE(r.routing ->> 'provider_name', m.provider_name),"
+			  "       COALESCE(r.routing ->> 'executed_model', m.executed_model),"
+			  "       r.routing ->> 'upstream_id', r.cost_estimate_micros, r.cost_micros"
+			  "  FROM billing.requests r"
+			  " CROSS JOIN LATERAL (SELECT COALESCE(r.routing ->> 'provider', r.provider)) p(provider)"
+			  "  LEFT JOIN billing.model_providers m ON m.model = r.model AND m.provider = p.provider"
+			  " WHERE r.request_id = $1",
+			  1, (Oid[]) {INT8OID}, v, NULL, false, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_NOT_FOUND),
+				 errmsg("request " INT64_FORMAT " does not exist", request_id)));
+	r->request_id = request_id;
+	r->status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	r->model = spi_text(2);
+	r->currency = spi_text(3);
+	r->provider = spi_text(4);
+	r->provider_name = spi_text(5);
+	r->executed_model = spi_text(6);
+	r->upstream_id = spi_text(7);
+	r->cost_estimate = spi_int64(8);
+	r->cost = DatumGetInt64(spi_col(9, &isnull));
+	if (isnull)
+		r->cost = 0;
+	r->finished = status_finished(r->status);
+}
+
+void
+request_settle(int64 account_id, int64 request_id, int64 hold, int64 cost)
+{
+	Account		acct;
+
+	account_load(account_id, &acct);
+	available_adjust(account_id, money_add(hold, -cost));
+	if (cost != 0)
+		ledger_post(account_id, "usage", -cost, acct.postpaid, request_id, 0, 0, NULL, NULL);
+	if (cost > hold)
+		topup_after_debit(&acct);
+}
+
+/* Metadata of request_id as jsonb, built in the context "upper". */
+static Datum
+metadata_datum(int64 request_id, bool with_envelope, MemoryContext upper)
+{
+	RequestView r;
+	StringInfoData buf;
+	MemoryContext old;
+
+	request_view_load(request_id, &r);
+	old = MemoryContextSwitchTo(upper);
+	initStringInfo(&buf);
+	if (with_envelope)
+	{
+		appendStringInfo(&buf, "{\"request_id\":" INT64_FORMAT, request_id);
+		json_add_str(&buf, "status", r.status);
+		appendStringInfoString(&buf, ",\"metadata\":");
+	}
+	metadata_append(&buf, &r);
+	if (with_envelope)
+		appendStringInfoChar(&buf, '}');
+	MemoryContextSwitchTo(old);
+	return PointerGetDatum(buf.data);
+}
+
+/*
+ * The request an idempotency key already names, or 0. Refuses (PB409) the
+ * key when it was used for another model, other params, or (for a charge,
+ * outputs not NULL) other outputs.
+ */
+static int64
+request_replay(int64 account_id, const char *key, const char *model, Datum params, Datum outputs)
+{
+	static SPIPlanPtr plan;
+	Datum		v[5] = {Int64GetDatum(account_id), CStringGetTextDatum(key),
+	CStringGetTextDatum(model), params, outputs};
+	char		nulls[5] = {' ', ' ', ' ', ' ', outputs ? ' ' : 'n'};
+
+	plan_exec(&plan,
+			  "SELECT request_id, model = $3 AND params = $4"
+			  "       AND ($5::jsonb IS NULL OR outputs IS NOT DISTINCT FROM $5)"
+			  "  FROM billing.requests WHERE account_id = $1 AND idempotency_key = $2",
+			  5, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID}, v, nulls, false, 0);
+	if (SPI_processed == 0)
+		return 0;
+	if (!DatumGetBool(spi_col(2, NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
+				 errdetail("Request " INT64_FORMAT " was made with this key.", spi_int64(1))));
+	return spi_int64(1);
+}
+
+static void
+check_currency(const Account *acct, const PriceRoute *route)
+{
+	if (strcmp(acct->currency, route->currency) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model \"%s\" is priced in %s, account " INT64_FORMAT " pays in %s",
+						route->model, route->currency, acct->account_id, acct->currency)));
+}
+
+/* Inserts the request row; returns its id, or 0 when the key is taken. */
+static int64
+request_insert(const Account *acct, const PriceRoute *route, const char *status,
+			   Datum params, Datum outputs, Datum routing, int64 estimate, int64 cost,
+			   int64 hold, const char *key)
+{
+	static SPIPlanPtr plan;
+	bool		finished = outputs != (Datum) 0;
+	Datum		v[13] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+		CStringGetTextDatum(route->provider), CStringGetTextDatum(status), params, outputs,
+		routing, Int64GetDatum(estimate), Int64GetDatum(cost), Int64GetDatum(hold),
+		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
+	key ? CStringGetTextDatum(key) : (Datum) 0};
+	char		n[14] = "             ";
+
+	n[5] = finished ? ' ' : 'n';
+	n[8] = finished ? ' ' : 'n';
+	n[12] = key ? ' ' : 'n';
+	plan_exec(&plan,
+			  "INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,"
+			  "       routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid,"
+			  "       idempotency_key, completed_at)"
+			  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+			  "         CASE WHEN $6::jsonb IS NOT NULL THEN pg_catalog.clock_timestamp() END)"
+			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+			  " DO NOTHING RETURNING request_id",
+			  13, (Oid[]) {INT8OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+				  INT8OID, INT8OID, INT8OID, TEXTOID, BOOLOID, TEXTOID},
+			  v, n, false, 0);
+	return SPI_processed == 1 ? spi_int64(1) : 0;
+}
+
+PG_FUNCTION_INFO_V1(billing_begin_request);
+Datum
+billing_begin_request(PG_FUNCTION_ARGS)
+{
+	int64		account_id;
+	char	   *model;
+	Datum		params;
+	char	   *key;
+	MemoryContext upper = CurrentMemoryContext;
+	Account		acct;
+	PriceRoute	route;
+	int64		estimate;
+	int64		request_id = 0;
+	Datum		result;
+
+	require_args(fcinfo, 3);
+	account_id = PG_GETARG_INT64(0);
+	model = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	params = PG_GETARG_DATUM(2);
+	key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	json_require_object(params, "params");
+	check_idempotency_key(key);
+	SPI_connect();
+	account_load(account_id, &acct);
+	if (key)
+		request_id = request_replay(account_id, key, model, params, (Datum) 0);
+	if (request_id == 0)
+	{
+		pricing_route(model, NULL, GetCurrentTransactionStartTimestamp(), &route);
+		check_currency(&acct, &route);
+		estimate = pricing_cost(route.components, DatumGetJsonbP(params), NULL, route.media, NULL);
+		available_take(&acct, estimate);
+		request_id = request_insert(&acct, &route, "queued", params, (Datum) 0,
+									jsonb_from_text("{}"), estimate, 0, estimate, key);
+		if (request_id == 0)
+		{
+			/* a concurrent call with this key committed first: hand back its hold */
+			available_adjust(account_id, estimate);
+			request_id = request_replay(account_id, key, model, params, (Datum) 0);
+		}
+		else
+			topup_after_debit(&acct);
+	}
+	result = metadata_datum(request_id, true, upper);
+	SPI_finish();
+	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
+}
+
+PG_FUNCTION_INFO_V1(billing_charge);
+Datum
+billing_charge(PG_FUNCTION_ARGS)
+{
+	int64		account_id;
+	char	   *model;
+	Datum		params;
+	Datum		outputs;
+	Datum		routing;
+	char	   *key;
+	MemoryContext upper = CurrentMemoryContext;
+	Account		acct;
+	PriceRoute	route;
+	RequestView view;
+	int64		cost;
+	int64		request_id = 0;
+	StringInfoData buf;
+
+	require_args(fcinfo, 5);
+	account_id = PG_GETARG_INT64(0);
+	model = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	params = PG_GETARG_DATUM(2);
+	outputs = PG_GETARG_DATUM(3);
+	routing = PG_GETARG_DATUM(4);
+	key = PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	json_require_object(params, "params");
+	json_require_object(outputs, "outputs");
+	json_require_object(routing, "routing");
+	check_idempotency_key(key);
+	SPI_connect();
+	account_load(account_id, &acct);
+	if (key && (request_id = request_replay(account_id, key, model, params, outputs)) != 0)
+	{
+		Datum		result = metadata_datum(request_id, false, upper);
+
+		SPI_finish();
+		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
+	}
+
+	pricing_route(model, jsonb_get_text(routing, "provider"),
+				  GetCurrentTransactionStartTimestamp(), &route);
+	check_currency(&acct, &route);
+	cost = pricing_cost(route.components, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
+						route.media, NULL);
+	available_take(&acct, cost);
+	request_id = request_insert(&acct, &route, "completed", params, outputs, routing,
+								cost, cost, 0, key);
+	if (request_id == 0)
+	{
+		Datum		result;
+
+		/* a concurrent charge with this key committed first: give the money back */
+		available_adjust(account_id, cost);
+		request_id = request_replay(account_id, key, model, params, outputs);
+		result = metadata_datum(request_id, false, upper);
+		SPI_finish();
+		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
+	}
+	if (cost != 0)
+		ledger_post(account_id, "usage", -cost, acct.postpaid, request_id, 0, 0, NULL, NULL);
+	topup_after_debit(&acct);
+
+	view.request_id = request_id;
+	view.status = "completed";
+	view.model = route.model;
+	view.currency = acct.currency;
+	view.provider = route.provider;
+	view.provider_name = jsonb_get_text(routing, "provider_name");
+	if (view.provider_name == NULL)
+		view.provider_name = route.provider_name;
+	view.executed_model = jsonb_get_text(routing, "executed_model");
+	if (view.executed_model == NULL)
+		view.executed_model = route.executed_model;
+	view.upstream_id = jsonb_get_text(routing, "upstream_id");
+	view.cost_estimate = cost;
+	view.cost = cost;
+	view.finished = true;
+	MemoryContextSwitchTo(upper);
+	initStringInfo(&buf);
+	metadata_append(&buf, &view);
+	SPI_finish();
+	PG_RETURN_DATUM(jsonb_from_text(buf.data));
+}
+
+/*
+ * Moves a request to a final state with one UPDATE (the trigger settles),
+ * or returns the first result when it already reached that state.
+ */
+static Datum
+request_finish(int64 request_id, const char *target, const char *update_sql,
+			   int nargs, Oid *types, Datum *values, const char *nulls, SPIPlanPtr *plan)
+{
+	static SPIPlanPtr lock_plan;
+	MemoryContext upper = CurrentMemoryContext;
+	Datum		result;
+	char	   *status;
+
+	SPI_connect();
+	plan_exec(&lock_plan,
+			  "SELECT status FROM billing.requests WHERE request_id = $1 FOR UPDATE",
+			  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(request_id)}, NULL, false, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_NOT_FOUND),
+				 errmsg("request " INT64_FORMAT " does not exist", request_id)));
+	status = spi_text(1);
+	if (status_finished(status) && strcmp(status, target) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("request " INT64_FORMAT " is already %s", request_id, status),
+				 errdetail("A finished request never changes state.")));
+	if (!status_finished(status))
+		plan_exec(plan, update_sql, nargs, types, values, nulls, false, 0);
+	result = metadata_datum(request_id, false, upper);
+	SPI_finish();
+	return jsonb_from_text(DatumGetPointer(result));
+}
+
+PG_FUNCTION_INFO_V1(billing_complete_request);
+Datum
+billing_complete_request(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan;
+	Datum		v[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
+
+	json_require_object(v[1], "outputs");
+	json_require_object(v[2], "routing");
+	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "completed",
+								   "UPDATE billing.requests SET status = 'completed', outputs = $2,"
+								   "       routing = routing || $3 WHERE request_id = $1",
+								   3, (Oid[]) {INT8OID, JSONBOID, JSONBOID}, v, NULL, &plan));
+}
+
+PG_FUNCTION_INFO_V1(billing_fail_request);
+Datum
+billing_fail_request(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan;
+	Datum		v[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
+	char		nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' '};
+
+	require_args(fcinfo, 1);
+	if (PG_ARGISNULL(2) || PG_GETARG_INT64(2) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("charge_micros must be zero or positive")));
+	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "failed",
+								   "UPDATE billing.requests SET status = 'failed',"
+								   "       failure_reason = $2, cost_micros = $3 WHERE request_id = $1",
+								   3, (Oid[]) {INT8OID, TEXTOID, INT8OID}, v, nulls, &plan));
+}
+
+PG_FUNCTION_INFO_V1(billing_cancel_request);
+Datum
+billing_cancel_request(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan;
+	Datum		v[1] = {PG_GETARG_DATUM(0)};
+
+	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "cancelled",
+								   "UPDATE billing.requests SET status = 'cancelled' WHERE request_id = $1",
+								   1, (Oid[]) {INT8OID}, v, NULL, &plan));
+}
+
+PG_FUNCTION_INFO_V1(billing_response_metadata);
+Datum
+billing_response_metadata(PG_FUNCTION_ARGS)
+{
+	MemoryContext upper = CurrentMemoryContext;
+	Datum		result;
+
+	SPI_connect();
+	result = metadata_datum(PG_GETARG_INT64(0), false, upper);
+	SPI_finish();
+	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
+}

@@ -1,0 +1,195 @@
+/*
+ * The transition trigger of billing.requests (BEFORE UPDATE, per row).
+ *
+ * Every state change of a request goes through here, whether it comes from
+ * complete_request() or from a backend's plain UPDATE: illegal transitions
+ * are refused, and reaching a final state settles the request (hold
+ * released, cost charged) and flips its metadata from cost_estimate to cost.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "errors.h"
+#include "jsonout.h"
+#include "pricing/pricing.h"
+#include "requests/requests.h"
+
+/* columns a transition may not touch */
+static const char *const frozen_columns[] = {
+	"account_id", "request_id", "model", "provider", "params", "cost_estimate_micros",
+	"hold_micros", "currency", "postpaid", "idempotency_key", "created_at", "completed_at"
+};
+
+typedef struct RowAccess
+{
+	HeapTuple	tuple;
+	TupleDesc	desc;
+} RowAccess;
+
+static Datum
+col(const RowAccess *row, const char *name, bool *isnull)
+{
+	return heap_getattr(row->tuple, SPI_fnumber(row->desc, name), row->desc, isnull);
+}
+
+static char *
+col_text(const RowAccess *row, const char *name)
+{
+	bool		isnull;
+	Datum		d = col(row, name, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static bool
+col_changed(const RowAccess *o, const RowAccess *n, const char *name)
+{
+	int			attno = SPI_fnumber(o->desc, name);
+	Form_pg_attribute att = TupleDescAttr(o->desc, attno - 1);
+	bool		onull,
+				nnull;
+	Datum		od = heap_getattr(o->tuple, attno, o->desc, &onull);
+	Datum		nd = heap_getattr(n->tuple, attno, n->desc, &nnull);
+
+	if (onull || nnull)
+		return onull != nnull;
+	return !datum_image_eq(od, nd, att->attbyval, att->attlen);
+}
+
+static int
+status_rank(const char *status)
+{
+	if (strcmp(status, "queued") == 0)
+		return 0;
+	if (strcmp(status, "in_progress") == 0)
+		return 1;
+	return 2;					/* completed, failed, cancelled */
+}
+
+/* The effective cost of the outputs, priced as of the request's start. */
+static int64
+effective_cost(const RowAccess *n)
+{
+	bool		isnull;
+	Datum		outputs = col(n, "outputs", &isnull);
+	Datum		routing;
+	PriceRoute	route;
+	char	   *currency = col_text(n, "currency");
+	int64		cost;
+
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("outputs are required to complete a request")));
+	json_require_object(outputs, "outputs");
+	routing = col(n, "routing", &isnull);
+	json_require_object(routing, "routing");
+	pricing_route(col_text(n, "model"), jsonb_get_text(routing, "provider"),
+				  DatumGetTimestampTz(col(n, "created_at", &isnull)), &route);
+	if (strcmp(route.currency, currency) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("provider \"%s\" prices model \"%s\" in %s, the request is in %s",
+						route.provider, route.model, route.currency, currency)));
+	cost = pricing_cost(route.components, DatumGetJsonbP(col(n, "params", &isnull)),
+						DatumGetJsonbP(outputs), route.media, NULL);
+	return cost;
+}
+
+PG_FUNCTION_INFO_V1(billing_requests_transition);
+Datum
+billing_requests_transition(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	RowAccess	o,
+				n;
+	char	   *old_status;
+	char	   *new_status;
+	int64		request_id;
+	int64		cost;
+	bool		isnull;
+	int			cols[3];
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		elog(ERROR, "billing.requests_transition() must run BEFORE UPDATE FOR EACH ROW");
+
+	o.tuple = td->tg_trigtuple;
+	n.tuple = td->tg_newtuple;
+	o.desc = n.desc = RelationGetDescr(td->tg_relation);
+	old_status = col_text(&o, "status");
+	new_status = col_text(&n, "status");
+	request_id = DatumGetInt64(col(&o, "request_id", &isnull));
+
+	if (status_rank(old_status) == 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("request " INT64_FORMAT " is already %s", request_id, old_status),
+				 errdetail("A finished request never changes.")));
+	if (status_rank(new_status) < status_rank(old_status))
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("request " INT64_FORMAT " cannot go from %s back to %s",
+						request_id, old_status, new_status)));
+	for (size_t i = 0; i < lengthof(frozen_columns); i++)
+		if (col_changed(&o, &n, frozen_columns[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_BILLING_CONFLICT),
+					 errmsg("column \"%s\" of request " INT64_FORMAT " cannot be changed",
+							frozen_columns[i], request_id)));
+
+	if (status_rank(new_status) < 2)
+	{
+		if (col_changed(&o, &n, "cost_micros"))
+			ereport(ERROR,
+					(errcode(ERRCODE_BILLING_CONFLICT),
+					 errmsg("an unfinished request has no cost yet")));
+		return PointerGetDatum(n.tuple);
+	}
+
+	/* reaching a final state: price it and settle */
+	if (strcmp(new_status, "completed") == 0)
+	{
+		if (col_changed(&o, &n, "cost_micros"))
+			ereport(ERROR,
+					(errcode(ERRCODE_BILLING_CONFLICT),
+					 errmsg("the cost of a completed request is computed from its outputs")));
+		SPI_connect();
+		cost = effective_cost(&n);
+	}
+	else
+	{
+		Datum		charge = col(&n, "cost_micros", &isnull);
+
+		/* failed: only an explicit partial charge; cancelled: nothing */
+		cost = isnull ? 0 : DatumGetInt64(charge);
+		if (cost < 0 || (cost != 0 && strcmp(new_status, "cancelled") == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid charge of " INT64_FORMAT " micros for a %s request",
+							cost, new_status)));
+		SPI_connect();
+	}
+	request_settle(DatumGetInt64(col(&o, "account_id", &isnull)), request_id,
+				   DatumGetInt64(col(&o, "hold_micros", &isnull)), cost);
+	SPI_finish();
+
+	cols[0] = SPI_fnumber(n.desc, "hold_micros");
+	values[0] = Int64GetDatum(0);
+	cols[1] = SPI_fnumber(n.desc, "cost_micros");
+	values[1] = Int64GetDatum(cost);
+	cols[2] = SPI_fnumber(n.desc, "completed_at");
+	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
+	return PointerGetDatum(heap_modify_tuple_by_cols(n.tuple, n.desc, 3, cols, values, nulls));
+}
