@@ -11,7 +11,8 @@
 # Settings: BENCH_CLIENTS (16), BENCH_RUNS (5), BENCH_SECONDS (10),
 # BENCH_LEDGER_ROWS (10000000), BENCH_PORT (55502), BENCH_DIR
 # (/tmp/billing-bench), BENCH_PROFILE=1 loads pg_stat_statements and prints
-# where the time of billing.charge() goes.
+# where the time of billing.charge() goes; BENCH_VERIFY_TIMEOUT (120) bounds
+# the final billing.verify().
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -138,7 +139,14 @@ for i in $(seq "$RUNS"); do
 	run charge10m charge "$ACCOUNT" "$SECONDS_PER_RUN"
 done
 
-PROBLEMS=$(sql -c "SELECT count(*) FROM billing.verify()")
+# Exactness of the busy account: balance() against the acknowledged work.
+CHECK=$(sql -c "SELECT (billing.balance($ACCOUNT)->>'balance_micros')::bigint
+                       = 10000000000000 - 40000 * count(*) AND (billing.balance($ACCOUNT)->>'held_micros')::bigint = 0
+                  FROM billing.requests WHERE account_id = $ACCOUNT AND status = 'completed'")
+verify_start=$(date +%s)
+PROBLEMS=$(PGOPTIONS="-c statement_timeout=${BENCH_VERIFY_TIMEOUT:-120}s" \
+	sql -c "SELECT count(*) FROM billing.verify()" 2>&1) || PROBLEMS="timed out after ${BENCH_VERIFY_TIMEOUT:-120} s"
+VERIFY_SECONDS=$(($(date +%s) - verify_start))
 BAL=$(sql -c "SELECT billing.balance($ACCOUNT)")
 
 med() { grep "^$1 " "$LOG" | field "$2" | median; }
@@ -156,7 +164,8 @@ echo "      after/before = $(ratio "$c10" "$c")"
 echo "  plain one-account latency p50 $(med one p50_ms) ms, p99 $(med one p99_ms) ms;" \
 	"spread p50 $(med spread p50_ms) ms, p99 $(med spread p99_ms) ms"
 echo "  bench account validation during the runs: $VALIDATION"
-echo "  billing.verify() problems: $PROBLEMS"
+echo "  busy account balance = funds - 0.04 x completed requests, nothing held: $CHECK"
+echo "  billing.verify() problems: $PROBLEMS (${VERIFY_SECONDS} s)"
 echo "  final balance: $BAL"
 
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then
@@ -167,4 +176,4 @@ if [ "${BENCH_PROFILE:-0}" = 1 ]; then
 	        round(mean_exec_time::numeric, 3) AS mean_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
 	   FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
 fi
-[ "$PROBLEMS" = 0 ]
+[ "$PROBLEMS" = 0 ] && [ "$CHECK" = t ]

@@ -4,7 +4,7 @@
  *
  * Connects with PGHOST/PGPORT/PGUSER from the environment, (re)creates the
  * database billing_stress with the extension, and runs CLIENTS clients for
- * STRESS_SECONDS (default 20) doing a mix of billing.charge, begin_request /
+ * STRESS_SECONDS (default 15) doing a mix of billing.charge, begin_request /
  * complete_request / fail_request and billing.add_funds on five prepaid
  * accounts: two with loose balances (fast path), one that crosses the
  * low-balance threshold, two with tight balances (per-request validation,
@@ -167,6 +167,13 @@ die(const char *what, PGconn *conn)
 {
 	fprintf(stderr, "stress: %s: %s", what, conn ? PQerrorMessage(conn) : "\n");
 	exit(1);
+}
+
+static void
+quiet(void *arg, const char *message)
+{
+	(void) arg;
+	(void) message;
 }
 
 static PGconn *
@@ -624,7 +631,7 @@ main(void)
 	PGconn	   *conn;
 	PGresult   *res;
 	Client	   *clients;
-	int			seconds = getenv("STRESS_SECONDS") ? atoi(getenv("STRESS_SECONDS")) : 20;
+	int			seconds = getenv("STRESS_SECONDS") ? atoi(getenv("STRESS_SECONDS")) : 15;
 	long		calls = 0,
 				refused = 0,
 				settled = 0,
@@ -634,11 +641,12 @@ main(void)
 	char		sql[512];
 	double		t0;
 
-	if (seconds < 1 || seconds > 45)
-		seconds = 20;
+	if (seconds < 1 || seconds > 40)
+		seconds = 15;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	conn = connect_db("dbname=postgres connect_timeout=10");
+	PQsetNoticeProcessor(conn, quiet, NULL);
 	exec_ok(conn, "DROP DATABASE IF EXISTS billing_stress WITH (FORCE)");
 	exec_ok(conn, "CREATE DATABASE billing_stress");
 	PQfinish(conn);
@@ -684,6 +692,7 @@ main(void)
 	}
 	for (int i = 0; i < CLIENTS; i++)
 		pthread_join(clients[i].thread, NULL);
+	printf("stress: clients done after %.1f s\n", now_s() - t0);
 
 	/* The exact equations, per account. */
 	for (int a = 0; a < NACCOUNTS; a++)
