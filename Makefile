@@ -3,8 +3,8 @@ EXTENSION   = billing
 EXTVERSION  = 0.1.0
 
 MODULE_big  = billing
-OBJS = src/billing.o src/money.o src/spi_plan.o src/jsonout.o \
-       src/pricing/pricing.o \
+OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
+       src/pricing/pricing.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/slices.o \
        src/requests/requests.o src/requests/trigger.o \
        src/topup/topup.o
@@ -12,12 +12,12 @@ OBJS = src/billing.o src/money.o src/spi_plan.o src/jsonout.o \
 # The install script is assembled from one SQL file per concern, in this order.
 SQL_PARTS = src/schema.sql src/ledger/ledger.sql src/pricing/pricing.sql \
             src/requests/requests.sql src/topup/topup.sql \
-            src/invoice/invoice.sql src/security.sql
+            src/invoice/invoice.sql src/ledger/verify.sql src/security.sql
 DATA_built = billing--$(EXTVERSION).sql
 DATA = $(wildcard billing--*--*.sql)
 
-REGRESS = money pricing accounts charges requests validation topup invoices security
-REGRESS_OPTS = --dbname=billing_regress
+REGRESS = setup money pricing accounts charges requests validation topup invoices security
+REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
@@ -44,7 +44,8 @@ bench/driver: bench/driver.c
 src/topup/payment_worker: src/topup/payment_worker.c
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS)
 
-programs: test/stress test/fuzz bench/driver src/topup/payment_worker
+PROGRAMS = $(patsubst %.c,%,$(wildcard test/stress.c test/fuzz.c bench/driver.c src/topup/payment_worker.c))
+programs: $(PROGRAMS)
 .PHONY: programs bench
 all: programs
 

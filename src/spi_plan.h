@@ -8,7 +8,8 @@
 /*
  * Runs sql with the given arguments. The plan is prepared on first use,
  * kept with SPI_keepplan in *cache and reused afterwards. nulls may be NULL.
- * Returns the SPI result code; errors out on an SPI failure.
+ * Returns the SPI result code; errors out on an SPI failure. A count other
+ * than 0 stops an INSERT ... RETURNING before its AFTER STATEMENT triggers.
  */
 extern int	plan_exec(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
 					  Datum *values, const char *nulls, bool read_only, long count);

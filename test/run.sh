@@ -20,7 +20,8 @@ tally() {	# tally NAME STATUS
 }
 
 # 1. pg_regress and isolation specs on one cluster
-cluster_start "$WORK/main" 55432 "max_prepared_transactions = 10"
+PORT=${BILLING_TEST_PORT:-55440}
+cluster_start "$WORK/main" "$PORT" || { echo "0 passed, 1 failed"; exit 1; }
 make -s installcheck PG_CONFIG="$PG_CONFIG" >"$WORK/installcheck.log" 2>&1
 rc=$?
 cat "$WORK/installcheck.log" | grep -E '\.\.\. |tests (passed|failed)|^ok|^not ok' || true

@@ -5,9 +5,13 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/jsonb.h"
 
 #include "billing.h"
+#include "cache.h"
 #include "errors.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
@@ -16,30 +20,90 @@
 
 static const Oid types_int8[] = {INT8OID};
 
-void
-account_load(int64 account_id, Account *acct)
+/*
+ * Accounts are read on every request and change rarely: they are cached per
+ * backend and the cache is dropped on any write to billing.accounts (cache.c).
+ */
+typedef struct AccountEntry
+{
+	int64		account_id;
+	Account		acct;
+	bool		active;
+} AccountEntry;
+
+/* a backend that touches more accounts than this starts its cache afresh */
+#define ACCOUNT_CACHE_MAX 100000
+
+static HTAB *accounts = NULL;
+static Oid	accounts_relid = InvalidOid;
+
+static void
+account_cache_reset(Datum arg, Oid relid)
+{
+	if (accounts != NULL && (!OidIsValid(relid) || relid == accounts_relid))
+	{
+		hash_destroy(accounts);
+		accounts = NULL;
+	}
+}
+
+static AccountEntry *
+account_fetch(int64 account_id)
 {
 	static SPIPlanPtr plan;
+	static bool registered = false;
 	Datum		v[1] = {Int64GetDatum(account_id)};
-	char	   *currency;
+	AccountEntry *e;
+	bool		found;
+
+	if (accounts == NULL || hash_get_num_entries(accounts) >= ACCOUNT_CACHE_MAX)
+	{
+		HASHCTL		ctl;
+
+		if (!registered)
+			CacheRegisterRelcacheCallback(account_cache_reset, (Datum) 0);
+		registered = true;
+		if (accounts != NULL)
+			hash_destroy(accounts);
+		accounts_relid = cache_relid("accounts");
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(AccountEntry);
+		ctl.hcxt = CacheMemoryContext;
+		accounts = hash_create("billing accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(accounts, &account_id, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
 
 	plan_exec(&plan,
-			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros,"
-			  "       auto_topup_enabled, auto_topup_threshold_micros, auto_topup_amount_micros"
-			  "  FROM billing.accounts WHERE account_id = $1 AND active",
-			  1, types_int8, v, NULL, false, 1);
+			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros, auto_topup_enabled,"
+			  "       auto_topup_threshold_micros, auto_topup_amount_micros, active"
+			  "  FROM billing.accounts WHERE account_id = $1",
+			  1, types_int8, v, NULL, false, 0);
 	if (SPI_processed == 0)
+		return NULL;
+	e = hash_search(accounts, &account_id, HASH_ENTER, &found);
+	e->acct.account_id = account_id;
+	e->acct.postpaid = DatumGetBool(spi_col(1, NULL));
+	strlcpy(e->acct.currency, spi_text(2), sizeof(e->acct.currency));
+	e->acct.credit_limit = spi_int64(3);
+	e->acct.auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
+	e->acct.auto_topup_threshold = spi_int64(5);
+	e->acct.auto_topup_amount = spi_int64(6);
+	e->active = DatumGetBool(spi_col(7, NULL));
+	return e;
+}
+
+void
+account_load(int64 account_id, Account *acct, bool active_only)
+{
+	AccountEntry *e = account_fetch(account_id);
+
+	if (e == NULL || (active_only && !e->active))
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
-	acct->account_id = account_id;
-	acct->postpaid = DatumGetBool(spi_col(1, NULL));
-	currency = spi_text(2);
-	strlcpy(acct->currency, currency, sizeof(acct->currency));
-	acct->credit_limit = spi_int64(3);
-	acct->auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
-	acct->auto_topup_threshold = spi_int64(5);
-	acct->auto_topup_amount = spi_int64(6);
+	*acct = e->acct;
 }
 
 void
@@ -51,6 +115,29 @@ check_idempotency_key(const char *key)
 				 errmsg("idempotency key must have 1 to 256 characters")));
 }
 
+static const char *const ledger_kinds[] = {
+	"funds", "auto_topup", "usage", "refund", "adjustment", "invoice_payment"
+};
+
+/* Refuses (22023) an entry the ledger's table does not check itself. */
+static void
+ledger_check_entry(const char *kind, int64 amount)
+{
+	size_t		i;
+
+	for (i = 0; i < lengthof(ledger_kinds); i++)
+		if (strcmp(kind, ledger_kinds[i]) == 0)
+			break;
+	if (i == lengthof(ledger_kinds))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid ledger entry kind \"%s\"", kind)));
+	if (amount == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a ledger entry cannot be zero")));
+}
+
 int64
 ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 			int64 request_id, int64 topup_id, int64 invoice_id,
@@ -60,7 +147,7 @@ ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 	Datum		v[9];
 	char		n[9] = "         ";
 
-	Assert(amount != 0);
+	ledger_check_entry(kind, amount);
 	v[0] = Int64GetDatum(account_id);
 	v[1] = CStringGetTextDatum(kind);
 	v[2] = Int64GetDatum(amount);
@@ -124,7 +211,7 @@ billing_add_funds(PG_FUNCTION_ARGS)
 	money_require_positive(amount, "amount_micros");
 	check_idempotency_key(key);
 	SPI_connect();
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, true);
 	if (acct.postpaid)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_CONFLICT),
@@ -137,7 +224,7 @@ billing_add_funds(PG_FUNCTION_ARGS)
 	{
 		entry_id = ledger_post(account_id, "funds", amount, false, 0, 0, 0, key, reference);
 		if (entry_id != 0)
-			available_adjust(account_id, amount);
+			available_rebalance(account_id, amount);
 		else					/* a concurrent call with this key committed first */
 			entry_id = funds_replay(account_id, key, amount);
 	}
@@ -151,13 +238,18 @@ billing_create_account(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr insert_plan;
 	static SPIPlanPtr slices_plan;
-	text	   *external_id = PG_GETARG_TEXT_PP(0);
-	char	   *billing_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *currency = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	int			len = VARSIZE_ANY_EXHDR(external_id);
+	text	   *external_id;
+	char	   *billing_type;
+	char	   *currency;
+	int			len;
 	Datum		v[3];
 	int64		account_id;
 
+	require_args(fcinfo, 3);
+	external_id = PG_GETARG_TEXT_PP(0);
+	billing_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	currency = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	len = VARSIZE_ANY_EXHDR(external_id);
 	if (len < 1 || len > 256)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -208,15 +300,11 @@ billing_move(PG_FUNCTION_ARGS)
 
 	require_args(fcinfo, 3);
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	if (amount == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a ledger entry cannot be zero")));
 	SPI_connect();
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, false);
 	entry_id = ledger_post(account_id, kind, amount, acct.postpaid, 0, topup_id, invoice_id,
 						   NULL, reference);
-	available_adjust(account_id, amount);
+	available_rebalance(account_id, amount);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);
 }
@@ -227,7 +315,7 @@ Datum
 billing_adjust_available(PG_FUNCTION_ARGS)
 {
 	SPI_connect();
-	available_adjust(PG_GETARG_INT64(0), PG_GETARG_INT64(1));
+	available_rebalance(PG_GETARG_INT64(0), PG_GETARG_INT64(1));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -249,7 +337,7 @@ billing_balance(PG_FUNCTION_ARGS)
 	MemoryContext upper = CurrentMemoryContext;
 
 	SPI_connect();
-	account_load(account_id, &acct);
+	account_load(account_id, &acct, true);
 	/* one statement, so one snapshot: exact for every committed transaction */
 	plan_exec(&plan,
 			  "SELECT (SELECT COALESCE(pg_catalog.sum(available_micros), 0)::bigint"

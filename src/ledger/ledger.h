@@ -15,8 +15,12 @@ typedef struct Account
 	int64		auto_topup_amount;
 } Account;
 
-/* Loads an active account; ERROR PB404 when unknown or disabled. */
-extern void account_load(int64 account_id, Account *acct);
+/*
+ * Loads an account; ERROR PB404 when unknown, or disabled and active_only.
+ * Requests need an active account; money movements of the cold paths
+ * (invoices of a disabled account, for one) do not.
+ */
+extern void account_load(int64 account_id, Account *acct, bool active_only);
 
 /*
  * Admission: takes amount (>= 0) out of the available amount, or raises
@@ -34,6 +38,13 @@ extern void available_take(const Account *acct, int64 amount);
  * effective cost past its estimate, which may leave the account below zero.
  */
 extern void available_adjust(int64 account_id, int64 delta);
+
+/*
+ * Cold paths (funds, top-ups, invoices, credit limits): moves delta into or
+ * out of the available amount with every slice locked, and spreads the
+ * result as an exact validation would.
+ */
+extern void available_rebalance(int64 account_id, int64 delta);
 
 /* Exact available amount as this transaction sees it (sum of slices). */
 extern int64 available_total(int64 account_id);

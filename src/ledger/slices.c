@@ -30,11 +30,15 @@
 static const Oid types_acct_amount_slice[] = {INT8OID, INT8OID, INT4OID};
 static const Oid types_acct_slice[] = {INT8OID, INT4OID};
 
-/* where this backend starts looking, so that backends spread over slices */
+/*
+ * The slice this backend tries first (one index probe; COALESCE evaluates
+ * the scan of the others only when it is locked or short), so that
+ * backends spread over slices.
+ */
 static int
 slice_start(void)
 {
-	return MyProcPid % 256;
+	return MyProcPid % billing_balance_slices;
 }
 
 static bool
@@ -44,12 +48,14 @@ take_fast(int64 account_id, int64 amount)
 	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(amount), Int32GetDatum(slice_start())};
 
 	plan_exec(&plan,
-			  "UPDATE billing.account_slices s"
-			  "   SET available_micros = s.available_micros - $2"
-			  "  FROM (SELECT slice FROM billing.account_slices"
+			  "UPDATE billing.account_slices SET available_micros = available_micros - $2"
+			  " WHERE account_id = $1 AND slice = COALESCE("
+			  "       (SELECT slice FROM billing.account_slices"
+			  "         WHERE account_id = $1 AND slice = $3 AND available_micros >= $2"
+			  "           FOR UPDATE SKIP LOCKED),"
+			  "       (SELECT slice FROM billing.account_slices"
 			  "         WHERE account_id = $1 AND available_micros >= $2"
-			  "         ORDER BY (slice + $3) % 256 LIMIT 1 FOR UPDATE SKIP LOCKED) c"
-			  " WHERE s.account_id = $1 AND s.slice = c.slice",
+			  "         ORDER BY slice LIMIT 1 FOR UPDATE SKIP LOCKED))",
 			  3, types_acct_amount_slice, v, NULL, false, 0);
 	return SPI_processed == 1;
 }
@@ -143,6 +149,8 @@ available_adjust(int64 account_id, int64 delta)
 	int			slice = 0;
 	int			nslices;
 	int64		total;
+	Datum		picked;
+	bool		isnull;
 
 	if (delta == 0)
 		return;
@@ -164,11 +172,15 @@ available_adjust(int64 account_id, int64 delta)
 	 * so it either committed before the read or runs after this credit.
 	 */
 	plan_exec(&pick_plan,
-			  "SELECT slice FROM billing.account_slices WHERE account_id = $1"
-			  " ORDER BY (slice + $2) % 256 LIMIT 1 FOR UPDATE SKIP LOCKED",
+			  "SELECT COALESCE("
+			  "       (SELECT slice FROM billing.account_slices"
+			  "         WHERE account_id = $1 AND slice = $2 FOR UPDATE SKIP LOCKED),"
+			  "       (SELECT slice FROM billing.account_slices WHERE account_id = $1"
+			  "         ORDER BY slice LIMIT 1 FOR UPDATE SKIP LOCKED))",
 			  2, types_acct_slice, (Datum[]) {v[0], v[2]}, NULL, false, 0);
-	if (SPI_processed == 1)
-		slice = DatumGetInt32(spi_col(1, NULL));
+	picked = spi_col(1, &isnull);
+	if (!isnull)
+		slice = DatumGetInt32(picked);
 	if (slice != 0)
 	{
 		plan_exec(&debt_plan,
@@ -189,6 +201,15 @@ available_adjust(int64 account_id, int64 delta)
 				 errmsg("account " INT64_FORMAT " does not exist", account_id)));
 }
 
+void
+available_rebalance(int64 account_id, int64 delta)
+{
+	int			nslices;
+	int64		total = lock_all(account_id, &nslices);
+
+	spread(account_id, money_add(total, delta), nslices);
+}
+
 int64
 available_total(int64 account_id)
 {
@@ -202,22 +223,39 @@ available_total(int64 account_id)
 	return spi_int64(1);
 }
 
+/*
+ * Spend over the window, from the latest SPEND_SAMPLE usage entries at most:
+ * a busy account has far more, and scanning them all with every slice locked
+ * would stall it. When the sample does not reach back over the whole window,
+ * the spend is extrapolated from the sample's rate (exactly, in numeric).
+ */
+#define SPEND_SAMPLE 10000
+
 int64
 low_balance_threshold(int64 account_id)
 {
 	static SPIPlanPtr plan;
-	Datum		v[2];
+	TimestampTz now = GetCurrentTimestamp();
+	int64		window = (int64) billing_low_balance_window * USECS_PER_SEC;
+	Datum		v[4];
 	int64		spend;
-	int64		threshold;
 
 	v[0] = Int64GetDatum(account_id);
-	v[1] = TimestampTzGetDatum(GetCurrentTimestamp() -
-							   (TimestampTz) billing_low_balance_window * USECS_PER_SEC);
+	v[1] = TimestampTzGetDatum(now - window);
+	v[2] = Int64GetDatum(window);
+	v[3] = TimestampTzGetDatum(now);
 	plan_exec(&plan,
-			  "SELECT COALESCE(pg_catalog.sum(amount_micros), 0)::bigint FROM billing.ledger"
-			  " WHERE account_id = $1 AND kind = 'usage' AND created_at >= $2",
-			  2, (Oid[]) {INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0);
-	spend = -spi_int64(1);
-	threshold = money_mul(spend, billing_low_balance_factor);
-	return Max(threshold, (int64) billing_low_balance_floor_micros);
+			  "SELECT (CASE WHEN pg_catalog.count(*) < " CppAsString2(SPEND_SAMPLE)
+			  "            THEN COALESCE(-pg_catalog.sum(amount_micros), 0)"
+			  "            ELSE LEAST(-pg_catalog.sum(amount_micros)::numeric * $3"
+			  "                       / GREATEST(EXTRACT(EPOCH FROM $4 - pg_catalog.min(created_at))"
+			  "                                  * 1000000, 1),"
+			  "                       9223372036854775807) END)::bigint"
+			  "  FROM (SELECT amount_micros, created_at FROM billing.ledger"
+			  "         WHERE account_id = $1 AND kind = 'usage' AND created_at >= $2"
+			  "         ORDER BY created_at DESC LIMIT " CppAsString2(SPEND_SAMPLE) ") s",
+			  4, (Oid[]) {INT8OID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0);
+	spend = spi_int64(1);
+	return Max(money_mul(spend, billing_low_balance_factor),
+			   (int64) billing_low_balance_floor_micros);
 }

@@ -11,7 +11,7 @@
  * Prices a request. components is a price version's jsonb array;
  * params is the request's params; outputs is NULL for an estimate, or the
  * actual outputs (quantities and attributes come from outputs first, then
- * params). media is "image" or "video".
+ * params). media is "image" or "video". params may be NULL (= {}).
  * Returns the total in micros. When comp_json is not NULL, appends the JSON
  * array of priced components (the "components" of SPEC section 3) to it.
  * Bad params/outputs, or none matching an output component: ERROR 22023.

@@ -1,1 +1,97 @@
--- pricing: SQL interface
+-- pricing: model catalog, versioned prices, estimates and effective costs.
+
+-- Upserts a model and one provider route. A model has exactly one default
+-- provider once it has any: the first route becomes the default, and a new
+-- default takes the flag from the previous one.
+CREATE FUNCTION billing.set_model(model text, media text, provider text, provider_name text,
+                                  executed_model text DEFAULT NULL, is_default boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    old_media text;
+    exec_model text := COALESCE(set_model.executed_model, set_model.model);
+BEGIN
+    IF set_model.model IS NULL OR set_model.model !~ '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$' THEN
+        RAISE EXCEPTION 'invalid model name "%"', set_model.model USING ERRCODE = '22023',
+            DETAIL = 'A model name has 1 to 128 letters, digits or ._:/@+- and starts with a letter or digit.';
+    END IF;
+    IF set_model.media IS NULL OR set_model.media NOT IN ('image', 'video') THEN
+        RAISE EXCEPTION 'invalid media "%"', set_model.media USING ERRCODE = '22023',
+            DETAIL = 'The media of a model is image or video.';
+    END IF;
+    IF pg_catalog.length(set_model.provider) NOT BETWEEN 1 AND 128
+       OR pg_catalog.length(set_model.provider_name) NOT BETWEEN 1 AND 256
+       OR pg_catalog.length(exec_model) NOT BETWEEN 1 AND 256
+       OR set_model.is_default IS NULL THEN
+        RAISE EXCEPTION 'invalid provider route for model "%"', set_model.model USING ERRCODE = '22023',
+            DETAIL = 'A provider has 1 to 128 characters, a provider_name and an executed_model 1 to 256, and is_default is not null.';
+    END IF;
+
+    INSERT INTO billing.models AS m (model, media) VALUES (set_model.model, set_model.media)
+        ON CONFLICT (model) DO NOTHING;
+    -- the row lock serializes route changes of one model, and set_price
+    SELECT m.media INTO old_media FROM billing.models m WHERE m.model = set_model.model FOR UPDATE;
+    IF old_media <> set_model.media THEN
+        RAISE EXCEPTION 'model "%" is a % model', set_model.model, old_media USING ERRCODE = '22023',
+            DETAIL = 'The media of a model cannot change; its prices depend on it.';
+    END IF;
+
+    IF set_model.is_default THEN
+        UPDATE billing.model_providers mp SET is_default = false
+         WHERE mp.model = set_model.model AND mp.provider <> set_model.provider AND mp.is_default;
+    END IF;
+    INSERT INTO billing.model_providers AS mp (model, provider, provider_name, executed_model, is_default)
+    VALUES (set_model.model, set_model.provider, set_model.provider_name, exec_model,
+            set_model.is_default OR NOT EXISTS (
+                SELECT FROM billing.model_providers d
+                 WHERE d.model = set_model.model AND d.provider <> set_model.provider AND d.is_default))
+    ON CONFLICT (model, provider) DO UPDATE
+       SET provider_name = EXCLUDED.provider_name, executed_model = EXCLUDED.executed_model,
+           is_default = EXCLUDED.is_default;
+END $$;
+
+-- New price version; the components are checked in C (pricing.c).
+CREATE FUNCTION billing.set_price(model text, components jsonb, provider text DEFAULT NULL,
+                                  effective_from timestamptz DEFAULT pg_catalog.now())
+RETURNS bigint
+LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_set_price';
+
+-- The price in force now of every active model and provider (a route with
+-- no price in force is not listed). Same choice as pricing_route() in C: the
+-- provider's own price first, else the model's provider-independent one.
+CREATE VIEW billing.catalog AS
+SELECT m.model, m.media, mp.provider, mp.provider_name, mp.executed_model, mp.is_default,
+       p.price_id, p.currency, p.components, p.effective_from
+  FROM billing.models m
+  JOIN billing.model_providers mp ON mp.model = m.model
+  JOIN LATERAL (
+       SELECT p.price_id, p.currency, p.components, p.effective_from
+         FROM billing.prices p
+        WHERE p.model = m.model
+          AND COALESCE(p.provider, '') IN (mp.provider, '')
+          AND p.effective_from <= pg_catalog.now()
+        ORDER BY p.provider IS NULL, p.effective_from DESC
+        LIMIT 1) p ON true
+ WHERE m.active;
+
+-- Dry run with the default provider's price: writes nothing, locks nothing.
+CREATE FUNCTION billing.estimate(model text, params jsonb)
+RETURNS jsonb
+LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_estimate';
+
+-- Cost of actual outputs with the executing provider's price (NULL: default).
+CREATE FUNCTION billing.effective_cost(model text, outputs jsonb, provider text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_effective_cost';
+
+-- Every write to the catalog drops the route caches of all backends (at commit).
+CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.models
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
+CREATE TRIGGER model_providers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON billing.model_providers FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
+CREATE TRIGGER prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.prices
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();

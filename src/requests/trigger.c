@@ -65,6 +65,7 @@ col_changed(const RowAccess *o, const RowAccess *n, const char *name)
 	return !datum_image_eq(od, nd, att->attbyval, att->attlen);
 }
 
+/* 0 queued, 1 in_progress, 2 final; unknown states are refused (22023) */
 static int
 status_rank(const char *status)
 {
@@ -72,7 +73,14 @@ status_rank(const char *status)
 		return 0;
 	if (strcmp(status, "in_progress") == 0)
 		return 1;
-	return 2;					/* completed, failed, cancelled */
+	if (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+		strcmp(status, "cancelled") == 0)
+		return 2;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid request status \"%s\"", status),
+			 errhint("A request is queued, in_progress, completed, failed or cancelled.")));
+	return 0;					/* keep compiler quiet */
 }
 
 /* The effective cost of the outputs, priced as of the request's start. */

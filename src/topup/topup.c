@@ -1,11 +1,465 @@
-/* Auto top-up: placeholder until the top-up work lands (see topup.h). */
+/*
+ * Auto top-up (SPEC section 7).
+ *
+ * A charge that leaves a prepaid account's available amount below its
+ * auto top-up threshold requests one top-up: a pending row in
+ * billing.topups, announced with NOTIFY billing_topup (sent at commit).
+ * The unique partial index topups_one_pending keeps it to one pending
+ * top-up per account; a transaction-level advisory lock, only tried and
+ * never waited for, picks one requester among concurrent charges so that
+ * no charge blocks on another's top-up. A payment worker settles the
+ * top-up with billing.complete_topup().
+ *
+ * Every query runs read-write (read_only = false): it then sees what this
+ * transaction wrote earlier in the same function call, the charge's debit
+ * above all, and in READ COMMITTED a snapshot taken after the locks.
+ */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+
+#include "billing.h"
+#include "errors.h"
+#include "money.h"
+#include "spi_plan.h"
 #include "topup/topup.h"
+
+#define TOPUP_CHANNEL "billing_topup"
+/* failure_reason of a pending top-up cancelled by turning auto top-up off */
+#define TOPUP_CANCELLED_REASON "auto top-up turned off"
+#define TOPUP_MAX_REFERENCE 256
+#define TOPUP_MAX_REASON 1024
+
+static void
+require_non_negative(int64 amount, const char *what)
+{
+	if (amount < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", what),
+				 errdetail("Got " INT64_FORMAT " micros.", amount)));
+}
+
+/* Optional text argument, NULL when absent; refuses (22023) one that is too long. */
+static char *
+text_arg(FunctionCallInfo fcinfo, int argno, const char *what, int maxlen)
+{
+	char	   *s;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (strlen(s) < 1 || strlen(s) > (size_t) maxlen)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be 1 to %d characters long", what, maxlen)));
+	return s;
+}
+
+static void
+notify_requested(int64 topup_id, int64 account_id, int64 amount)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf,
+					 "{\"event\":\"auto_topup_requested\",\"topup_id\":" INT64_FORMAT
+					 ",\"account_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT "}",
+					 topup_id, account_id, amount);
+	Async_Notify(TOPUP_CHANNEL, buf.data);
+}
+
+static void
+notify_disabled(int64 account_id)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf,
+					 "{\"event\":\"auto_topup_disabled\",\"account_id\":" INT64_FORMAT "}",
+					 account_id);
+	Async_Notify(TOPUP_CHANNEL, buf.data);
+}
+
+/*
+ * The per-day guard refused a top-up. Said to the server log (LOG always
+ * reaches it) and to the client as a warning, so the refusal is never silent.
+ */
+static void
+report_day_limit(int elevel, int64 account_id, int64 recent)
+{
+	ereport(elevel,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("auto top-up refused: daily limit reached"),
+			 errdetail("Account " INT64_FORMAT " requested " INT64_FORMAT " top-ups in the last 24 hours;"
+					   " billing.auto_topup_max_per_day is %d.",
+					   account_id, recent, billing_auto_topup_max_per_day),
+			 errhint("Look into the account's recent top-ups, or raise billing.auto_topup_max_per_day.")));
+}
+
+/*
+ * The transaction-level advisory lock under which top-ups of the account are
+ * requested (keyed by billing.topups' oid and the account id). With wait
+ * false, only tried: returns whether it was taken.
+ */
+static bool
+request_lock(int64 account_id, bool wait)
+{
+	static SPIPlanPtr try_plan, wait_plan;
+	Oid			type[1] = {INT4OID};
+	Datum		value[1] = {Int32GetDatum((int32) account_id)};
+
+	if (wait)
+	{
+		plan_exec(&wait_plan,
+				  "SELECT pg_catalog.pg_advisory_xact_lock("
+				  "'billing.topups'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
+				  1, type, value, NULL, false, 1);
+		return true;
+	}
+	plan_exec(&try_plan,
+			  "SELECT pg_catalog.pg_try_advisory_xact_lock("
+			  "'billing.topups'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
+			  1, type, value, NULL, false, 1);
+	return DatumGetBool(spi_col(1, NULL));
+}
+
+/*
+ * Requests a top-up when the account is below its threshold and none is
+ * pending. Runs inside an SPI connection.
+ */
+static void
+topup_request(int64 account_id)
+{
+	static SPIPlanPtr pending_plan, state_plan, insert_plan;
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+	int64		threshold,
+				amount,
+				recent;
+
+	values[0] = Int64GetDatum(account_id);
+
+	/* the common case below the threshold: a top-up is already on its way */
+	plan_exec(&pending_plan,
+			  "SELECT 1 FROM billing.topups WHERE account_id = $1 AND status = 'pending'",
+			  1, types, values, NULL, false, 1);
+	if (SPI_processed > 0)
+		return;
+
+	/*
+	 * One requester at a time per account. Whoever does not get the lock
+	 * leaves the request to the holder: waiting here, with the charge's
+	 * slices locked, could deadlock against the holder's next charge.
+	 */
+	if (!request_lock(account_id, false))
+		return;
+
+	/* under the lock, with a fresh snapshot: the config and the day's count */
+	plan_exec(&state_plan,
+			  "SELECT a.auto_topup_threshold_micros, a.auto_topup_amount_micros,"
+			  " (SELECT pg_catalog.count(*) FROM billing.topups t"
+			  "   WHERE t.account_id = a.account_id"
+			  "     AND t.created_at > pg_catalog.clock_timestamp() - interval '24 hours')"
+			  " FROM billing.accounts a"
+			  " WHERE a.account_id = $1 AND a.auto_topup_enabled AND a.billing_type = 'prepaid'",
+			  1, types, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		return;
+	threshold = spi_int64(1);
+	amount = spi_int64(2);
+	recent = spi_int64(3);
+	if (available_total(account_id) >= threshold)
+		return;
+
+	if (recent >= billing_auto_topup_max_per_day)
+	{
+		report_day_limit(LOG, account_id, recent);
+		report_day_limit(WARNING_CLIENT_ONLY, account_id, recent);
+		return;
+	}
+
+	/* the index topups_one_pending makes a second pending top-up impossible */
+	values[1] = Int64GetDatum(amount);
+	plan_exec(&insert_plan,
+			  "INSERT INTO billing.topups (account_id, amount_micros) VALUES ($1, $2)"
+			  " ON CONFLICT (account_id) WHERE status = 'pending' DO NOTHING"
+			  " RETURNING topup_id",
+			  2, types, values, NULL, false, 1);
+	if (SPI_processed > 0)
+		notify_requested(spi_int64(1), account_id, amount);
+}
 
 void
 topup_after_debit(const Account *acct)
 {
-	if (!acct->auto_topup_enabled)
+	/* the cost of auto top-up for an account that does not use it: this test */
+	if (!acct->auto_topup_enabled || acct->postpaid)
 		return;
+
+	SPI_connect();
+	if (available_total(acct->account_id) < acct->auto_topup_threshold)
+		topup_request(acct->account_id);
+	SPI_finish();
+}
+
+/*
+ * billing.configure_auto_topup(account_id, threshold_micros, amount_micros,
+ * enabled DEFAULT true) RETURNS void
+ */
+PG_FUNCTION_INFO_V1(configure_auto_topup);
+Datum
+configure_auto_topup(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr update_plan, cancel_plan;
+	Oid			types[4] = {INT8OID, INT8OID, INT8OID, BOOLOID};
+	Oid			cancel_types[2] = {INT8OID, TEXTOID};
+	Datum		values[4];
+	int64		account_id,
+				threshold,
+				amount;
+	bool		enabled;
+	Account		acct;
+
+	require_args(fcinfo, 4);
+	account_id = PG_GETARG_INT64(0);
+	threshold = PG_GETARG_INT64(1);
+	amount = PG_GETARG_INT64(2);
+	enabled = PG_GETARG_BOOL(3);
+	require_non_negative(threshold, "threshold_micros");
+	if (enabled)
+		money_require_positive(amount, "amount_micros");
+	else
+		require_non_negative(amount, "amount_micros");
+
+	SPI_connect();
+	account_load(account_id, &acct, true);
+	/*
+	 * Wait for a charge that is requesting a top-up right now: once it
+	 * commits, its top-up is visible here and is cancelled when turning off.
+	 * The charges that come after see the new setting.
+	 */
+	request_lock(account_id, true);
+	if (enabled && acct.postpaid)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("auto top-up is only for prepaid accounts"),
+				 errdetail("Account " INT64_FORMAT " is postpaid.", account_id),
+				 errhint("A postpaid account draws on its credit limit instead.")));
+
+	/* turning it on starts a fresh count of consecutive failures */
+	values[0] = Int64GetDatum(account_id);
+	values[1] = Int64GetDatum(threshold);
+	values[2] = Int64GetDatum(amount);
+	values[3] = BoolGetDatum(enabled);
+	plan_exec(&update_plan,
+			  "UPDATE billing.accounts SET auto_topup_threshold_micros = $2,"
+			  " auto_topup_amount_micros = $3,"
+			  " auto_topup_failures = CASE WHEN $4 AND NOT auto_topup_enabled"
+			  "   THEN 0 ELSE auto_topup_failures END,"
+			  " auto_topup_enabled = $4"
+			  " WHERE account_id = $1",
+			  4, types, values, NULL, false, 0);
+
+	if (enabled)
+	{
+		/* already below the threshold: one top-up at once */
+		acct.auto_topup_enabled = true;
+		acct.auto_topup_threshold = threshold;
+		acct.auto_topup_amount = amount;
+		topup_after_debit(&acct);
+	}
+	else
+	{
+		/*
+		 * Turned off: a pending top-up is cancelled, so that no payment is
+		 * taken after the owner said stop. It does not count as a failure.
+		 */
+		values[1] = CStringGetTextDatum(TOPUP_CANCELLED_REASON);
+		plan_exec(&cancel_plan,
+				  "UPDATE billing.topups SET status = 'failed', failure_reason = $2,"
+				  " completed_at = pg_catalog.clock_timestamp()"
+				  " WHERE account_id = $1 AND status = 'pending'",
+				  2, cancel_types, values, NULL, false, 0);
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * The JSON of a top-up, built from its row only, so that a repeated call
+ * gets the same. amount is its amount_micros, rendered as currency units.
+ */
+static Datum
+topup_json(int64 topup_id, int64 amount, const char *currency)
+{
+	static SPIPlanPtr plan;
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(topup_id);
+	values[1] = CStringGetTextDatum(money_format(amount));
+	values[2] = CStringGetTextDatum(currency);
+	plan_exec(&plan,
+			  "SELECT pg_catalog.jsonb_build_object("
+			  " 'object', 'topup', 'topup_id', topup_id, 'account_id', account_id,"
+			  " 'status', status, 'amount_micros', amount_micros,"
+			  " 'amount', pg_catalog.jsonb_build_object('amount', $2::pg_catalog.numeric,"
+			  "   'currency', $3),"
+			  " 'payment_reference', payment_reference, 'failure_reason', failure_reason,"
+			  " 'created_at', created_at, 'completed_at', completed_at)"
+			  " FROM billing.topups WHERE topup_id = $1",
+			  3, types, values, NULL, false, 1);
+	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
+}
+
+/*
+ * A finished top-up completed again: the same outcome returns the first
+ * result, another one is refused (PB409) and moves no money.
+ */
+static void
+check_repeat(int64 topup_id, bool succeeded, const char *reference,
+			 const char *status, const char *first_reference, const char *first_reason)
+{
+	bool		had_succeeded = strcmp(status, "succeeded") == 0;
+
+	if (had_succeeded && !succeeded)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("top-up " INT64_FORMAT " has already succeeded", topup_id),
+				 errdetail("Its amount was credited; it cannot fail now.")));
+	if (!had_succeeded && succeeded)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("top-up " INT64_FORMAT " has already failed", topup_id),
+				 errdetail("It failed with \"%s\"; it cannot succeed now.",
+						   first_reason ? first_reason : "no reason given"),
+				 errhint("Refund the payment: the account was not credited with it.")));
+	/* a second payment reference for one top-up means it was paid twice */
+	if (succeeded && reference != NULL &&
+		(first_reference == NULL || strcmp(reference, first_reference) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("top-up " INT64_FORMAT " already succeeded with another payment",
+						topup_id),
+				 errdetail("It was credited once, with payment reference \"%s\".",
+						   first_reference ? first_reference : ""),
+				 errhint("Refund the second payment.")));
+}
+
+/*
+ * billing.complete_topup(topup_id, succeeded, payment_reference DEFAULT NULL,
+ * failure_reason DEFAULT NULL) RETURNS jsonb
+ */
+PG_FUNCTION_INFO_V1(complete_topup);
+Datum
+complete_topup(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr find_plan, lock_account_plan, lock_plan, finish_plan, failures_plan;
+	Oid			id_type[1] = {INT8OID};
+	Oid			finish_types[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Oid			failures_types[3] = {INT8OID, BOOLOID, INT4OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int64		topup_id,
+				account_id,
+				amount;
+	bool		succeeded;
+	char	   *reference,
+			   *reason,
+			   *status;
+	Account		acct;
+	Datum		result;
+
+	require_args(fcinfo, 2);
+	topup_id = PG_GETARG_INT64(0);
+	succeeded = PG_GETARG_BOOL(1);
+	reference = text_arg(fcinfo, 2, "payment_reference", TOPUP_MAX_REFERENCE);
+	reason = text_arg(fcinfo, 3, "failure_reason", TOPUP_MAX_REASON);
+	if (succeeded && reason != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("failure_reason is only for a failed top-up")));
+
+	SPI_connect();
+	values[0] = Int64GetDatum(topup_id);
+	plan_exec(&find_plan,
+			  "SELECT account_id FROM billing.topups WHERE topup_id = $1",
+			  1, id_type, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_NOT_FOUND),
+				 errmsg("top-up " INT64_FORMAT " does not exist", topup_id)));
+	account_id = spi_int64(1);
+
+	/*
+	 * Lock order: account, top-up, slices. configure_auto_topup holds the
+	 * account row when it cancels a pending top-up.
+	 */
+	values[0] = Int64GetDatum(account_id);
+	plan_exec(&lock_account_plan,
+			  "SELECT 1 FROM billing.accounts WHERE account_id = $1 FOR NO KEY UPDATE",
+			  1, id_type, values, NULL, false, 1);
+	account_load(account_id, &acct, true);
+
+	values[0] = Int64GetDatum(topup_id);
+	plan_exec(&lock_plan,
+			  "SELECT amount_micros, status, payment_reference, failure_reason"
+			  " FROM billing.topups WHERE topup_id = $1 FOR UPDATE",
+			  1, id_type, values, NULL, false, 1);
+	amount = spi_int64(1);
+	status = spi_text(2);
+	if (strcmp(status, "pending") != 0)
+	{
+		check_repeat(topup_id, succeeded, reference, status, spi_text(3), spi_text(4));
+		result = topup_json(topup_id, amount, acct.currency);
+		SPI_finish();
+		PG_RETURN_DATUM(result);
+	}
+
+	if (succeeded)
+	{
+		if (acct.postpaid)
+			ereport(ERROR,
+					(errcode(ERRCODE_BILLING_CONFLICT),
+					 errmsg("account " INT64_FORMAT " is postpaid", account_id),
+					 errdetail("A top-up credits a prepaid balance only."),
+					 errhint("Refund the payment, or complete the top-up as failed.")));
+		ledger_post(account_id, "auto_topup", amount, false, 0, topup_id, 0, NULL, reference);
+		available_rebalance(account_id, amount);
+	}
+
+	values[1] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
+	nulls[1] = reference ? ' ' : 'n';
+	values[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[2] = reason ? ' ' : 'n';
+	values[3] = CStringGetTextDatum(succeeded ? "succeeded" : "failed");
+	plan_exec(&finish_plan,
+			  "UPDATE billing.topups SET status = $4, payment_reference = $2,"
+			  " failure_reason = $3, completed_at = pg_catalog.clock_timestamp()"
+			  " WHERE topup_id = $1",
+			  4, finish_types, values, nulls, false, 0);
+
+	/* a success resets the consecutive failures; the last one allowed turns auto top-up off */
+	values[0] = Int64GetDatum(account_id);
+	values[1] = BoolGetDatum(succeeded);
+	values[2] = Int32GetDatum(billing_auto_topup_max_failures);
+	plan_exec(&failures_plan,
+			  "UPDATE billing.accounts SET"
+			  " auto_topup_failures = CASE WHEN $2 THEN 0 ELSE auto_topup_failures + 1 END,"
+			  " auto_topup_enabled = auto_topup_enabled AND ($2 OR auto_topup_failures + 1 < $3)"
+			  " WHERE account_id = $1"
+			  " RETURNING auto_topup_enabled",
+			  3, failures_types, values, NULL, false, 0);
+	if (acct.auto_topup_enabled && !DatumGetBool(spi_col(1, NULL)))
+		notify_disabled(account_id);
+
+	result = topup_json(topup_id, amount, acct.currency);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
 }

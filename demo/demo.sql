@@ -1,0 +1,43 @@
+-- A day of billing for an AI media API, on a throwaway cluster.
+\pset pager off
+\set VERBOSITY default
+\echo '== install and price two models'
+CREATE EXTENSION billing;
+SELECT billing.set_model('flux-pro', 'image', 'acme', 'Acme Imaging', 'flux-pro-1.1');
+SELECT billing.set_price('flux-pro', '[{"type":"output","metric":"megapixel","unit_price_micros":60000}]') AS price_id;
+SELECT billing.set_model('veo-3', 'video', 'vendo', 'Vendo Video', 'veo-3.0');
+SELECT billing.set_price('veo-3', '[
+  {"type":"output","metric":"second","unit_price_micros":30000,"conditions":{"resolution":"720p","audio":false}},
+  {"type":"output","metric":"second","unit_price_micros":50000,"conditions":{"resolution":"1080p"}}]') AS price_id;
+SELECT model, media, provider, components FROM billing.catalog ORDER BY model;
+
+\echo '== a prepaid customer with 1.00 USD'
+SELECT billing.create_account('cus_demo') AS acct \gset
+SELECT billing.add_funds(:acct, 1000000, 'stripe:pi_1', 'card payment') AS entry;
+SELECT jsonb_pretty(billing.balance(:acct)) AS balance;
+
+\echo '== dry run: what would two 1024x1536 images cost? (writes nothing)'
+SELECT jsonb_pretty(billing.estimate('flux-pro', '{"n":2,"size":"1024x1536"}')) AS estimate;
+
+\echo '== a synchronous image request, charged at once'
+SELECT jsonb_pretty(billing.charge(:acct, 'flux-pro', '{"n":2,"size":"1024x1536"}',
+       '{"images":[{"width":1024,"height":1536},{"width":1024,"height":1536}]}',
+       '{"upstream_id":"img_7f3a"}', 'req-001')) AS metadata;
+
+\echo '== an async video job: begin holds the estimate, metadata shows cost_estimate'
+SELECT billing.begin_request(:acct, 'veo-3', '{"duration_seconds":8,"resolution":"1080p"}', 'job-42') AS job \gset
+SELECT jsonb_pretty(:'job'::jsonb) AS begun;
+SELECT (:'job'::jsonb ->> 'request_id')::bigint AS job_id \gset
+SELECT billing.balance(:acct) ->> 'held_micros' AS held, billing.balance(:acct) -> 'available' AS available;
+
+\echo '== the job finishes (7.6 s bills as 8 s): the metadata flips to cost'
+SELECT jsonb_pretty(billing.complete_request(:job_id, '{"duration_seconds":7.6,"resolution":"1080p"}',
+                                             '{"upstream_id":"vid_99"}')) AS metadata;
+
+\echo '== the next video needs more than is left: HTTP 402'
+SELECT billing.begin_request(:acct, 'veo-3', '{"duration_seconds":8,"resolution":"1080p"}');
+
+\echo '== the ledger, and verify() (no rows: every invariant holds)'
+SELECT entry_id, kind, amount_micros, request_id, reference FROM billing.ledger ORDER BY entry_id;
+SELECT jsonb_pretty(billing.balance(:acct)) AS balance;
+SELECT * FROM billing.verify();

@@ -1,0 +1,83 @@
+-- billing.verify(): every invariant of the data model, the invoices' included
+-- (so it is installed after invoice.sql).
+
+-- Every invariant of the data model; no rows means all hold.
+CREATE FUNCTION billing.verify(account_id bigint DEFAULT NULL)
+RETURNS TABLE(account_id bigint, problem text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+WITH acct AS (
+    SELECT a.account_id, a.billing_type, a.credit_limit_micros
+      FROM billing.accounts a
+     WHERE verify.account_id IS NULL OR a.account_id = verify.account_id
+), sums AS (
+    SELECT a.account_id,
+           CASE WHEN a.billing_type = 'postpaid' THEN a.credit_limit_micros ELSE 0 END AS credit,
+           (SELECT COALESCE(sum(l.amount_micros), 0) FROM billing.ledger l
+             WHERE l.account_id = a.account_id) AS balance,
+           (SELECT COALESCE(sum(r.hold_micros), 0) FROM billing.requests r
+             WHERE r.account_id = a.account_id AND r.status IN ('queued', 'in_progress')) AS held,
+           (SELECT COALESCE(sum(s.available_micros), 0) FROM billing.account_slices s
+             WHERE s.account_id = a.account_id) AS available,
+           (SELECT count(*) FROM billing.account_slices s
+             WHERE s.account_id = a.account_id AND s.slice = 0) AS has_slice0,
+           (SELECT count(*) FROM billing.account_slices s
+             WHERE s.account_id = a.account_id AND s.available_micros < 0) AS negative,
+           (SELECT count(*) FROM billing.account_slices s
+             WHERE s.account_id = a.account_id AND s.slice <> 0 AND s.available_micros <> 0) AS others
+      FROM acct a
+)
+SELECT s.account_id, format('available %s <> balance %s - holds %s + credit limit %s',
+                            s.available, s.balance, s.held, s.credit)
+  FROM sums s WHERE s.available <> s.balance - s.held + s.credit
+UNION ALL
+SELECT s.account_id, 'account has no slice 0' FROM sums s WHERE s.has_slice0 = 0
+UNION ALL
+SELECT s.account_id, 'a slice other than 0 is negative, or slice 0 is and others are not zero'
+  FROM sums s
+ WHERE s.negative > 0
+   AND (s.others > 0 OR EXISTS (SELECT 1 FROM billing.account_slices x
+                                 WHERE x.account_id = s.account_id AND x.slice <> 0
+                                   AND x.available_micros < 0))
+UNION ALL
+SELECT r.account_id, format('request %s: hold %s does not match its state %s (estimate %s)',
+                            r.request_id, r.hold_micros, r.status, r.cost_estimate_micros)
+  FROM billing.requests r JOIN acct a USING (account_id)
+ WHERE CASE WHEN r.status IN ('queued', 'in_progress')
+            THEN r.hold_micros <> r.cost_estimate_micros OR r.cost_micros IS NOT NULL
+            ELSE r.hold_micros <> 0 OR r.cost_micros IS NULL OR r.completed_at IS NULL END
+UNION ALL
+SELECT r.account_id, format('request %s: cost %s but usage entries total %s',
+                            r.request_id, r.cost_micros, COALESCE(-u.total, 0))
+  FROM billing.requests r JOIN acct a USING (account_id)
+  LEFT JOIN LATERAL (SELECT sum(l.amount_micros) AS total, count(*) AS n FROM billing.ledger l
+                      WHERE l.account_id = r.account_id AND l.request_id = r.request_id
+                        AND l.kind = 'usage') u ON true
+ WHERE r.status NOT IN ('queued', 'in_progress')
+   AND (COALESCE(-u.total, 0) <> r.cost_micros OR u.n > 1)
+UNION ALL
+SELECT t.account_id, format('top-up %s is %s but has %s ledger entries for %s micros',
+                            t.topup_id, t.status, COALESCE(e.n, 0), COALESCE(e.total, 0))
+  FROM billing.topups t JOIN acct a USING (account_id)
+  LEFT JOIN LATERAL (SELECT count(*) AS n, sum(l.amount_micros) AS total FROM billing.ledger l
+                      WHERE l.account_id = t.account_id AND l.topup_id = t.topup_id) e ON true
+ WHERE CASE WHEN t.status = 'succeeded' THEN e.n <> 1 OR e.total <> t.amount_micros
+            ELSE e.n <> 0 END
+UNION ALL
+SELECT o.account_id, format('%s rows of an account that does not exist', o.tbl)
+  FROM (SELECT l.account_id, 'ledger' AS tbl FROM billing.ledger l
+        UNION SELECT r.account_id, 'request' FROM billing.requests r
+        UNION SELECT s.account_id, 'slice' FROM billing.account_slices s) o
+ WHERE (verify.account_id IS NULL OR o.account_id = verify.account_id)
+   AND NOT EXISTS (SELECT 1 FROM billing.accounts a WHERE a.account_id = o.account_id)
+UNION ALL
+SELECT l.account_id, format('ledger entry %s: invalid kind %s or amount %s',
+                            l.entry_id, l.kind, l.amount_micros)
+  FROM billing.ledger l JOIN acct a USING (account_id)
+ WHERE l.kind NOT IN ('funds', 'auto_topup', 'usage', 'refund', 'adjustment', 'invoice_payment')
+    OR l.amount_micros = 0
+    OR (l.kind IN ('funds', 'auto_topup', 'invoice_payment') AND l.amount_micros < 0)
+    OR (l.kind = 'usage' AND l.amount_micros > 0)
+UNION ALL
+SELECT v.account_id, v.problem FROM billing._verify_invoices(verify.account_id) v;
+END;

@@ -1,0 +1,18 @@
+/* Backend-local cache of price routes (see route_cache.c). */
+#ifndef BILLING_ROUTE_CACHE_H
+#define BILLING_ROUTE_CACHE_H
+
+#include "pricing/pricing.h"
+
+/*
+ * Copies the cached route of (model, provider) into *route, allocated in the
+ * current memory context, when one is cached for a price in force at "at".
+ */
+extern bool route_cache_get(const char *model, const char *provider, TimestampTz at,
+							PriceRoute *route);
+
+/* Caches route, whose price is in force from "from" until "until". */
+extern void route_cache_put(const char *model, const char *provider, const PriceRoute *route,
+							TimestampTz from, TimestampTz until);
+
+#endif

@@ -1,0 +1,101 @@
+# pg_cron runs billing's periodic jobs (docs/invoices.md, "Scheduling"):
+# the documented schedules are accepted, and scheduled jobs really run
+# billing.close_period() and billing.expire_requests() on a live cluster.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('cron');
+$node->init;
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'pg_cron'
+cron.database_name = 'postgres'
+cron.use_background_workers = on
+max_worker_processes = 16
+});
+$node->start;
+
+$node->safe_psql('postgres', q{
+CREATE EXTENSION pg_cron;
+CREATE EXTENSION billing;
+SELECT billing.set_model('cron-img', 'image', 'acme', 'Acme', 'acme-1');
+SELECT billing.set_price('cron-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]');
+SELECT billing.create_account('cron', 'postpaid');
+SELECT billing.set_credit_limit(1, 100000000, 'cron test');
+});
+
+# an unfinished request, to be expired
+my $request = $node->safe_psql('postgres',
+	q{SELECT billing.begin_request(1, 'cron-img', '{"n":1}') ->> 'request_id'});
+like($request, qr/^\d+$/, 'a request is in flight');
+
+# Test only: postpaid usage dated in the last microsecond of last month (UTC,
+# the default billing.timezone), as a settlement then would have posted it.
+$node->safe_psql('postgres', q{
+WITH r AS (
+    INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,
+                                  cost_estimate_micros, cost_micros, currency, postpaid,
+                                  created_at, completed_at)
+    VALUES (1, 'cron-img', 'acme', 'completed', '{}', '{}', 40000, 40000, 'USD', true,
+            date_trunc('month', now(), 'UTC') - interval '1 microsecond',
+            date_trunc('month', now(), 'UTC') - interval '1 microsecond')
+    RETURNING request_id, created_at)
+INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
+SELECT 1, 'usage', -40000, true, request_id, created_at FROM r;
+SELECT billing._adjust_available(1, -40000);
+});
+
+# the production schedules of docs/invoices.md are valid pg_cron schedules
+$node->safe_psql('postgres', q{
+SELECT cron.schedule('billing-close-period', '5 * 1 * *', 'SELECT billing.close_period()');
+SELECT cron.schedule('billing-expire-requests', '*/5 * * * *',
+                     $$SELECT billing.expire_requests(interval '1 hour')$$);
+});
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(jobname || ' ' || schedule, ', ' ORDER BY jobname) FROM cron.job}),
+	'billing-close-period 5 * 1 * *, billing-expire-requests */5 * * * *',
+	'documented schedules registered');
+
+# the same commands every minute (pg_cron 1.4 knows no seconds), for the test
+$node->safe_psql('postgres', q{
+SELECT cron.schedule('billing-close-period', '* * * * *', 'SELECT billing.close_period()');
+SELECT cron.schedule('billing-expire-requests', '* * * * *',
+                     $$SELECT billing.expire_requests(interval '1 second')$$);
+});
+ok( $node->poll_query_until(
+		'postgres',
+		q{SELECT count(DISTINCT d.jobid) = 2
+		    FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+		   WHERE j.jobname LIKE 'billing-%' AND d.status = 'succeeded'}),
+	'both jobs ran and succeeded');
+is( $node->safe_psql('postgres',
+		q{SELECT count(*) FROM cron.job_run_details WHERE status = 'failed'}),
+	'0', 'no job run failed');
+
+is( $node->safe_psql('postgres',
+		q{SELECT (period_start = (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month')::date)
+		         || ' ' || subtotal_micros || ' ' || status
+		    FROM billing.invoices}),
+	'true 40000 open', 'close_period issued last month\'s invoice');
+is( $node->safe_psql('postgres',
+		"SELECT status || ' ' || failure_reason FROM billing.requests WHERE request_id = $request"),
+	'failed expired', 'expire_requests failed the stale request');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM billing.verify()'),
+	'0', 'billing.verify() finds nothing');
+
+# a later run of the close job issues nothing new
+my $runs = $node->safe_psql('postgres',
+	q{SELECT count(*) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+	   WHERE j.jobname = 'billing-close-period' AND d.status = 'succeeded'});
+ok( $node->poll_query_until(
+		'postgres',
+		qq{SELECT count(*) > $runs FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+		    WHERE j.jobname = 'billing-close-period' AND d.status = 'succeeded'}),
+	'close job ran again');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM billing.invoices'),
+	'1', 'idempotent: still one invoice');
+
+$node->stop;
+done_testing();
