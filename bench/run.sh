@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# billing benchmark (`make bench`). Installs nothing: the extension must be
+# installed for $PG_CONFIG. Starts a throwaway cluster with default durable
+# settings (fsync on, synchronous_commit on) and measures, with CLIENTS
+# concurrent clients, RUNS runs of SECONDS each (medians reported):
+#   (1) billing.charge() on ONE account with a large balance
+#   (2) the floor: one plain SQL statement (conditional debit + request row +
+#       ledger row) on accounts spread over 10,000 rows
+#   (3) the same plain statement on ONE account (the row-lock design)
+#   (4) p50/p99 latency of (1), and (1) again after LEDGER_ROWS ledger entries
+# Settings: BENCH_CLIENTS (16), BENCH_RUNS (5), BENCH_SECONDS (10),
+# BENCH_LEDGER_ROWS (10000000), BENCH_PORT (55502), BENCH_DIR
+# (/tmp/billing-bench), BENCH_PROFILE=1 loads pg_stat_statements and prints
+# where the time of billing.charge() goes; BENCH_VERIFY_TIMEOUT (120) bounds
+# the final billing.verify().
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_CONFIG=${PG_CONFIG:-pg_config}
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
+CLIENTS=${BENCH_CLIENTS:-16}
+RUNS=${BENCH_RUNS:-5}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+LEDGER_ROWS=${BENCH_LEDGER_ROWS:-10000000}
+PORT=${BENCH_PORT:-55502}
+DIR=${BENCH_DIR:-/tmp/billing-bench}
+PLAIN_ACCOUNTS=10000
+OTHER_ACCOUNTS=1000
+
+if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/billing.control" ]; then
+	echo "bench: the billing extension is not installed for $PG_CONFIG (make install first)" >&2
+	exit 1
+fi
+[ -x bench/driver ] || make -s bench/driver PG_CONFIG="$PG_CONFIG"
+
+. test/cluster.sh
+extra=()
+[ "${BENCH_PROFILE:-0}" = 1 ] && extra=("shared_preload_libraries = 'pg_stat_statements'"
+	"pg_stat_statements.track = all")
+cluster_start "$DIR" "$PORT" "${extra[@]}"
+trap 'cluster_stop "$DIR"' EXIT
+export PGDATABASE=billing_bench
+createdb billing_bench
+sql() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+
+# The billing side: one busy account with a large balance, one image model.
+ACCOUNT=$(sql <<'EOF'
+CREATE EXTENSION billing;
+SELECT billing.set_model('bench-img', 'image', 'bench', 'Bench Images');
+SELECT billing.set_price('bench-img',
+    '[{"type":"output","metric":"image","unit_price_micros":40000,"unit_size":1}]',
+    NULL, pg_catalog.now() - interval '1 day');
+SELECT billing.create_account('bench-busy');
+EOF
+)
+ACCOUNT=$(echo "$ACCOUNT" | tail -1)
+sql -c "SELECT billing.add_funds($ACCOUNT, 10000000000000, 'bench-initial')" >/dev/null
+
+# The floor: plain tables shaped like billing's (identity keys, jsonb
+# request documents, ledger keyed by account), in their own schema.
+sql <<EOF
+CREATE SCHEMA plain;
+CREATE TABLE plain.accounts (account_id bigint PRIMARY KEY, balance_micros bigint NOT NULL)
+    WITH (fillfactor = 50);
+INSERT INTO plain.accounts SELECT g, 10000000000000 FROM generate_series(1, $PLAIN_ACCOUNTS) g;
+CREATE TABLE plain.requests (
+    account_id bigint NOT NULL,
+    request_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    model text NOT NULL, status text NOT NULL, params jsonb NOT NULL, outputs jsonb,
+    cost_micros bigint, created_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX ON plain.requests (account_id);
+CREATE TABLE plain.ledger (
+    account_id bigint NOT NULL,
+    entry_id bigint GENERATED ALWAYS AS IDENTITY,
+    kind text NOT NULL, amount_micros bigint NOT NULL, request_id bigint,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (account_id, entry_id));
+CREATE INDEX ON plain.ledger (account_id, created_at);
+VACUUM ANALYZE;
+CHECKPOINT;
+EOF
+
+median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+
+LOG=$DIR/bench.log
+: >"$LOG"
+# run TAG MODE ARG SECONDS: one driver run, its line kept in the log
+run() {
+	local out
+	out=$(bench/driver "$2" "$CLIENTS" "$4" "$3") || { echo "bench: driver failed: $out" >&2; exit 1; }
+	echo "$1 $out" >>"$LOG"
+	echo "  $1 $out"
+}
+
+echo "billing bench: $CLIENTS clients, $RUNS runs x ${SECONDS_PER_RUN} s, fsync=on synchronous_commit=on, $(nproc) CPUs"
+echo "warm-up"
+run warm charge "$ACCOUNT" 2
+run warm plain-spread "$PLAIN_ACCOUNTS" 2
+run warm plain-one 1 2
+# The three designs alternate, so that checkpoints and drift hit each alike.
+for i in $(seq "$RUNS"); do
+	echo "run $i"
+	run charge charge "$ACCOUNT" "$SECONDS_PER_RUN"
+	run spread plain-spread "$PLAIN_ACCOUNTS" "$SECONDS_PER_RUN"
+	run one plain-one 1 "$SECONDS_PER_RUN"
+done
+VALIDATION=$(sql -c "SELECT billing.balance($ACCOUNT)->>'validation'")
+
+# (4) 10M ledger entries of other accounts, loaded directly: each pair is a
+# usage-sized debit and the funds that cover it, so every account nets to
+# zero and billing.verify() still holds. Two loaders share the work.
+echo "loading $LEDGER_ROWS ledger entries for $OTHER_ACCOUNTS other accounts"
+load_start=$(date +%s)
+sql -c "SELECT billing.create_account('bench-other-' || g) FROM generate_series(1, $OTHER_ACCOUNTS) g" >/dev/null
+FIRST_OTHER=$(sql -c "SELECT min(account_id) FROM billing.accounts WHERE external_id LIKE 'bench-other-%'")
+half=$((LEDGER_ROWS / 4 * 2))
+load_part() {	# load_part FROM TO (1-based entry numbers, pairs never split)
+	sql <<EOF
+INSERT INTO billing.ledger (account_id, kind, amount_micros, created_at)
+SELECT $FIRST_OTHER + (g - 1) / 2 % $OTHER_ACCOUNTS,
+       CASE WHEN g % 2 = 1 THEN 'funds' ELSE 'adjustment' END,
+       CASE WHEN g % 2 = 1 THEN 40000 ELSE -40000 END,
+       now() - interval '90 days' + g * interval '$((7776000000000 / LEDGER_ROWS)) microseconds'
+FROM generate_series($1, $2) g;
+EOF
+}
+load_part 1 "$half" &
+p1=$!
+load_part $((half + 1)) "$LEDGER_ROWS" &
+p2=$!
+wait $p1 && wait $p2
+sql -c "VACUUM ANALYZE billing.ledger" -c "CHECKPOINT"
+echo "  loaded in $(($(date +%s) - load_start)) s; ledger has $(sql -c 'SELECT count(*) FROM billing.ledger') entries"
+
+run warm10m charge "$ACCOUNT" 2
+for i in $(seq "$RUNS"); do
+	run charge10m charge "$ACCOUNT" "$SECONDS_PER_RUN"
+done
+
+# Exactness of the busy account: balance() against the acknowledged work.
+CHECK=$(sql -c "SELECT (billing.balance($ACCOUNT)->>'balance_micros')::bigint
+                       = 10000000000000 - 40000 * count(*) AND (billing.balance($ACCOUNT)->>'held_micros')::bigint = 0
+                  FROM billing.requests WHERE account_id = $ACCOUNT AND status = 'completed'")
+verify_start=$(date +%s)
+PROBLEMS=$(PGOPTIONS="-c statement_timeout=${BENCH_VERIFY_TIMEOUT:-120}s" \
+	sql -c "SELECT count(*) FROM billing.verify()" 2>&1) || PROBLEMS="timed out after ${BENCH_VERIFY_TIMEOUT:-120} s"
+VERIFY_SECONDS=$(($(date +%s) - verify_start))
+BAL=$(sql -c "SELECT billing.balance($ACCOUNT)")
+
+med() { grep "^$1 " "$LOG" | field "$2" | median; }
+c=$(med charge tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps)
+echo
+echo "results (medians of $RUNS runs, $CLIENTS clients, charges/s):"
+echo "  (1) billing.charge, one account:        $c"
+echo "  (2) plain statement, 10,000 accounts:   $s"
+echo "  (3) plain statement, one account:       $o"
+echo "  (1)/(2) = $(ratio "$c" "$s")   (target >= 0.9, must >= 0.6)"
+echo "  (1)/(3) = $(ratio "$c" "$o")"
+echo "  (4) billing.charge latency p50 $(med charge p50_ms) ms, p99 $(med charge p99_ms) ms"
+echo "      after 10M ledger entries: $c10 charges/s, p50 $(med charge10m p50_ms) ms, p99 $(med charge10m p99_ms) ms"
+echo "      after/before = $(ratio "$c10" "$c")"
+echo "  plain one-account latency p50 $(med one p50_ms) ms, p99 $(med one p99_ms) ms;" \
+	"spread p50 $(med spread p50_ms) ms, p99 $(med spread p99_ms) ms"
+echo "  bench account validation during the runs: $VALIDATION"
+echo "  busy account balance = funds - 0.04 x completed requests, nothing held: $CHECK"
+echo "  billing.verify() problems: $PROBLEMS (${VERIFY_SECONDS} s)"
+echo "  final balance: $BAL"
+
+if [ "${BENCH_PROFILE:-0}" = 1 ]; then
+	echo
+	echo "top statements by total time (pg_stat_statements, nested included):"
+	sql -c "CREATE EXTENSION pg_stat_statements"
+	psql -X -v ON_ERROR_STOP=1 -c "SELECT calls, round(total_exec_time::numeric, 0) AS total_ms,
+	        round(mean_exec_time::numeric, 3) AS mean_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+	   FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
+fi
+[ "$PROBLEMS" = 0 ] && [ "$CHECK" = t ]
