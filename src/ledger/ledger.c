@@ -47,30 +47,35 @@ account_cache_reset(Datum arg, Oid relid)
 	}
 }
 
+/* (Re)creates the cache when it was dropped or has grown too large. */
+static void
+account_cache_prepare(void)
+{
+	static bool registered = false;
+	HASHCTL		ctl;
+
+	if (accounts != NULL && hash_get_num_entries(accounts) < ACCOUNT_CACHE_MAX)
+		return;
+	if (!registered)
+		CacheRegisterRelcacheCallback(account_cache_reset, (Datum) 0);
+	registered = true;
+	if (accounts != NULL)
+		hash_destroy(accounts);
+	accounts_relid = cache_relid("accounts");
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(AccountEntry);
+	ctl.hcxt = CacheMemoryContext;
+	accounts = hash_create("billing accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
 static AccountEntry *
 account_fetch(int64 account_id)
 {
 	static SPIPlanPtr plan;
-	static bool registered = false;
 	Datum		v[1] = {Int64GetDatum(account_id)};
 	AccountEntry *e;
-	bool		found;
 
-	if (accounts == NULL || hash_get_num_entries(accounts) >= ACCOUNT_CACHE_MAX)
-	{
-		HASHCTL		ctl;
-
-		if (!registered)
-			CacheRegisterRelcacheCallback(account_cache_reset, (Datum) 0);
-		registered = true;
-		if (accounts != NULL)
-			hash_destroy(accounts);
-		accounts_relid = cache_relid("accounts");
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(AccountEntry);
-		ctl.hcxt = CacheMemoryContext;
-		accounts = hash_create("billing accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+	account_cache_prepare();
 	e = hash_search(accounts, &account_id, HASH_FIND, NULL);
 	if (e != NULL)
 		return e;
@@ -82,7 +87,9 @@ account_fetch(int64 account_id)
 			  1, types_int8, v, NULL, false, 0);
 	if (SPI_processed == 0)
 		return NULL;
-	e = hash_search(accounts, &account_id, HASH_ENTER, &found);
+	/* the query may have taken in an invalidation that dropped the cache */
+	account_cache_prepare();
+	e = hash_search(accounts, &account_id, HASH_ENTER, NULL);
 	e->acct.account_id = account_id;
 	e->acct.postpaid = DatumGetBool(spi_col(1, NULL));
 	strlcpy(e->acct.currency, spi_text(2), sizeof(e->acct.currency));
