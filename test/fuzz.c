@@ -13,7 +13,8 @@
  *   - the server crashes or the connection drops;
  *   - a refusal whose SQLSTATE is not documented (docs/security.md): the
  *     function may raise PB402, PB404, PB409 or 22023 (plus 23505 for a
- *     duplicate external_id, and 23502/23514 on the plain-UPDATE path);
+ *     duplicate external_id or price version, and 23502/23514 on the
+ *     plain-UPDATE path);
  *     PostgreSQL's own type input of an argument may raise any class 22 or
  *     54 error, recognised by its "portal parameter $n" context;
  *   - XX000 (internal error) anywhere, or a statement timeout;
@@ -835,7 +836,9 @@ documented_by_function(const Func *f, const char *state)
 	if (strcmp(state, "PB402") == 0 || strcmp(state, "PB404") == 0 ||
 		strcmp(state, "PB409") == 0 || strcmp(state, "22023") == 0)
 		return 1;
-	if (strcmp(f->name, "create_account") == 0 && strcmp(state, "23505") == 0)
+	/* documented unique violations: an external_id, a price version */
+	if ((strcmp(f->name, "create_account") == 0 || strcmp(f->name, "set_price") == 0) &&
+		strcmp(state, "23505") == 0)
 		return 1;
 	/* the plain UPDATE path: the table's own NOT NULL and CHECK constraints */
 	if (f->sql && strncmp(f->sql, "UPDATE", 6) == 0 &&
