@@ -33,6 +33,27 @@ extern void account_load(int64 account_id, Account *acct, bool active_only);
 extern void available_take(const Account *acct, int64 amount);
 
 /*
+ * The fast path as SQL, for statements that fold it into more work: takes
+ * amount (> 0) out of an unlocked slice of account acct that covers it,
+ * trying slice home first (one index probe; COALESCE runs the scan of the
+ * others only when that one is locked or short); returns one row when it
+ * did. The arguments are the SQL of the three values, e.g. "$1".
+ */
+#define SLICE_TAKE_SQL(acct, amount, home) \
+	"UPDATE billing.account_slices SET available_micros = available_micros - " amount \
+	" WHERE ctid = COALESCE(" \
+	"       (SELECT ctid FROM billing.account_slices" \
+	"         WHERE account_id = " acct " AND slice = " home \
+	"           AND available_micros >= " amount " FOR UPDATE SKIP LOCKED)," \
+	"       (SELECT ctid FROM billing.account_slices" \
+	"         WHERE account_id = " acct " AND available_micros >= " amount \
+	"         ORDER BY slice LIMIT 1 FOR UPDATE SKIP LOCKED))" \
+	" RETURNING slice"
+
+/* The slice this backend tries first, so that backends spread over slices. */
+extern int	slice_home(void);
+
+/*
  * Moves delta into (> 0) or out of (< 0) the available amount without a
  * coverage check: releases, refunds, credits, and the overrun of an
  * effective cost past its estimate, which may leave the account below zero.

@@ -30,13 +30,8 @@
 static const Oid types_acct_amount_slice[] = {INT8OID, INT8OID, INT4OID};
 static const Oid types_acct_slice[] = {INT8OID, INT4OID};
 
-/*
- * The slice this backend tries first (one index probe; COALESCE evaluates
- * the scan of the others only when it is locked or short), so that
- * backends spread over slices.
- */
-static int
-slice_start(void)
+int
+slice_home(void)
 {
 	return MyProcPid % billing_balance_slices;
 }
@@ -45,17 +40,9 @@ static bool
 take_fast(int64 account_id, int64 amount)
 {
 	static SPIPlanPtr plan;
-	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(amount), Int32GetDatum(slice_start())};
+	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(amount), Int32GetDatum(slice_home())};
 
-	plan_exec(&plan,
-			  "UPDATE billing.account_slices SET available_micros = available_micros - $2"
-			  " WHERE account_id = $1 AND slice = COALESCE("
-			  "       (SELECT slice FROM billing.account_slices"
-			  "         WHERE account_id = $1 AND slice = $3 AND available_micros >= $2"
-			  "           FOR UPDATE SKIP LOCKED),"
-			  "       (SELECT slice FROM billing.account_slices"
-			  "         WHERE account_id = $1 AND available_micros >= $2"
-			  "         ORDER BY slice LIMIT 1 FOR UPDATE SKIP LOCKED))",
+	plan_exec(&plan, SLICE_TAKE_SQL("$1", "$2", "$3"),
 			  3, types_acct_amount_slice, v, NULL, false, 0);
 	return SPI_processed == 1;
 }
@@ -145,7 +132,7 @@ available_adjust(int64 account_id, int64 delta)
 	static SPIPlanPtr pick_plan;
 	static SPIPlanPtr debt_plan;
 	static SPIPlanPtr add_plan;
-	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(delta), Int32GetDatum(slice_start())};
+	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(delta), Int32GetDatum(slice_home())};
 	int			slice = 0;
 	int			nslices;
 	int64		total;

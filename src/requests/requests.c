@@ -168,50 +168,79 @@ check_currency(const Account *acct, const PriceRoute *route)
 						route->model, route->currency, acct->account_id, acct->currency)));
 }
 
-#define REQUEST_INSERT \
-	"INSERT INTO billing.requests (account_id, model, provider, status, params, outputs," \
-	"       routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid," \
-	"       idempotency_key, completed_at)" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13," \
-	"         CASE WHEN $6::jsonb IS NOT NULL THEN pg_catalog.clock_timestamp() END)" \
-	" ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL" \
-	" DO NOTHING RETURNING request_id"
-
-/*
- * Inserts the request row; returns its id, or 0 when the key is taken. With
- * outputs (a one-shot charge) the request is completed at once and its usage
- * entry is posted by the same statement: one executor start instead of two.
- */
+/* Inserts a begun request holding its estimate; 0 when the key is taken. */
 static int64
-request_insert(const Account *acct, const PriceRoute *route, const char *status,
-			   Datum params, Datum outputs, Datum routing, int64 estimate, int64 cost,
-			   int64 hold, const char *key)
+request_insert(const Account *acct, const PriceRoute *route, Datum params, int64 estimate,
+			   const char *key)
 {
-	static SPIPlanPtr begin_plan;
-	static SPIPlanPtr charge_plan;
-	static const Oid types[13] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
-	JSONBOID, INT8OID, INT8OID, INT8OID, TEXTOID, BOOLOID, TEXTOID};
-	bool		charged = outputs != (Datum) 0;
-	Datum		v[13] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
-		CStringGetTextDatum(route->provider), CStringGetTextDatum(status), params, outputs,
-		routing, Int64GetDatum(estimate), Int64GetDatum(cost), Int64GetDatum(hold),
+	static SPIPlanPtr plan;
+	Datum		v[8] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+		CStringGetTextDatum(route->provider), params, Int64GetDatum(estimate),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
 	key ? CStringGetTextDatum(key) : (Datum) 0};
-	char		n[14] = "             ";
 
-	n[5] = charged ? ' ' : 'n';
-	n[8] = charged ? ' ' : 'n';
-	n[12] = key ? ' ' : 'n';
-	if (charged)
-		plan_exec(&charge_plan,
-				  "WITH r AS (" REQUEST_INSERT "),"
-				  " u AS (INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id)"
-				  "       SELECT $1, 'usage', -$9, $12, r.request_id FROM r WHERE $9 <> 0)"
-				  " SELECT request_id FROM r",
-				  13, types, v, n, false, 0);
-	else
-		plan_exec(&begin_plan, REQUEST_INSERT, 13, types, v, n, false, 0);
+	plan_exec(&plan,
+			  "INSERT INTO billing.requests (account_id, model, provider, status, params,"
+			  "       cost_estimate_micros, hold_micros, currency, postpaid, idempotency_key)"
+			  " VALUES ($1, $2, $3, 'queued', $4, $5, $5, $6, $7, $8)"
+			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+			  " DO NOTHING RETURNING request_id",
+			  8, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, BOOLOID, TEXTOID},
+			  v, key ? NULL : "       n", false, 0);
 	return SPI_processed == 1 ? spi_int64(1) : 0;
+}
+
+/*
+ * A one-shot charge as one statement: take the cost from the available
+ * amount (t), record the completed request (r) and its usage entry (u).
+ * "take" is the fast path's SQL, or a row standing for an amount already
+ * taken by the exact path.
+ */
+#define CHARGE_SQL(take) \
+	"WITH t AS (" take ")," \
+	" r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs," \
+	"              routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid," \
+	"              idempotency_key, completed_at)" \
+	"       SELECT $1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10," \
+	"              pg_catalog.clock_timestamp() FROM t" \
+	"       ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL" \
+	"       DO NOTHING RETURNING request_id)," \
+	" u AS (INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id)" \
+	"       SELECT $1, 'usage', -$7, $9, r.request_id FROM r WHERE $7 <> 0)" \
+	" SELECT (SELECT pg_catalog.count(*) FROM t), (SELECT request_id FROM r)"
+
+/*
+ * Takes cost (PB402 when not covered) and records the completed request.
+ * Returns its id, or 0 when a concurrent charge with the key came first
+ * (the cost is then taken but not recorded: the caller gives it back).
+ * On the fast path this is one statement, the hot path of the extension.
+ */
+static int64
+charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
+			  Datum routing, int64 cost, const char *key)
+{
+	static SPIPlanPtr fast_plan;
+	static SPIPlanPtr taken_plan;
+	static const Oid types[11] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+	INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID};
+	Datum		v[11] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+		CStringGetTextDatum(route->provider), params, outputs, routing, Int64GetDatum(cost),
+		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
+	key ? CStringGetTextDatum(key) : (Datum) 0, Int32GetDatum(slice_home())};
+	const char *nulls = key ? NULL : "         n ";
+	bool		isnull;
+
+	if (cost > 0)
+	{
+		plan_exec(&fast_plan, CHARGE_SQL(SLICE_TAKE_SQL("$1", "$7", "$11")),
+				  11, types, v, nulls, false, 0);
+		if (DatumGetInt64(spi_col(1, NULL)) == 1)
+			return DatumGetInt64(spi_col(2, &isnull));
+	}
+	/* no slice covers it (or it is free): the exact path decides */
+	available_take(acct, cost);
+	plan_exec(&taken_plan, CHARGE_SQL("SELECT 1"), 11, types, v, nulls, false, 0);
+	return DatumGetInt64(spi_col(2, &isnull));
 }
 
 PG_FUNCTION_INFO_V1(billing_begin_request);
@@ -246,8 +275,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		check_currency(&acct, &route);
 		estimate = pricing_cost(route.components, DatumGetJsonbP(params), NULL, route.media, NULL);
 		available_take(&acct, estimate);
-		request_id = request_insert(&acct, &route, "queued", params, (Datum) 0,
-									jsonb_from_text("{}"), estimate, 0, estimate, key);
+		request_id = request_insert(&acct, &route, params, estimate, key);
 		if (request_id == 0)
 		{
 			/* a concurrent call with this key committed first: hand back its hold */
@@ -306,9 +334,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	check_currency(&acct, &route);
 	cost = pricing_cost(route.components, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
 						route.media, NULL);
-	available_take(&acct, cost);
-	request_id = request_insert(&acct, &route, "completed", params, outputs, routing,
-								cost, cost, 0, key);
+	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key);
 	if (request_id == 0)
 	{
 		Datum		result;
