@@ -31,6 +31,8 @@ extern void account_load(int64 account_id, Account *acct, bool active_only);
  * depending on the low-balance threshold.
  */
 extern void available_take(const Account *acct, int64 amount);
+/* The exact path alone, for a caller whose own fast attempt failed. */
+extern void available_take_exact(const Account *acct, int64 amount);
 
 /*
  * The fast path as SQL, for statements that fold it into more work: takes
@@ -52,6 +54,20 @@ extern void available_take(const Account *acct, int64 amount);
 
 /* The slice this backend tries first, so that backends spread over slices. */
 extern int	slice_home(void);
+
+/*
+ * Waits for this backend's home slice and takes amount from it when it
+ * covers it; true when it did. Only inside available_try_fast().
+ */
+extern bool slice_take_home(int64 account_id, int64 amount);
+
+/*
+ * Runs attempt(arg), a fast-path take of account_id's money, under the
+ * account's share gate and in a subtransaction; true when it took the money
+ * (the gate is then held to commit). False, with nothing kept, when an exact
+ * path holds the account or the attempt failed: the caller goes exact.
+ */
+extern bool available_try_fast(int64 account_id, bool (*attempt) (void *arg), void *arg);
 
 /*
  * Moves delta into (> 0) or out of (< 0) the available amount without a

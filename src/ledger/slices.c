@@ -8,17 +8,29 @@
  * is part of a total that covers it too.
  *
  * Fast path: take an unlocked slice that covers the amount (SKIP LOCKED), so
- * concurrent requests of one account lock different rows. Exact path (no
- * slice covers it): lock every slice in slice order, decide on the exact
+ * concurrent requests of one account lock different rows; when the slice
+ * this backend tries first covers it but is locked, wait for that one row.
+ * Exact path (no slice covers it): lock every slice, decide on the exact
  * total, then spread the rest over all slices while the account is at or
  * above its low-balance threshold, or keep it in slice 0 below it, so that
  * every later request validates against the exact amount on one row.
+ *
+ * The account gate, a heavyweight lock per account held to commit, keeps the
+ * two paths from deadlocking: whoever touches a slice holds it in share
+ * mode, the exact path in exclusive mode, so the exact path never waits for
+ * a slice row while it holds others. A fast path only tries the share mode
+ * and runs in a subtransaction, so that a failed attempt (a row SKIP LOCKED
+ * locked but then found short) leaves no row lock behind when it makes way
+ * for the exact path.
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "billing.h"
@@ -36,18 +48,89 @@ slice_home(void)
 	return MyProcPid % billing_balance_slices;
 }
 
+/* the advisory lock tag of an account's gate; field 4 keeps it apart from
+ * pg_advisory_lock()'s keys (1 and 2) */
+#define GATE_TAG_KIND 0xB111
+
 static bool
-take_fast(int64 account_id, int64 amount)
+gate(int64 account_id, LOCKMODE mode, bool dont_wait)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ((uint64) account_id >> 32),
+						 (uint32) account_id, GATE_TAG_KIND);
+	if (mode == NoLock)
+		return LockRelease(&tag, ShareLock, false);
+	return LockAcquire(&tag, mode, false, dont_wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+bool
+available_try_fast(int64 account_id, bool (*attempt) (void *arg), void *arg)
+{
+	MemoryContext mcxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		taken;
+
+	if (!gate(account_id, ShareLock, true))
+		return false;			/* an exact path runs or waits: queue behind it */
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(mcxt);
+	taken = attempt(arg);
+	if (taken)
+		ReleaseCurrentSubTransaction();
+	else
+		RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(mcxt);
+	CurrentResourceOwner = owner;
+	if (!taken)
+		gate(account_id, NoLock, false);
+	return taken;
+}
+
+bool
+slice_take_home(int64 account_id, int64 amount)
 {
 	static SPIPlanPtr plan;
 	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(amount), Int32GetDatum(slice_home())};
 
-	plan_exec(&plan, SLICE_TAKE_SQL("$1", "$2", "$3"),
+	plan_exec(&plan,
+			  "UPDATE billing.account_slices SET available_micros = available_micros - $2"
+			  " WHERE account_id = $1 AND slice = $3 AND available_micros >= $2",
 			  3, types_acct_amount_slice, v, NULL, false, 0);
 	return SPI_processed == 1;
 }
 
-/* Locks every slice of the account; returns the exact total and the count. */
+typedef struct TakeArgs
+{
+	int64		account_id;
+	int64		amount;
+} TakeArgs;
+
+static bool
+take_attempt(void *arg)
+{
+	static SPIPlanPtr plan;
+	TakeArgs   *a = (TakeArgs *) arg;
+	Datum		v[3] = {Int64GetDatum(a->account_id), Int64GetDatum(a->amount),
+	Int32GetDatum(slice_home())};
+
+	plan_exec(&plan, SLICE_TAKE_SQL("$1", "$2", "$3"),
+			  3, types_acct_amount_slice, v, NULL, false, 0);
+	return SPI_processed == 1 || slice_take_home(a->account_id, a->amount);
+}
+
+static bool
+take_fast(int64 account_id, int64 amount)
+{
+	TakeArgs	a = {account_id, amount};
+
+	return available_try_fast(account_id, take_attempt, &a);
+}
+
+/*
+ * Takes the gate in exclusive mode and locks every slice of the account;
+ * returns the exact total and the count.
+ */
 static int64
 lock_all(int64 account_id, int *nslices)
 {
@@ -55,6 +138,7 @@ lock_all(int64 account_id, int *nslices)
 	Datum		v[1] = {Int64GetDatum(account_id)};
 	int64		total = 0;
 
+	gate(account_id, ExclusiveLock, false);
 	plan_exec(&plan,
 			  "SELECT available_micros FROM billing.account_slices"
 			  " WHERE account_id = $1 ORDER BY slice FOR UPDATE",
@@ -75,15 +159,19 @@ lock_all(int64 account_id, int *nslices)
 	return total;
 }
 
-/* With every slice locked: lays total out again (see the file comment). */
+/*
+ * With every slice locked: lays total out again (see the file comment).
+ * The threshold is computed before the locks are taken: it reads the
+ * ledger, and a threshold a few milliseconds old only decides the layout.
+ */
 static void
-spread(int64 account_id, int64 total, int nslices)
+spread(int64 account_id, int64 total, int nslices, int64 threshold)
 {
 	static SPIPlanPtr plan;
 	int64		each = 0;
 	Datum		v[3];
 
-	if (total > 0 && nslices > 1 && total >= low_balance_threshold(account_id))
+	if (total > 0 && nslices > 1 && total >= threshold)
 		each = total / nslices;
 	v[0] = Int64GetDatum(account_id);
 	v[1] = Int64GetDatum(total - each * (nslices - 1));
@@ -113,17 +201,25 @@ raise_not_covered(const Account *acct, int64 needed, int64 available)
 void
 available_take(const Account *acct, int64 amount)
 {
-	int			nslices;
-	int64		total;
-
 	Assert(amount >= 0);
 	/* a zero amount still needs a non-negative total: only the exact path knows */
 	if (amount > 0 && take_fast(acct->account_id, amount))
 		return;
+	available_take_exact(acct, amount);
+}
+
+void
+available_take_exact(const Account *acct, int64 amount)
+{
+	int			nslices;
+	int64		threshold;
+	int64		total;
+
+	threshold = low_balance_threshold(acct->account_id);
 	total = lock_all(acct->account_id, &nslices);
 	if (total < amount)
 		raise_not_covered(acct, amount, total);
-	spread(acct->account_id, total - amount, nslices);
+	spread(acct->account_id, total - amount, nslices, threshold);
 }
 
 void
@@ -134,8 +230,6 @@ available_adjust(int64 account_id, int64 delta)
 	static SPIPlanPtr add_plan;
 	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(delta), Int32GetDatum(slice_home())};
 	int			slice = 0;
-	int			nslices;
-	int64		total;
 	Datum		picked;
 	bool		isnull;
 
@@ -144,20 +238,18 @@ available_adjust(int64 account_id, int64 delta)
 	if (delta < 0)
 	{
 		/* a debit that may overdraw: a covering slice, or all of them */
-		if (take_fast(account_id, -delta))
-			return;
-		total = lock_all(account_id, &nslices);
-		spread(account_id, money_add(total, delta), nslices);
+		if (!take_fast(account_id, -delta))
+			available_rebalance(account_id, delta);
 		return;
 	}
 
 	/*
 	 * A credit goes to any unlocked slice, unless slice 0 holds a debt: then
 	 * to slice 0, so that the debt is never hidden behind a positive slice.
-	 * The debt is read after the chosen slice is locked, in a statement of
-	 * its own: an exact path that could still create a debt needs that lock,
-	 * so it either committed before the read or runs after this credit.
+	 * Only an exact path creates a debt, and the share gate keeps it out
+	 * until this transaction ends.
 	 */
+	gate(account_id, ShareLock, false);
 	plan_exec(&pick_plan,
 			  "SELECT COALESCE("
 			  "       (SELECT slice FROM billing.account_slices"
@@ -191,10 +283,11 @@ available_adjust(int64 account_id, int64 delta)
 void
 available_rebalance(int64 account_id, int64 delta)
 {
+	int64		threshold = low_balance_threshold(account_id);
 	int			nslices;
 	int64		total = lock_all(account_id, &nslices);
 
-	spread(account_id, money_add(total, delta), nslices);
+	spread(account_id, money_add(total, delta), nslices, threshold);
 }
 
 int64
@@ -216,7 +309,7 @@ available_total(int64 account_id)
  * would stall it. When the sample does not reach back over the whole window,
  * the spend is extrapolated from the sample's rate (exactly, in numeric).
  */
-#define SPEND_SAMPLE 10000
+#define SPEND_SAMPLE 1000
 
 int64
 low_balance_threshold(int64 account_id)

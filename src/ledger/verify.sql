@@ -50,19 +50,27 @@ UNION ALL
 SELECT r.account_id, format('request %s: cost %s but usage entries total %s',
                             r.request_id, r.cost_micros, COALESCE(-u.total, 0))
   FROM billing.requests r JOIN acct a USING (account_id)
-  LEFT JOIN LATERAL (SELECT sum(l.amount_micros) AS total, count(*) AS n FROM billing.ledger l
-                      WHERE l.account_id = r.account_id AND l.request_id = r.request_id
-                        AND l.kind = 'usage') u ON true
+  -- aggregated once: a lookup per request would read the account's whole ledger each time
+  LEFT JOIN (SELECT l.account_id, l.request_id, sum(l.amount_micros) AS total, count(*) AS n
+               FROM billing.ledger l
+              WHERE l.kind = 'usage' AND l.request_id IS NOT NULL
+                AND (verify.account_id IS NULL OR l.account_id = verify.account_id)
+              GROUP BY l.account_id, l.request_id) u
+         ON u.account_id = r.account_id AND u.request_id = r.request_id
  WHERE r.status NOT IN ('queued', 'in_progress')
    AND (COALESCE(-u.total, 0) <> r.cost_micros OR u.n > 1)
 UNION ALL
 SELECT t.account_id, format('top-up %s is %s but has %s ledger entries for %s micros',
                             t.topup_id, t.status, COALESCE(e.n, 0), COALESCE(e.total, 0))
   FROM billing.topups t JOIN acct a USING (account_id)
-  LEFT JOIN LATERAL (SELECT count(*) AS n, sum(l.amount_micros) AS total FROM billing.ledger l
-                      WHERE l.account_id = t.account_id AND l.topup_id = t.topup_id) e ON true
- WHERE CASE WHEN t.status = 'succeeded' THEN e.n <> 1 OR e.total <> t.amount_micros
-            ELSE e.n <> 0 END
+  LEFT JOIN (SELECT l.account_id, l.topup_id, count(*) AS n, sum(l.amount_micros) AS total
+               FROM billing.ledger l
+              WHERE l.topup_id IS NOT NULL
+                AND (verify.account_id IS NULL OR l.account_id = verify.account_id)
+              GROUP BY l.account_id, l.topup_id) e
+         ON e.account_id = t.account_id AND e.topup_id = t.topup_id
+ WHERE CASE WHEN t.status = 'succeeded' THEN e.n IS DISTINCT FROM 1 OR e.total <> t.amount_micros
+            ELSE e.n IS NOT NULL END
 UNION ALL
 SELECT o.account_id, format('%s rows of an account that does not exist', o.tbl)
   FROM (SELECT l.account_id, 'ledger' AS tbl FROM billing.ledger l

@@ -209,6 +209,49 @@ request_insert(const Account *acct, const PriceRoute *route, Datum params, int64
 	"       SELECT $1, 'usage', -$7, $9, r.request_id FROM r WHERE $7 <> 0)" \
 	" SELECT (SELECT pg_catalog.count(*) FROM t), (SELECT request_id FROM r)"
 
+static const Oid charge_types[11] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID};
+static SPIPlanPtr charge_taken_plan;
+
+typedef struct ChargeArgs
+{
+	int64		account_id;
+	int64		cost;
+	Datum	   *values;
+	const char *nulls;
+	int64		request_id;		/* out: 0 when the key was taken */
+} ChargeArgs;
+
+/* Records the charge once its cost is taken; returns the request id or 0. */
+static int64
+charge_record_taken(ChargeArgs *a)
+{
+	bool		isnull;
+
+	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 11, charge_types, a->values, a->nulls,
+			  false, 0);
+	return DatumGetInt64(spi_col(2, &isnull));
+}
+
+/* The fast path of a charge, for available_try_fast(). */
+static bool
+charge_attempt(void *arg)
+{
+	static SPIPlanPtr plan;
+	ChargeArgs *a = (ChargeArgs *) arg;
+	bool		isnull;
+
+	plan_exec(&plan, CHARGE_SQL(SLICE_TAKE_SQL("$1", "$7", "$11")), 11, charge_types,
+			  a->values, a->nulls, false, 0);
+	if (DatumGetInt64(spi_col(1, NULL)) == 1)
+		a->request_id = DatumGetInt64(spi_col(2, &isnull));
+	else if (slice_take_home(a->account_id, a->cost))
+		a->request_id = charge_record_taken(a);
+	else
+		return false;
+	return true;
+}
+
 /*
  * Takes cost (PB402 when not covered) and records the completed request.
  * Returns its id, or 0 when a concurrent charge with the key came first
@@ -219,28 +262,17 @@ static int64
 charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
 			  Datum routing, int64 cost, const char *key)
 {
-	static SPIPlanPtr fast_plan;
-	static SPIPlanPtr taken_plan;
-	static const Oid types[11] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
-	INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID};
 	Datum		v[11] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, outputs, routing, Int64GetDatum(cost),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
 	key ? CStringGetTextDatum(key) : (Datum) 0, Int32GetDatum(slice_home())};
-	const char *nulls = key ? NULL : "         n ";
-	bool		isnull;
+	ChargeArgs	a = {acct->account_id, cost, v, key ? NULL : "         n ", 0};
 
-	if (cost > 0)
-	{
-		plan_exec(&fast_plan, CHARGE_SQL(SLICE_TAKE_SQL("$1", "$7", "$11")),
-				  11, types, v, nulls, false, 0);
-		if (DatumGetInt64(spi_col(1, NULL)) == 1)
-			return DatumGetInt64(spi_col(2, &isnull));
-	}
+	if (cost > 0 && available_try_fast(acct->account_id, charge_attempt, &a))
+		return a.request_id;
 	/* no slice covers it (or it is free): the exact path decides */
-	available_take(acct, cost);
-	plan_exec(&taken_plan, CHARGE_SQL("SELECT 1"), 11, types, v, nulls, false, 0);
-	return DatumGetInt64(spi_col(2, &isnull));
+	available_take_exact(acct, cost);
+	return charge_record_taken(&a);
 }
 
 PG_FUNCTION_INFO_V1(billing_begin_request);
