@@ -163,7 +163,7 @@ echo "  (3) plain statement, one account:       $o"
 echo "  (1)/(2) = $(ratio "$c" "$s")   (target >= 0.9, must >= 0.6)"
 echo "  (1)/(3) = $(ratio "$c" "$o")"
 echo "  (4) billing.charge latency p50 $(med charge p50_ms) ms, p99 $(med charge p99_ms) ms"
-echo "      after 10M ledger entries: $c10 charges/s, p50 $(med charge10m p50_ms) ms, p99 $(med charge10m p99_ms) ms"
+echo "      after $LEDGER_ROWS ledger entries: $c10 charges/s, p50 $(med charge10m p50_ms) ms, p99 $(med charge10m p99_ms) ms"
 echo "      after/before = $(ratio "$c10" "$c"); (1)/(2) after = $(ratio "$c10" "$s10") (floor control after: $s10)"
 echo "  plain one-account latency p50 $(med one p50_ms) ms, p99 $(med one p99_ms) ms;" \
 	"spread p50 $(med spread p50_ms) ms, p99 $(med spread p99_ms) ms"
