@@ -43,11 +43,11 @@ extern void available_take_exact(const Account *acct, int64 amount);
  */
 #define SLICE_TAKE_SQL(acct, amount, home) \
 	"UPDATE billing.account_slices SET available_micros = available_micros - " amount \
-	" WHERE ctid = COALESCE(" \
-	"       (SELECT ctid FROM billing.account_slices" \
+	" WHERE account_id = " acct " AND slice = COALESCE(" \
+	"       (SELECT slice FROM billing.account_slices" \
 	"         WHERE account_id = " acct " AND slice = " home \
 	"           AND available_micros >= " amount " FOR UPDATE SKIP LOCKED)," \
-	"       (SELECT ctid FROM billing.account_slices" \
+	"       (SELECT slice FROM billing.account_slices" \
 	"         WHERE account_id = " acct " AND available_micros >= " amount \
 	"         ORDER BY slice LIMIT 1 FOR UPDATE SKIP LOCKED))" \
 	" RETURNING slice"
@@ -62,12 +62,16 @@ extern int	slice_home(void);
 extern bool slice_take_home(int64 account_id, int64 amount);
 
 /*
- * Runs attempt(arg), a fast-path take of account_id's money, under the
- * account's share gate and in a subtransaction; true when it took the money
- * (the gate is then held to commit). False, with nothing kept, when an exact
- * path holds the account or the attempt failed: the caller goes exact.
+ * A fast-path take of account_id's money: attempt(arg, false) takes from
+ * any unlocked slice that covers it, attempt(arg, true) waits for the home
+ * slice (slice_take_home). Each runs in a subtransaction of its own under
+ * the account's share gate, so that a failed one leaves no row lock behind
+ * (a waiter then holds no slice anyone could wait for). True when one took
+ * the money; the gate is then held to commit. False, with nothing kept,
+ * when an exact path holds the account or both failed: the caller goes exact.
  */
-extern bool available_try_fast(int64 account_id, bool (*attempt) (void *arg), void *arg);
+extern bool available_try_fast(int64 account_id, bool (*attempt) (void *arg, bool wait_home),
+							   void *arg);
 
 /*
  * Moves delta into (> 0) or out of (< 0) the available amount without a

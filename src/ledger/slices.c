@@ -64,27 +64,35 @@ gate(int64 account_id, LOCKMODE mode, bool dont_wait)
 	return LockAcquire(&tag, mode, false, dont_wait) != LOCKACQUIRE_NOT_AVAIL;
 }
 
-bool
-available_try_fast(int64 account_id, bool (*attempt) (void *arg), void *arg)
+/* Runs one attempt in a subtransaction; keeps what it did only on success. */
+static bool
+attempt_in_subxact(bool (*attempt) (void *arg, bool wait_home), void *arg, bool wait_home)
 {
 	MemoryContext mcxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	bool		taken;
 
-	if (!gate(account_id, ShareLock, true))
-		return false;			/* an exact path runs or waits: queue behind it */
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(mcxt);
-	taken = attempt(arg);
+	taken = attempt(arg, wait_home);
 	if (taken)
 		ReleaseCurrentSubTransaction();
 	else
 		RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(mcxt);
 	CurrentResourceOwner = owner;
-	if (!taken)
-		gate(account_id, NoLock, false);
 	return taken;
+}
+
+bool
+available_try_fast(int64 account_id, bool (*attempt) (void *arg, bool wait_home), void *arg)
+{
+	if (!gate(account_id, ShareLock, true))
+		return false;			/* an exact path runs or waits: queue behind it */
+	if (attempt_in_subxact(attempt, arg, false) || attempt_in_subxact(attempt, arg, true))
+		return true;
+	gate(account_id, NoLock, false);
+	return false;
 }
 
 bool
@@ -107,16 +115,18 @@ typedef struct TakeArgs
 } TakeArgs;
 
 static bool
-take_attempt(void *arg)
+take_attempt(void *arg, bool wait_home)
 {
 	static SPIPlanPtr plan;
 	TakeArgs   *a = (TakeArgs *) arg;
 	Datum		v[3] = {Int64GetDatum(a->account_id), Int64GetDatum(a->amount),
 	Int32GetDatum(slice_home())};
 
+	if (wait_home)
+		return slice_take_home(a->account_id, a->amount);
 	plan_exec(&plan, SLICE_TAKE_SQL("$1", "$2", "$3"),
 			  3, types_acct_amount_slice, v, NULL, false, 0);
-	return SPI_processed == 1 || slice_take_home(a->account_id, a->amount);
+	return SPI_processed == 1;
 }
 
 static bool

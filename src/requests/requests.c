@@ -235,20 +235,24 @@ charge_record_taken(ChargeArgs *a)
 
 /* The fast path of a charge, for available_try_fast(). */
 static bool
-charge_attempt(void *arg)
+charge_attempt(void *arg, bool wait_home)
 {
 	static SPIPlanPtr plan;
 	ChargeArgs *a = (ChargeArgs *) arg;
 	bool		isnull;
 
+	if (wait_home)
+	{
+		if (!slice_take_home(a->account_id, a->cost))
+			return false;
+		a->request_id = charge_record_taken(a);
+		return true;
+	}
 	plan_exec(&plan, CHARGE_SQL(SLICE_TAKE_SQL("$1", "$7", "$11")), 11, charge_types,
 			  a->values, a->nulls, false, 0);
-	if (DatumGetInt64(spi_col(1, NULL)) == 1)
-		a->request_id = DatumGetInt64(spi_col(2, &isnull));
-	else if (slice_take_home(a->account_id, a->cost))
-		a->request_id = charge_record_taken(a);
-	else
+	if (DatumGetInt64(spi_col(1, NULL)) != 1)
 		return false;
+	a->request_id = DatumGetInt64(spi_col(2, &isnull));
 	return true;
 }
 
