@@ -343,6 +343,7 @@ billing_balance(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 	MemoryContext upper = CurrentMemoryContext;
 
+	require_args(fcinfo, 1);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	/* one statement, so one snapshot: exact for every committed transaction */

@@ -11,7 +11,7 @@ RETURNS bigint LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_add_funds';
 
 CREATE FUNCTION billing.balance(account_id bigint)
-RETURNS jsonb LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_balance';
 
 -- Internal: money movements of the cold paths (top-ups, invoices). Granted to nobody.

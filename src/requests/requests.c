@@ -447,6 +447,7 @@ billing_complete_request(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan;
 	Datum		v[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 
+	require_args(fcinfo, 3);
 	json_require_object(v[1], "outputs");
 	json_require_object(v[2], "routing");
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "completed",
@@ -482,6 +483,7 @@ billing_cancel_request(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan;
 	Datum		v[1] = {PG_GETARG_DATUM(0)};
 
+	require_args(fcinfo, 1);
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "cancelled",
 								   "UPDATE billing.requests SET status = 'cancelled' WHERE request_id = $1",
 								   1, (Oid[]) {INT8OID}, v, NULL, &plan));
@@ -494,6 +496,7 @@ billing_response_metadata(PG_FUNCTION_ARGS)
 	MemoryContext upper = CurrentMemoryContext;
 	Datum		result;
 
+	require_args(fcinfo, 1);
 	SPI_connect();
 	result = metadata_datum(PG_GETARG_INT64(0), false, upper);
 	SPI_finish();

@@ -6,7 +6,7 @@ RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_begin_request';
 
 CREATE FUNCTION billing.complete_request(request_id bigint, outputs jsonb, routing jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_complete_request';
 
 CREATE FUNCTION billing.fail_request(request_id bigint, reason text DEFAULT NULL,
@@ -15,7 +15,7 @@ RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_fail_request';
 
 CREATE FUNCTION billing.cancel_request(request_id bigint)
-RETURNS jsonb LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_cancel_request';
 
 CREATE FUNCTION billing.charge(account_id bigint, model text, params jsonb, outputs jsonb,
@@ -24,7 +24,7 @@ RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_charge';
 
 CREATE FUNCTION billing.response_metadata(request_id bigint)
-RETURNS jsonb LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_response_metadata';
 
 -- Settles every state change, from the functions above or a plain UPDATE.
