@@ -87,6 +87,7 @@ SELECT regress.try(format('SELECT billing.complete_request(%s, NULL)', :id4));
 SELECT regress.try('SELECT billing.cancel_request(NULL)');
 SELECT regress.try('SELECT billing.response_metadata(NULL)');
 SELECT regress.try('SELECT billing.balance(NULL)');
+SELECT regress.try('SELECT billing.suggest_credit_limit(NULL)');
 
 -- idempotent begin: one request, one hold
 SELECT billing.begin_request(:dave, 'rq-video', '{"duration_seconds":2,"resolution":"1080p"}', 'job-k1') ->> 'request_id' AS k1 \gset

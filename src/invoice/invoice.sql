@@ -169,6 +169,9 @@ DECLARE
     age_pct integer;
     suggested bigint;
 BEGIN
+    IF account_id IS NULL THEN
+        RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
+    END IF;
     SELECT * INTO acct FROM billing.accounts a
      WHERE a.account_id = suggest_credit_limit.account_id AND a.active;
     IF NOT FOUND THEN
