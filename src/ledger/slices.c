@@ -52,16 +52,31 @@ slice_home(void)
  * pg_advisory_lock()'s keys (1 and 2) */
 #define GATE_TAG_KIND 0xB111
 
+static void
+gate_tag(LOCKTAG *tag, int64 account_id)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) account_id >> 32),
+						 (uint32) account_id, GATE_TAG_KIND);
+}
+
+/* Takes the gate in mode, held to commit; false when dont_wait and busy. */
 static bool
 gate(int64 account_id, LOCKMODE mode, bool dont_wait)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ((uint64) account_id >> 32),
-						 (uint32) account_id, GATE_TAG_KIND);
-	if (mode == NoLock)
-		return LockRelease(&tag, ShareLock, false);
+	gate_tag(&tag, account_id);
 	return LockAcquire(&tag, mode, false, dont_wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* Gives back the share a failed fast path took (only that one acquisition). */
+static void
+gate_release_share(int64 account_id)
+{
+	LOCKTAG		tag;
+
+	gate_tag(&tag, account_id);
+	LockRelease(&tag, ShareLock, false);
 }
 
 /* Runs one attempt in a subtransaction; keeps what it did only on success. */
@@ -91,7 +106,7 @@ available_try_fast(int64 account_id, bool (*attempt) (void *arg, bool wait_home)
 		return false;			/* an exact path runs or waits: queue behind it */
 	if (attempt_in_subxact(attempt, arg, false) || attempt_in_subxact(attempt, arg, true))
 		return true;
-	gate(account_id, NoLock, false);
+	gate_release_share(account_id);
 	return false;
 }
 

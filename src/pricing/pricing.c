@@ -622,14 +622,6 @@ comps_read(Jsonb *components, const char *media, int *ncomps)
 	return comps;
 }
 
-void
-pricing_validate_components(Jsonb *components)
-{
-	int			n;
-
-	comps_read(components, NULL, &n);
-}
-
 /* Exact decimal of pixels / 2^20: finite, at most 20 digits after the point. */
 static void
 append_megapixels(StringInfo buf, int64 pixels)

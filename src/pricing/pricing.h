@@ -41,7 +41,4 @@ typedef struct PriceRoute
 extern void pricing_route(const char *model, const char *provider, TimestampTz at,
 						  PriceRoute *route);
 
-/* Validates a price's components for set_price; ERROR 22023 when malformed. */
-extern void pricing_validate_components(Jsonb *components);
-
 #endif

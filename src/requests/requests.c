@@ -24,7 +24,23 @@
 #include "spi_plan.h"
 #include "topup/topup.h"
 
-void
+/* What the "metadata" object of an API response shows of a request. */
+typedef struct RequestView
+{
+	int64		request_id;
+	const char *status;
+	const char *model;
+	const char *currency;
+	const char *provider;
+	const char *provider_name;
+	const char *executed_model;
+	const char *upstream_id;
+	int64		cost_estimate;
+	int64		cost;			/* shown once the request is finished */
+	bool		finished;
+} RequestView;
+
+static void
 metadata_append(StringInfo buf, const RequestView *r)
 {
 	appendStringInfo(buf, "{\"request_id\":" INT64_FORMAT, r->request_id);
@@ -57,7 +73,8 @@ status_finished(const char *status)
 		strcmp(status, "cancelled") == 0;
 }
 
-void
+/* Loads the view of a request; PB404 when unknown. Inside SPI. */
+static void
 request_view_load(int64 request_id, RequestView *r)
 {
 	static SPIPlanPtr plan;
