@@ -1,4 +1,4 @@
--- Model catalog and pricing engine (SPEC section 3).
+-- Model catalog and pricing engine (docs/pricing.md).
 SET client_min_messages = warning;
 
 

@@ -1,5 +1,5 @@
 -- security: the two privilege tiers, nothing for PUBLIC, and safety against
--- objects planted ahead of pg_catalog in search_path (SPEC section 9).
+-- objects planted ahead of pg_catalog in search_path (docs/security.md).
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS billing;
 DROP ROLE IF EXISTS sec_backend, sec_dba, sec_nobody;
@@ -13,7 +13,7 @@ SELECT rolname, rolcanlogin FROM pg_roles
 SELECT pg_has_role('billing_admin', 'billing_app', 'MEMBER') AS admin_includes_app,
        pg_has_role('billing_app', 'billing_admin', 'MEMBER') AS app_includes_admin;
 
--- exactly SPEC's lists
+-- exactly the tiers of docs/security.md
 SELECT p.oid::regprocedure::text AS app_may_execute
   FROM pg_proc p
  WHERE p.pronamespace = 'billing'::regnamespace

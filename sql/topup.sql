@@ -1,4 +1,4 @@
--- Auto top-up (SPEC section 7): the state machine of billing.topups, the
+-- Auto top-up (docs/topup.md): the state machine of billing.topups, the
 -- consecutive-failure switch-off, the daily guard and bad input.
 -- The NOTIFY payloads are checked by the topup_cross isolation spec and the
 -- payment worker TAP test (psql prints them with a process id).

@@ -1,4 +1,4 @@
-/* The SQLSTATEs of billing's public API (SPEC section 8). */
+/* The SQLSTATEs of billing's public API (README.md, SQLSTATEs). */
 #ifndef BILLING_ERRORS_H
 #define BILLING_ERRORS_H
 

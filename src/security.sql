@@ -1,4 +1,4 @@
--- security: privilege tiers (SPEC section 9). This part is concatenated last,
+-- security: privilege tiers (docs/security.md). This part is concatenated last,
 -- so every object of the extension exists when it runs.
 
 -- Roles are cluster-wide and survive DROP EXTENSION, so create them only when
@@ -28,7 +28,7 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA billing FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA billing TO billing_app;
 
--- The tiers, by full signature (SPEC.md). A function that is not (yet) in
+-- The tiers, by full signature (docs/security.md). A function that is not (yet) in
 -- the install script is skipped rather than failing CREATE EXTENSION while
 -- the parts land one by one; the regression test "security" lists the
 -- granted signatures and fails if one is missing.
@@ -77,7 +77,7 @@ BEGIN
     END IF;
 END $$;
 
--- The trigger path of SPEC section 4: a backend may finish a request with a
+-- The plain-UPDATE path (README.md): a backend may finish a request with a
 -- plain UPDATE. Only the three columns the trigger settles from are
 -- writable; SELECT on request_id alone lets "WHERE request_id = ..." find
 -- the row without exposing anyone's params, outputs or costs.

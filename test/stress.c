@@ -274,7 +274,7 @@ megapixels(int w, int h)
 	return (px + 1048575) / 1048576;
 }
 
-/* The price of n output images of one size, as SPEC section 3 defines it. */
+/* The price of n output images of one size, as docs/pricing.md defines it. */
 static int64_t
 expected_cost(int model, int n, int size)
 {

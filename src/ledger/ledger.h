@@ -90,7 +90,7 @@ extern void available_rebalance(int64 account_id, int64 delta);
 /* Exact available amount as this transaction sees it (sum of slices). */
 extern int64 available_total(int64 account_id);
 
-/* Low-balance threshold of SPEC section 5 for the account, right now. */
+/* Low-balance threshold of the account, right now (README.md, Admission). */
 extern int64 low_balance_threshold(int64 account_id);
 
 /*

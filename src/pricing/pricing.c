@@ -1,5 +1,5 @@
 /*
- * Pricing engine and model catalog (SPEC section 3).
+ * Pricing engine and model catalog (docs/pricing.md).
  *
  * A price is a jsonb array of components; a request (params, and outputs at
  * completion) is read straight from its jsonb containers, never reparsed.
@@ -869,7 +869,7 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 	SPI_finish();
 }
 
-/* Route + price -> the JSON of SPEC section 3 (estimate or effective cost). */
+/* Route + price -> the JSON of docs/pricing.md (estimate or effective cost). */
 static Datum
 cost_json(const char *model, const char *provider, Jsonb *params, Jsonb *outputs)
 {

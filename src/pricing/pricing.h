@@ -13,7 +13,7 @@
  * actual outputs (quantities and attributes come from outputs first, then
  * params). media is "image" or "video". params may be NULL (= {}).
  * Returns the total in micros. When comp_json is not NULL, appends the JSON
- * array of priced components (the "components" of SPEC section 3) to it.
+ * array of priced components (the "components" of docs/pricing.md) to it.
  * Bad params/outputs, or none matching an output component: ERROR 22023.
  */
 extern int64 pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,

@@ -1,4 +1,4 @@
--- The request lifecycle (SPEC section 4).
+-- The request lifecycle (README.md, Requests and their metadata).
 
 CREATE FUNCTION billing.begin_request(account_id bigint, model text, params jsonb,
                                       idempotency_key text DEFAULT NULL)

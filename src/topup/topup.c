@@ -1,5 +1,5 @@
 /*
- * Auto top-up (SPEC section 7).
+ * Auto top-up (docs/topup.md).
  *
  * A charge that leaves a prepaid account's available amount below its
  * auto top-up threshold requests one top-up: a pending row in

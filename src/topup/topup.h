@@ -1,4 +1,4 @@
-/* Auto top-up (SPEC section 7). */
+/* Auto top-up (docs/topup.md). */
 #ifndef BILLING_TOPUP_H
 #define BILLING_TOPUP_H
 

@@ -1,4 +1,4 @@
--- topup: SQL interface (SPEC section 7). See docs/topup.md.
+-- topup: SQL interface. The rules are in docs/topup.md.
 
 CREATE FUNCTION billing.configure_auto_topup(account_id bigint, threshold_micros bigint,
                                              amount_micros bigint, enabled boolean DEFAULT true)
