@@ -151,8 +151,10 @@ SELECT * FROM billing.verify();
 -- refusals: not the first of a month, unfinished months, nonsense
 SELECT regress.try($$SELECT billing.close_period('2025-01-15')$$);
 SELECT regress.try($$SELECT billing.close_period('infinity')$$);
-SELECT regress.try($$SELECT billing.close_period(date_trunc('month', now())::date)$$)
-       = '22023: the month beginning ' || to_char(now(), 'YYYY-MM') || '-01 has not ended' AS refused;
+-- (the month of today in billing.timezone, whatever the date)
+SELECT regress.try(format('SELECT billing.close_period(%L)', m))
+       = format('22023: the month beginning %s has not ended', m) AS refused
+  FROM (SELECT to_char(now() AT TIME ZONE current_setting('billing.timezone'), 'YYYY-MM-01') AS m) t;
 SELECT pg_temp.try_detail($$SELECT billing.close_period('2999-01-01')$$);
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT regress.try($$SELECT billing.close_period('2025-01-01')$$);
@@ -209,8 +211,14 @@ SELECT * FROM billing.verify();
 SELECT * FROM billing._verify_invoices();
 
 -- 5. Suggested limits.
--- test only: a known account age and payment dates
-UPDATE billing.accounts SET created_at = '2024-06-01 00:00+00' WHERE account_id = :gus;
+-- Test only: known payment dates, and an account created 29 months before
+-- today in billing.timezone, so that its age does not move with the date.
+CREATE FUNCTION pg_temp.months_ago(months integer, plus interval DEFAULT '0') RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT ((now() AT TIME ZONE current_setting('billing.timezone')) - months * interval '1 month' + plus)
+           AT TIME ZONE current_setting('billing.timezone')
+$$;
+UPDATE billing.accounts SET created_at = pg_temp.months_ago(29) WHERE account_id = :gus;
 UPDATE billing.invoices SET paid_at = due_date + time '12:00' WHERE invoice_id = :gus_jan;
 -- the December and February invoices are open and overdue: the floor
 SELECT jsonb_pretty(billing.suggest_credit_limit(:gus) - 'account_id');
@@ -226,6 +234,22 @@ RESET billing.credit_limit_cap_micros;
 -- no invoices yet, a new account: the floor
 SELECT jsonb_pretty(billing.suggest_credit_limit(:dana) - 'account_id');
 SELECT regress.try($$SELECT billing.suggest_credit_limit(999999999)$$);
+-- the age is whole months in billing.timezone: 50% + 10% a month, up to 100%
+-- (one transaction, so that now() cannot pass midnight in between)
+CREATE FUNCTION pg_temp.suggest_if_created(acct bigint, created timestamptz) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE billing.accounts a SET created_at = created WHERE a.account_id = acct;
+    RETURN billing.suggest_credit_limit(acct);
+END $$;
+BEGIN;
+SELECT m.label, s -> 'basis' -> 'account_age_months' AS months, s -> 'basis' -> 'age_percent' AS age_percent,
+       s -> 'suggested_limit_micros' AS suggested
+  FROM (VALUES (1, 'a day short of 3 months', pg_temp.months_ago(3, '1 day')), (2, '3 months', pg_temp.months_ago(3)),
+               (3, '5 months', pg_temp.months_ago(5))) m(n, label, created),
+       LATERAL pg_temp.suggest_if_created(:gus, m.created) s
+ ORDER BY m.n;
+ROLLBACK;
 
 SELECT * FROM billing.verify();
 SELECT * FROM billing._verify_invoices();

@@ -4,10 +4,12 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "pgtime.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
 #include "billing.h"
+#include "money.h"
 
 PG_MODULE_MAGIC;
 
@@ -24,6 +26,44 @@ int			billing_credit_limit_floor_micros = 10000000;
 int			billing_credit_limit_cap_micros = 1000000000;
 
 void		_PG_init(void);
+
+/*
+ * GUC check hooks: a bad value is refused by SET itself (22023), not later
+ * by the function that reads it.
+ */
+static bool
+check_catalog_currency(char **newval, void **extra, GucSource source)
+{
+	if (money_currency_valid(*newval))
+		return true;
+	GUC_check_errdetail("A currency is three upper-case letters, an ISO 4217 code such as \"USD\".");
+	return false;
+}
+
+/*
+ * A zone name as core's TimeZone check loads it (pg_tzset), so that
+ * AT TIME ZONE accepts it too; core's check_timezone() also takes numeric
+ * offsets and intervals, which AT TIME ZONE does not.
+ */
+static bool
+check_billing_timezone(char **newval, void **extra, GucSource source)
+{
+	pg_tz	   *tz = pg_tzset(*newval);
+
+	if (tz == NULL)
+	{
+		GUC_check_errdetail("\"%s\" is not a time zone name known to PostgreSQL (see pg_timezone_names).",
+							*newval);
+		return false;
+	}
+	if (!pg_tz_acceptable(tz))
+	{
+		GUC_check_errmsg("time zone \"%s\" appears to use leap seconds", *newval);
+		GUC_check_errdetail("PostgreSQL does not support leap seconds.");
+		return false;
+	}
+	return true;
+}
 
 void
 _PG_init(void)
@@ -62,12 +102,12 @@ _PG_init(void)
 							   "Currency of new prices.",
 							   NULL,
 							   &billing_catalog_currency, "USD",
-							   PGC_SUSET, 0, NULL, NULL, NULL);
+							   PGC_SUSET, 0, check_catalog_currency, NULL, NULL);
 	DefineCustomStringVariable("billing.timezone",
 							   "Time zone in which invoice months begin and end.",
 							   NULL,
 							   &billing_timezone, "UTC",
-							   PGC_SUSET, 0, NULL, NULL, NULL);
+							   PGC_SUSET, 0, check_billing_timezone, NULL, NULL);
 	DefineCustomIntVariable("billing.invoice_due_days",
 							"Days from the end of an invoiced month to its due date.",
 							NULL,

@@ -74,3 +74,10 @@ money_format(int64 micros)
 	money_append(&buf, micros);
 	return buf.data;
 }
+
+bool
+money_currency_valid(const char *code)
+{
+	return code != NULL && strlen(code) == 3 &&
+		strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 3;
+}

@@ -4,6 +4,8 @@
 
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
+
 #define MICROS_PER_UNIT INT64CONST(1000000)
 
 /* a + b and a * b, raising 22023 "amount out of range" on overflow */
@@ -15,5 +17,7 @@ extern void money_require_positive(int64 amount, const char *what);
 extern char *money_format(int64 micros);
 /* Appends money_format(micros) to buf. */
 extern void money_append(StringInfo buf, int64 micros);
+/* Is code a currency billing accepts: three upper-case letters (ISO 4217 form)? */
+extern bool money_currency_valid(const char *code);
 
 #endif

@@ -8,8 +8,8 @@ as_cluster_user() {
 	if [ "$(id -un)" = "$CLUSTER_USER" ]; then "$@"; else runuser -u "$CLUSTER_USER" -- "$@"; fi
 }
 
-# cluster_start DIR PORT [extra postgresql.conf lines...]
-cluster_start() {
+# cluster_init DIR PORT [extra postgresql.conf lines...]: a new, stopped cluster
+cluster_init() {
 	local dir=$1 port=$2; shift 2
 	rm -rf "$dir"; mkdir -p "$dir"; chown "$CLUSTER_USER" "$dir" 2>/dev/null || true
 	as_cluster_user initdb -D "$dir/data" -A trust -U postgres --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 \
@@ -22,9 +22,39 @@ cluster_start() {
 		echo "shared_buffers = 256MB"
 		for line in "$@"; do echo "$line"; done
 	} >>"$dir/data/postgresql.conf"
+}
+
+# cluster_start DIR PORT [extra postgresql.conf lines...]
+cluster_start() {
+	local dir=$1 port=$2
+	cluster_init "$@" || return 1
 	as_cluster_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w start >/dev/null \
 		|| { cat "$dir/server.log"; return 1; }
 	export PGHOST=$dir PGPORT=$port PGUSER=postgres
+}
+
+# cluster_start_faketime DIR PORT DAYS [extra postgresql.conf lines...]: a
+# cluster whose clock runs DAYS days ahead (libfaketime, Debian package
+# faketime). pg_ctl -w can hang under libfaketime, so postgres starts
+# directly and pg_isready waits for it; cluster_stop stops it. Fails unless
+# the server's now() really is DAYS days ahead.
+cluster_start_faketime() {
+	local dir=$1 port=$2 days=$3 i ahead; shift 3
+	command -v faketime >/dev/null || { echo "faketime is not installed"; return 1; }
+	cluster_init "$dir" "$port" "$@" || return 1
+	as_cluster_user faketime -f "+${days}d" "$(command -v postgres)" -D "$dir/data" >"$dir/server.log" 2>&1 &
+	for i in $(seq 120); do
+		pg_isready -q -h "$dir" -p "$port" && break
+		sleep 0.5
+	done
+	export PGHOST=$dir PGPORT=$port PGUSER=postgres
+	ahead=$(psql -X -d postgres -Atc \
+		"SELECT round(extract(epoch FROM now() - to_timestamp($(date +%s))) / 86400) || ' days ahead: now() = ' || now()" 2>&1)
+	if [ "${ahead%% *}" != "$days" ]; then
+		echo "faketime: the server's clock is not $days days ahead: $ahead"
+		cat "$dir/server.log"; cluster_stop "$dir"; return 1
+	fi
+	echo "faketime: the server's clock is $ahead"
 }
 
 cluster_stop() {

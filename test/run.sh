@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every billing test suite on real PostgreSQL 15 clusters:
 # pg_regress + isolation specs (make installcheck), the libpq stress program,
-# the bad-input generator, the TAP tests and the sanitizer run.
+# the bad-input generator, pg_regress + isolation specs again on servers whose
+# clock is 40 and 400 days ahead (faketime), the TAP tests and the sanitizer run.
 # Installs what is missing first. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,21 +20,35 @@ tally() {	# tally NAME STATUS
 	else failed=$((failed + 1)); echo "FAILED: $1"; fi
 }
 
+# installcheck LABEL: the Makefile's REGRESS and ISOLATION suites (each
+# apart, so that a failure in one does not keep the other from running) on
+# the cluster of PGHOST/PGPORT; every test counts, a failure shows its diffs
+installcheck() {
+	local label=$1 suite log diffs rc ok bad
+	for suite in regress isolation; do
+		log="$WORK/installcheck-$label-$suite.log"
+		if [ $suite = regress ]; then
+			make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= >"$log" 2>&1; rc=$?
+			diffs=regression.diffs
+		else
+			make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= >"$log" 2>&1; rc=$?
+			diffs=test/isolation/output_iso/regression.diffs
+		fi
+		grep -E '\.\.\. |tests (passed|failed)' "$log" | sed "s/^/$label: /"
+		ok=$(grep -cE '\.\.\. ok' "$log")
+		bad=$(grep -cE '\.\.\. (FAILED|failed)' "$log")
+		passed=$((passed + ok)); failed=$((failed + bad))
+		if [ $rc -ne 0 ]; then
+			[ "$bad" -eq 0 ] && { tail -20 "$log"; tally "$label: make installcheck ($suite)" 1; }
+			[ -f "$diffs" ] && head -c 20000 "$diffs"
+		fi
+	done
+}
+
 # 1. pg_regress and isolation specs on one cluster
 PORT=${BILLING_TEST_PORT:-55440}
 cluster_start "$WORK/main" "$PORT" || { echo "0 passed, 1 failed"; exit 1; }
-make -s installcheck PG_CONFIG="$PG_CONFIG" >"$WORK/installcheck.log" 2>&1
-rc=$?
-cat "$WORK/installcheck.log" | grep -E '\.\.\. |tests (passed|failed)|^ok|^not ok' || true
-ok=$(grep -cE '\.\.\. ok' "$WORK/installcheck.log")
-bad=$(grep -cE '\.\.\. (FAILED|failed)' "$WORK/installcheck.log")
-passed=$((passed + ok)); failed=$((failed + bad))
-if [ $rc -ne 0 ]; then
-	[ "$bad" -eq 0 ] && tally "make installcheck" 1
-	for f in regression.diffs test/isolation/output_iso/regression.diffs; do
-		[ -f "$f" ] && head -c 20000 "$f"
-	done
-fi
+installcheck "today"
 
 # 2. libpq stress program and bad-input generator, on the same cluster
 if [ -x test/stress ]; then
@@ -46,7 +61,20 @@ if [ -x test/fuzz ]; then
 fi
 cluster_stop "$WORK/main"
 
-# 3. TAP tests (PostgreSQL::Test::Cluster starts its own servers, so they
+# 3. the same suites on a server whose clock runs 40 and 400 days ahead: no
+#    test may depend on today's date
+for days in 40 400; do
+	start=$(date +%s)
+	if cluster_start_faketime "$WORK/faketime" "$PORT" "$days"; then
+		installcheck "+${days}d"
+	else
+		tally "+${days}d: a server under faketime" 1
+	fi
+	cluster_stop "$WORK/faketime"
+	echo "+${days}d: $(($(date +%s) - start)) s"
+done
+
+# 4. TAP tests (PostgreSQL::Test::Cluster starts its own servers, so they
 #    run as the cluster user from a copy it owns)
 if ls test/t/*.pl >/dev/null 2>&1; then
 	cp -a "$ROOT" "$WORK/tap"; chown -R "$CLUSTER_USER" "$WORK/tap"
@@ -59,7 +87,7 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 	done
 fi
 
-# 4. sanitizer run (test/sanitize.sh builds its own instrumented copy)
+# 5. sanitizer run (test/sanitize.sh builds its own instrumented copy)
 if [ -f test/sanitize.sh ]; then
 	bash test/sanitize.sh >"$WORK/sanitize.log" 2>&1; rc=$?
 	tail -5 "$WORK/sanitize.log"; tally "sanitize" $rc

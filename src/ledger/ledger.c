@@ -266,7 +266,7 @@ billing_create_account(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid billing type \"%s\"", billing_type),
 				 errhint("Use \"prepaid\" or \"postpaid\".")));
-	if (strlen(currency) != 3 || strspn(currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
+	if (!money_currency_valid(currency))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid currency \"%s\"", currency),

@@ -924,7 +924,7 @@ billing_set_price(PG_FUNCTION_ARGS)
 	static const Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	const char *cur = billing_catalog_currency;
+	const char *cur = billing_catalog_currency;	/* valid: checked when set */
 	char	   *model;
 	char	   *media;
 	int			ncomps;
@@ -935,12 +935,6 @@ billing_set_price(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("effective_from must be a finite time, not null or infinity")));
-	if (cur == NULL || strlen(cur) != 3 ||
-		strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid billing.catalog_currency \"%s\"", cur ? cur : ""),
-				 errhint("Set it to an ISO 4217 code such as USD.")));
 	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(2);

@@ -31,6 +31,12 @@ my $request = $node->safe_psql('postgres',
 	q{SELECT billing.begin_request(1, 'cron-img', '{"n":1}') ->> 'request_id'});
 like($request, qr/^\d+$/, 'a request is in flight');
 
+# A month that ends during the test would move "last month" under it: first
+# wait until a month ending within five minutes has ended.
+sleep(1 + $node->safe_psql('postgres',
+		q{SELECT GREATEST(0, ceil(EXTRACT(epoch FROM
+		      date_trunc('month', now() + interval '5 minutes', 'UTC') - now())))}));
+
 # Test only: postpaid usage dated in the last microsecond of last month (UTC,
 # the default billing.timezone), as a settlement then would have posted it.
 $node->safe_psql('postgres', q{
