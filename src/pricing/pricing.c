@@ -788,7 +788,7 @@ pricing_check_provider(const char *provider)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("provider must not be empty"),
 				 errdetail("A provider is the name of one of the model's routes."),
-				 errhint("Leave the provider out (or null) to use the model's default provider.")));
+				 errhint("Leave the provider out, or null, for the default one.")));
 }
 
 static void

@@ -107,7 +107,7 @@ effective_cost(const RowAccess *n, const char *routing_provider)
 {
 	bool		isnull;
 	Datum		outputs = col(n, "outputs", &isnull);
-	Datum		price_id;
+	int64		price_id;
 	PriceRoute	route;
 	char	   *currency = col_text(n, "currency");
 	int64		cost;
@@ -117,10 +117,13 @@ effective_cost(const RowAccess *n, const char *routing_provider)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("outputs are required to complete a request")));
 	json_require_object(outputs, "outputs");
-	price_id = col(n, "price_id", &isnull);
-	pricing_settlement_route(col_text(n, "model"), col_text(n, "provider"),
-							 isnull ? 0 : DatumGetInt64(price_id), routing_provider,
-							 DatumGetTimestampTz(col(n, "created_at", &isnull)), &route);
+	/* NULL only for a 0.1.0 request whose price version was gone at upgrade */
+	price_id = DatumGetInt64(col(n, "price_id", &isnull));
+	if (isnull)
+		price_id = 0;
+	pricing_settlement_route(col_text(n, "model"), col_text(n, "provider"), price_id,
+							 routing_provider, DatumGetTimestampTz(col(n, "created_at", &isnull)),
+							 &route);
 	if (strcmp(route.currency, currency) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -181,7 +184,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	if (status_rank(old_status) == 2)
 	{
 		/* a retried UPDATE (same state, same values) replays: nothing moves */
-		if (strcmp(new_status, old_status) == 0 && row_unchanged(&o, &n))
+		if (row_unchanged(&o, &n))
 			return PointerGetDatum(n.tuple);
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_CONFLICT),
