@@ -112,7 +112,10 @@ CREATE TABLE billing.requests (
     idempotency_key      text,              -- 1 to 256 characters
     failure_reason       text,
     created_at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    completed_at         timestamptz
+    completed_at         timestamptz,
+    -- the price version that priced the admission; it settles the request
+    -- unless routing names another provider (docs/pricing.md, "Work in flight")
+    price_id             bigint
 );
 CREATE UNIQUE INDEX requests_idempotency ON billing.requests (account_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;

@@ -780,17 +780,47 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 	return total;
 }
 
+void
+pricing_check_provider(const char *provider)
+{
+	if (provider && provider[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("provider must not be empty"),
+				 errdetail("A provider is the name of one of the model's routes."),
+				 errhint("Leave the provider out, or null, for the default one.")));
+}
+
+static void
+model_disabled(const char *model)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_BILLING_NOT_FOUND),
+			 errmsg("model \"%s\" is disabled", model)));
+}
+
+/* The memory context of the caller's SPI connection (what SPI_palloc uses). */
+static MemoryContext
+spi_upper_context(void)
+{
+	void	   *probe = SPI_palloc(1);
+	MemoryContext upper = GetMemoryChunkContext(probe);
+
+	pfree(probe);
+	return upper;
+}
+
 /*
  * Runs in a nested SPI connection of its own, so the caller's SPI_tuptable
  * survives; the caller must be connected (SPI_palloc finds its upper context).
  */
 void
-pricing_route(const char *model, const char *provider, TimestampTz at, PriceRoute *route)
+pricing_route(const char *model, const char *provider, TimestampTz at, bool admitting,
+			  PriceRoute *route)
 {
 	static SPIPlanPtr plan = NULL;
 	static const Oid types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	void	   *probe = SPI_palloc(1);
-	MemoryContext upper = GetMemoryChunkContext(probe);
+	MemoryContext upper = spi_upper_context();
 	MemoryContext old;
 	Datum		values[3];
 	char		nulls[3] = {' ', provider ? ' ' : 'n', ' '};
@@ -799,12 +829,16 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 	char	   *currency;
 	TimestampTz until;
 
-	pfree(probe);
+	pricing_check_provider(provider);
 	old = MemoryContextSwitchTo(upper);
 	found = route_cache_get(model, provider, at, route);
 	MemoryContextSwitchTo(old);
 	if (found)
+	{
+		if (admitting && !route->active)
+			model_disabled(model);
 		return;
+	}
 
 	values[0] = CStringGetTextDatum(model);
 	values[1] = provider ? CStringGetTextDatum(provider) : (Datum) 0;
@@ -834,10 +868,8 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("model \"%s\" does not exist", model)));
-	if (!DatumGetBool(spi_col(2, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_NOT_FOUND),
-				 errmsg("model \"%s\" is disabled", model)));
+	if (admitting && !DatumGetBool(spi_col(2, &isnull)))
+		model_disabled(model);
 	spi_col(3, &isnull);
 	if (isnull)
 		ereport(ERROR,
@@ -855,6 +887,7 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 	old = MemoryContextSwitchTo(upper);
 	route->model = pstrdup(model);
 	route->media = spi_text(1);
+	route->active = DatumGetBool(spi_col(2, NULL));
 	route->provider = spi_text(3);
 	route->provider_name = spi_text(4);
 	route->executed_model = spi_text(5);
@@ -869,6 +902,62 @@ pricing_route(const char *model, const char *provider, TimestampTz at, PriceRout
 	SPI_finish();
 }
 
+/* The price version price_id, as a route without provider details. */
+static void
+price_version(int64 price_id, PriceRoute *route)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext upper = spi_upper_context();
+	MemoryContext old;
+	Datum		values[1] = {Int64GetDatum(price_id)};
+	bool		found;
+
+	old = MemoryContextSwitchTo(upper);
+	found = price_cache_get(price_id, route);
+	MemoryContextSwitchTo(old);
+	if (found)
+		return;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan_exec(&plan,
+			  "SELECT p.model, m.media, p.currency, p.components"
+			  "  FROM billing.prices p JOIN billing.models m ON m.model = p.model"
+			  " WHERE p.price_id = $1",
+			  1, (Oid[]) {INT8OID}, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("price version " INT64_FORMAT " does not exist", price_id),
+				 errdetail("The request was admitted with a price version that is gone.")));
+	old = MemoryContextSwitchTo(upper);
+	memset(route, 0, sizeof(PriceRoute));
+	route->model = spi_text(1);
+	route->media = spi_text(2);
+	strlcpy(route->currency, spi_text(3), sizeof(route->currency));
+	route->components = DatumGetJsonbPCopy(spi_col(4, NULL));
+	route->price_id = price_id;
+	MemoryContextSwitchTo(old);
+	price_cache_put(route);
+	SPI_finish();
+}
+
+void
+pricing_settlement_route(const char *model, const char *admitted_provider, int64 price_id,
+						 const char *routing_provider, TimestampTz began, PriceRoute *route)
+{
+	if (routing_provider == NULL || strcmp(routing_provider, admitted_provider) == 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(spi_upper_context());
+
+		price_version(price_id, route);
+		route->provider = pstrdup(admitted_provider);
+		MemoryContextSwitchTo(old);
+	}
+	else
+		pricing_route(model, routing_provider, began, false, route);
+}
+
 /* Route + price -> the JSON of docs/pricing.md (estimate or effective cost). */
 static Datum
 cost_json(const char *model, const char *provider, Jsonb *params, Jsonb *outputs)
@@ -880,7 +969,7 @@ cost_json(const char *model, const char *provider, Jsonb *params, Jsonb *outputs
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	pricing_route(model, provider, GetCurrentTransactionStartTimestamp(), &route);
+	pricing_route(model, provider, GetCurrentTransactionStartTimestamp(), true, &route);
 	SPI_finish();
 	initStringInfo(&comp);
 	total = pricing_cost(route.components, params, outputs, route.media, &comp);

@@ -30,15 +30,33 @@ typedef struct PriceRoute
 	int64		price_id;
 	char		currency[4];
 	Jsonb	   *components;
+	bool		active;			/* the model is open to new admissions */
 } PriceRoute;
 
 /*
  * Loads the route of model through provider (NULL: the default provider) and
- * the price in force at "at". Unknown or inactive model or provider: PB404;
- * no price in force: 22023. Call inside an SPI connection; the result lives
- * in the memory context that was current at SPI_connect.
+ * the price in force at "at". Unknown model or provider: PB404; a disabled
+ * model: PB404 when admitting (new work), accepted when settling work in
+ * flight; an empty provider: 22023; no price in force: 22023. Call inside an
+ * SPI connection; the result lives in the memory context that was current at
+ * SPI_connect.
  */
 extern void pricing_route(const char *model, const char *provider, TimestampTz at,
-						  PriceRoute *route);
+						  bool admitting, PriceRoute *route);
+
+/*
+ * The price that settles a request in flight (docs/pricing.md, "Work in
+ * flight"): the version price_id that priced its admission through
+ * admitted_provider, unless routing_provider names another provider of the
+ * model, whose version in force at "began" then applies. Whether the model
+ * is still active or the admitted route still exists does not matter. Same
+ * SPI rules as pricing_route().
+ */
+extern void pricing_settlement_route(const char *model, const char *admitted_provider,
+									 int64 price_id, const char *routing_provider,
+									 TimestampTz began, PriceRoute *route);
+
+/* An explicit provider must be a non-empty name (22023); NULL means none. */
+extern void pricing_check_provider(const char *provider);
 
 #endif

@@ -95,3 +95,25 @@ CREATE TRIGGER model_providers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNC
     ON billing.model_providers FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
 CREATE TRIGGER prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.prices
     FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
+
+-- Price versions are never edited: work in flight settles at the version that
+-- priced its admission, and every version that took effect may still do so.
+-- Only a scheduled version (not yet in force) may be withdrawn; clock time,
+-- so that a long transaction cannot withdraw one that took effect meanwhile.
+CREATE FUNCTION billing.refuse_price_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        IF OLD.effective_from > pg_catalog.clock_timestamp() THEN
+            RETURN OLD;
+        END IF;
+    END IF;
+    RAISE EXCEPTION 'price versions are never changed'
+        USING ERRCODE = 'PB409',
+              DETAIL = 'Requests admitted at a price settle at that price; only a scheduled version may be deleted.',
+              HINT = 'Set a new version with billing.set_price() instead.';
+END $$;
+CREATE TRIGGER prices_versioned BEFORE UPDATE OR DELETE ON billing.prices
+    FOR EACH ROW EXECUTE FUNCTION billing.refuse_price_change();
+CREATE TRIGGER prices_no_truncate BEFORE TRUNCATE ON billing.prices
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_price_change();

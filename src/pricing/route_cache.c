@@ -6,7 +6,8 @@
  * when a DBA edits the catalog. A cached route is used while "at" falls in
  * its price's validity (up to the next version of the model, so that a
  * scheduled price takes effect on time); the whole cache is dropped when a
- * catalog table is written (see cache.c).
+ * catalog table is written (see cache.c). A price version looked up by id
+ * (to settle work in flight) is cached too: versions are never edited.
  */
 #include "postgres.h"
 
@@ -45,34 +46,52 @@ route_cache_reset(Datum arg, Oid relid)
 	MemoryContextReset(route_cxt);
 }
 
+/*
+ * The key of a route: "model\x1e" for the default provider, "model\x1fprovider"
+ * for a named one, so that no provider string can stand for the default (an
+ * answer never depends on what happens to be cached). A price version by id
+ * is "\x1d<price_id>". Model names hold no control characters (schema.sql).
+ */
 static bool
 route_key(const char *model, const char *provider, char *key)
 {
-	return snprintf(key, ROUTE_KEY_LEN, "%s\x1f%s", model, provider ? provider : "") <
-		ROUTE_KEY_LEN;
+	return (provider ? snprintf(key, ROUTE_KEY_LEN, "%s\x1f%s", model, provider)
+			: snprintf(key, ROUTE_KEY_LEN, "%s\x1e", model)) < ROUTE_KEY_LEN;
+}
+
+static void
+price_key(int64 price_id, char *key)
+{
+	snprintf(key, ROUTE_KEY_LEN, "\x1d" INT64_FORMAT, price_id);
+}
+
+static char *
+str_copy(const char *s)
+{
+	return s ? pstrdup(s) : NULL;
 }
 
 static void
 route_copy(PriceRoute *dst, const PriceRoute *src)
 {
-	dst->model = pstrdup(src->model);
-	dst->media = pstrdup(src->media);
-	dst->provider = pstrdup(src->provider);
-	dst->provider_name = pstrdup(src->provider_name);
-	dst->executed_model = pstrdup(src->executed_model);
+	dst->model = str_copy(src->model);
+	dst->media = str_copy(src->media);
+	dst->provider = str_copy(src->provider);
+	dst->provider_name = str_copy(src->provider_name);
+	dst->executed_model = str_copy(src->executed_model);
 	dst->price_id = src->price_id;
+	dst->active = src->active;
 	memcpy(dst->currency, src->currency, sizeof(dst->currency));
 	dst->components = palloc(VARSIZE(src->components));
 	memcpy(dst->components, src->components, VARSIZE(src->components));
 }
 
-bool
-route_cache_get(const char *model, const char *provider, TimestampTz at, PriceRoute *route)
+static bool
+cache_get(const char *key, TimestampTz at, PriceRoute *route)
 {
-	char		key[ROUTE_KEY_LEN];
 	RouteEntry *e;
 
-	if (routes == NULL || !route_key(model, provider, key))
+	if (routes == NULL)
 		return false;
 	e = hash_search(routes, key, HASH_FIND, NULL);
 	if (e == NULL || at < e->from || at >= e->until)
@@ -81,17 +100,13 @@ route_cache_get(const char *model, const char *provider, TimestampTz at, PriceRo
 	return true;
 }
 
-void
-route_cache_put(const char *model, const char *provider, const PriceRoute *route,
-				TimestampTz from, TimestampTz until)
+static void
+cache_put(const char *key, const PriceRoute *route, TimestampTz from, TimestampTz until)
 {
-	char		key[ROUTE_KEY_LEN];
 	RouteEntry *e;
 	MemoryContext old;
 	bool		found;
 
-	if (!route_key(model, provider, key))
-		return;
 	if (route_cxt == NULL)
 	{
 		route_cxt = AllocSetContextCreate(CacheMemoryContext, "billing route cache",
@@ -119,4 +134,40 @@ route_cache_put(const char *model, const char *provider, const PriceRoute *route
 	MemoryContextSwitchTo(old);
 	e->from = from;
 	e->until = until;
+}
+
+bool
+route_cache_get(const char *model, const char *provider, TimestampTz at, PriceRoute *route)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	return route_key(model, provider, key) && cache_get(key, at, route);
+}
+
+void
+route_cache_put(const char *model, const char *provider, const PriceRoute *route,
+				TimestampTz from, TimestampTz until)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	if (route_key(model, provider, key))
+		cache_put(key, route, from, until);
+}
+
+bool
+price_cache_get(int64 price_id, PriceRoute *route)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	price_key(price_id, key);
+	return cache_get(key, 0, route);
+}
+
+void
+price_cache_put(const PriceRoute *route)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	price_key(route->price_id, key);
+	cache_put(key, route, DT_NOBEGIN, DT_NOEND);
 }

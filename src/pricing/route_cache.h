@@ -15,4 +15,8 @@ extern bool route_cache_get(const char *model, const char *provider, TimestampTz
 extern void route_cache_put(const char *model, const char *provider, const PriceRoute *route,
 							TimestampTz from, TimestampTz until);
 
+/* The same for a price version by id (model, media, currency, components). */
+extern bool price_cache_get(int64 price_id, PriceRoute *route);
+extern void price_cache_put(const PriceRoute *route);
+
 #endif

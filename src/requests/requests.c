@@ -191,19 +191,20 @@ request_insert(const Account *acct, const PriceRoute *route, Datum params, int64
 			   const char *key)
 {
 	static SPIPlanPtr plan;
-	Datum		v[8] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+	Datum		v[9] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, Int64GetDatum(estimate),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
-	key ? CStringGetTextDatum(key) : (Datum) 0};
+	key ? CStringGetTextDatum(key) : (Datum) 0, Int64GetDatum(route->price_id)};
 
 	plan_exec(&plan,
 			  "INSERT INTO billing.requests (account_id, model, provider, status, params,"
-			  "       cost_estimate_micros, hold_micros, currency, postpaid, idempotency_key)"
-			  " VALUES ($1, $2, $3, 'queued', $4, $5, $5, $6, $7, $8)"
+			  "       cost_estimate_micros, hold_micros, currency, postpaid, idempotency_key,"
+			  "       price_id)"
+			  " VALUES ($1, $2, $3, 'queued', $4, $5, $5, $6, $7, $8, $9)"
 			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
 			  " DO NOTHING RETURNING request_id",
-			  8, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, BOOLOID, TEXTOID},
-			  v, key ? NULL : "       n", false, 0);
+			  9, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, BOOLOID, TEXTOID,
+			  INT8OID}, v, key ? NULL : "       n ", false, 0);
 	return SPI_processed == 1 ? spi_int64(1) : 0;
 }
 
@@ -217,8 +218,8 @@ request_insert(const Account *acct, const PriceRoute *route, Datum params, int64
 	"WITH t AS (" take ")," \
 	" r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs," \
 	"              routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid," \
-	"              idempotency_key, completed_at)" \
-	"       SELECT $1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10," \
+	"              idempotency_key, price_id, completed_at)" \
+	"       SELECT $1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12," \
 	"              pg_catalog.clock_timestamp() FROM t" \
 	"       ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL" \
 	"       DO NOTHING RETURNING request_id)," \
@@ -226,8 +227,8 @@ request_insert(const Account *acct, const PriceRoute *route, Datum params, int64
 	"       SELECT $1, 'usage', -$7, $9, r.request_id FROM r WHERE $7 <> 0)" \
 	" SELECT (SELECT pg_catalog.count(*) FROM t), (SELECT request_id FROM r)"
 
-static const Oid charge_types[11] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
-INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID};
+static const Oid charge_types[12] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID};
 static SPIPlanPtr charge_taken_plan;
 
 typedef struct ChargeArgs
@@ -245,7 +246,7 @@ charge_record_taken(ChargeArgs *a)
 {
 	bool		isnull;
 
-	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 11, charge_types, a->values, a->nulls,
+	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 12, charge_types, a->values, a->nulls,
 			  false, 0);
 	return DatumGetInt64(spi_col(2, &isnull));
 }
@@ -265,7 +266,7 @@ charge_attempt(void *arg, bool wait_home)
 		a->request_id = charge_record_taken(a);
 		return true;
 	}
-	plan_exec(&plan, CHARGE_SQL(SLICE_TAKE_SQL("$1", "$7", "$11")), 11, charge_types,
+	plan_exec(&plan, CHARGE_SQL(SLICE_TAKE_SQL("$1", "$7", "$11")), 12, charge_types,
 			  a->values, a->nulls, false, 0);
 	if (DatumGetInt64(spi_col(1, NULL)) != 1)
 		return false;
@@ -283,11 +284,12 @@ static int64
 charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
 			  Datum routing, int64 cost, const char *key)
 {
-	Datum		v[11] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+	Datum		v[12] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, outputs, routing, Int64GetDatum(cost),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
-	key ? CStringGetTextDatum(key) : (Datum) 0, Int32GetDatum(slice_home())};
-	ChargeArgs	a = {acct->account_id, cost, v, key ? NULL : "         n ", 0};
+		key ? CStringGetTextDatum(key) : (Datum) 0, Int32GetDatum(slice_home()),
+	Int64GetDatum(route->price_id)};
+	ChargeArgs	a = {acct->account_id, cost, v, key ? NULL : "         n  ", 0};
 
 	if (cost > 0 && available_try_fast(acct->account_id, charge_attempt, &a))
 		return a.request_id;
@@ -324,7 +326,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		request_id = request_replay(account_id, key, model, params, (Datum) 0);
 	if (request_id == 0)
 	{
-		pricing_route(model, NULL, GetCurrentTransactionStartTimestamp(), &route);
+		pricing_route(model, NULL, GetCurrentTransactionStartTimestamp(), true, &route);
 		check_currency(&acct, &route);
 		estimate = pricing_cost(route.components, DatumGetJsonbP(params), NULL, route.media, NULL);
 		available_take(&acct, estimate);
@@ -383,7 +385,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	}
 
 	pricing_route(model, jsonb_get_text(routing, "provider"),
-				  GetCurrentTransactionStartTimestamp(), &route);
+				  GetCurrentTransactionStartTimestamp(), true, &route);
 	check_currency(&acct, &route);
 	cost = pricing_cost(route.components, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
 						route.media, NULL);

@@ -26,7 +26,8 @@
 /* columns a transition may not touch */
 static const char *const frozen_columns[] = {
 	"account_id", "request_id", "model", "provider", "params", "cost_estimate_micros",
-	"hold_micros", "currency", "postpaid", "idempotency_key", "created_at", "completed_at"
+	"hold_micros", "currency", "postpaid", "idempotency_key", "created_at", "completed_at",
+	"price_id"
 };
 
 typedef struct RowAccess
@@ -65,6 +66,20 @@ col_changed(const RowAccess *o, const RowAccess *n, const char *name)
 	return !datum_image_eq(od, nd, att->attbyval, att->attlen);
 }
 
+/* Whether the UPDATE leaves every column as it was (a retried UPDATE). */
+static bool
+row_unchanged(const RowAccess *o, const RowAccess *n)
+{
+	for (int i = 0; i < o->desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(o->desc, i);
+
+		if (!att->attisdropped && col_changed(o, n, NameStr(att->attname)))
+			return false;
+	}
+	return true;
+}
+
 /* 0 queued, 1 in_progress, 2 final; unknown states are refused (22023) */
 static int
 status_rank(const char *status)
@@ -83,13 +98,16 @@ status_rank(const char *status)
 	return 0;					/* keep compiler quiet */
 }
 
-/* The effective cost of the outputs, priced as of the request's start. */
+/*
+ * The effective cost of the outputs, at the price of the request's start
+ * (docs/pricing.md, "Work in flight"), whatever became of the model since.
+ */
 static int64
-effective_cost(const RowAccess *n)
+effective_cost(const RowAccess *n, const char *routing_provider)
 {
 	bool		isnull;
 	Datum		outputs = col(n, "outputs", &isnull);
-	Datum		routing;
+	int64		price_id;
 	PriceRoute	route;
 	char	   *currency = col_text(n, "currency");
 	int64		cost;
@@ -99,14 +117,13 @@ effective_cost(const RowAccess *n)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("outputs are required to complete a request")));
 	json_require_object(outputs, "outputs");
-	routing = col(n, "routing", &isnull);
+	/* NULL only for a 0.1.0 request whose price version was gone at upgrade */
+	price_id = DatumGetInt64(col(n, "price_id", &isnull));
 	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("routing must be a JSON object")));
-	json_require_object(routing, "routing");
-	pricing_route(col_text(n, "model"), jsonb_get_text(routing, "provider"),
-				  DatumGetTimestampTz(col(n, "created_at", &isnull)), &route);
+		price_id = 0;
+	pricing_settlement_route(col_text(n, "model"), col_text(n, "provider"), price_id,
+							 routing_provider, DatumGetTimestampTz(col(n, "created_at", &isnull)),
+							 &route);
 	if (strcmp(route.currency, currency) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -126,6 +143,8 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 				n;
 	char	   *old_status;
 	char	   *new_status;
+	Datum		routing;
+	char	   *routing_provider;
 	int64		request_id;
 	int64		cost;
 	bool		isnull;
@@ -142,18 +161,37 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	o.desc = n.desc = RelationGetDescr(td->tg_relation);
 	old_status = col_text(&o, "status");
 	new_status = col_text(&n, "status");
-	/* BEFORE triggers run ahead of the NOT NULL checks */
+	request_id = DatumGetInt64(col(&o, "request_id", &isnull));
+	/*
+	 * BEFORE triggers run ahead of the NOT NULL checks: the columns a backend
+	 * may set are checked here, so that bad values are 22023 (docs/security.md)
+	 */
 	if (new_status == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the status of a request cannot be null")));
-	request_id = DatumGetInt64(col(&o, "request_id", &isnull));
+				 errmsg("the status of a request cannot be null"),
+				 errhint("A request is queued, in_progress, completed, failed or cancelled.")));
+	routing = col(&n, "routing", &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the routing of a request cannot be null"),
+				 errhint("Use '{}' for a request without routing details.")));
+	json_require_object(routing, "routing");
+	routing_provider = jsonb_get_text(routing, "provider");
+	pricing_check_provider(routing_provider);
 
 	if (status_rank(old_status) == 2)
+	{
+		/* a retried UPDATE (same state, same values) replays: nothing moves */
+		if (row_unchanged(&o, &n))
+			return PointerGetDatum(n.tuple);
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_CONFLICT),
 				 errmsg("request " INT64_FORMAT " is already %s", request_id, old_status),
-				 errdetail("A finished request never changes.")));
+				 errdetail("A finished request never changes; only an UPDATE that repeats its"
+						   " final state and values is accepted, as a replay.")));
+	}
 	if (status_rank(new_status) < status_rank(old_status))
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_CONFLICT),
@@ -183,7 +221,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_BILLING_CONFLICT),
 					 errmsg("the cost of a completed request is computed from its outputs")));
 		SPI_connect();
-		cost = effective_cost(&n);
+		cost = effective_cost(&n, routing_provider);
 	}
 	else
 	{
