@@ -60,8 +60,9 @@ CREATE TABLE billing.ledger (
 CREATE UNIQUE INDEX ledger_idempotency ON billing.ledger (account_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX ledger_account_time ON billing.ledger (account_id, created_at);
--- postpaid usage by month, for invoices
-CREATE INDEX ledger_postpaid_usage ON billing.ledger (created_at) WHERE kind = 'usage' AND postpaid;
+-- postpaid usage of an account by time: its invoices and its unbilled usage
+CREATE INDEX ledger_postpaid_usage ON billing.ledger (account_id, created_at)
+    WHERE kind = 'usage' AND postpaid;
 
 -- Model catalog: a model, the providers that can run it, versioned prices.
 CREATE TABLE billing.models (

@@ -45,16 +45,39 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
            (period_start + interval '1 month')::timestamp AT TIME ZONE tz
 $$;
 
--- Postpaid usage of an account (positive micros) that no invoice covers yet:
--- usage of months that have not been closed.
-CREATE FUNCTION billing._unbilled_usage(account_id bigint) RETURNS bigint
+-- What an account owes on postpaid terms and the prepaid credit kept for its
+-- invoices, from one snapshot (docs/invoices.md, "How a postpaid account's
+-- money works"). The one definition of these amounts: billing.balance()
+-- shows them, set_billing_type and billing.verify() use them.
+--   unbilled_micros: postpaid usage that no invoice covers yet, i.e. dated
+--     outside the periods of the account's invoices (the gaps before,
+--     between and after them, each an index range);
+--   unpaid_micros: the totals of its open invoices;
+--   credit_micros: the kept prepaid credit (accounts.prepaid_credit_micros).
+-- While the account is postpaid its balance is credit - unbilled - unpaid.
+CREATE FUNCTION billing._postpaid_position(account_id bigint, OUT unbilled_micros bigint,
+                                           OUT unpaid_micros bigint, OUT credit_micros bigint)
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
-    SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
-      FROM billing.ledger l
-     WHERE l.account_id = _unbilled_usage.account_id AND l.kind = 'usage' AND l.postpaid
-       AND NOT EXISTS (SELECT FROM billing.invoices i
-                        WHERE i.account_id = l.account_id
-                          AND l.created_at >= i.starts_at AND l.created_at < i.ends_at)
+    WITH inv AS (
+        SELECT i.starts_at, i.ends_at, i.status, i.total_micros,
+               pg_catalog.max(i.ends_at) OVER (ORDER BY i.starts_at
+                                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+          FROM billing.invoices i WHERE i.account_id = _postpaid_position.account_id
+    ), gaps AS (
+        SELECT COALESCE(inv.prev_end, '-infinity') AS from_at, inv.starts_at AS to_at FROM inv
+        UNION ALL
+        SELECT COALESCE(pg_catalog.max(inv.ends_at), '-infinity'), 'infinity' FROM inv
+    )
+    SELECT (SELECT COALESCE(pg_catalog.sum(u.micros), 0)::bigint
+              FROM gaps g,
+                   LATERAL (SELECT -pg_catalog.sum(l.amount_micros) AS micros FROM billing.ledger l
+                             WHERE l.account_id = _postpaid_position.account_id
+                               AND l.kind = 'usage' AND l.postpaid
+                               AND l.created_at >= g.from_at AND l.created_at < g.to_at) u),
+           (SELECT COALESCE(pg_catalog.sum(inv.total_micros), 0)::bigint FROM inv
+             WHERE inv.status = 'open'),
+           (SELECT a.prepaid_credit_micros FROM billing.accounts a
+             WHERE a.account_id = _postpaid_position.account_id)
 $$;
 
 -- The account row, locked; PB404 when it is unknown or disabled.
@@ -107,6 +130,10 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acct billing.accounts;
     balance bigint;
+    unbilled bigint;
+    unpaid bigint;
+    credit bigint;
+    prepaid bigint;
 BEGIN
     IF account_id IS NULL THEN
         RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
@@ -121,31 +148,42 @@ BEGIN
     IF acct.billing_type = billing_type THEN
         RETURN;
     END IF;
-    SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint INTO balance
-      FROM billing.ledger l WHERE l.account_id = set_billing_type.account_id;
+    -- The limit joins or leaves the available amount. The slices first:
+    -- every settlement that holds one has committed once they are locked,
+    -- and is in the sums that follow (one snapshot).
+    PERFORM billing._adjust_available(account_id, CASE WHEN billing_type = 'postpaid'
+                                                       THEN acct.credit_limit_micros
+                                                       ELSE -acct.credit_limit_micros END);
+    SELECT (SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint
+              FROM billing.ledger l WHERE l.account_id = set_billing_type.account_id),
+           p.unbilled_micros, p.unpaid_micros, p.credit_micros
+      INTO balance, unbilled, unpaid, credit
+      FROM billing._postpaid_position(set_billing_type.account_id) p;
 
     IF billing_type = 'postpaid' THEN
-        -- prepaid usage is never invoiced, so a debt could not be collected
-        IF balance < 0 THEN
+        -- The prepaid part of the balance: what is not owed on postpaid terms
+        -- (usage of earlier postpaid days still to invoice, open invoices)
+        -- nor already kept for those invoices. Prepaid usage is never
+        -- invoiced, so a prepaid debt could not be collected.
+        prepaid := balance + unbilled + unpaid - credit;
+        IF prepaid < 0 THEN
             RAISE EXCEPTION 'account % has a negative balance', account_id
                 USING ERRCODE = 'PB409',
-                      DETAIL = pg_catalog.format('The balance is %s %s.',
-                                                 billing._units(balance), acct.currency),
+                      DETAIL = pg_catalog.format('The prepaid balance is %s %s.',
+                                                 billing._units(prepaid), acct.currency),
                       HINT = 'Add funds to cover the balance before switching to postpaid billing.';
         END IF;
-        -- the balance stays in the ledger and is owed back on the first invoices
-        UPDATE billing.accounts a SET billing_type = 'postpaid', prepaid_credit_micros = balance
+        -- it stays in the ledger and joins the credit kept for the invoices
+        UPDATE billing.accounts a
+           SET billing_type = 'postpaid', prepaid_credit_micros = credit + prepaid
          WHERE a.account_id = set_billing_type.account_id;
-        PERFORM billing._adjust_available(account_id, acct.credit_limit_micros);
     ELSE
         -- Credit not yet consumed is plain prepaid balance again, except what
         -- the invoices still to come for postpaid usage will consume.
         UPDATE billing.accounts a
            SET billing_type = 'prepaid',
-               prepaid_credit_micros = LEAST(a.prepaid_credit_micros,
-                                             billing._unbilled_usage(a.account_id))
+               prepaid_credit_micros = LEAST(credit, unbilled)
          WHERE a.account_id = set_billing_type.account_id;
-        PERFORM billing._adjust_available(account_id, -acct.credit_limit_micros);
     END IF;
 END $$;
 
@@ -292,12 +330,15 @@ BEGIN
     due := (period_start + interval '1 month')::date
            + billing._setting('billing.invoice_due_days')::integer;
     FOR acct IN
-        SELECT l.account_id, a.currency
-          FROM billing.ledger l JOIN billing.accounts a USING (account_id)
-         WHERE l.kind = 'usage' AND l.postpaid AND l.created_at >= starts AND l.created_at < ends
+        -- one probe of the account's postpaid usage index per account
+        SELECT a.account_id, a.currency
+          FROM billing.accounts a
+         WHERE EXISTS (SELECT FROM billing.ledger l
+                        WHERE l.account_id = a.account_id AND l.kind = 'usage' AND l.postpaid
+                          AND l.created_at >= starts AND l.created_at < ends)
            AND NOT EXISTS (SELECT FROM billing.invoices i
-                            WHERE i.account_id = l.account_id AND i.period_start = close_period.period_start)
-         GROUP BY 1, 2 ORDER BY 1
+                            WHERE i.account_id = a.account_id AND i.period_start = close_period.period_start)
+         ORDER BY 1
     LOOP
         -- the account row before its slices, as set_billing_type locks them
         SELECT a.prepaid_credit_micros INTO credit FROM billing.accounts a
@@ -332,8 +373,10 @@ BEGIN
                                   NULL, inv.invoice_id);
         END IF;
 
-        -- a prepaid balance left at the switch to postpaid pays first
-        credit := LEAST(credit, inv.subtotal_micros);
+        -- The kept prepaid credit pays first, in whole minor units like the
+        -- lines; a remainder below one minor unit stays kept, in the ledger.
+        credit := LEAST(credit - credit % billing._minor_unit_micros(acct.currency),
+                        inv.subtotal_micros);
         IF credit > 0 THEN
             UPDATE billing.accounts a SET prepaid_credit_micros = a.prepaid_credit_micros - credit
              WHERE a.account_id = acct.account_id;
@@ -415,6 +458,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
          pg_catalog.format('subtotal %s is not the sum of its lines %s', inv.subtotal_micros, inv.lines_micros)),
         (inv.credit_micros < 0 OR inv.credit_micros > inv.subtotal_micros,
          pg_catalog.format('credit %s is not between 0 and the subtotal', inv.credit_micros)),
+        (inv.credit_micros % billing._minor_unit_micros(inv.currency) <> 0
+             OR inv.total_micros % billing._minor_unit_micros(inv.currency) <> 0,
+         pg_catalog.format('credit %s or total %s is not whole minor units of %s',
+                           inv.credit_micros, inv.total_micros, inv.currency)),
         (inv.total_micros <> inv.subtotal_micros - inv.credit_micros,
          pg_catalog.format('total %s is not subtotal %s less credit %s',
                            inv.total_micros, inv.subtotal_micros, inv.credit_micros)),

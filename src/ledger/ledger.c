@@ -336,7 +336,9 @@ billing_balance(PG_FUNCTION_ARGS)
 	Account		acct;
 	int64		available,
 				held,
+				unbilled,
 				unpaid,
+				kept,
 				balance,
 				credit,
 				threshold;
@@ -346,18 +348,24 @@ billing_balance(PG_FUNCTION_ARGS)
 	require_args(fcinfo, 1);
 	SPI_connect();
 	account_load(account_id, &acct, true);
-	/* one statement, so one snapshot: exact for every committed transaction */
+	/*
+	 * One statement, so one snapshot: exact for every committed transaction.
+	 * Unbilled usage is a matter of invoice periods, defined once in SQL
+	 * (invoice.sql).
+	 */
 	plan_exec(&plan,
 			  "SELECT (SELECT COALESCE(pg_catalog.sum(available_micros), 0)::bigint"
 			  "          FROM billing.account_slices WHERE account_id = $1),"
 			  "       (SELECT COALESCE(pg_catalog.sum(hold_micros), 0)::bigint FROM billing.requests"
 			  "         WHERE account_id = $1 AND status IN ('queued', 'in_progress')),"
-			  "       (SELECT COALESCE(pg_catalog.sum(total_micros), 0)::bigint FROM billing.invoices"
-			  "         WHERE account_id = $1 AND status = 'open')",
+			  "       p.unbilled_micros, p.unpaid_micros, p.credit_micros"
+			  "  FROM billing._postpaid_position($1) p",
 			  1, types_int8, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
 	available = spi_int64(1);
 	held = spi_int64(2);
-	unpaid = spi_int64(3);
+	unbilled = spi_int64(3);
+	unpaid = spi_int64(4);
+	kept = spi_int64(5);
 	credit = acct.postpaid ? acct.credit_limit : 0;
 	balance = money_add(money_add(available, held), -credit);
 	threshold = low_balance_threshold(account_id);
@@ -375,10 +383,10 @@ billing_balance(PG_FUNCTION_ARGS)
 	appendStringInfo(&buf,
 					 ",\"currency\":\"%s\"},\"credit_limit_micros\":" INT64_FORMAT
 					 ",\"unbilled_micros\":" INT64_FORMAT ",\"unpaid_invoices_micros\":" INT64_FORMAT
+					 ",\"prepaid_credit_micros\":" INT64_FORMAT
 					 ",\"low_balance_threshold_micros\":" INT64_FORMAT
 					 ",\"validation\":\"%s\",\"auto_topup\":%s}",
-					 acct.currency, acct.credit_limit,
-					 acct.postpaid ? money_add(-balance, -unpaid) : 0, unpaid,
+					 acct.currency, acct.credit_limit, unbilled, unpaid, kept,
 					 threshold, available >= threshold ? "fast_path" : "per_request",
 					 acct.auto_topup_enabled ? "true" : "false");
 	SPI_finish();

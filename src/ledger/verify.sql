@@ -11,7 +11,7 @@ WITH acct AS (
       FROM billing.accounts a
      WHERE verify.account_id IS NULL OR a.account_id = verify.account_id
 ), sums AS (
-    SELECT a.account_id,
+    SELECT a.account_id, a.billing_type,
            CASE WHEN a.billing_type = 'postpaid' THEN a.credit_limit_micros ELSE 0 END AS credit,
            (SELECT COALESCE(sum(l.amount_micros), 0) FROM billing.ledger l
              WHERE l.account_id = a.account_id) AS balance,
@@ -30,6 +30,14 @@ WITH acct AS (
 SELECT s.account_id, format('available %s <> balance %s - holds %s + credit limit %s',
                             s.available, s.balance, s.held, s.credit)
   FROM sums s WHERE s.available <> s.balance - s.held + s.credit
+UNION ALL
+-- the prepaid credit kept and what invoices consumed of it agree with the
+-- ledger (docs/invoices.md, "How a postpaid account's money works")
+SELECT s.account_id, format('balance %s <> kept prepaid credit %s - unbilled usage %s - unpaid invoices %s',
+                            s.balance, p.credit_micros, p.unbilled_micros, p.unpaid_micros)
+  FROM sums s CROSS JOIN LATERAL billing._postpaid_position(s.account_id) p
+ WHERE s.billing_type = 'postpaid'
+   AND s.balance <> p.credit_micros - p.unbilled_micros - p.unpaid_micros
 UNION ALL
 SELECT s.account_id, 'account has no slice 0' FROM sums s WHERE s.has_slice0 = 0
 UNION ALL
