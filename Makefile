@@ -12,15 +12,16 @@ OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
 # The install script is assembled from one SQL file per concern, in this order.
 SQL_PARTS = src/schema.sql src/ledger/ledger.sql src/pricing/pricing.sql \
             src/requests/requests.sql src/topup/topup.sql \
-            src/invoice/invoice.sql src/ledger/verify.sql src/security.sql
+            src/invoice/invoice.sql src/ledger/credits.sql src/ledger/verify.sql src/security.sql
 DATA_built = billing--$(EXTVERSION).sql
 DATA = $(wildcard billing--*--*.sql)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
-          settings settlement postpaid_switch
+          settings settlement postpaid_switch credits
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
-            threshold_race topup_race topup_cross close_period_race disable_in_flight
+            threshold_race topup_race topup_cross close_period_race disable_in_flight \
+            expire_credits_race expire_credits_twice
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

@@ -43,7 +43,7 @@ CREATE TABLE billing.account_slices (
 CREATE TABLE billing.ledger (
     account_id      bigint NOT NULL,
     entry_id        bigint GENERATED ALWAYS AS IDENTITY,
-    -- funds, auto_topup, usage, refund, adjustment, invoice_payment
+    -- funds, auto_topup, usage, refund, adjustment, invoice_payment, grant, expiry
     kind            text NOT NULL,
     amount_micros   bigint NOT NULL,        -- never zero
     -- usage accrued while the account was postpaid is invoiced
@@ -51,6 +51,7 @@ CREATE TABLE billing.ledger (
     request_id      bigint,
     topup_id        bigint,
     invoice_id      bigint,
+    grant_id        bigint,                 -- grant and expiry entries: their grant
     idempotency_key text,                   -- 1 to 256 characters
     reference       text,
     -- clock time, not transaction start: close_period relies on it (invoice.sql)
@@ -63,6 +64,31 @@ CREATE INDEX ledger_account_time ON billing.ledger (account_id, created_at);
 -- postpaid usage of an account by time: its invoices and its unbilled usage
 CREATE INDEX ledger_postpaid_usage ON billing.ledger (account_id, created_at)
     WHERE kind = 'usage' AND postpaid;
+
+-- Credit grants (docs/credits.md). What is left of a grant is derived from
+-- the ledger when it is asked for (billing._grant_remainders); nothing here
+-- changes when a grant is used.
+CREATE TABLE billing.grants (
+    account_id      bigint NOT NULL,
+    grant_id        bigint GENERATED ALWAYS AS IDENTITY,
+    category        text NOT NULL CHECK (category IN ('promotional', 'paid')),
+    amount_micros   bigint NOT NULL CHECK (amount_micros > 0),
+    expires_at      timestamptz,            -- NULL: never
+    entry_id        bigint NOT NULL,        -- its 'grant' ledger entry
+    -- set by expire_credits once nothing is left (for good): the ledger entry
+    -- after which it is empty; derivations start after the last such grant
+    spent_entry_id  bigint,
+    -- a namespace of its own: add_funds and request keys never collide with it
+    idempotency_key text CHECK (pg_catalog.length(idempotency_key) BETWEEN 1 AND 256),
+    reference       text,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, grant_id)
+);
+CREATE UNIQUE INDEX grants_idempotency ON billing.grants (account_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+-- what expire_credits looks for
+CREATE INDEX grants_to_expire ON billing.grants (expires_at)
+    WHERE spent_entry_id IS NULL AND expires_at IS NOT NULL;
 
 -- Model catalog: a model, the providers that can run it, versioned prices.
 CREATE TABLE billing.models (

@@ -65,6 +65,8 @@ BEGIN
             'billing.close_period(date)',
             'billing.mark_invoice_paid(bigint, text)',
             'billing.expire_requests(interval)',
+            'billing.grant_credits(bigint, bigint, timestamptz, text, text, text)',
+            'billing.expire_credits()',
             'billing.verify(bigint)']) s
     LOOP
         fn := pg_catalog.to_regprocedure(sig);

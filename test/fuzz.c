@@ -50,7 +50,7 @@
 typedef enum
 {
 	A_ACCOUNT, A_REQUEST, A_TOPUP, A_INVOICE, A_AMOUNT,		/* bigint */
-	A_MODEL, A_BILLING_TYPE, A_CURRENCY, A_MEDIA, A_PROVIDER,	/* text */
+	A_MODEL, A_BILLING_TYPE, A_CURRENCY, A_MEDIA, A_PROVIDER, A_CATEGORY,	/* text */
 	A_KEY, A_TEXT, A_STATUS,
 	A_PARAMS, A_OUTPUTS, A_ROUTING, A_COMPONENTS,	/* jsonb */
 	A_BOOL, A_TSTZ, A_DATE, A_INTERVAL
@@ -94,6 +94,8 @@ static Func funcs[] = {
 	{"close_period", 1, 1, {A_DATE}, NULL},
 	{"mark_invoice_paid", 1, 2, {A_INVOICE, A_TEXT}, NULL},
 	{"expire_requests", 1, 1, {A_INTERVAL}, NULL},
+	{"grant_credits", 1, 6, {A_ACCOUNT, A_AMOUNT, A_TSTZ, A_CATEGORY, A_KEY, A_TEXT}, NULL},
+	{"expire_credits", 1, 0, {0}, NULL},
 	{"verify", 1, 1, {A_ACCOUNT}, "SELECT * FROM billing.verify($1)"},
 };
 #define NFUNCS ((int) (sizeof(funcs) / sizeof(funcs[0])))
@@ -472,6 +474,7 @@ gen_text(ArgKind kind)
 	static const char *currencies[] = {"USD", "EUR", "usd", "US", "USDD", "XXX"};
 	static const char *media[] = {"image", "video", "audio", "IMAGE"};
 	static const char *providers[] = {"prov-a", "prov-b", "prov-unknown"};
+	static const char *categories[] = {"promotional", "paid", "PAID", "gift", "promotional "};
 	static const char *statuses[] = {"completed", "failed", "cancelled", "in_progress", "queued", "done", "COMPLETED"};
 	char		s[64];
 	int			r = calm ? 100 : pick(100);
@@ -494,6 +497,8 @@ gen_text(ArgKind kind)
 			return strdup(calm ? PICK_N(media, 2) : PICK(media));
 		case A_PROVIDER:
 			return strdup(calm ? PICK_N(providers, 2) : PICK(providers));
+		case A_CATEGORY:
+			return strdup(calm ? PICK_N(categories, 2) : PICK(categories));
 		case A_STATUS:
 			return strdup(calm ? PICK_N(statuses, 5) : PICK(statuses));
 		case A_KEY:
@@ -714,7 +719,8 @@ snapshot(void)
 	" (SELECT count(*) FROM billing.model_providers WHERE is_default), (SELECT count(*) FROM billing.prices),"
 	" (SELECT concat_ws(',', count(*), sum(total_micros), count(*) FILTER (WHERE status = 'paid'))"
 	"   FROM billing.invoices),"
-	" (SELECT count(*) FROM billing.invoice_lines), (SELECT count(*) FROM billing.credit_limit_audit))";
+	" (SELECT count(*) FROM billing.invoice_lines), (SELECT count(*) FROM billing.credit_limit_audit),"
+	" (SELECT concat_ws(',', count(*), sum(amount_micros), count(spent_entry_id)) FROM billing.grants))";
 	PGresult   *r = PQexec(conn_super, sql);
 	char	   *s;
 
@@ -872,7 +878,7 @@ run_call(const Func *f, Stats *st, int *need_refresh)
 	PGconn	   *c = f->admin ? conn_admin : conn_app;
 	PGresult   *r;
 	int			i;
-	int			mutated = chance(40) ? pick(f->nargs) : -1;
+	int			mutated = f->nargs > 0 && chance(40) ? pick(f->nargs) : -1;
 
 	for (i = 0; i < f->nargs; i++)
 	{

@@ -327,6 +327,17 @@ billing_adjust_available(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* balance()'s "credits" (billing._credits), as a jsonb object in upper. */
+static Datum
+balance_credits(int64 account_id)
+{
+	static SPIPlanPtr plan;
+
+	plan_exec(&plan, "SELECT pg_catalog.jsonb_build_object('credits', billing._credits($1))",
+			  1, types_int8, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
+	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
+}
+
 PG_FUNCTION_INFO_V1(billing_balance);
 Datum
 billing_balance(PG_FUNCTION_ARGS)
@@ -342,6 +353,7 @@ billing_balance(PG_FUNCTION_ARGS)
 				balance,
 				credit,
 				threshold;
+	Datum		credits;
 	StringInfoData buf;
 	MemoryContext upper = CurrentMemoryContext;
 
@@ -369,6 +381,7 @@ billing_balance(PG_FUNCTION_ARGS)
 	credit = acct.postpaid ? acct.credit_limit : 0;
 	balance = money_add(money_add(available, held), -credit);
 	threshold = low_balance_threshold(account_id);
+	credits = balance_credits(account_id);
 
 	MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
@@ -390,5 +403,5 @@ billing_balance(PG_FUNCTION_ARGS)
 					 threshold, available >= threshold ? "fast_path" : "per_request",
 					 acct.auto_topup_enabled ? "true" : "false");
 	SPI_finish();
-	PG_RETURN_DATUM(jsonb_from_text(buf.data));
+	PG_RETURN_DATUM(DirectFunctionCall2(jsonb_concat, jsonb_from_text(buf.data), credits));
 }

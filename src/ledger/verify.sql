@@ -83,17 +83,21 @@ UNION ALL
 SELECT o.account_id, format('%s rows of an account that does not exist', o.tbl)
   FROM (SELECT l.account_id, 'ledger' AS tbl FROM billing.ledger l
         UNION SELECT r.account_id, 'request' FROM billing.requests r
-        UNION SELECT s.account_id, 'slice' FROM billing.account_slices s) o
+        UNION SELECT s.account_id, 'slice' FROM billing.account_slices s
+        UNION SELECT g.account_id, 'grant' FROM billing.grants g) o
  WHERE (verify.account_id IS NULL OR o.account_id = verify.account_id)
    AND NOT EXISTS (SELECT 1 FROM billing.accounts a WHERE a.account_id = o.account_id)
 UNION ALL
 SELECT l.account_id, format('ledger entry %s: invalid kind %s or amount %s',
                             l.entry_id, l.kind, l.amount_micros)
   FROM billing.ledger l JOIN acct a USING (account_id)
- WHERE l.kind NOT IN ('funds', 'auto_topup', 'usage', 'refund', 'adjustment', 'invoice_payment')
+ WHERE l.kind NOT IN ('funds', 'auto_topup', 'usage', 'refund', 'adjustment', 'invoice_payment',
+                      'grant', 'expiry')
     OR l.amount_micros = 0
-    OR (l.kind IN ('funds', 'auto_topup', 'invoice_payment') AND l.amount_micros < 0)
-    OR (l.kind = 'usage' AND l.amount_micros > 0)
+    OR (l.kind IN ('funds', 'auto_topup', 'invoice_payment', 'grant') AND l.amount_micros < 0)
+    OR (l.kind IN ('usage', 'expiry') AND l.amount_micros > 0)
 UNION ALL
-SELECT v.account_id, v.problem FROM billing._verify_invoices(verify.account_id) v;
+SELECT v.account_id, v.problem FROM billing._verify_invoices(verify.account_id) v
+UNION ALL
+SELECT v.account_id, v.problem FROM billing._verify_grants(verify.account_id) v;
 END;

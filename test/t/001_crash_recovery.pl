@@ -55,6 +55,8 @@ while :; do
 			&& echo "$key $out" >>"$ack" ;;
 	funds)
 		out=$(q "SELECT billing.add_funds($acct, 1000000, '$key')") && echo "$key $out" >>"$ack" ;;
+	grants)
+		out=$(q "SELECT billing.grant_credits($acct, 1000000, NULL, 'paid', '$key')") && echo "$key $out" >>"$ack" ;;
 	lifecycle)
 		rid=$(q "SELECT billing.begin_request($acct, 'crash-img', '$params', '$key')->>'request_id'") || continue
 		echo "$key begun $rid" >>"$ack"
@@ -68,6 +70,7 @@ my @plan = (
 	[ 'charge', 1, $accounts[0] ], [ 'charge', 2, $accounts[0] ],
 	[ 'charge', 3, $accounts[1] ], [ 'lifecycle', 4, $accounts[0] ],
 	[ 'lifecycle', 5, $accounts[1] ], [ 'funds', 6, $accounts[1] ],
+	[ 'grants', 7, $accounts[0] ],
 );
 local $ENV{PGHOST}     = $node->host;
 local $ENV{PGPORT}     = $node->port;
@@ -105,7 +108,7 @@ ok($node->log_contains('database system was not properly shut down; automatic re
 	'the restart replayed the WAL');
 
 # read what was acknowledged before the crash
-my (%charged, %funds, %begun, %done);
+my (%charged, %funds, %grants, %begun, %done);
 for my $p (@plan)
 {
 	my ($kind, $w, $acct) = @$p;
@@ -114,12 +117,14 @@ for my $p (@plan)
 		my ($key, $a, $b) = split / /, $line;
 		if    ($kind eq 'charge') { $charged{$key} = [ $acct, $a ]; }
 		elsif ($kind eq 'funds')  { $funds{$key}   = [ $acct, $a ]; }
+		elsif ($kind eq 'grants') { $grants{$key}  = [ $acct, $a ]; }
 		elsif ($a eq 'begun')     { $begun{$key}   = [ $acct, $b ]; }
 		else                      { $done{$key}    = [ $acct, $b ]; }
 	}
 }
-note(sprintf("acknowledged: %d charges, %d funds, %d begun, %d completed",
-	scalar(keys %charged), scalar(keys %funds), scalar(keys %begun), scalar(keys %done)));
+note(sprintf("acknowledged: %d charges, %d funds, %d grants, %d begun, %d completed",
+	scalar(keys %charged), scalar(keys %funds), scalar(keys %grants), scalar(keys %begun),
+	scalar(keys %done)));
 
 # a VALUES list of (account, key, id) for the checks below
 sub vals
@@ -146,6 +151,14 @@ is($sql->("SELECT count(*) FROM (" . vals(\%funds) . ") a(account_id, key, entry
 		WHERE l.account_id = a.account_id AND l.entry_id = a.entry_id
 		  AND l.idempotency_key = a.key AND l.amount_micros = 1000000)"),
 	'0', 'every acknowledged add_funds survived');
+
+is($sql->("SELECT count(*) FROM (" . vals(\%grants) . ") a(account_id, key, grant_id)
+	WHERE key <> '' AND NOT EXISTS (
+		SELECT FROM billing.grants g JOIN billing.ledger l
+			ON l.account_id = g.account_id AND l.entry_id = g.entry_id
+		WHERE g.account_id = a.account_id AND g.grant_id = a.grant_id
+		  AND g.idempotency_key = a.key AND l.kind = 'grant' AND l.amount_micros = 1000000)"),
+	'0', 'every acknowledged grant_credits survived with its ledger entry');
 
 is($sql->("SELECT count(*) FROM (" . vals(\%begun) . ") a(account_id, key, request_id)
 	WHERE key <> '' AND NOT EXISTS (
@@ -188,6 +201,7 @@ my $before = $sql->($state);
 my $retry = join("\n",
 	(map { "SELECT billing.charge($charged{$_}[0], 'crash-img', '$params', '$outputs', '{}', '$_')->>'request_id' = '$charged{$_}[1]';" } sort keys %charged),
 	(map { "SELECT billing.add_funds($funds{$_}[0], 1000000, '$_') = $funds{$_}[1];" } sort keys %funds),
+	(map { "SELECT billing.grant_credits($grants{$_}[0], 1000000, NULL, 'paid', '$_') = $grants{$_}[1];" } sort keys %grants),
 	(map { "SELECT billing.begin_request($begun{$_}[0], 'crash-img', '$params', '$_')->>'request_id' = '$begun{$_}[1]';" } sort keys %begun));
 my $answers = $sql->($retry);
 my @wrong = grep { $_ ne 't' } split /\n/, $answers;

@@ -1,6 +1,7 @@
 # pg_cron runs billing's periodic jobs (docs/invoices.md, "Scheduling"):
 # the documented schedules are accepted, and scheduled jobs really run
-# billing.close_period() and billing.expire_requests() on a live cluster.
+# billing.close_period(), billing.expire_requests() and billing.expire_credits()
+# on a live cluster.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -24,6 +25,8 @@ SELECT billing.set_model('cron-img', 'image', 'acme', 'Acme', 'acme-1');
 SELECT billing.set_price('cron-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]');
 SELECT billing.create_account('cron', 'postpaid');
 SELECT billing.set_credit_limit(1, 100000000, 'cron test');
+SELECT billing.create_account('cron-credits');
+SELECT billing.grant_credits(2, 500000, clock_timestamp() + interval '2 seconds');
 });
 
 # an unfinished request, to be expired
@@ -58,10 +61,11 @@ $node->safe_psql('postgres', q{
 SELECT cron.schedule('billing-close-period', '5 * 1 * *', 'SELECT billing.close_period()');
 SELECT cron.schedule('billing-expire-requests', '*/5 * * * *',
                      $$SELECT billing.expire_requests(interval '1 hour')$$);
+SELECT cron.schedule('billing-expire-credits', '* * * * *', 'SELECT billing.expire_credits()');
 });
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(jobname || ' ' || schedule, ', ' ORDER BY jobname) FROM cron.job}),
-	'billing-close-period 5 * 1 * *, billing-expire-requests */5 * * * *',
+	'billing-close-period 5 * 1 * *, billing-expire-credits * * * * *, billing-expire-requests */5 * * * *',
 	'documented schedules registered');
 
 # the same commands every minute (pg_cron 1.4 knows no seconds), for the test
@@ -72,10 +76,18 @@ SELECT cron.schedule('billing-expire-requests', '* * * * *',
 });
 ok( $node->poll_query_until(
 		'postgres',
-		q{SELECT count(DISTINCT d.jobid) = 2
+		q{SELECT count(DISTINCT d.jobid) = 3
 		    FROM cron.job_run_details d JOIN cron.job j USING (jobid)
 		   WHERE j.jobname LIKE 'billing-%' AND d.status = 'succeeded'}),
-	'both jobs ran and succeeded');
+	'the three jobs ran and succeeded');
+# the grant expired two seconds in: a run at that very minute may come first
+ok( $node->poll_query_until(
+		'postgres',
+		q{SELECT count(*) = 1 FROM billing.ledger WHERE account_id = 2 AND kind = 'expiry'}),
+	'expire_credits expired the grant');
+is( $node->safe_psql('postgres',
+		q{SELECT (billing.balance(2) ->> 'balance_micros') || ' ' || (billing.balance(2) -> 'credits')}),
+	'0 []', 'the expired grant left the balance and the credits');
 is( $node->safe_psql('postgres',
 		q{SELECT count(*) FROM cron.job_run_details WHERE status = 'failed'}),
 	'0', 'no job run failed');
