@@ -6,8 +6,9 @@
 #   a) the schema equals a fresh install's (pg_dump --schema-only),
 #   b) every row of 0.1.0 is kept, and every identity sequence,
 #   c) requests left open by 0.1.0 still settle and new work is charged,
-#   d) billing.verify() returns no rows.
-# Ends with "upgrade: ok" or one line saying what failed (exit status 1).
+#   d) billing.verify() returns no rows,
+#   e) the update script run a second time changes nothing.
+# Ends with a line of what it showed, or "upgrade: FAILED: why" (exit status 1).
 #
 # Needs root (or the cluster user), git and the PostgreSQL to copy.
 # Environment: UPGRADE_DIR (default /tmp/billing-upgrade), UPGRADE_PORT
@@ -142,10 +143,12 @@ built=$(q -c "SELECT default_version FROM pg_catalog.pg_available_extensions WHE
 schema() {
 	pg_dump --schema-only --binary-upgrade -d "$1" | sed -E \
 		-e '/^SELECT pg_catalog\.binary_upgrade_set_(next_|missing_value)/d' \
+		-e '/^-- set missing value\.$/d' \
 		-e '/^\\(un)?restrict /d' \
 		-e "s/^(SET relfrozenxid = )'[0-9]+', relminmxid = '[0-9]+'/\1N, relminmxid = N/" \
 		-e "s/^(WHERE oid = )'[0-9]+';/\1N;/" \
-		-e "s/^(SELECT pg_catalog\.setval\('[^']+', )[0-9]+, (true|false)\);/\1N);/"
+		-e "s/^(SELECT pg_catalog\.setval\('[^']+', )[0-9]+, (true|false)\);/\1N);/" |
+		cat -s	# and the blank lines around what was deleted
 }
 createdb fresh
 q -d fresh -c 'CREATE EXTENSION billing' || fail "a fresh CREATE EXTENSION billing failed"
@@ -194,4 +197,16 @@ SELECT pg_temp.expect(billing.add_funds(:pre, 1000000, 'pay-2') > 0, 'funds cann
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.verify()), 'verify() finds problems');
 EOF
 
-echo "upgrade: $FROM -> $version: the schema equals a fresh install's, $rows rows kept, open requests settled, verify() clean"
+# e) the update once more where everything it creates exists (as on a node
+# that has the objects already): its script again, as the update to a
+# version of its own, leaves the schema as it was
+share=$("$PG_CONFIG" --sharedir)/extension
+cp "$share/billing--$FROM--$version.sql" "$share/billing--$version--$version-again.sql"
+q -c "ALTER EXTENSION billing UPDATE TO '$version-again'" >"$DIR/again.log" 2>&1 ||
+	{ cat "$DIR/again.log"; fail "the update script does not run a second time"; }
+schema upgraded | sed "s/'$version-again'/'$version'/" >"$DIR/schema-again.sql"
+diff -u "$DIR/schema-fresh.sql" "$DIR/schema-again.sql" >"$DIR/schema-again.diff" ||
+	{ head -200 "$DIR/schema-again.diff"; fail "the update script run twice changes the schema (diff above)"; }
+[ -z "$(q -c 'SELECT * FROM billing.verify()')" ] || fail "verify() finds problems after the second run"
+
+echo "upgrade: $FROM -> $version: the schema equals a fresh install's, $rows rows kept, open requests settled, verify() clean, the script runs twice"
