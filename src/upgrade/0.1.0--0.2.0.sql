@@ -4,11 +4,17 @@
 -- with CREATE OR REPLACE, so changed function bodies need nothing here.
 --
 -- What goes here: what src/schema.sql creates (tables, columns, indexes,
--- constraints) and functions that are dropped or change their signature.
+-- constraints), and the functions and views that are dropped, or change
+-- their arguments, result type or view columns (CREATE OR REPLACE cannot).
+-- It runs before the functions are defined again, so their bodies find the
+-- new columns.
+--
 -- Each statement must be safe to run again and where the object already
 -- exists (on Citus a node may have it): IF NOT EXISTS / IF EXISTS, or a
--- catalog check in a DO block. After this file the upgraded schema must equal
--- a fresh install's (test/upgrade.sh compares the two).
+-- catalog check in a DO block (ADD CONSTRAINT has no IF NOT EXISTS). The
+-- upgraded schema must equal a fresh install's, so a new column goes last in
+-- its CREATE TABLE in src/schema.sql too; test/upgrade.sh compares the two and
+-- runs the script twice.
 \echo Use "ALTER EXTENSION billing UPDATE" to load this file. \quit
 
 -- Tables and columns.
