@@ -24,7 +24,7 @@ RELEASE=3403213		# the commit of release 0.1.0
 FROM=0.1.0
 
 fail() { echo "upgrade: FAILED: $*"; exit 1; }
-# psql that stops at the first error; the output is data, not decoration
+# psql that stops at the first error and prints bare values
 q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 git -C "$ROOT" cat-file -e "$RELEASE^{commit}" 2>/dev/null ||
