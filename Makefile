@@ -1,6 +1,6 @@
 # billing: PGXS build. The version is set here once.
 EXTENSION   = billing
-EXTVERSION  = 0.1.0
+EXTVERSION  = 0.2.0
 
 MODULE_big  = billing
 OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
@@ -9,12 +9,22 @@ OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
        src/requests/requests.o src/requests/trigger.o \
        src/topup/topup.o
 
-# The install script is assembled from one SQL file per concern, in this order.
-SQL_PARTS = src/schema.sql src/ledger/ledger.sql src/pricing/pricing.sql \
-            src/requests/requests.sql src/topup/topup.sql \
-            src/invoice/invoice.sql src/ledger/credits.sql src/ledger/verify.sql src/security.sql
-DATA_built = billing--$(EXTVERSION).sql
-DATA = $(wildcard billing--*--*.sql)
+# The install script is assembled from one SQL file per concern, in this
+# order: the tables (src/schema.sql, install only) and then the re-runnable
+# parts (CREATE OR REPLACE, guarded roles, grants).
+SQL_OBJECTS = src/triggers.sql src/ledger/ledger.sql src/pricing/pricing.sql \
+              src/requests/requests.sql src/topup/topup.sql \
+              src/invoice/invoice.sql src/ledger/credits.sql src/ledger/verify.sql src/security.sql
+SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
+# The upgrade from the previous release is assembled the same way: its
+# hand-written, idempotent schema changes (src/upgrade/FROM--TO.sql), then
+# every re-runnable part again, which brings each function body, view,
+# trigger and grant (and each C function's symbol) to this release's. A
+# release that supports more than one older version builds one script per
+# version this way, the schema changes of each step in order.
+UPGRADE_FROM = 0.1.0
+UPGRADE = billing--$(UPGRADE_FROM)--$(EXTVERSION).sql
+DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits
@@ -25,7 +35,7 @@ ISOLATION = charge_race idempotency_race complete_cancel_race double_complete ho
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-EXTRA_CLEAN = test/stress test/fuzz bench/driver src/topup/payment_worker test/isolation/output_iso
+EXTRA_CLEAN = billing.control test/stress test/fuzz bench/driver src/topup/payment_worker test/isolation/output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -33,6 +43,11 @@ include $(PGXS)
 
 billing--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $^ > $@
+$(UPGRADE): src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).sql $(SQL_OBJECTS)
+	cat $^ > $@
+# PGXS builds the control file for "all"; its default_version is EXTVERSION.
+billing.control: billing.control.in Makefile
+	sed 's/@EXTVERSION@/$(EXTVERSION)/' $< > $@
 
 # libpq programs: stress test, fuzzer, benchmark driver, example payment worker.
 LIBPQ_CFLAGS = -O2 -Wall -Wextra -Werror -I$(shell $(PG_CONFIG) --includedir)

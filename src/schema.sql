@@ -1,5 +1,8 @@
 -- billing: tables. One file for the whole data model so that every concern
 -- sees the same columns; the functions of each concern live beside its C code.
+-- Install only: an upgrade does not run this file, so every change here needs
+-- its idempotent twin in src/upgrade/ (a new column goes last in its table,
+-- where ALTER TABLE ADD COLUMN puts it).
 \echo Use "CREATE EXTENSION billing" to load this file. \quit
 
 -- Accounts. Hot tables (ledger, requests, slices) carry no foreign key to
@@ -209,23 +212,3 @@ CREATE TABLE billing.invoice_lines (
     amount_micros  bigint NOT NULL,     -- rounded half-up to the minor unit
     PRIMARY KEY (invoice_id, model)
 );
-
--- Writes to the accounts and the catalog drop the backend-local caches of
--- all backends at commit (src/cache.c).
-CREATE FUNCTION billing._cache_changed() RETURNS trigger
-LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'billing_cache_changed';
-CREATE TRIGGER accounts_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.accounts
-    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
-
--- The ledger is append-only, whoever asks.
-CREATE FUNCTION billing.refuse_ledger_change() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    RAISE EXCEPTION 'the billing ledger is append-only'
-        USING ERRCODE = 'PB409', HINT = 'Post a compensating entry instead.';
-END $$;
-CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON billing.ledger
-    FOR EACH ROW EXECUTE FUNCTION billing.refuse_ledger_change();
-CREATE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON billing.ledger
-    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_ledger_change();

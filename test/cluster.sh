@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL 15 cluster helpers, sourced by test and demo scripts.
-# PostgreSQL refuses to run as root, so as root the server runs as postgres.
+# Throwaway PostgreSQL 15 clusters and private copies of PostgreSQL to build
+# into, sourced by test and demo scripts. PostgreSQL refuses to run as root,
+# so as root the server runs as postgres.
 
 CLUSTER_USER=$(id -un)
 [ "$(id -u)" -eq 0 ] && CLUSTER_USER=postgres
@@ -59,4 +60,41 @@ cluster_start_faketime() {
 
 cluster_stop() {
 	as_cluster_user pg_ctl -D "$1/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# pg_private_copy PG_CONFIG PREFIX: copies that PostgreSQL under PREFIX, laid
+# out like the original, and prints the copy's pg_config. Builds installed
+# with it leave the original untouched: pg_config finds its directories
+# relative to its own location, so copying the bin/lib/share trees is enough
+# (headers are only read, so a link will do).
+pg_private_copy() {
+	local pgc=$1 prefix=$2 d bindir share include
+	bindir=$("$pgc" --bindir); share=$("$pgc" --sharedir); include=$("$pgc" --includedir)
+	for d in "$(dirname "$bindir")" "$share"; do	# e.g. /usr/lib/postgresql/15, /usr/share/postgresql/15
+		mkdir -p "$prefix$(dirname "$d")"
+		cp -a "$d" "$prefix$d" || return 1
+	done
+	mkdir -p "$prefix$(dirname "$include")"
+	[ -e "$prefix$include" ] || ln -s "$include" "$prefix$include"
+	[ "$("$prefix$bindir/pg_config" --pkglibdir)" = "$prefix$("$pgc" --pkglibdir)" ] ||
+		{ echo "the copy of PostgreSQL in $prefix is not relocatable" >&2; return 1; }
+	chmod -R a+rX "$prefix"
+	echo "$prefix$bindir/pg_config"
+}
+
+# tree_copy SRC DEST: the source tree SRC without git metadata and build output
+tree_copy() {
+	mkdir -p "$2"
+	tar -C "$1" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' -cf - . |
+		tar -C "$2" -xf -
+}
+
+# extension_install SRC PG_CONFIG [make arguments...]: builds the extension
+# of the tree SRC from scratch (not its libpq programs) and installs it there.
+extension_install() {
+	local src=$1 pgc=$2 t; shift 2
+	local args=(-s -C "$src" PG_CONFIG="$pgc" with_llvm=no)
+	for t in test/stress test/fuzz bench/driver src/topup/payment_worker; do args+=(-o "$t"); done
+	make "${args[@]}" "$@" clean >/dev/null && make "${args[@]}" "$@" all &&
+		make "${args[@]}" "$@" install
 }

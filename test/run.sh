@@ -2,7 +2,8 @@
 # Runs every billing test suite on real PostgreSQL 15 clusters:
 # pg_regress + isolation specs (make installcheck), the libpq stress program,
 # the bad-input generator, pg_regress + isolation specs again on servers whose
-# clock is 40 and 400 days ahead (faketime), the TAP tests and the sanitizer run.
+# clock is 40 and 400 days ahead (faketime), the TAP tests, the sanitizer run
+# and the upgrade from 0.1.0.
 # Installs what is missing first. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -91,6 +92,14 @@ fi
 if [ -f test/sanitize.sh ]; then
 	bash test/sanitize.sh >"$WORK/sanitize.log" 2>&1; rc=$?
 	tail -5 "$WORK/sanitize.log"; tally "sanitize" $rc
+fi
+
+# 5. the upgrade from 0.1.0 (test/upgrade.sh builds 0.1.0 and the current
+#    tree into a copy of PostgreSQL of its own)
+if [ -f test/upgrade.sh ]; then
+	UPGRADE_DIR=${UPGRADE_DIR:-$WORK/upgrade} UPGRADE_PORT=${UPGRADE_PORT:-$((PORT + 2))} \
+		bash test/upgrade.sh >"$WORK/upgrade.log" 2>&1; rc=$?
+	tail -5 "$WORK/upgrade.log"; tally "upgrade" $rc
 fi
 
 echo "$passed passed, $failed failed"

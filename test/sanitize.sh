@@ -22,11 +22,7 @@ DIR=${SANITIZE_DIR:-/tmp/billing-sanitize}
 PORT=${SANITIZE_PORT:-55439}
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -g -O1"
 
-CLUSTER_USER=$(id -un)
-[ "$(id -u)" -eq 0 ] && CLUSTER_USER=postgres
-as_cluster_user() {
-	if [ "$(id -un)" = "$CLUSTER_USER" ]; then "$@"; else runuser -u "$CLUSTER_USER" -- "$@"; fi
-}
+. test/cluster.sh
 
 stop_cluster() {
 	[ -f "$DIR/data/postmaster.pid" ] &&
@@ -34,37 +30,18 @@ stop_cluster() {
 	return 0
 }
 
-# 1. a private copy of PostgreSQL, laid out like the original
-BINDIR=$("$SYS_PG_CONFIG" --bindir)
+# 1. a private copy of PostgreSQL (test/cluster.sh)
 PKGLIB=$("$SYS_PG_CONFIG" --pkglibdir)
-SHARE=$("$SYS_PG_CONFIG" --sharedir)
-INCLUDE=$("$SYS_PG_CONFIG" --includedir)
 PREFIX=$DIR/pg
 rm -rf "$DIR"
-mkdir -p "$PREFIX"
-for d in "$(dirname "$BINDIR")" "$SHARE"; do	# e.g. /usr/lib/postgresql/15, /usr/share/postgresql/15
-	mkdir -p "$PREFIX$(dirname "$d")"
-	cp -a "$d" "$PREFIX$d"
-done
-# headers are only read, so a link will do
-mkdir -p "$PREFIX$(dirname "$INCLUDE")"
-[ -e "$PREFIX$INCLUDE" ] || ln -s "$INCLUDE" "$PREFIX$INCLUDE"
-BIN=$PREFIX$BINDIR
-PG_CONFIG=$BIN/pg_config
-[ "$("$PG_CONFIG" --pkglibdir)" = "$PREFIX$PKGLIB" ] ||
-	{ echo "sanitize: the copy of PostgreSQL is not relocatable"; exit 1; }
+PG_CONFIG=$(pg_private_copy "$SYS_PG_CONFIG" "$PREFIX")
+BIN=$("$PG_CONFIG" --bindir)
 export PATH="$BIN:$PATH"
 
 # 2. build the extension instrumented, from a copy of the tree
-mkdir -p "$DIR/src"
-tar -C "$ROOT" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' -cf - . |
-	tar -C "$DIR/src" -xf -
+tree_copy "$ROOT" "$DIR/src"
 cd "$DIR/src"
-# only the extension: the libpq programs are not under test here
-NOPROGS="-o test/stress -o test/fuzz -o bench/driver -o src/topup/payment_worker"
-make -s PG_CONFIG="$PG_CONFIG" COPT="$SAN" with_llvm=no $NOPROGS clean >/dev/null
-make -s PG_CONFIG="$PG_CONFIG" COPT="$SAN" with_llvm=no $NOPROGS all
-make -s PG_CONFIG="$PG_CONFIG" COPT="$SAN" with_llvm=no $NOPROGS install
+extension_install . "$PG_CONFIG" COPT="$SAN"
 nm -D "$PREFIX$PKGLIB/billing.so" >"$DIR/billing.syms"
 grep -q __asan_ "$DIR/billing.syms" ||
 	{ echo "sanitize: billing.so is not instrumented"; exit 1; }

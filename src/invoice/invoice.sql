@@ -5,7 +5,7 @@
 
 -- Micros in one minor unit of a currency (ISO 4217 exponents): invoice lines
 -- are whole minor units. Currencies not listed have two decimals.
-CREATE FUNCTION billing._minor_unit_micros(currency text) RETURNS bigint
+CREATE OR REPLACE FUNCTION billing._minor_unit_micros(currency text) RETURNS bigint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE
         WHEN currency IN ('BIF', 'CLP', 'DJF', 'GNF', 'ISK', 'JPY', 'KMF', 'KRW', 'PYG',
@@ -17,20 +17,20 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
 $$;
 
 -- micros (>= 0) rounded half-up to whole units of unit micros
-CREATE FUNCTION billing._round_half_up(micros bigint, unit bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION billing._round_half_up(micros bigint, unit bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (pg_catalog.div(micros::numeric + unit / 2, unit) * unit)::bigint
 $$;
 
 -- Exact currency units of micros as a JSON number: 12500000 -> 12.5.
-CREATE FUNCTION billing._units(micros bigint) RETURNS numeric
+CREATE OR REPLACE FUNCTION billing._units(micros bigint) RETURNS numeric
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_catalog.trim_scale(micros::numeric / 1000000)
 $$;
 
 -- A billing.* setting. The C module defines them, and a session that has
 -- not called into it yet (a pg_cron job, say) has not loaded it.
-CREATE FUNCTION billing._setting(name text) RETURNS text
+CREATE OR REPLACE FUNCTION billing._setting(name text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     LOAD 'MODULE_PATHNAME';
@@ -38,7 +38,7 @@ BEGIN
 END $$;
 
 -- Bounds of the calendar month that starts on period_start, in time zone tz.
-CREATE FUNCTION billing._period_bounds(period_start date, tz text,
+CREATE OR REPLACE FUNCTION billing._period_bounds(period_start date, tz text,
                                        OUT starts timestamptz, OUT ends timestamptz)
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT period_start::timestamp AT TIME ZONE tz,
@@ -55,7 +55,7 @@ $$;
 --   unpaid_micros: the totals of its open invoices;
 --   credit_micros: the kept prepaid credit (accounts.prepaid_credit_micros).
 -- While the account is postpaid its balance is credit - unbilled - unpaid.
-CREATE FUNCTION billing._postpaid_position(account_id bigint, OUT unbilled_micros bigint,
+CREATE OR REPLACE FUNCTION billing._postpaid_position(account_id bigint, OUT unbilled_micros bigint,
                                            OUT unpaid_micros bigint, OUT credit_micros bigint)
 LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     WITH inv AS (
@@ -81,7 +81,7 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- The account row, locked; PB404 when it is unknown or disabled.
-CREATE FUNCTION billing._account_for_update(account_id bigint) RETURNS billing.accounts
+CREATE OR REPLACE FUNCTION billing._account_for_update(account_id bigint) RETURNS billing.accounts
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acct billing.accounts;
@@ -95,7 +95,7 @@ BEGIN
     RETURN acct;
 END $$;
 
-CREATE FUNCTION billing.set_credit_limit(account_id bigint, limit_micros bigint, reason text)
+CREATE OR REPLACE FUNCTION billing.set_credit_limit(account_id bigint, limit_micros bigint, reason text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -125,7 +125,7 @@ BEGIN
     END IF;
 END $$;
 
-CREATE FUNCTION billing.set_billing_type(account_id bigint, billing_type text) RETURNS void
+CREATE OR REPLACE FUNCTION billing.set_billing_type(account_id bigint, billing_type text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acct billing.accounts;
@@ -188,7 +188,7 @@ BEGIN
 END $$;
 
 -- Suggested credit limit; the formula is documented in docs/invoices.md.
-CREATE FUNCTION billing.suggest_credit_limit(account_id bigint) RETURNS jsonb
+CREATE OR REPLACE FUNCTION billing.suggest_credit_limit(account_id bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acct billing.accounts;
@@ -267,7 +267,7 @@ BEGIN
                              ' * timeliness_percent/100 * age_percent/100)' END);
 END $$;
 
-CREATE FUNCTION billing.close_period(period_start date DEFAULT NULL) RETURNS integer
+CREATE OR REPLACE FUNCTION billing.close_period(period_start date DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     tz text := billing._setting('billing.timezone');
@@ -392,7 +392,7 @@ BEGIN
     RETURN issued;
 END $$;
 
-CREATE FUNCTION billing.mark_invoice_paid(invoice_id bigint, payment_reference text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION billing.mark_invoice_paid(invoice_id bigint, payment_reference text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -424,7 +424,7 @@ BEGIN
 END $$;
 
 -- Invoice invariants, for billing.verify().
-CREATE FUNCTION billing._verify_invoices(only_account bigint DEFAULT NULL)
+CREATE OR REPLACE FUNCTION billing._verify_invoices(only_account bigint DEFAULT NULL)
 RETURNS TABLE(account_id bigint, problem text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     WITH inv AS (

@@ -1,26 +1,26 @@
 -- Accounts, funds, balances and the ledger's invariants.
 
-CREATE FUNCTION billing.create_account(external_id text, billing_type text DEFAULT 'prepaid',
+CREATE OR REPLACE FUNCTION billing.create_account(external_id text, billing_type text DEFAULT 'prepaid',
                                        currency text DEFAULT 'USD')
 RETURNS bigint LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_create_account';
 
-CREATE FUNCTION billing.add_funds(account_id bigint, amount_micros bigint,
+CREATE OR REPLACE FUNCTION billing.add_funds(account_id bigint, amount_micros bigint,
                                   idempotency_key text DEFAULT NULL, reference text DEFAULT NULL)
 RETURNS bigint LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_add_funds';
 
-CREATE FUNCTION billing.balance(account_id bigint)
+CREATE OR REPLACE FUNCTION billing.balance(account_id bigint)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_balance';
 
 -- Internal: money movements of the cold paths (top-ups, invoices). Granted to nobody.
-CREATE FUNCTION billing._move(account_id bigint, amount_micros bigint, kind text,
+CREATE OR REPLACE FUNCTION billing._move(account_id bigint, amount_micros bigint, kind text,
                               reference text DEFAULT NULL, topup_id bigint DEFAULT NULL,
                               invoice_id bigint DEFAULT NULL)
 RETURNS bigint LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_move';
 
-CREATE FUNCTION billing._adjust_available(account_id bigint, delta_micros bigint)
+CREATE OR REPLACE FUNCTION billing._adjust_available(account_id bigint, delta_micros bigint)
 RETURNS void LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_adjust_available';

@@ -2,7 +2,7 @@
 -- (so it is installed after invoice.sql).
 
 -- Every invariant of the data model; no rows means all hold.
-CREATE FUNCTION billing.verify(account_id bigint DEFAULT NULL)
+CREATE OR REPLACE FUNCTION billing.verify(account_id bigint DEFAULT NULL)
 RETURNS TABLE(account_id bigint, problem text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC

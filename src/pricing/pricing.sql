@@ -3,7 +3,7 @@
 -- Upserts a model and one provider route. A model has exactly one default
 -- provider once it has any: the first route becomes the default, and a new
 -- default takes the flag from the previous one.
-CREATE FUNCTION billing.set_model(model text, media text, provider text, provider_name text,
+CREATE OR REPLACE FUNCTION billing.set_model(model text, media text, provider text, provider_name text,
                                   executed_model text DEFAULT NULL, is_default boolean DEFAULT true)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -52,7 +52,7 @@ BEGIN
 END $$;
 
 -- New price version; the components are checked in C (pricing.c).
-CREATE FUNCTION billing.set_price(model text, components jsonb, provider text DEFAULT NULL,
+CREATE OR REPLACE FUNCTION billing.set_price(model text, components jsonb, provider text DEFAULT NULL,
                                   effective_from timestamptz DEFAULT pg_catalog.now())
 RETURNS bigint
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -61,7 +61,7 @@ AS 'MODULE_PATHNAME', 'billing_set_price';
 -- The price in force now of every active model and provider (a route with
 -- no price in force is not listed). Same choice as pricing_route() in C: the
 -- provider's own price first, else the model's provider-independent one.
-CREATE VIEW billing.catalog AS
+CREATE OR REPLACE VIEW billing.catalog AS
 SELECT m.model, m.media, mp.provider, mp.provider_name, mp.executed_model, mp.is_default,
        p.price_id, p.currency, p.components, p.effective_from
   FROM billing.models m
@@ -77,30 +77,30 @@ SELECT m.model, m.media, mp.provider, mp.provider_name, mp.executed_model, mp.is
  WHERE m.active;
 
 -- Dry run with the default provider's price: writes nothing, locks nothing.
-CREATE FUNCTION billing.estimate(model text, params jsonb)
+CREATE OR REPLACE FUNCTION billing.estimate(model text, params jsonb)
 RETURNS jsonb
 LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_estimate';
 
 -- Cost of actual outputs with the executing provider's price (NULL: default).
-CREATE FUNCTION billing.effective_cost(model text, outputs jsonb, provider text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION billing.effective_cost(model text, outputs jsonb, provider text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_effective_cost';
 
 -- Every write to the catalog drops the route caches of all backends (at commit).
-CREATE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.models
+CREATE OR REPLACE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.models
     FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
-CREATE TRIGGER model_providers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+CREATE OR REPLACE TRIGGER model_providers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON billing.model_providers FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
-CREATE TRIGGER prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.prices
+CREATE OR REPLACE TRIGGER prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.prices
     FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
 
 -- Price versions are never edited: work in flight settles at the version that
 -- priced its admission, and every version that took effect may still do so.
 -- Only a scheduled version (not yet in force) may be withdrawn; clock time,
 -- so that a long transaction cannot withdraw one that took effect meanwhile.
-CREATE FUNCTION billing.refuse_price_change() RETURNS trigger
+CREATE OR REPLACE FUNCTION billing.refuse_price_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -113,7 +113,7 @@ BEGIN
               DETAIL = 'Requests admitted at a price settle at that price; only a scheduled version may be deleted.',
               HINT = 'Set a new version with billing.set_price() instead.';
 END $$;
-CREATE TRIGGER prices_versioned BEFORE UPDATE OR DELETE ON billing.prices
+CREATE OR REPLACE TRIGGER prices_versioned BEFORE UPDATE OR DELETE ON billing.prices
     FOR EACH ROW EXECUTE FUNCTION billing.refuse_price_change();
-CREATE TRIGGER prices_no_truncate BEFORE TRUNCATE ON billing.prices
+CREATE OR REPLACE TRIGGER prices_no_truncate BEFORE TRUNCATE ON billing.prices
     FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_price_change();

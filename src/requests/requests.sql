@@ -1,42 +1,42 @@
 -- The request lifecycle (README.md, Requests and their metadata).
 
-CREATE FUNCTION billing.begin_request(account_id bigint, model text, params jsonb,
+CREATE OR REPLACE FUNCTION billing.begin_request(account_id bigint, model text, params jsonb,
                                       idempotency_key text DEFAULT NULL)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_begin_request';
 
-CREATE FUNCTION billing.complete_request(request_id bigint, outputs jsonb, routing jsonb DEFAULT '{}')
+CREATE OR REPLACE FUNCTION billing.complete_request(request_id bigint, outputs jsonb, routing jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_complete_request';
 
-CREATE FUNCTION billing.fail_request(request_id bigint, reason text DEFAULT NULL,
+CREATE OR REPLACE FUNCTION billing.fail_request(request_id bigint, reason text DEFAULT NULL,
                                      charge_micros bigint DEFAULT 0)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_fail_request';
 
-CREATE FUNCTION billing.cancel_request(request_id bigint)
+CREATE OR REPLACE FUNCTION billing.cancel_request(request_id bigint)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_cancel_request';
 
-CREATE FUNCTION billing.charge(account_id bigint, model text, params jsonb, outputs jsonb,
+CREATE OR REPLACE FUNCTION billing.charge(account_id bigint, model text, params jsonb, outputs jsonb,
                                routing jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_charge';
 
-CREATE FUNCTION billing.response_metadata(request_id bigint)
+CREATE OR REPLACE FUNCTION billing.response_metadata(request_id bigint)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_response_metadata';
 
 -- Settles every state change, from the functions above or a plain UPDATE.
-CREATE FUNCTION billing.requests_transition() RETURNS trigger
+CREATE OR REPLACE FUNCTION billing.requests_transition() RETURNS trigger
 LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_requests_transition';
 
-CREATE TRIGGER requests_transition BEFORE UPDATE ON billing.requests
+CREATE OR REPLACE TRIGGER requests_transition BEFORE UPDATE ON billing.requests
     FOR EACH ROW EXECUTE FUNCTION billing.requests_transition();
 
 -- Fails stale unfinished requests; requests being settled right now are skipped.
-CREATE FUNCTION billing.expire_requests(older_than interval)
+CREATE OR REPLACE FUNCTION billing.expire_requests(older_than interval)
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

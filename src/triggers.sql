@@ -1,0 +1,22 @@
+-- The triggers of the tables of schema.sql. Apart from schema.sql, so that
+-- the upgrade script can re-apply them (see the Makefile).
+
+-- Writes to the accounts and the catalog drop the backend-local caches of
+-- all backends at commit (src/cache.c).
+CREATE OR REPLACE FUNCTION billing._cache_changed() RETURNS trigger
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_cache_changed';
+CREATE OR REPLACE TRIGGER accounts_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
+
+-- The ledger is append-only, whoever asks.
+CREATE OR REPLACE FUNCTION billing.refuse_ledger_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RAISE EXCEPTION 'the billing ledger is append-only'
+        USING ERRCODE = 'PB409', HINT = 'Post a compensating entry instead.';
+END $$;
+CREATE OR REPLACE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON billing.ledger
+    FOR EACH ROW EXECUTE FUNCTION billing.refuse_ledger_change();
+CREATE OR REPLACE TRIGGER ledger_no_truncate BEFORE TRUNCATE ON billing.ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_ledger_change();

@@ -1,0 +1,85 @@
+-- billing: the schema changes from 0.1.0 to 0.2.0, the first part of the
+-- upgrade script billing--0.1.0--0.2.0.sql. The Makefile appends every
+-- function, view, trigger and grant part of the install script, re-applied
+-- with CREATE OR REPLACE, so changed function bodies need nothing here.
+--
+-- What goes here: what src/schema.sql creates (tables, columns, indexes,
+-- constraints), and the functions and views that are dropped, or change
+-- their arguments, result type or view columns (CREATE OR REPLACE cannot).
+-- It runs before the functions are defined again, so their bodies find the
+-- new columns.
+--
+-- Each statement must be safe to run again and where the object already
+-- exists (on Citus a node may have it): IF NOT EXISTS / IF EXISTS, or a
+-- catalog check in a DO block (ADD CONSTRAINT has no IF NOT EXISTS). The
+-- upgraded schema must equal a fresh install's, so a new column goes last in
+-- its CREATE TABLE in src/schema.sql too; test/upgrade.sh compares the two and
+-- runs the script twice.
+\echo Use "ALTER EXTENSION billing UPDATE" to load this file. \quit
+
+-- Tables and columns.
+
+-- Credit grants (docs/credits.md): the grants table and the ledger's link to it.
+ALTER TABLE billing.ledger ADD COLUMN IF NOT EXISTS grant_id bigint;
+
+CREATE TABLE IF NOT EXISTS billing.grants (
+    account_id      bigint NOT NULL,
+    grant_id        bigint GENERATED ALWAYS AS IDENTITY,
+    category        text NOT NULL CHECK (category IN ('promotional', 'paid')),
+    amount_micros   bigint NOT NULL CHECK (amount_micros > 0),
+    expires_at      timestamptz,
+    entry_id        bigint NOT NULL,
+    spent_entry_id  bigint,
+    idempotency_key text CHECK (pg_catalog.length(idempotency_key) BETWEEN 1 AND 256),
+    reference       text,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, grant_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS grants_idempotency ON billing.grants (account_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS grants_to_expire ON billing.grants (expires_at)
+    WHERE spent_entry_id IS NULL AND expires_at IS NOT NULL;
+REVOKE ALL ON billing.grants FROM PUBLIC;
+
+-- Work in flight settles at the price of its start (docs/pricing.md, "Work
+-- in flight").
+-- The price version that priced an admission; schema.sql adds it last, as here.
+ALTER TABLE billing.requests ADD COLUMN IF NOT EXISTS price_id bigint;
+
+-- Unfinished requests of 0.1.0 get the version that priced them: the one in
+-- force at their start for their admitted provider (what 0.1.0 would have
+-- settled with). The transition trigger freezes price_id, so it is off for
+-- this one statement; finished requests keep NULL (they never settle again).
+ALTER TABLE billing.requests DISABLE TRIGGER requests_transition;
+UPDATE billing.requests r
+   SET price_id = (SELECT p.price_id FROM billing.prices p
+                    WHERE p.model = r.model
+                      AND COALESCE(p.provider, '') IN (r.provider, '')
+                      AND p.effective_from <= r.created_at
+                    ORDER BY p.provider IS NULL, p.effective_from DESC
+                    LIMIT 1)
+ WHERE r.price_id IS NULL AND r.status IN ('queued', 'in_progress');
+ALTER TABLE billing.requests ENABLE TRIGGER requests_transition;
+
+-- Indexes and constraints.
+
+-- ledger_postpaid_usage gains account_id as its leading column: unbilled
+-- usage and invoices read one account's postpaid usage by time.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_index x
+                 JOIN pg_catalog.pg_class c ON c.oid = x.indexrelid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'billing' AND c.relname = 'ledger_postpaid_usage'
+                  AND x.indnatts = 1) THEN
+        DROP INDEX billing.ledger_postpaid_usage;
+    END IF;
+END $$;
+CREATE INDEX IF NOT EXISTS ledger_postpaid_usage ON billing.ledger (account_id, created_at)
+    WHERE kind = 'usage' AND postpaid;
+
+-- Dropped and re-signed functions.
+
+-- billing._unbilled_usage is replaced by billing._postpaid_position
+-- (src/invoice/invoice.sql).
+DROP FUNCTION IF EXISTS billing._unbilled_usage(bigint);

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# The upgrade from 0.1.0: builds release 0.1.0 from this repository's git
+# history into a private copy of PostgreSQL, fills a database through the
+# 0.1.0 API, installs the current build over it, runs ALTER EXTENSION billing
+# UPDATE and checks that
+#   a) the schema equals a fresh install's (pg_dump --schema-only),
+#   b) every row of 0.1.0 is kept, and every identity sequence,
+#   c) requests left open by 0.1.0 still settle and new work is charged,
+#   d) billing.verify() returns no rows,
+#   e) the update script run a second time changes nothing.
+# Ends with a line of what it showed, or "upgrade: FAILED: why" (exit status 1).
+#
+# Needs root (or the cluster user), git and the PostgreSQL to copy.
+# Environment: UPGRADE_DIR (default /tmp/billing-upgrade), UPGRADE_PORT
+# (default 55438), PG_CONFIG (the PostgreSQL to copy; default Debian's 15).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. test/cluster.sh
+SYS_PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+DIR=${UPGRADE_DIR:-/tmp/billing-upgrade}
+PORT=${UPGRADE_PORT:-55438}
+RELEASE=3403213		# the commit of release 0.1.0
+FROM=0.1.0
+
+fail() { echo "upgrade: FAILED: $*"; exit 1; }
+# psql that stops at the first error and prints bare values
+q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+git -C "$ROOT" cat-file -e "$RELEASE^{commit}" 2>/dev/null ||
+	fail "commit $RELEASE (release $FROM) is not in this clone's history (shallow? git fetch --unshallow)"
+
+# 1. a private PostgreSQL with 0.1.0 installed, as released
+cluster_stop "$DIR/cluster"
+rm -rf "$DIR"; mkdir -p "$DIR/old"
+PG_CONFIG=$(pg_private_copy "$SYS_PG_CONFIG" "$DIR/pg")
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
+# whatever billing the copied PostgreSQL had installed is not under test
+rm -f "$("$PG_CONFIG" --pkglibdir)/billing.so" "$("$PG_CONFIG" --sharedir)"/extension/billing[.-]*
+git -C "$ROOT" archive "$RELEASE" | tar -C "$DIR/old" -xf -
+extension_install "$DIR/old" "$PG_CONFIG" >"$DIR/build-old.log" 2>&1 ||
+	{ tail -20 "$DIR/build-old.log"; fail "release $FROM does not build"; }
+tree_copy "$ROOT" "$DIR/new"
+trap 'cluster_stop "$DIR/cluster"' EXIT
+cluster_start "$DIR/cluster" "$PORT" || fail "the cluster does not start"
+export PGDATABASE=upgraded
+
+# 2. a database filled through the 0.1.0 API. Usage of March 2025 is
+# invoiced: its settled requests are re-dated there (as superuser, past the
+# triggers), so nothing depends on today's date.
+createdb upgraded
+q <<'EOF' >"$DIR/fill.log" 2>&1 || { cat "$DIR/fill.log"; fail "the 0.1.0 database cannot be filled"; }
+SET client_min_messages = warning;
+CREATE EXTENSION billing VERSION '0.1.0';
+SELECT billing.set_model('up-img', 'image', 'acme', 'Acme Imaging', 'acme-img-v2');
+SELECT billing.set_model('up-img', 'image', 'blue', 'Blue Imaging', 'blue-img', false);
+SELECT billing.set_price('up-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]');
+SELECT billing.set_price('up-img', '[{"type":"output","metric":"image","unit_price_micros":30000}]', 'blue');
+SELECT billing.set_model('up-vid', 'video', 'vendo', 'Vendo Video');
+SELECT billing.set_price('up-vid', '[{"type":"output","metric":"second","unit_price_micros":50000}]');
+
+-- prepaid, with an auto top-up that the payment provider confirmed
+SELECT billing.create_account('up-pre') AS pre \gset
+SELECT billing.add_funds(:pre, 3000000, 'pay-1', 'card');
+SELECT billing.configure_auto_topup(:pre, 2900000, 5000000);
+SELECT billing.charge(:pre, 'up-img', '{"n":2}', '{"images":[{},{}]}', '{}', 'c-1');
+-- below the threshold: a top-up is requested
+SELECT billing.charge(:pre, 'up-img', '{"n":1}', '{"images":[{}]}', '{"provider":"blue"}');
+SELECT billing.complete_topup(topup_id, true, 'psp-1') FROM billing.topups WHERE account_id = :pre;
+-- settled requests: completed, failed, cancelled
+SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":4}') ->> 'request_id' AS r \gset
+SELECT billing.complete_request(:r, '{"duration_seconds":3.5}', '{"upstream_id":"u-1"}');
+SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":4}') ->> 'request_id' AS r \gset
+SELECT billing.fail_request(:r, 'upstream timeout', 10000);
+SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":2}') ->> 'request_id' AS r \gset
+SELECT billing.cancel_request(:r);
+-- open ones: queued and in progress
+SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":6}', 'open-queued');
+SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":8}', 'open-running') ->> 'request_id' AS r \gset
+UPDATE billing.requests SET status = 'in_progress', routing = '{"upstream_id":"u-2"}' WHERE request_id = :r;
+
+-- postpaid, with a prepaid balance carried over, a credit limit and an invoice
+SELECT billing.create_account('up-post') AS post \gset
+SELECT billing.add_funds(:post, 100000);
+SELECT billing.set_billing_type(:post, 'postpaid');
+SELECT billing.set_credit_limit(:post, 10000000, 'onboarding');
+SELECT billing.charge(:post, 'up-img', '{"n":3}', '{"images":[{},{},{}]}');
+SELECT billing.begin_request(:post, 'up-vid', '{"duration_seconds":3}') ->> 'request_id' AS r \gset
+SELECT billing.complete_request(:r, '{"duration_seconds":2.2}');
+SET session_replication_role = replica;
+UPDATE billing.ledger SET created_at = '2025-03-14 12:00+00' WHERE account_id = :post AND kind = 'usage';
+UPDATE billing.requests SET created_at = '2025-03-14 11:59+00', completed_at = '2025-03-14 12:00+00'
+ WHERE account_id = :post;
+RESET session_replication_role;
+SELECT billing.close_period('2025-03-01');
+SELECT billing.charge(:post, 'up-img', '{"n":1}', '{"images":[{}]}');
+SELECT billing.begin_request(:post, 'up-img', '{"n":2}', 'open-post');
+DO $$
+BEGIN
+    IF (SELECT pg_catalog.count(*) FROM billing.topups WHERE status = 'succeeded') <> 1
+       OR (SELECT pg_catalog.count(*) FROM billing.invoices) <> 1
+       OR (SELECT pg_catalog.count(*) FROM billing.requests WHERE status IN ('queued', 'in_progress')) <> 3
+       OR EXISTS (SELECT FROM billing.verify()) THEN
+        RAISE EXCEPTION 'the 0.1.0 data is not as planned';
+    END IF;
+END $$;
+
+EOF
+
+# every row of every 0.1.0 table, by the 0.1.0 columns (0.2.0 may add some),
+# and the state of every sequence
+q >"$DIR/snapshot.sql" <<'EOF'
+SELECT pg_catalog.format(E'\\echo table %1$s\nCOPY (SELECT %2$s FROM billing.%1$I ORDER BY %2$s) TO STDOUT;',
+                         c.relname, pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum))
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+ WHERE c.relnamespace = 'billing'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+ GROUP BY c.relname
+UNION ALL
+SELECT pg_catalog.format(E'\\echo sequence %1$s\nSELECT last_value, is_called FROM billing.%1$I;', c.relname)
+  FROM pg_catalog.pg_class c WHERE c.relnamespace = 'billing'::regnamespace AND c.relkind = 'S'
+ ORDER BY 1;
+EOF
+q -f "$DIR/snapshot.sql" >"$DIR/rows-before.txt" || fail "the rows of $FROM cannot be read"
+rows=$(grep -cvE '^(table|sequence) ' "$DIR/rows-before.txt")
+
+# 3. the current build over it, and the update
+extension_install "$DIR/new" "$PG_CONFIG" >"$DIR/build-new.log" 2>&1 ||
+	{ tail -20 "$DIR/build-new.log"; fail "the current tree does not build"; }
+as_cluster_user pg_ctl -D "$DIR/cluster/data" -l "$DIR/cluster/server.log" -w restart >/dev/null ||
+	fail "the cluster does not restart"
+q -c 'ALTER EXTENSION billing UPDATE' >"$DIR/update.log" 2>&1 ||
+	{ cat "$DIR/update.log"; fail "ALTER EXTENSION billing UPDATE failed"; }
+version=$(q -c "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'billing'")
+built=$(q -c "SELECT default_version FROM pg_catalog.pg_available_extensions WHERE name = 'billing'")
+[ "$version" = "$built" ] && [ "$version" != "$FROM" ] ||
+	fail "the update left version $version, the build is $built"
+
+# a) the schema equals a fresh install's. pg_dump shows an extension's
+# objects only in binary-upgrade mode, which adds what pg_upgrade keeps of the
+# storage: OIDs, file numbers, frozen transaction ids, the stored default of
+# an added column, sequence positions (data, compared in b). Those are masked;
+# everything else must be equal.
+schema() {
+	pg_dump --schema-only --binary-upgrade -d "$1" | sed -E \
+		-e '/^SELECT pg_catalog\.binary_upgrade_set_(next_|missing_value)/d' \
+		-e '/^-- set missing value\.$/d' \
+		-e '/^\\(un)?restrict /d' \
+		-e "s/^(SET relfrozenxid = )'[0-9]+', relminmxid = '[0-9]+'/\1N, relminmxid = N/" \
+		-e "s/^(WHERE oid = )'[0-9]+';/\1N;/" \
+		-e "s/^(SELECT pg_catalog\.setval\('[^']+', )[0-9]+, (true|false)\);/\1N);/" |
+		cat -s	# and the blank lines around what was deleted
+}
+createdb fresh
+q -d fresh -c 'CREATE EXTENSION billing' || fail "a fresh CREATE EXTENSION billing failed"
+schema upgraded >"$DIR/schema-upgraded.sql"
+schema fresh >"$DIR/schema-fresh.sql"
+grep -q 'CREATE TABLE billing.ledger' "$DIR/schema-fresh.sql" ||
+	fail "the schema dump does not show the extension's objects"
+diff -u "$DIR/schema-fresh.sql" "$DIR/schema-upgraded.sql" >"$DIR/schema.diff" ||
+	{ head -200 "$DIR/schema.diff"; fail "the upgraded schema differs from a fresh $version install's (diff above)"; }
+
+# b) every row kept
+q -f "$DIR/snapshot.sql" >"$DIR/rows-after.txt" || fail "the rows cannot be read after the update"
+diff -u "$DIR/rows-before.txt" "$DIR/rows-after.txt" >"$DIR/rows.diff" ||
+	{ head -100 "$DIR/rows.diff"; fail "the update changed rows (diff above)"; }
+
+# c) open requests settle, new work is charged; d) the invariants hold
+q >"$DIR/after.log" 2>&1 <<'EOF' || { cat "$DIR/after.log"; fail "the upgraded database does not work (above)"; }
+SET client_min_messages = warning;
+CREATE FUNCTION pg_temp.expect(ok boolean, what text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'after the update: %', what;
+    END IF;
+END $$;
+SELECT account_id AS pre FROM billing.accounts WHERE external_id = 'up-pre' \gset
+SELECT account_id AS post FROM billing.accounts WHERE external_id = 'up-post' \gset
+SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.verify()), 'verify() finds problems');
+SELECT pg_temp.expect(billing.complete_request(r.request_id, '{"duration_seconds":7.2}') ->> 'status' = 'completed',
+                      'the request in progress does not complete')
+  FROM billing.requests r WHERE r.idempotency_key = 'open-running';
+SELECT pg_temp.expect(billing.cancel_request(r.request_id) ->> 'status' = 'cancelled',
+                      'the queued request is not cancelled')
+  FROM billing.requests r WHERE r.idempotency_key = 'open-queued';
+SELECT pg_temp.expect(billing.fail_request(r.request_id, 'upstream gone') ->> 'status' = 'failed',
+                      'the postpaid request does not fail')
+  FROM billing.requests r WHERE r.idempotency_key = 'open-post';
+SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.requests r WHERE r.status IN ('queued', 'in_progress')),
+                      'requests are still open');
+SELECT pg_temp.expect((billing.balance(a) ->> 'held_micros')::bigint = 0, 'money is still held')
+  FROM (VALUES (:pre), (:post)) v(a);
+SELECT pg_temp.expect((billing.charge(:pre, 'up-img', '{"n":1}', '{"images":[{}]}') ->> 'cost_micros')::bigint = 40000,
+                      'a new prepaid charge is not billed 40000');
+SELECT pg_temp.expect((billing.charge(:post, 'up-vid', '{"duration_seconds":1}', '{"duration_seconds":1}')
+                       ->> 'cost_micros')::bigint = 50000, 'a new postpaid charge is not billed 50000');
+SELECT pg_temp.expect(billing.add_funds(:pre, 1000000, 'pay-2') > 0, 'funds cannot be added');
+SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.verify()), 'verify() finds problems');
+EOF
+
+# e) the update once more where everything it creates exists (as on a node
+# that has the objects already): its script again, as the update to a
+# version of its own, leaves the schema as it was
+share=$("$PG_CONFIG" --sharedir)/extension
+cp "$share/billing--$FROM--$version.sql" "$share/billing--$version--$version-again.sql"
+q -c "ALTER EXTENSION billing UPDATE TO '$version-again'" >"$DIR/again.log" 2>&1 ||
+	{ cat "$DIR/again.log"; fail "the update script does not run a second time"; }
+schema upgraded | sed "s/'$version-again'/'$version'/" >"$DIR/schema-again.sql"
+diff -u "$DIR/schema-fresh.sql" "$DIR/schema-again.sql" >"$DIR/schema-again.diff" ||
+	{ head -200 "$DIR/schema-again.diff"; fail "the update script run twice changes the schema (diff above)"; }
+[ -z "$(q -c 'SELECT * FROM billing.verify()')" ] || fail "verify() finds problems after the second run"
+
+echo "upgrade: $FROM -> $version: the schema equals a fresh install's, $rows rows kept, open requests settled, verify() clean, the script runs twice"
