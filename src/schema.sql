@@ -54,11 +54,13 @@ CREATE TABLE billing.ledger (
     request_id      bigint,
     topup_id        bigint,
     invoice_id      bigint,
-    grant_id        bigint,                 -- grant and expiry entries: their grant
     idempotency_key text,                   -- 1 to 256 characters
     reference       text,
     -- clock time, not transaction start: close_period relies on it (invoice.sql)
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    -- grant and expiry entries: their grant (0.2.0; columns added by an
+    -- upgrade go last, so that a fresh install has the same layout)
+    grant_id        bigint,
     PRIMARY KEY (account_id, entry_id)
 );
 CREATE UNIQUE INDEX ledger_idempotency ON billing.ledger (account_id, idempotency_key)

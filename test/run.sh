@@ -94,7 +94,7 @@ if [ -f test/sanitize.sh ]; then
 	tail -5 "$WORK/sanitize.log"; tally "sanitize" $rc
 fi
 
-# 5. the upgrade from 0.1.0 (test/upgrade.sh builds 0.1.0 and the current
+# 6. the upgrade from 0.1.0 (test/upgrade.sh builds 0.1.0 and the current
 #    tree into a copy of PostgreSQL of its own)
 if [ -f test/upgrade.sh ]; then
 	UPGRADE_DIR=${UPGRADE_DIR:-$WORK/upgrade} UPGRADE_PORT=${UPGRADE_PORT:-$((PORT + 2))} \
