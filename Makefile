@@ -5,7 +5,7 @@ EXTVERSION  = 0.1.0
 MODULE_big  = billing
 OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
        src/pricing/pricing.o src/pricing/route_cache.o \
-       src/ledger/ledger.o src/ledger/slices.o \
+       src/ledger/ledger.o src/ledger/slices.o src/ledger/corrections.o \
        src/requests/requests.o src/requests/trigger.o \
        src/topup/topup.o
 
@@ -16,7 +16,7 @@ SQL_PARTS = src/schema.sql src/ledger/ledger.sql src/pricing/pricing.sql \
 DATA_built = billing--$(EXTVERSION).sql
 DATA = $(wildcard billing--*--*.sql)
 
-REGRESS = setup money pricing accounts charges requests validation topup invoices security
+REGRESS = setup money pricing accounts charges requests validation topup invoices security refunds
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race

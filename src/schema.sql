@@ -55,6 +55,9 @@ CREATE TABLE billing.ledger (
     reference       text,
     -- clock time, not transaction start: close_period relies on it (invoice.sql)
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    -- the login role of the session that posted it; a default, so that the
+    -- charge path's INSERTs need not name it
+    created_by      text NOT NULL DEFAULT SESSION_USER,
     PRIMARY KEY (account_id, entry_id)
 );
 CREATE UNIQUE INDEX ledger_idempotency ON billing.ledger (account_id, idempotency_key)
@@ -62,6 +65,39 @@ CREATE UNIQUE INDEX ledger_idempotency ON billing.ledger (account_id, idempotenc
 CREATE INDEX ledger_account_time ON billing.ledger (account_id, created_at);
 -- postpaid usage by month, for invoices
 CREATE INDEX ledger_postpaid_usage ON billing.ledger (created_at) WHERE kind = 'usage' AND postpaid;
+
+-- Refunds of requests (billing.refund_request) and manual corrections
+-- (billing.adjust_balance), each with its ledger entry. Their idempotency
+-- keys are their own: they never collide with the keys of requests or of
+-- add_funds, which live in other tables.
+CREATE TABLE billing.refunds (
+    account_id       bigint NOT NULL,
+    refund_id        bigint GENERATED ALWAYS AS IDENTITY,
+    request_id       bigint NOT NULL,
+    amount_micros    bigint NOT NULL CHECK (amount_micros > 0),
+    requested_micros bigint,               -- the amount asked for; NULL: all that was left
+    reason           text,
+    idempotency_key  text,                 -- 1 to 256 characters
+    entry_id         bigint NOT NULL,      -- the 'refund' ledger entry
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, refund_id)
+);
+CREATE UNIQUE INDEX refunds_idempotency ON billing.refunds (account_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+-- what a request has had back: refund_request and response_metadata
+CREATE INDEX refunds_request ON billing.refunds (account_id, request_id);
+
+CREATE TABLE billing.adjustments (
+    account_id      bigint NOT NULL,
+    entry_id        bigint NOT NULL,       -- the 'adjustment' ledger entry
+    amount_micros   bigint NOT NULL CHECK (amount_micros <> 0),
+    reason          text NOT NULL CHECK (pg_catalog.btrim(reason) <> ''),
+    idempotency_key text,                  -- 1 to 256 characters
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, entry_id)
+);
+CREATE UNIQUE INDEX adjustments_idempotency ON billing.adjustments (account_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 
 -- Model catalog: a model, the providers that can run it, versioned prices.
 CREATE TABLE billing.models (
