@@ -19,7 +19,7 @@ DATA = $(wildcard billing--*--*.sql)
 REGRESS = setup money pricing accounts charges requests validation topup invoices security refunds
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
-            threshold_race topup_race topup_cross close_period_race
+            threshold_race topup_race topup_cross close_period_race refund_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
