@@ -5,7 +5,7 @@ EXTVERSION  = 0.2.0
 MODULE_big  = billing
 OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
        src/pricing/pricing.o src/pricing/route_cache.o \
-       src/ledger/ledger.o src/ledger/slices.o \
+       src/ledger/ledger.o src/ledger/slices.o src/ledger/corrections.o \
        src/requests/requests.o src/requests/trigger.o \
        src/topup/topup.o
 
@@ -27,11 +27,11 @@ UPGRADE = billing--$(UPGRADE_FROM)--$(EXTVERSION).sql
 DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
-          settings settlement postpaid_switch credits
+          settings settlement postpaid_switch credits refunds
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
-            expire_credits_race expire_credits_twice
+            expire_credits_race expire_credits_twice refund_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

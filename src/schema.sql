@@ -61,6 +61,9 @@ CREATE TABLE billing.ledger (
     -- grant and expiry entries: their grant (0.2.0; columns added by an
     -- upgrade go last, so that a fresh install has the same layout)
     grant_id        bigint,
+    -- the login role of the session that posted it; a default, so that the
+    -- charge path's INSERTs need not name it
+    created_by      text NOT NULL DEFAULT SESSION_USER,
     PRIMARY KEY (account_id, entry_id)
 );
 CREATE UNIQUE INDEX ledger_idempotency ON billing.ledger (account_id, idempotency_key)
@@ -94,6 +97,39 @@ CREATE UNIQUE INDEX grants_idempotency ON billing.grants (account_id, idempotenc
 -- what expire_credits looks for
 CREATE INDEX grants_to_expire ON billing.grants (expires_at)
     WHERE spent_entry_id IS NULL AND expires_at IS NOT NULL;
+
+-- Refunds of requests (billing.refund_request) and manual corrections
+-- (billing.adjust_balance), each with its ledger entry. Their idempotency
+-- keys are their own: they never collide with the keys of requests or of
+-- add_funds, which live in other tables.
+CREATE TABLE billing.refunds (
+    account_id       bigint NOT NULL,
+    refund_id        bigint GENERATED ALWAYS AS IDENTITY,
+    request_id       bigint NOT NULL,
+    amount_micros    bigint NOT NULL CHECK (amount_micros > 0),
+    requested_micros bigint,               -- the amount asked for; NULL: all that was left
+    reason           text,
+    idempotency_key  text,                 -- 1 to 256 characters
+    entry_id         bigint NOT NULL,      -- the 'refund' ledger entry
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, refund_id)
+);
+CREATE UNIQUE INDEX refunds_idempotency ON billing.refunds (account_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+-- what a request has had back: refund_request and response_metadata
+CREATE INDEX refunds_request ON billing.refunds (account_id, request_id);
+
+CREATE TABLE billing.adjustments (
+    account_id      bigint NOT NULL,
+    entry_id        bigint NOT NULL,       -- the 'adjustment' ledger entry
+    amount_micros   bigint NOT NULL CHECK (amount_micros <> 0),
+    reason          text NOT NULL CHECK (pg_catalog.btrim(reason) <> ''),
+    idempotency_key text,                  -- 1 to 256 characters
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, entry_id)
+);
+CREATE UNIQUE INDEX adjustments_idempotency ON billing.adjustments (account_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 
 -- Model catalog: a model, the providers that can run it, versioned prices.
 CREATE TABLE billing.models (

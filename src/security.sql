@@ -56,6 +56,8 @@ BEGIN
         SELECT 'billing_admin', s FROM pg_catalog.unnest(ARRAY[
             -- money in, catalog, credit and invoicing, housekeeping, invariants
             'billing.add_funds(bigint, bigint, text, text)',
+            'billing.refund_request(bigint, bigint, text, text)',
+            'billing.adjust_balance(bigint, bigint, text, text)',
             'billing.complete_topup(bigint, boolean, text, text)',
             'billing.set_billing_type(bigint, text)',
             'billing.set_model(text, text, text, text, text, boolean)',

@@ -85,6 +85,10 @@ static Func funcs[] = {
 	{"requests UPDATE", 0, 4, {A_REQUEST, A_STATUS, A_OUTPUTS, A_ROUTING},
 	"UPDATE billing.requests SET status = $2, outputs = $3, routing = $4 WHERE request_id OPERATOR(pg_catalog.=) $1"},
 	{"add_funds", 1, 4, {A_ACCOUNT, A_AMOUNT, A_KEY, A_TEXT}, NULL},
+	/* large amounts stand for NULL (all that is left), so that some refunds succeed */
+	{"refund_request", 1, 4, {A_REQUEST, A_AMOUNT, A_TEXT, A_KEY},
+	"SELECT billing.refund_request($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000 THEN NULL ELSE $2 END, $3, $4)"},
+	{"adjust_balance", 1, 4, {A_ACCOUNT, A_AMOUNT, A_TEXT, A_KEY}, NULL},
 	{"complete_topup", 1, 4, {A_TOPUP, A_BOOL, A_TEXT, A_TEXT}, NULL},
 	{"set_billing_type", 1, 2, {A_ACCOUNT, A_BILLING_TYPE}, NULL},
 	{"set_model", 1, 6, {A_MODEL, A_MEDIA, A_PROVIDER, A_TEXT, A_TEXT, A_BOOL}, NULL},
@@ -720,7 +724,9 @@ snapshot(void)
 	" (SELECT concat_ws(',', count(*), sum(total_micros), count(*) FILTER (WHERE status = 'paid'))"
 	"   FROM billing.invoices),"
 	" (SELECT count(*) FROM billing.invoice_lines), (SELECT count(*) FROM billing.credit_limit_audit),"
-	" (SELECT concat_ws(',', count(*), sum(amount_micros), count(spent_entry_id)) FROM billing.grants))";
+	" (SELECT concat_ws(',', count(*), sum(amount_micros), count(spent_entry_id)) FROM billing.grants),"
+	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.refunds),"
+	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.adjustments))";
 	PGresult   *r = PQexec(conn_super, sql);
 	char	   *s;
 

@@ -102,7 +102,8 @@ extern int64 ledger_post(int64 account_id, const char *kind, int64 amount, bool 
 						 int64 request_id, int64 topup_id, int64 invoice_id,
 						 const char *key, const char *reference);
 
-
+/* What request_id of account_id has had back in refunds (corrections.c). */
+extern int64 request_refunded(int64 account_id, int64 request_id);
 
 /* Refuses (22023) an idempotency key that is empty or over 256 characters. */
 extern void check_idempotency_key(const char *key);

@@ -24,3 +24,15 @@ AS 'MODULE_PATHNAME', 'billing_move';
 CREATE OR REPLACE FUNCTION billing._adjust_available(account_id bigint, delta_micros bigint)
 RETURNS void LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_adjust_available';
+
+-- Refunds and corrections (docs/refunds.md).
+CREATE OR REPLACE FUNCTION billing.refund_request(request_id bigint, amount_micros bigint DEFAULT NULL,
+                                                  reason text DEFAULT NULL,
+                                                  idempotency_key text DEFAULT NULL)
+RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_refund_request';
+
+CREATE OR REPLACE FUNCTION billing.adjust_balance(account_id bigint, amount_micros bigint, reason text,
+                                                  idempotency_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_adjust_balance';

@@ -96,6 +96,40 @@ SELECT l.account_id, format('ledger entry %s: invalid kind %s or amount %s',
     OR l.amount_micros = 0
     OR (l.kind IN ('funds', 'auto_topup', 'invoice_payment', 'grant') AND l.amount_micros < 0)
     OR (l.kind IN ('usage', 'expiry') AND l.amount_micros > 0)
+    OR (l.kind = 'refund' AND (l.amount_micros < 0 OR l.request_id IS NULL))
+UNION ALL
+-- refunds: of a request of the same account, never more than it was charged
+SELECT f.account_id, format('refunds of request %s total %s micros, %s',
+                            f.request_id, f.total,
+                            CASE WHEN r.account_id IS DISTINCT FROM f.account_id
+                                 THEN 'but it is no request of this account'
+                                 ELSE format('more than its charge of %s', r.cost_micros) END)
+  FROM (SELECT l.account_id, l.request_id, sum(l.amount_micros) AS total
+          FROM billing.ledger l
+         WHERE l.kind = 'refund' AND (verify.account_id IS NULL OR l.account_id = verify.account_id)
+         GROUP BY l.account_id, l.request_id) f
+  LEFT JOIN billing.requests r ON r.request_id = f.request_id
+ WHERE r.account_id IS DISTINCT FROM f.account_id OR f.total > COALESCE(r.cost_micros, 0)
+UNION ALL
+-- each refund and adjustment row has its own ledger entry, of its kind and amount
+SELECT c.account_id, format('%s %s does not match ledger entry %s', c.what, c.id, c.entry_id)
+  FROM (SELECT f.account_id, 'refund' AS what, f.refund_id AS id, f.entry_id, f.amount_micros,
+               f.request_id
+          FROM billing.refunds f
+        UNION ALL
+        SELECT d.account_id, 'adjustment', d.entry_id, d.entry_id, d.amount_micros, NULL
+          FROM billing.adjustments d) c
+ WHERE (verify.account_id IS NULL OR c.account_id = verify.account_id)
+   AND NOT EXISTS (SELECT FROM billing.ledger l
+                    WHERE l.account_id = c.account_id AND l.entry_id = c.entry_id
+                      AND l.kind = c.what AND l.amount_micros = c.amount_micros
+                      AND l.request_id IS NOT DISTINCT FROM c.request_id)
+UNION ALL
+SELECT l.account_id, format('refund entry %s is recorded in no refund', l.entry_id)
+  FROM billing.ledger l
+ WHERE l.kind = 'refund' AND (verify.account_id IS NULL OR l.account_id = verify.account_id)
+   AND NOT EXISTS (SELECT FROM billing.refunds f
+                    WHERE f.account_id = l.account_id AND f.entry_id = l.entry_id)
 UNION ALL
 SELECT v.account_id, v.problem FROM billing._verify_invoices(verify.account_id) v
 UNION ALL

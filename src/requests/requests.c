@@ -37,6 +37,7 @@ typedef struct RequestView
 	const char *upstream_id;
 	int64		cost_estimate;
 	int64		cost;			/* shown once the request is finished */
+	int64		refunded;		/* shown when > 0 (response_metadata only) */
 	bool		finished;
 } RequestView;
 
@@ -56,7 +57,14 @@ metadata_append(StringInfo buf, const RequestView *r)
 	{
 		appendStringInfoString(buf, ",\"cost\":");
 		money_append(buf, r->cost);
-		appendStringInfo(buf, ",\"cost_micros\":" INT64_FORMAT "}", r->cost);
+		appendStringInfo(buf, ",\"cost_micros\":" INT64_FORMAT, r->cost);
+		if (r->refunded > 0)
+		{
+			appendStringInfoString(buf, ",\"refunded\":");
+			money_append(buf, r->refunded);
+			appendStringInfo(buf, ",\"refunded_micros\":" INT64_FORMAT, r->refunded);
+		}
+		appendStringInfoChar(buf, '}');
 	}
 	else
 	{
@@ -73,9 +81,13 @@ status_finished(const char *status)
 		strcmp(status, "cancelled") == 0;
 }
 
-/* Loads the view of a request; PB404 when unknown. Inside SPI. */
+/*
+ * Loads the view of a request; PB404 when unknown. Inside SPI. Refunds are
+ * looked up only when with_refunds (response_metadata): the settling paths
+ * return metadata too and stay free of that lookup.
+ */
 static void
-request_view_load(int64 request_id, RequestView *r)
+request_view_load(int64 request_id, bool with_refunds, RequestView *r)
 {
 	static SPIPlanPtr plan;
 	Datum		v[1] = {Int64GetDatum(request_id)};
@@ -85,7 +97,7 @@ request_view_load(int64 request_id, RequestView *r)
 			  "SELECT r.status, r.model, r.currency, p.provider,"
 			  "       COALESCE(r.routing ->> 'provider_name', m.provider_name),"
 			  "       COALESCE(r.routing ->> 'executed_model', m.executed_model),"
-			  "       r.routing ->> 'upstream_id', r.cost_estimate_micros, r.cost_micros"
+			  "       r.routing ->> 'upstream_id', r.cost_estimate_micros, r.cost_micros, r.account_id"
 			  "  FROM billing.requests r"
 			  " CROSS JOIN LATERAL (SELECT COALESCE(r.routing ->> 'provider', r.provider)) p(provider)"
 			  "  LEFT JOIN billing.model_providers m ON m.model = r.model AND m.provider = p.provider"
@@ -108,6 +120,7 @@ request_view_load(int64 request_id, RequestView *r)
 	if (isnull)
 		r->cost = 0;
 	r->finished = status_finished(r->status);
+	r->refunded = with_refunds && r->cost > 0 ? request_refunded(spi_int64(10), request_id) : 0;
 }
 
 void
@@ -125,13 +138,13 @@ request_settle(int64 account_id, int64 request_id, int64 hold, int64 cost)
 
 /* Metadata of request_id as jsonb, built in the context "upper". */
 static Datum
-metadata_datum(int64 request_id, bool with_envelope, MemoryContext upper)
+metadata_datum(int64 request_id, bool with_envelope, bool with_refunds, MemoryContext upper)
 {
 	RequestView r;
 	StringInfoData buf;
 	MemoryContext old;
 
-	request_view_load(request_id, &r);
+	request_view_load(request_id, with_refunds, &r);
 	old = MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
 	if (with_envelope)
@@ -340,7 +353,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		else
 			topup_after_debit(&acct);
 	}
-	result = metadata_datum(request_id, true, upper);
+	result = metadata_datum(request_id, true, false, upper);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 }
@@ -378,7 +391,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	account_load(account_id, &acct, true);
 	if (key && (request_id = request_replay(account_id, key, model, params, outputs)) != 0)
 	{
-		Datum		result = metadata_datum(request_id, false, upper);
+		Datum		result = metadata_datum(request_id, false, false, upper);
 
 		SPI_finish();
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
@@ -397,7 +410,7 @@ billing_charge(PG_FUNCTION_ARGS)
 		/* a concurrent charge with this key committed first: give the money back */
 		available_adjust(account_id, cost);
 		request_id = request_replay(account_id, key, model, params, outputs);
-		result = metadata_datum(request_id, false, upper);
+		result = metadata_datum(request_id, false, false, upper);
 		SPI_finish();
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
@@ -417,6 +430,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	view.upstream_id = jsonb_get_text(routing, "upstream_id");
 	view.cost_estimate = cost;
 	view.cost = cost;
+	view.refunded = 0;
 	view.finished = true;
 	MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
@@ -454,7 +468,7 @@ request_finish(int64 request_id, const char *target, const char *update_sql,
 				 errdetail("A finished request never changes state.")));
 	if (!status_finished(status))
 		plan_exec(plan, update_sql, nargs, types, values, nulls, false, 0);
-	result = metadata_datum(request_id, false, upper);
+	result = metadata_datum(request_id, false, false, upper);
 	SPI_finish();
 	return jsonb_from_text(DatumGetPointer(result));
 }
@@ -517,7 +531,7 @@ billing_response_metadata(PG_FUNCTION_ARGS)
 
 	require_args(fcinfo, 1);
 	SPI_connect();
-	result = metadata_datum(PG_GETARG_INT64(0), false, upper);
+	result = metadata_datum(PG_GETARG_INT64(0), false, true, upper);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 }

@@ -1,8 +1,9 @@
 # Crash recovery: the server is killed (immediate stop, no shutdown
-# checkpoint) while several sessions charge, add funds and run the request
-# lifecycle. After restart every acknowledged operation must be there, every
-# balance must equal the sum of its entries, billing.verify() must be clean,
-# and retrying an acknowledged idempotency key must move no money.
+# checkpoint) while several sessions charge, add funds, run the request
+# lifecycle, grant credits and refund part of what they charged. After
+# restart every acknowledged operation must be there, every balance must
+# equal the sum of its entries, billing.verify() must be clean, and retrying
+# an acknowledged idempotency key must move no money.
 use strict;
 use warnings;
 
@@ -61,6 +62,10 @@ while :; do
 		rid=$(q "SELECT billing.begin_request($acct, 'crash-img', '$params', '$key')->>'request_id'") || continue
 		echo "$key begun $rid" >>"$ack"
 		q "SELECT billing.complete_request($rid, '$outputs')" >/dev/null && echo "$key done $rid" >>"$ack" ;;
+	refund)
+		rid=$(q "SELECT billing.charge($acct, 'crash-img', '$params', '$outputs', '{}', '$key')->>'request_id'") || continue
+		out=$(q "SELECT billing.refund_request($rid, 4000, 'crash test', '$key')->>'refund_id'") \
+			&& echo "$key $rid $out" >>"$ack" ;;
 	esac
 done
 EOS
@@ -70,7 +75,7 @@ my @plan = (
 	[ 'charge', 1, $accounts[0] ], [ 'charge', 2, $accounts[0] ],
 	[ 'charge', 3, $accounts[1] ], [ 'lifecycle', 4, $accounts[0] ],
 	[ 'lifecycle', 5, $accounts[1] ], [ 'funds', 6, $accounts[1] ],
-	[ 'grants', 7, $accounts[0] ],
+	[ 'grants', 7, $accounts[0] ], [ 'refund', 8, $accounts[0] ],
 );
 local $ENV{PGHOST}     = $node->host;
 local $ENV{PGPORT}     = $node->port;
@@ -108,7 +113,7 @@ ok($node->log_contains('database system was not properly shut down; automatic re
 	'the restart replayed the WAL');
 
 # read what was acknowledged before the crash
-my (%charged, %funds, %grants, %begun, %done);
+my (%charged, %funds, %grants, %begun, %done, %refunded);
 for my $p (@plan)
 {
 	my ($kind, $w, $acct) = @$p;
@@ -118,13 +123,14 @@ for my $p (@plan)
 		if    ($kind eq 'charge') { $charged{$key} = [ $acct, $a ]; }
 		elsif ($kind eq 'funds')  { $funds{$key}   = [ $acct, $a ]; }
 		elsif ($kind eq 'grants') { $grants{$key}  = [ $acct, $a ]; }
+		elsif ($kind eq 'refund') { $refunded{$key} = [ $acct, $a, $b ]; }
 		elsif ($a eq 'begun')     { $begun{$key}   = [ $acct, $b ]; }
 		else                      { $done{$key}    = [ $acct, $b ]; }
 	}
 }
-note(sprintf("acknowledged: %d charges, %d funds, %d grants, %d begun, %d completed",
+note(sprintf("acknowledged: %d charges, %d funds, %d grants, %d begun, %d completed, %d refunds",
 	scalar(keys %charged), scalar(keys %funds), scalar(keys %grants), scalar(keys %begun),
-	scalar(keys %done)));
+	scalar(keys %done), scalar(keys %refunded)));
 
 # a VALUES list of (account, key, id) for the checks below
 sub vals
@@ -172,6 +178,18 @@ is($sql->("SELECT count(*) FROM (" . vals(\%done) . ") a(account_id, key, reques
 		WHERE r.request_id = a.request_id AND r.status = 'completed' AND r.cost_micros = $unit)"),
 	'0', 'every acknowledged complete_request survived');
 
+ok(scalar(keys %refunded) > 0, 'refunds were acknowledged before the crash');
+is($sql->("SELECT count(*) FROM (VALUES "
+	. join(',', map { "($refunded{$_}[0]::bigint, '$_', $refunded{$_}[1]::bigint, $refunded{$_}[2]::bigint)" }
+		sort keys %refunded)
+	. ") a(account_id, key, request_id, refund_id)
+	WHERE NOT EXISTS (
+		SELECT FROM billing.refunds f JOIN billing.ledger l
+			ON l.account_id = f.account_id AND l.entry_id = f.entry_id AND l.kind = 'refund'
+		WHERE f.account_id = a.account_id AND f.refund_id = a.refund_id AND f.idempotency_key = a.key
+		  AND f.request_id = a.request_id AND f.amount_micros = 4000 AND l.amount_micros = 4000)"),
+	'0', 'every acknowledged refund survived with its refund entry');
+
 is($sql->('SELECT count(*) FROM billing.verify()'), '0', 'billing.verify() is clean after recovery');
 
 # balance = funding + acknowledged-or-not committed movements, and equals the
@@ -202,7 +220,8 @@ my $retry = join("\n",
 	(map { "SELECT billing.charge($charged{$_}[0], 'crash-img', '$params', '$outputs', '{}', '$_')->>'request_id' = '$charged{$_}[1]';" } sort keys %charged),
 	(map { "SELECT billing.add_funds($funds{$_}[0], 1000000, '$_') = $funds{$_}[1];" } sort keys %funds),
 	(map { "SELECT billing.grant_credits($grants{$_}[0], 1000000, NULL, 'paid', '$_') = $grants{$_}[1];" } sort keys %grants),
-	(map { "SELECT billing.begin_request($begun{$_}[0], 'crash-img', '$params', '$_')->>'request_id' = '$begun{$_}[1]';" } sort keys %begun));
+	(map { "SELECT billing.begin_request($begun{$_}[0], 'crash-img', '$params', '$_')->>'request_id' = '$begun{$_}[1]';" } sort keys %begun),
+	(map { "SELECT billing.refund_request($refunded{$_}[1], 4000, 'crash test', '$_')->>'refund_id' = '$refunded{$_}[2]';" } sort keys %refunded));
 my $answers = $sql->($retry);
 my @wrong = grep { $_ ne 't' } split /\n/, $answers;
 is(scalar(@wrong), 0, 'every retried key returned its first result');

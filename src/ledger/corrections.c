@@ -1,0 +1,332 @@
+/*
+ * Refunds of requests and manual corrections of a balance (docs/refunds.md).
+ * Cold paths: each moves money with every slice locked, as add_funds does.
+ * What a request has had back is kept in billing.refunds and read only here
+ * and by response_metadata, so settling a request costs nothing more.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "billing.h"
+#include "errors.h"
+#include "jsonout.h"
+#include "ledger/ledger.h"
+#include "money.h"
+#include "spi_plan.h"
+
+int64
+request_refunded(int64 account_id, int64 request_id)
+{
+	static SPIPlanPtr plan;
+	Datum		v[2] = {Int64GetDatum(account_id), Int64GetDatum(request_id)};
+
+	plan_exec(&plan,
+			  "SELECT COALESCE(pg_catalog.sum(amount_micros), 0)::bigint FROM billing.refunds"
+			  " WHERE account_id = $1 AND request_id = $2",
+			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+	return spi_int64(1);
+}
+
+/*
+ * The refund an idempotency key already names, or 0. Refuses (PB409) the
+ * key when it was used for another request, amount or reason (requested is
+ * the amount asked for, NULL for all that was left).
+ */
+static int64
+refund_replay(int64 account_id, const char *key, int64 request_id, const int64 *requested,
+			  const char *reason)
+{
+	static SPIPlanPtr plan;
+	Datum		v[5] = {Int64GetDatum(account_id), CStringGetTextDatum(key),
+		Int64GetDatum(request_id), requested ? Int64GetDatum(*requested) : (Datum) 0,
+	reason ? CStringGetTextDatum(reason) : (Datum) 0};
+	char		nulls[5] = {' ', ' ', ' ', requested ? ' ' : 'n', reason ? ' ' : 'n'};
+
+	plan_exec(&plan,
+			  "SELECT refund_id, request_id = $3 AND requested_micros IS NOT DISTINCT FROM $4"
+			  "       AND reason IS NOT DISTINCT FROM $5"
+			  "  FROM billing.refunds WHERE account_id = $1 AND idempotency_key = $2",
+			  5, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID}, v, nulls, false, 0);
+	if (SPI_processed == 0)
+		return 0;
+	if (!DatumGetBool(spi_col(2, NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
+				 errdetail("Refund " INT64_FORMAT " was made with this key.", spi_int64(1))));
+	return spi_int64(1);
+}
+
+/*
+ * Whether the usage a request was charged accrued while its account was
+ * postpaid. The entry was posted after the request began: the scan walks
+ * the account's entries from that moment and stops at the first match.
+ */
+static bool
+usage_postpaid(int64 account_id, int64 request_id, Datum began)
+{
+	static SPIPlanPtr plan;
+	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(request_id), began};
+
+	plan_exec(&plan,
+			  "SELECT postpaid FROM billing.ledger"
+			  " WHERE account_id = $1 AND created_at >= $3 AND kind = 'usage' AND request_id = $2"
+			  " ORDER BY created_at LIMIT 1",
+			  3, (Oid[]) {INT8OID, INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0);
+	if (SPI_processed == 0)
+		elog(ERROR, "request " INT64_FORMAT " was charged but has no usage entry", request_id);
+	return DatumGetBool(spi_col(1, NULL));
+}
+
+/* Refuses (PB409 or 22023) a refund of amount when the request cannot give it back. */
+static void
+refund_check(const Account *acct, int64 request_id, const char *status, int64 charged,
+			 int64 refunded, int64 amount, bool all)
+{
+	const char *cur = acct->currency;
+	int64		left = charged - refunded;
+
+	if (strcmp(status, "queued") == 0 || strcmp(status, "in_progress") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("request " INT64_FORMAT " is %s", request_id, status),
+				 errdetail("Only what a finished request was charged can be refunded.")));
+	if (charged == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("request " INT64_FORMAT " was charged nothing", request_id),
+				 errdetail("The request is %s without a charge.", status)));
+	if (left == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("request " INT64_FORMAT " has been refunded in full", request_id),
+				 errdetail("It was charged %s %s and has had all of it back.",
+						   money_format(charged), cur)));
+	if (all)
+		return;
+	money_require_positive(amount, "amount_micros");
+	if (amount > left)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("refund of %s %s exceeds what is left to refund of request " INT64_FORMAT,
+						money_format(amount), cur, request_id),
+				 errdetail("The request was charged %s %s and has had %s %s back: %s %s is left.",
+						   money_format(charged), cur, money_format(refunded), cur,
+						   money_format(left), cur)));
+}
+
+/* The refund object of refund_id, as JSON text in the context "upper". */
+static char *
+refund_json(const Account *acct, int64 refund_id, MemoryContext upper)
+{
+	static SPIPlanPtr plan;
+	Datum		v[2] = {Int64GetDatum(acct->account_id), Int64GetDatum(refund_id)};
+	int64		request_id;
+	int64		amount;
+	int64		refunded;
+	char	   *reason;
+	MemoryContext old;
+	StringInfoData buf;
+
+	plan_exec(&plan,
+			  "SELECT f.request_id, f.amount_micros, f.reason,"
+			  "       (SELECT pg_catalog.sum(x.amount_micros)::bigint FROM billing.refunds x"
+			  "         WHERE x.account_id = f.account_id AND x.request_id = f.request_id)"
+			  "  FROM billing.refunds f WHERE f.account_id = $1 AND f.refund_id = $2",
+			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+	request_id = spi_int64(1);
+	amount = spi_int64(2);
+	reason = spi_text(3);
+	refunded = spi_int64(4);
+
+	old = MemoryContextSwitchTo(upper);
+	initStringInfo(&buf);
+	appendStringInfo(&buf,
+					 "{\"object\":\"refund\",\"refund_id\":" INT64_FORMAT ",\"request_id\":" INT64_FORMAT
+					 ",\"account_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT ",\"amount\":",
+					 refund_id, request_id, acct->account_id, amount);
+	money_append(&buf, amount);
+	json_add_str(&buf, "currency", acct->currency);
+	appendStringInfo(&buf, ",\"refunded_micros\":" INT64_FORMAT, refunded);
+	json_add_str(&buf, "reason", reason);
+	appendStringInfoChar(&buf, '}');
+	MemoryContextSwitchTo(old);
+	return buf.data;
+}
+
+PG_FUNCTION_INFO_V1(billing_refund_request);
+Datum
+billing_refund_request(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr lock_plan;
+	static SPIPlanPtr insert_plan;
+	int64		request_id;
+	bool		all = PG_ARGISNULL(1);
+	int64		amount = all ? 0 : PG_GETARG_INT64(1);
+	char	   *reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	MemoryContext upper = CurrentMemoryContext;
+	Account		acct;
+	int64		account_id;
+	char	   *status;
+	int64		charged;
+	Datum		began;
+	int64		refund_id = 0;
+	char	   *result;
+
+	require_args(fcinfo, 1);
+	request_id = PG_GETARG_INT64(0);
+	check_idempotency_key(key);
+	SPI_connect();
+	/*
+	 * The request row serializes the refunds of one request: each one sees
+	 * what the others gave back (a finished request is never updated, so
+	 * the lock holds up nobody else).
+	 */
+	plan_exec(&lock_plan,
+			  "SELECT account_id, status, COALESCE(cost_micros, 0), created_at FROM billing.requests"
+			  " WHERE request_id = $1 FOR NO KEY UPDATE",
+			  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(request_id)}, NULL, false, 0);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_NOT_FOUND),
+				 errmsg("request " INT64_FORMAT " does not exist", request_id)));
+	account_id = spi_int64(1);
+	status = spi_text(2);
+	charged = spi_int64(3);
+	began = spi_col(4, NULL);
+	account_load(account_id, &acct, true);
+	if (key)
+		refund_id = refund_replay(account_id, key, request_id, all ? NULL : &amount, reason);
+	if (refund_id == 0)
+	{
+		int64		refunded = request_refunded(account_id, request_id);
+		bool		postpaid;
+		int64		entry_id;
+		Datum		v[7];
+
+		refund_check(&acct, request_id, status, charged, refunded, amount, all);
+		if (all)
+			amount = charged - refunded;
+		postpaid = usage_postpaid(account_id, request_id, began);
+		entry_id = ledger_post(account_id, "refund", amount, postpaid, request_id, 0, 0, NULL, reason);
+		available_rebalance(account_id, amount);
+		v[0] = Int64GetDatum(account_id);
+		v[1] = Int64GetDatum(request_id);
+		v[2] = Int64GetDatum(amount);
+		v[3] = all ? (Datum) 0 : Int64GetDatum(amount);
+		v[4] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+		v[5] = key ? CStringGetTextDatum(key) : (Datum) 0;
+		v[6] = Int64GetDatum(entry_id);
+		plan_exec(&insert_plan,
+				  "INSERT INTO billing.refunds (account_id, request_id, amount_micros, requested_micros,"
+				  "       reason, idempotency_key, entry_id)"
+				  " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+				  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+				  " DO NOTHING RETURNING refund_id",
+				  7, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID}, v,
+				  (char[]) {' ', ' ', ' ', all ? 'n' : ' ', reason ? ' ' : 'n', key ? ' ' : 'n', ' '},
+				  false, 0);
+		if (SPI_processed == 1)
+			refund_id = spi_int64(1);
+		else
+		{
+			/*
+			 * A concurrent refund of another request took the key first (one
+			 * of this request would have waited for the row lock above and
+			 * replayed): this raises PB409 and rolls the entry back.
+			 */
+			refund_replay(account_id, key, request_id, all ? NULL : &amount, reason);
+			elog(ERROR, "idempotency key \"%s\" names no refund", key);
+		}
+	}
+	result = refund_json(&acct, refund_id, upper);
+	SPI_finish();
+	PG_RETURN_DATUM(jsonb_from_text(result));
+}
+
+/* The adjustment an idempotency key already names, or 0; PB409 for other arguments. */
+static int64
+adjust_replay(int64 account_id, const char *key, int64 amount, const char *reason)
+{
+	static SPIPlanPtr plan;
+	Datum		v[4] = {Int64GetDatum(account_id), CStringGetTextDatum(key), Int64GetDatum(amount),
+	CStringGetTextDatum(reason)};
+
+	plan_exec(&plan,
+			  "SELECT entry_id, amount_micros = $3 AND reason = $4"
+			  "  FROM billing.adjustments WHERE account_id = $1 AND idempotency_key = $2",
+			  4, (Oid[]) {INT8OID, TEXTOID, INT8OID, TEXTOID}, v, NULL, false, 0);
+	if (SPI_processed == 0)
+		return 0;
+	if (!DatumGetBool(spi_col(2, NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
+				 errdetail("Adjustment entry " INT64_FORMAT " was posted with this key.", spi_int64(1))));
+	return spi_int64(1);
+}
+
+PG_FUNCTION_INFO_V1(billing_adjust_balance);
+Datum
+billing_adjust_balance(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr lock_plan;
+	static SPIPlanPtr insert_plan;
+	int64		account_id;
+	int64		amount;
+	char	   *reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	Account		acct;
+	int64		entry_id = 0;
+
+	require_args(fcinfo, 2);
+	account_id = PG_GETARG_INT64(0);
+	amount = PG_GETARG_INT64(1);
+	if (amount == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount_micros must not be zero"),
+				 errdetail("A credit is positive, a debit negative.")));
+	if (reason == NULL || reason[strspn(reason, " \t\r\n")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an adjustment needs a reason")));
+	check_idempotency_key(key);
+	SPI_connect();
+	account_load(account_id, &acct, true);
+	if (key)
+	{
+		/* keyed adjustments of an account one at a time: a replay sees the first */
+		plan_exec(&lock_plan,
+				  "SELECT FROM billing.accounts WHERE account_id = $1 FOR NO KEY UPDATE",
+				  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
+		entry_id = adjust_replay(account_id, key, amount, reason);
+	}
+	if (entry_id == 0)
+	{
+		Datum		v[4];
+
+		if (amount < 0)
+			available_take_exact(&acct, money_mul(amount, -1));
+		else
+			available_rebalance(account_id, amount);
+		entry_id = ledger_post(account_id, "adjustment", amount, acct.postpaid, 0, 0, 0, NULL, reason);
+		v[0] = Int64GetDatum(account_id);
+		v[1] = Int64GetDatum(entry_id);
+		v[2] = Int64GetDatum(amount);
+		v[3] = CStringGetTextDatum(reason);
+		plan_exec(&insert_plan,
+				  "INSERT INTO billing.adjustments (account_id, entry_id, amount_micros, reason,"
+				  "       idempotency_key) VALUES ($1, $2, $3, $4, $5)",
+				  5, (Oid[]) {INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID},
+				  (Datum[]) {v[0], v[1], v[2], v[3], key ? CStringGetTextDatum(key) : (Datum) 0},
+				  key ? NULL : "    n", false, 0);
+	}
+	SPI_finish();
+	PG_RETURN_INT64(entry_id);
+}
