@@ -37,7 +37,24 @@ SELECT jsonb_pretty(billing.complete_request(:job_id, '{"duration_seconds":7.6,"
 \echo '== the next video needs more than is left: HTTP 402'
 SELECT billing.begin_request(:acct, 'veo-3', '{"duration_seconds":8,"resolution":"1080p"}');
 
+\echo '== a promotional grant of 0.50 USD, valid 30 days: it is used up first'
+SELECT billing.grant_credits(:acct, 500000, now() + interval '30 days', 'promotional',
+                             'welcome-credit', 'new customer offer') AS grant_id;
+SELECT jsonb_pretty(billing.balance(:acct) -> 'credits') AS credits;
+SELECT billing.charge(:acct, 'flux-pro', '{"n":1,"size":"1024x1024"}',
+       '{"images":[{"width":1024,"height":1024}]}', '{}', 'req-002') -> 'cost' AS cost;
+SELECT jsonb_pretty(billing.balance(:acct) -> 'credits') AS credits_after_the_charge;
+
+\echo '== the first image came back broken (its key replays the charge: same request, nothing moves); refund half, then the rest'
+SELECT (billing.charge(:acct, 'flux-pro', '{"n":2,"size":"1024x1536"}',
+        '{"images":[{"width":1024,"height":1536},{"width":1024,"height":1536}]}',
+        '{"upstream_id":"img_7f3a"}', 'req-001') ->> 'request_id')::bigint AS img_id \gset
+SELECT jsonb_pretty(billing.refund_request(:img_id, 120000, 'one image was blank', 'refund-1')) AS refund;
+SELECT jsonb_pretty(billing.refund_request(:img_id, NULL, 'both images were blank', 'refund-2')) AS refund;
+SELECT billing.refund_request(:img_id, NULL, 'a third time');
+SELECT jsonb_pretty(billing.response_metadata(:img_id)) AS metadata;
+
 \echo '== the ledger, and verify() (no rows: every invariant holds)'
-SELECT entry_id, kind, amount_micros, request_id, reference FROM billing.ledger ORDER BY entry_id;
+SELECT entry_id, kind, amount_micros, request_id, grant_id, reference, created_by FROM billing.ledger ORDER BY entry_id;
 SELECT jsonb_pretty(billing.balance(:acct)) AS balance;
 SELECT * FROM billing.verify();
