@@ -13,7 +13,6 @@
 #include "utils/timestamp.h"
 
 #include "billing.h"
-#include "errors.h"
 #include "jsonout.h"
 #include "pricing/pricing_internal.h"
 #include "spi_plan.h"
@@ -95,9 +94,7 @@ billing_set_price(PG_FUNCTION_ARGS)
 	plan_exec(&model_plan, "SELECT media FROM billing.models WHERE model = $1 FOR SHARE",
 			  1, types, values, nulls, false, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_NOT_FOUND),
-				 errmsg("model \"%s\" does not exist", model)));
+		pricing_no_model(model);
 	media = spi_text(1);
 	pricing_components_read(PG_GETARG_JSONB_P(1), media, &ncomps);
 	if (!PG_ARGISNULL(2))
@@ -106,10 +103,7 @@ billing_set_price(PG_FUNCTION_ARGS)
 				  "SELECT 1 FROM billing.model_providers WHERE model = $1 AND provider = $2",
 				  2, types, values, nulls, true, 1);
 		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_BILLING_NOT_FOUND),
-					 errmsg("provider \"%s\" does not serve model \"%s\"",
-							text_to_cstring(PG_GETARG_TEXT_PP(2)), model)));
+			pricing_no_route(model, text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	}
 	plan_exec(&insert_plan,
 			  "INSERT INTO billing.prices (model, provider, currency, components, effective_from)"

@@ -132,4 +132,9 @@ typedef struct PriceComp
  */
 extern PriceComp *pricing_components_read(Jsonb *components, const char *media, int *ncomps);
 
+/* pricingcatalog.c: the refusals of an unknown model or route (PB404) */
+extern void pricing_no_model(const char *model) pg_attribute_noreturn();
+/* provider NULL: the model has no default provider */
+extern void pricing_no_route(const char *model, const char *provider) pg_attribute_noreturn();
+
 #endif

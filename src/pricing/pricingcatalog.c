@@ -30,6 +30,23 @@ pricing_check_provider(const char *provider)
 				 errhint("Leave the provider out, or null, for the default one.")));
 }
 
+void
+pricing_no_model(const char *model)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_BILLING_NOT_FOUND),
+			 errmsg("model \"%s\" does not exist", model)));
+}
+
+void
+pricing_no_route(const char *model, const char *provider)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_BILLING_NOT_FOUND),
+			 provider ? errmsg("provider \"%s\" does not serve model \"%s\"", provider, model)
+			 : errmsg("model \"%s\" has no default provider", model)));
+}
+
 static void
 model_disabled(const char *model)
 {
@@ -72,17 +89,12 @@ route_load(const char *model, const char *provider, TimestampTz at, bool admitti
 			  " WHERE m.model = $1",
 			  3, types, values, nulls, false, 1);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_NOT_FOUND),
-				 errmsg("model \"%s\" does not exist", model)));
+		pricing_no_model(model);
 	if (admitting && !DatumGetBool(spi_col(2, &isnull)))
 		model_disabled(model);
 	spi_col(3, &isnull);
 	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_NOT_FOUND),
-				 provider ? errmsg("provider \"%s\" does not serve model \"%s\"", provider, model)
-				 : errmsg("model \"%s\" has no default provider", model)));
+		pricing_no_route(model, provider);
 	spi_col(6, &isnull);
 	if (isnull)
 		ereport(ERROR,
