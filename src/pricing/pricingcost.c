@@ -165,7 +165,7 @@ int64
 pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 			 const char *media, StringInfo comp_json)
 {
-	PricedRequest			req;
+	PricedRequest req;
 	PriceComp  *comps;
 	int			ncomps,
 				i;
