@@ -37,9 +37,10 @@ typedef struct PriceRoute
  * Loads the route of model through provider (NULL: the default provider) and
  * the price in force at "at". Unknown model or provider: PB404; a disabled
  * model: PB404 when admitting (new work), accepted when settling work in
- * flight; an empty provider: 22023; no price in force: 22023. Call inside an
- * SPI connection; the result lives in the memory context that was current at
- * SPI_connect.
+ * flight; an empty provider: 22023; no price in force: 22023. The result is
+ * allocated in the memory context current at the call. Needs no SPI
+ * connection: a lookup opens a nested one of its own, so a caller's
+ * SPI_tuptable survives.
  */
 extern void pricing_route(const char *model, const char *provider, TimestampTz at,
 						  bool admitting, PriceRoute *route);
@@ -50,7 +51,7 @@ extern void pricing_route(const char *model, const char *provider, TimestampTz a
  * admitted_provider, unless routing_provider names another provider of the
  * model, whose version in force at "began" then applies. Whether the model
  * is still active or the admitted route still exists does not matter. Same
- * SPI rules as pricing_route().
+ * memory and SPI rules as pricing_route().
  */
 extern void pricing_settlement_route(const char *model, const char *admitted_provider,
 									 int64 price_id, const char *routing_provider,

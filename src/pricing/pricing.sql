@@ -51,30 +51,47 @@ BEGIN
            is_default = EXCLUDED.is_default;
 END $$;
 
--- New price version; the components are checked in C (pricing.c).
+-- New price version; the components are checked in C (pricingcomponents.c).
 CREATE OR REPLACE FUNCTION billing.set_price(model text, components jsonb, provider text DEFAULT NULL,
                                   effective_from timestamptz DEFAULT pg_catalog.now())
 RETURNS bigint
 LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_set_price';
 
+-- The choice of a route's price, defined here once: at a time t the route
+-- (model, provider) is priced by the provider's own latest version in force
+-- at t, else by the model's latest provider-independent one. A row is a
+-- version that may price a route, with the span of time in which it is the
+-- choice (empty for a provider-independent version that an own one
+-- superseded before it took effect). billing.catalog reads it, and so does
+-- pricing_route() in C (pricingcatalog.c).
+CREATE OR REPLACE VIEW billing._route_prices AS
+SELECT v.model, v.provider, v.price_id, v.currency, v.components, v.effective_from,
+       pg_catalog.tstzrange(v.effective_from,
+                            GREATEST(v.effective_from,
+                                     COALESCE(LEAST(v.next_from, v.own_from), 'infinity'))) AS span
+  FROM (SELECT mp.model, mp.provider, p.price_id, p.currency, p.components, p.effective_from,
+               -- the next version of the same kind (own or provider-independent)
+               pg_catalog.lead(p.effective_from) OVER (
+                   PARTITION BY mp.model, mp.provider, p.provider IS NULL
+                   ORDER BY p.effective_from) AS next_from,
+               -- a provider-independent version gives way to the first own one
+               CASE WHEN p.provider IS NULL THEN
+                   pg_catalog.min(p.effective_from) FILTER (WHERE p.provider IS NOT NULL)
+                       OVER (PARTITION BY mp.model, mp.provider) END AS own_from
+          FROM billing.model_providers mp
+          JOIN billing.prices p ON p.model = mp.model
+                               AND COALESCE(p.provider, '') IN (mp.provider, '')) v;
+
 -- The price in force now of every active model and provider (a route with
--- no price in force is not listed). Same choice as pricing_route() in C: the
--- provider's own price first, else the model's provider-independent one.
+-- no price in force is not listed).
 CREATE OR REPLACE VIEW billing.catalog AS
 SELECT m.model, m.media, mp.provider, mp.provider_name, mp.executed_model, mp.is_default,
        p.price_id, p.currency, p.components, p.effective_from
   FROM billing.models m
   JOIN billing.model_providers mp ON mp.model = m.model
-  JOIN LATERAL (
-       SELECT p.price_id, p.currency, p.components, p.effective_from
-         FROM billing.prices p
-        WHERE p.model = m.model
-          AND COALESCE(p.provider, '') IN (mp.provider, '')
-          AND p.effective_from <= pg_catalog.now()
-        ORDER BY p.provider IS NULL, p.effective_from DESC
-        LIMIT 1) p ON true
- WHERE m.active;
+  JOIN billing._route_prices p ON p.model = mp.model AND p.provider = mp.provider
+ WHERE m.active AND p.span @> pg_catalog.now();
 
 -- Dry run with the default provider's price: writes nothing, locks nothing.
 CREATE OR REPLACE FUNCTION billing.estimate(model text, params jsonb)

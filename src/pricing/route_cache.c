@@ -4,9 +4,9 @@
  * Pricing a request needs the model's route and the price version in force;
  * looking them up was a sixth of the work of a charge, and they change only
  * when a DBA edits the catalog. A cached route is used while "at" falls in
- * its price's validity (up to the next version of the model, so that a
- * scheduled price takes effect on time); the whole cache is dropped when a
- * catalog table is written (see cache.c). A price version looked up by id
+ * the span in which its price is the route's choice (billing._route_prices;
+ * so a scheduled price takes effect on time); the whole cache is dropped
+ * when a catalog table is written (see cache.c). A price version looked up by id
  * (to settle work in flight) is cached too: versions are never edited.
  */
 #include "postgres.h"

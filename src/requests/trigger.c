@@ -23,12 +23,68 @@
 #include "pricing/pricing.h"
 #include "requests/requests.h"
 
-/* columns a transition may not touch */
-static const char *const frozen_columns[] = {
-	"account_id", "request_id", "model", "provider", "params", "cost_estimate_micros",
-	"hold_micros", "currency", "postpaid", "idempotency_key", "created_at", "completed_at",
-	"price_id"
+/*
+ * The columns the trigger reads, by attribute number, so that no row looks a
+ * name up. They are resolved by name once per backend, not fixed here: an
+ * upgraded install may lay the table out otherwise than a fresh one. A
+ * relation's attribute numbers never change, so only another relation (the
+ * extension re-created) resolves them again.
+ */
+typedef enum RequestColumn
+{
+	COL_ACCOUNT_ID,
+	COL_REQUEST_ID,
+	COL_MODEL,
+	COL_PROVIDER,
+	COL_STATUS,
+	COL_PARAMS,
+	COL_OUTPUTS,
+	COL_ROUTING,
+	COL_COST_ESTIMATE,
+	COL_COST,
+	COL_HOLD,
+	COL_CURRENCY,
+	COL_POSTPAID,
+	COL_IDEMPOTENCY_KEY,
+	COL_CREATED_AT,
+	COL_COMPLETED_AT,
+	COL_PRICE_ID,
+	NUM_COLUMNS
+} RequestColumn;
+
+static const char *const column_names[NUM_COLUMNS] = {
+	"account_id", "request_id", "model", "provider", "status", "params", "outputs",
+	"routing", "cost_estimate_micros", "cost_micros", "hold_micros", "currency",
+	"postpaid", "idempotency_key", "created_at", "completed_at", "price_id"
 };
+
+/* columns a transition may not touch */
+static const RequestColumn frozen_columns[] = {
+	COL_ACCOUNT_ID, COL_REQUEST_ID, COL_MODEL, COL_PROVIDER, COL_PARAMS, COL_COST_ESTIMATE,
+	COL_HOLD, COL_CURRENCY, COL_POSTPAID, COL_IDEMPOTENCY_KEY, COL_CREATED_AT,
+	COL_COMPLETED_AT, COL_PRICE_ID
+};
+
+static Oid	attnums_relid = InvalidOid;
+static AttrNumber attnums[NUM_COLUMNS];
+
+static void
+attnums_resolve(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (RelationGetRelid(rel) == attnums_relid)
+		return;
+	for (int i = 0; i < NUM_COLUMNS; i++)
+	{
+		int			attno = SPI_fnumber(desc, column_names[i]);
+
+		if (attno <= 0)
+			elog(ERROR, "column \"%s\" of billing.requests does not exist", column_names[i]);
+		attnums[i] = attno;
+	}
+	attnums_relid = RelationGetRelid(rel);
+}
 
 typedef struct RowAccess
 {
@@ -37,24 +93,23 @@ typedef struct RowAccess
 } RowAccess;
 
 static Datum
-col(const RowAccess *row, const char *name, bool *isnull)
+col(const RowAccess *row, RequestColumn c, bool *isnull)
 {
-	return heap_getattr(row->tuple, SPI_fnumber(row->desc, name), row->desc, isnull);
+	return heap_getattr(row->tuple, attnums[c], row->desc, isnull);
 }
 
 static char *
-col_text(const RowAccess *row, const char *name)
+col_text(const RowAccess *row, RequestColumn c)
 {
 	bool		isnull;
-	Datum		d = col(row, name, &isnull);
+	Datum		d = col(row, c, &isnull);
 
 	return isnull ? NULL : TextDatumGetCString(d);
 }
 
 static bool
-col_changed(const RowAccess *o, const RowAccess *n, const char *name)
+attr_changed(const RowAccess *o, const RowAccess *n, AttrNumber attno)
 {
-	int			attno = SPI_fnumber(o->desc, name);
 	Form_pg_attribute att = TupleDescAttr(o->desc, attno - 1);
 	bool		onull,
 				nnull;
@@ -66,6 +121,12 @@ col_changed(const RowAccess *o, const RowAccess *n, const char *name)
 	return !datum_image_eq(od, nd, att->attbyval, att->attlen);
 }
 
+static bool
+col_changed(const RowAccess *o, const RowAccess *n, RequestColumn c)
+{
+	return attr_changed(o, n, attnums[c]);
+}
+
 /* Whether the UPDATE leaves every column as it was (a retried UPDATE). */
 static bool
 row_unchanged(const RowAccess *o, const RowAccess *n)
@@ -74,7 +135,7 @@ row_unchanged(const RowAccess *o, const RowAccess *n)
 	{
 		Form_pg_attribute att = TupleDescAttr(o->desc, i);
 
-		if (!att->attisdropped && col_changed(o, n, NameStr(att->attname)))
+		if (!att->attisdropped && attr_changed(o, n, i + 1))
 			return false;
 	}
 	return true;
@@ -106,10 +167,10 @@ static int64
 effective_cost(const RowAccess *n, const char *routing_provider)
 {
 	bool		isnull;
-	Datum		outputs = col(n, "outputs", &isnull);
+	Datum		outputs = col(n, COL_OUTPUTS, &isnull);
 	int64		price_id;
 	PriceRoute	route;
-	char	   *currency = col_text(n, "currency");
+	char	   *currency = col_text(n, COL_CURRENCY);
 	int64		cost;
 
 	if (isnull)
@@ -118,18 +179,18 @@ effective_cost(const RowAccess *n, const char *routing_provider)
 				 errmsg("outputs are required to complete a request")));
 	json_require_object(outputs, "outputs");
 	/* NULL only for a 0.1.0 request whose price version was gone at upgrade */
-	price_id = DatumGetInt64(col(n, "price_id", &isnull));
+	price_id = DatumGetInt64(col(n, COL_PRICE_ID, &isnull));
 	if (isnull)
 		price_id = 0;
-	pricing_settlement_route(col_text(n, "model"), col_text(n, "provider"), price_id,
-							 routing_provider, DatumGetTimestampTz(col(n, "created_at", &isnull)),
+	pricing_settlement_route(col_text(n, COL_MODEL), col_text(n, COL_PROVIDER), price_id,
+							 routing_provider, DatumGetTimestampTz(col(n, COL_CREATED_AT, &isnull)),
 							 &route);
 	if (strcmp(route.currency, currency) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("provider \"%s\" prices model \"%s\" in %s, the request is in %s",
 						route.provider, route.model, route.currency, currency)));
-	cost = pricing_cost(route.components, DatumGetJsonbP(col(n, "params", &isnull)),
+	cost = pricing_cost(route.components, DatumGetJsonbP(col(n, COL_PARAMS, &isnull)),
 						DatumGetJsonbP(outputs), route.media, NULL);
 	return cost;
 }
@@ -159,9 +220,10 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	o.tuple = td->tg_trigtuple;
 	n.tuple = td->tg_newtuple;
 	o.desc = n.desc = RelationGetDescr(td->tg_relation);
-	old_status = col_text(&o, "status");
-	new_status = col_text(&n, "status");
-	request_id = DatumGetInt64(col(&o, "request_id", &isnull));
+	attnums_resolve(td->tg_relation);
+	old_status = col_text(&o, COL_STATUS);
+	new_status = col_text(&n, COL_STATUS);
+	request_id = DatumGetInt64(col(&o, COL_REQUEST_ID, &isnull));
 	/*
 	 * BEFORE triggers run ahead of the NOT NULL checks: the columns a backend
 	 * may set are checked here, so that bad values are 22023 (docs/security.md)
@@ -171,7 +233,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the status of a request cannot be null"),
 				 errhint("A request is queued, in_progress, completed, failed or cancelled.")));
-	routing = col(&n, "routing", &isnull);
+	routing = col(&n, COL_ROUTING, &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -202,11 +264,11 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_BILLING_CONFLICT),
 					 errmsg("column \"%s\" of request " INT64_FORMAT " cannot be changed",
-							frozen_columns[i], request_id)));
+							column_names[frozen_columns[i]], request_id)));
 
 	if (status_rank(new_status) < 2)
 	{
-		if (col_changed(&o, &n, "cost_micros"))
+		if (col_changed(&o, &n, COL_COST))
 			ereport(ERROR,
 					(errcode(ERRCODE_BILLING_CONFLICT),
 					 errmsg("an unfinished request has no cost yet")));
@@ -216,7 +278,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	/* reaching a final state: price it and settle */
 	if (strcmp(new_status, "completed") == 0)
 	{
-		if (col_changed(&o, &n, "cost_micros"))
+		if (col_changed(&o, &n, COL_COST))
 			ereport(ERROR,
 					(errcode(ERRCODE_BILLING_CONFLICT),
 					 errmsg("the cost of a completed request is computed from its outputs")));
@@ -225,7 +287,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	}
 	else
 	{
-		Datum		charge = col(&n, "cost_micros", &isnull);
+		Datum		charge = col(&n, COL_COST, &isnull);
 
 		/*
 		 * failed: only an explicit partial charge, at most the estimate (a
@@ -234,7 +296,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 		 */
 		cost = isnull ? 0 : DatumGetInt64(charge);
 		if (cost < 0 || (cost != 0 && strcmp(new_status, "cancelled") == 0) ||
-			cost > DatumGetInt64(col(&o, "cost_estimate_micros", &isnull)))
+			cost > DatumGetInt64(col(&o, COL_COST_ESTIMATE, &isnull)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid charge of " INT64_FORMAT " micros for a %s request",
@@ -243,15 +305,15 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 							   " a cancelled one is charged nothing.")));
 		SPI_connect();
 	}
-	request_settle(DatumGetInt64(col(&o, "account_id", &isnull)), request_id,
-				   DatumGetInt64(col(&o, "hold_micros", &isnull)), cost);
+	request_settle(DatumGetInt64(col(&o, COL_ACCOUNT_ID, &isnull)), request_id,
+				   DatumGetInt64(col(&o, COL_HOLD, &isnull)), cost);
 	SPI_finish();
 
-	cols[0] = SPI_fnumber(n.desc, "hold_micros");
+	cols[0] = attnums[COL_HOLD];
 	values[0] = Int64GetDatum(0);
-	cols[1] = SPI_fnumber(n.desc, "cost_micros");
+	cols[1] = attnums[COL_COST];
 	values[1] = Int64GetDatum(cost);
-	cols[2] = SPI_fnumber(n.desc, "completed_at");
+	cols[2] = attnums[COL_COMPLETED_AT];
 	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
 	return PointerGetDatum(heap_modify_tuple_by_cols(n.tuple, n.desc, 3, cols, values, nulls));
 }

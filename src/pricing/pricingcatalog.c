@@ -1,0 +1,179 @@
+/*
+ * Catalog access (docs/pricing.md): a model's route and the price version
+ * that prices it. Which version prices a route at a given time is defined
+ * once, by the view billing._route_prices (pricing.sql), which
+ * billing.catalog reads too; a backend caches what it looked up
+ * (route_cache.c), so a charge runs the SQL only on a cache miss.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "errors.h"
+#include "pricing/pricing_internal.h"
+#include "pricing/route_cache.h"
+#include "spi_plan.h"
+
+void
+pricing_check_provider(const char *provider)
+{
+	if (provider && provider[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("provider must not be empty"),
+				 errdetail("A provider is the name of one of the model's routes."),
+				 errhint("Leave the provider out, or null, for the default one.")));
+}
+
+void
+pricing_no_model(const char *model)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_BILLING_NOT_FOUND),
+			 errmsg("model \"%s\" does not exist", model)));
+}
+
+void
+pricing_no_route(const char *model, const char *provider)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_BILLING_NOT_FOUND),
+			 provider ? errmsg("provider \"%s\" does not serve model \"%s\"", provider, model)
+			 : errmsg("model \"%s\" has no default provider", model)));
+}
+
+static void
+model_disabled(const char *model)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_BILLING_NOT_FOUND),
+			 errmsg("model \"%s\" is disabled", model)));
+}
+
+/*
+ * Looks the route up in a nested SPI connection of its own (so a caller's
+ * SPI_tuptable survives) and copies it into cxt, the caller's context.
+ */
+static void
+route_load(const char *model, const char *provider, TimestampTz at, bool admitting,
+		   MemoryContext cxt, PriceRoute *route)
+{
+	static SPIPlanPtr plan = NULL;
+	static const Oid types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	MemoryContext old;
+	Datum		values[3];
+	char		nulls[3] = {' ', provider ? ' ' : 'n', ' '};
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(model);
+	values[1] = provider ? CStringGetTextDatum(provider) : (Datum) 0;
+	values[2] = TimestampTzGetDatum(at);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* p.model = $1, not mp.model: a constant reaches into the view's window */
+	plan_exec(&plan,
+			  "SELECT m.media, m.active, mp.provider, mp.provider_name, mp.executed_model,"
+			  "       p.price_id, p.currency, p.components, p.effective_from,"
+			  "       pg_catalog.upper(p.span)"
+			  "  FROM billing.models m"
+			  "  LEFT JOIN billing.model_providers mp ON mp.model = m.model"
+			  "       AND (mp.provider = $2 OR ($2 IS NULL AND mp.is_default))"
+			  "  LEFT JOIN billing._route_prices p ON p.model = $1"
+			  "       AND p.provider = mp.provider AND p.span @> $3"
+			  " WHERE m.model = $1",
+			  3, types, values, nulls, false, 1);
+	if (SPI_processed == 0)
+		pricing_no_model(model);
+	if (admitting && !DatumGetBool(spi_col(2, &isnull)))
+		model_disabled(model);
+	spi_col(3, &isnull);
+	if (isnull)
+		pricing_no_route(model, provider);
+	spi_col(6, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model \"%s\" has no price in force", model),
+				 errdetail("No price version for provider \"%s\" takes effect on or before %s.",
+						   spi_text(3), timestamptz_to_str(at))));
+
+	old = MemoryContextSwitchTo(cxt);
+	route->model = pstrdup(model);
+	route->media = spi_text(1);
+	route->active = DatumGetBool(spi_col(2, NULL));
+	route->provider = spi_text(3);
+	route->provider_name = spi_text(4);
+	route->executed_model = spi_text(5);
+	route->price_id = spi_int64(6);
+	strlcpy(route->currency, spi_text(7), sizeof(route->currency));
+	route->components = DatumGetJsonbPCopy(spi_col(8, NULL));
+	MemoryContextSwitchTo(old);
+	route_cache_put(model, provider, route, DatumGetTimestampTz(spi_col(9, NULL)),
+					DatumGetTimestampTz(spi_col(10, NULL)));
+	SPI_finish();
+}
+
+void
+pricing_route(const char *model, const char *provider, TimestampTz at, bool admitting,
+			  PriceRoute *route)
+{
+	pricing_check_provider(provider);
+	if (!route_cache_get(model, provider, at, route))
+		route_load(model, provider, at, admitting, CurrentMemoryContext, route);
+	else if (admitting && !route->active)
+		model_disabled(model);
+}
+
+/* The price version price_id, as a route without provider details, in cxt. */
+static void
+price_version(int64 price_id, MemoryContext cxt, PriceRoute *route)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext old;
+	Datum		values[1] = {Int64GetDatum(price_id)};
+
+	if (price_cache_get(price_id, route))
+		return;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan_exec(&plan,
+			  "SELECT p.model, m.media, p.currency, p.components"
+			  "  FROM billing.prices p JOIN billing.models m ON m.model = p.model"
+			  " WHERE p.price_id = $1",
+			  1, (Oid[]) {INT8OID}, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("price version " INT64_FORMAT " does not exist", price_id),
+				 errdetail("The request was admitted with a price version that is gone.")));
+	old = MemoryContextSwitchTo(cxt);
+	memset(route, 0, sizeof(PriceRoute));
+	route->model = spi_text(1);
+	route->media = spi_text(2);
+	strlcpy(route->currency, spi_text(3), sizeof(route->currency));
+	route->components = DatumGetJsonbPCopy(spi_col(4, NULL));
+	route->price_id = price_id;
+	MemoryContextSwitchTo(old);
+	price_cache_put(route);
+	SPI_finish();
+}
+
+void
+pricing_settlement_route(const char *model, const char *admitted_provider, int64 price_id,
+						 const char *routing_provider, TimestampTz began, PriceRoute *route)
+{
+	if (routing_provider == NULL || strcmp(routing_provider, admitted_provider) == 0)
+	{
+		price_version(price_id, CurrentMemoryContext, route);
+		route->provider = pstrdup(admitted_provider);
+	}
+	else
+		pricing_route(model, routing_provider, began, false, route);
+}
