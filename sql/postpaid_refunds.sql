@@ -198,6 +198,21 @@ SELECT amount_micros, invoice_id IS NOT NULL AS credited FROM billing.adjustment
 SELECT * FROM pg_temp.money(:dee);
 SELECT * FROM billing.verify(:dee);
 
+-- 8. A refund of prepaid usage on an account that went postpaid since is
+-- prepaid money back: it joins the kept credit, and the next invoice deducts
+-- it (billing.refund_request itself).
+SELECT billing.create_account('pr-eve') AS eve \gset
+SELECT billing.add_funds(:eve, 1000000) > 0 AS funded;
+SELECT billing.set_price('pr-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]') > 0 AS priced;
+SELECT (billing.charge(:eve, 'pr-img', '{"n":1}', '{"images":[{"width":512,"height":512}]}')
+        ->> 'request_id')::bigint AS eve_req \gset
+SELECT billing.set_billing_type(:eve, 'postpaid');
+SELECT * FROM pg_temp.money(:eve);
+SELECT billing.refund_request(:eve_req, 40000, 'broken') ->> 'refunded_micros' AS refunded;
+SELECT postpaid FROM billing.ledger WHERE account_id = :eve AND kind = 'refund';
+SELECT * FROM pg_temp.money(:eve);
+SELECT * FROM billing.verify(:eve);
+
 -- verify() notices a refund credited twice, or on no invoice of its account
 BEGIN;
 UPDATE billing.refunds SET invoice_id = (SELECT max(invoice_id) FROM billing.invoices WHERE account_id = :ola)
