@@ -28,11 +28,11 @@ UPGRADE = billing--$(UPGRADE_FROM)--$(EXTVERSION).sql
 DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
-          settings settlement postpaid_switch credits refunds
+          settings settlement postpaid_switch credits refunds postpaid_refunds
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
-            expire_credits_race expire_credits_twice refund_race
+            expire_credits_race expire_credits_twice refund_race refund_close_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

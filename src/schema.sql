@@ -112,6 +112,9 @@ CREATE TABLE billing.refunds (
     idempotency_key  text,                 -- 1 to 256 characters
     entry_id         bigint NOT NULL,      -- the 'refund' ledger entry
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    -- a postpaid refund: the invoice that credited it, NULL until one does
+    -- (docs/invoices.md, "Refunds and corrections on invoices")
+    invoice_id       bigint,
     PRIMARY KEY (account_id, refund_id)
 );
 CREATE UNIQUE INDEX refunds_idempotency ON billing.refunds (account_id, idempotency_key)
@@ -126,6 +129,8 @@ CREATE TABLE billing.adjustments (
     reason          text NOT NULL CHECK (pg_catalog.btrim(reason) <> ''),
     idempotency_key text,                  -- 1 to 256 characters
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    -- a postpaid adjustment: the invoice that credited it, as for refunds
+    invoice_id      bigint,
     PRIMARY KEY (account_id, entry_id)
 );
 CREATE UNIQUE INDEX adjustments_idempotency ON billing.adjustments (account_id, idempotency_key)
@@ -238,6 +243,9 @@ CREATE TABLE billing.invoices (
     due_date          date NOT NULL,
     paid_at           timestamptz,
     payment_reference text,
+    -- the postpaid refunds and adjustments it credits, net, rounded half-up
+    -- to the minor unit (> 0 a credit, < 0 a debit); 0.2.0, so last
+    corrections_micros bigint NOT NULL DEFAULT 0,
     UNIQUE (account_id, period_start)
 );
 

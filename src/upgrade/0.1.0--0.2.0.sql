@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS billing.refunds (
     idempotency_key  text,
     entry_id         bigint NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    invoice_id       bigint,
     PRIMARY KEY (account_id, refund_id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS refunds_idempotency ON billing.refunds (account_id, idempotency_key)
@@ -70,10 +71,15 @@ CREATE TABLE IF NOT EXISTS billing.adjustments (
     reason          text NOT NULL CHECK (pg_catalog.btrim(reason) <> ''),
     idempotency_key text,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    invoice_id      bigint,
     PRIMARY KEY (account_id, entry_id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS adjustments_idempotency ON billing.adjustments (account_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+
+-- Postpaid refunds and adjustments are credited on invoices
+-- (docs/invoices.md, "Refunds and corrections on invoices").
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS corrections_micros bigint NOT NULL DEFAULT 0;
 
 -- Nothing for PUBLIC (security.sql revokes on every table at install).
 REVOKE ALL ON billing.refunds, billing.adjustments FROM PUBLIC;
