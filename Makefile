@@ -3,14 +3,14 @@ EXTENSION   = billing
 EXTVERSION  = 0.1.0
 
 MODULE_big  = billing
-OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
+OBJS = src/billing.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
        src/pricing/pricing.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/slices.o \
        src/requests/requests.o src/requests/trigger.o \
        src/topup/topup.o
 
 # The install script is assembled from one SQL file per concern, in this order.
-SQL_PARTS = src/schema.sql src/ledger/ledger.sql src/pricing/pricing.sql \
+SQL_PARTS = src/schema.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql \
             src/requests/requests.sql src/topup/topup.sql \
             src/invoice/invoice.sql src/ledger/credits.sql src/ledger/verify.sql src/security.sql
 DATA_built = billing--$(EXTVERSION).sql
