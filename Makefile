@@ -21,7 +21,7 @@ REGRESS = setup money pricing accounts charges requests validation topup invoice
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
-            expire_credits_race expire_credits_twice
+            expire_credits_race expire_credits_twice events_order
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
