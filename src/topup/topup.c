@@ -3,7 +3,8 @@
  *
  * A charge that leaves a prepaid account's available amount below its
  * auto top-up threshold requests one top-up: a pending row in
- * billing.topups, announced with NOTIFY billing_topup (sent at commit).
+ * billing.topups, announced with NOTIFY billing_topup (sent at commit) and
+ * an auto_topup_requested event in the event log (docs/events.md).
  * The unique partial index topups_one_pending keeps it to one pending
  * top-up per account; a transaction-level advisory lock, only tried and
  * never waited for, picks one requester among concurrent charges so that
@@ -82,9 +83,9 @@ notify_requested(int64 topup_id, int64 account_id, int64 amount)
 	event_emit(account_id, "auto_topup_requested", buf.data);
 }
 
-/* auto top-up turned off by the failure of topup_id */
+/* auto top-up turned off by the failure of topup_id, the failures-th in a row */
 static void
-notify_disabled(int64 account_id, int64 topup_id)
+notify_disabled(int64 account_id, int64 topup_id, int failures)
 {
 	StringInfoData buf;
 
@@ -96,7 +97,7 @@ notify_disabled(int64 account_id, int64 topup_id)
 
 	resetStringInfo(&buf);
 	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"failures\":%d}",
-					 topup_id, billing_auto_topup_max_failures);
+					 topup_id, failures);
 	event_emit(account_id, "auto_topup_disabled", buf.data);
 }
 
@@ -494,10 +495,10 @@ complete_topup(PG_FUNCTION_ARGS)
 			  " auto_topup_failures = CASE WHEN $2 THEN 0 ELSE auto_topup_failures + 1 END,"
 			  " auto_topup_enabled = auto_topup_enabled AND ($2 OR auto_topup_failures + 1 < $3)"
 			  " WHERE account_id = $1"
-			  " RETURNING auto_topup_enabled",
+			  " RETURNING auto_topup_enabled, auto_topup_failures",
 			  3, failures_types, values, NULL, false, 0);
 	if (acct.auto_topup_enabled && !DatumGetBool(spi_col(1, NULL)))
-		notify_disabled(account_id, topup_id);
+		notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(2, NULL)));
 
 	result = topup_json(topup_id, amount, acct.currency);
 	SPI_finish();
