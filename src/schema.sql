@@ -258,3 +258,23 @@ CREATE TABLE billing.invoice_lines (
     amount_micros  bigint NOT NULL,     -- rounded half-up to the minor unit
     PRIMARY KEY (invoice_id, model)
 );
+
+-- The durable event log (docs/events.md). event_id is drawn from the writing
+-- transaction's xid8 (high bits) and a count within it (low 22 bits), so
+-- that billing.events_after can tell which ids no running transaction can
+-- still commit. Written only by billing._event.
+CREATE TABLE billing.events (
+    account_id  bigint NOT NULL,
+    event_id    bigint NOT NULL,
+    type        text NOT NULL CHECK (type IN (
+                    'auto_topup_requested', 'auto_topup_disabled', 'topup_succeeded',
+                    'topup_failed', 'balance_alert', 'spend_limit_reached',
+                    'credits_granted', 'credits_expired', 'refund_issued',
+                    'invoice_issued', 'invoice_paid')),
+    payload     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, event_id)
+);
+-- events_after reads in id order across accounts
+CREATE INDEX events_order ON billing.events (event_id);
+

@@ -69,6 +69,7 @@ BEGIN
             'billing.expire_requests(interval)',
             'billing.grant_credits(bigint, bigint, timestamptz, text, text, text)',
             'billing.expire_credits()',
+            'billing.events_after(bigint, integer)',
             'billing.verify(bigint)']) s
     LOOP
         fn := pg_catalog.to_regprocedure(sig);

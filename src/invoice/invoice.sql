@@ -292,6 +292,19 @@ BEGIN
                              ' * timeliness_percent/100 * age_percent/100)' END);
 END $$;
 
+-- The payload of an invoice's events (docs/events.md).
+CREATE OR REPLACE FUNCTION billing._invoice_event(inv billing.invoices) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'invoice_id', inv.invoice_id, 'invoice_number', inv.invoice_number,
+        'period_start', inv.period_start, 'period_end', inv.period_end,
+        'currency', inv.currency, 'subtotal_micros', inv.subtotal_micros,
+        'corrections_micros', inv.corrections_micros,
+        'credit_micros', inv.credit_micros, 'total_micros', inv.total_micros,
+        'status', inv.status, 'due_date', inv.due_date,
+        'payment_reference', inv.payment_reference)
+$$;
+
 CREATE OR REPLACE FUNCTION billing.close_period(period_start date DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -449,7 +462,13 @@ BEGIN
                credit_micros = credit, total_micros = GREATEST(due_micros, 0) - credit,
                status = CASE WHEN GREATEST(due_micros, 0) = credit THEN 'paid' ELSE 'open' END,
                paid_at = CASE WHEN GREATEST(due_micros, 0) = credit THEN i.issued_at END
-         WHERE i.invoice_id = inv.invoice_id;
+         WHERE i.invoice_id = inv.invoice_id
+        RETURNING * INTO inv;
+        PERFORM billing._event(inv.account_id, 'invoice_issued', billing._invoice_event(inv));
+        -- paid in full by the kept prepaid credit
+        IF inv.status = 'paid' THEN
+            PERFORM billing._event(inv.account_id, 'invoice_paid', billing._invoice_event(inv));
+        END IF;
         issued := issued + 1;
     END LOOP;
     RETURN issued;
@@ -474,6 +493,7 @@ BEGIN
     IF FOUND THEN
         PERFORM billing._move(inv.account_id, inv.total_micros, 'invoice_payment',
                               payment_reference, NULL, inv.invoice_id);
+        PERFORM billing._event(inv.account_id, 'invoice_paid', billing._invoice_event(inv));
         RETURN;
     END IF;
     SELECT * INTO inv FROM billing.invoices i WHERE i.invoice_id = mark_invoice_paid.invoice_id;

@@ -13,6 +13,7 @@
 
 #include "billing.h"
 #include "errors.h"
+#include "events.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
 #include "money.h"
@@ -196,6 +197,7 @@ billing_refund_request(PG_FUNCTION_ARGS)
 	int64		charged;
 	Datum		began;
 	int64		refund_id = 0;
+	bool		issued = false;
 	char	   *result;
 
 	require_args(fcinfo, 1);
@@ -254,7 +256,10 @@ billing_refund_request(PG_FUNCTION_ARGS)
 				  (char[]) {' ', ' ', ' ', all ? 'n' : ' ', reason ? ' ' : 'n', key ? ' ' : 'n', ' '},
 				  false, 0);
 		if (SPI_processed == 1)
+		{
 			refund_id = spi_int64(1);
+			issued = true;
+		}
 		else
 		{
 			/*
@@ -267,6 +272,9 @@ billing_refund_request(PG_FUNCTION_ARGS)
 		}
 	}
 	result = refund_json(&acct, refund_id, upper);
+	/* the event carries the refund object; a replay writes none */
+	if (issued)
+		event_emit(account_id, "refund_issued", result);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(result));
 }

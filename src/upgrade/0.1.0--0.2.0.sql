@@ -84,6 +84,22 @@ ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS corrections_micros bigint 
 -- Nothing for PUBLIC (security.sql revokes on every table at install).
 REVOKE ALL ON billing.refunds, billing.adjustments FROM PUBLIC;
 
+-- The durable event log (docs/events.md): the events table and its index.
+CREATE TABLE IF NOT EXISTS billing.events (
+    account_id  bigint NOT NULL,
+    event_id    bigint NOT NULL,
+    type        text NOT NULL CHECK (type IN (
+                    'auto_topup_requested', 'auto_topup_disabled', 'topup_succeeded',
+                    'topup_failed', 'balance_alert', 'spend_limit_reached',
+                    'credits_granted', 'credits_expired', 'refund_issued',
+                    'invoice_issued', 'invoice_paid')),
+    payload     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_order ON billing.events (event_id);
+REVOKE ALL ON billing.events FROM PUBLIC;
+
 -- Work in flight settles at the price of its start (docs/pricing.md, "Work
 -- in flight").
 -- The price version that priced an admission; schema.sql adds it last, as here.
