@@ -22,6 +22,9 @@ ISOLATION = charge_race idempotency_race complete_cancel_race double_complete ho
             threshold_race topup_race topup_cross close_period_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
+# PGXS tracks no header dependencies: every object depends on every header.
+$(OBJS): $(wildcard src/*.h src/*/*.h)
+
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 EXTRA_CLEAN = test/stress test/fuzz bench/driver src/topup/payment_worker test/isolation/output_iso
 
