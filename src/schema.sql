@@ -30,7 +30,7 @@ CREATE TABLE billing.accounts (
 -- Sum over slices = available, exactly, for every committed transaction.
 -- fast_micros is the part of a slice the fast path may still take, the
 -- slice's share of a budget that keeps the account above its low-balance
--- threshold (src/ledger/slices.c); 0 <= fast_micros <= available_micros.
+-- threshold (src/ledger/slices.c); 0 <= fast_micros <= max(available_micros, 0).
 CREATE TABLE billing.account_slices (
     account_id       bigint NOT NULL,
     slice            integer NOT NULL,

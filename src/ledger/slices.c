@@ -4,7 +4,7 @@
  * Invariants (checked by billing.verify()):
  *  - sum(slices) = available = balance - holds (+ credit limit when postpaid);
  *  - only slice 0 can be negative, and then every other slice is zero;
- *  - 0 <= fast_micros <= available_micros in every slice.
+ *  - 0 <= fast_micros <= max(available_micros, 0) in every slice.
  * The fast path takes only from fast_micros, a slice's share of a budget
  * set at the last exact pass: a slice that covers a request is part of a
  * total that covers it too.
