@@ -16,7 +16,8 @@ SQL_PARTS = src/schema.sql src/ledger/ledger.sql src/pricing/pricing.sql \
 DATA_built = billing--$(EXTVERSION).sql
 DATA = $(wildcard billing--*--*.sql)
 
-REGRESS = setup money pricing accounts charges requests validation topup invoices security
+REGRESS = setup money pricing accounts charges requests validation topup invoices security \
+          threshold verify
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race

@@ -379,7 +379,7 @@ billing_balance(PG_FUNCTION_ARGS)
 					 ",\"validation\":\"%s\",\"auto_topup\":%s}",
 					 acct.currency, acct.credit_limit,
 					 acct.postpaid ? money_add(-balance, -unpaid) : 0, unpaid,
-					 threshold, available >= threshold ? "fast_path" : "per_request",
+					 threshold, fast_budget(available, threshold, held) > 0 ? "fast_path" : "per_request",
 					 acct.auto_topup_enabled ? "true" : "false");
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(buf.data));

@@ -88,6 +88,20 @@ extern void available_adjust(int64 account_id, int64 delta);
  */
 extern void available_rebalance(int64 account_id, int64 delta);
 
+/*
+ * The fast path's budget for an account with this available amount,
+ * threshold and holds of unfinished requests: what the fast path can take
+ * before the next exact pass and still leave the account at or above its
+ * threshold. Taking b leaves at least available - b (credits only add); the
+ * spend still to come is at most b and the holds (their settlement), so the
+ * threshold rises by at most factor x (b + holds): the budget is the largest
+ * b with available - b >= threshold + factor x (b + holds). Exact while the
+ * window's spend is summed; when it is extrapolated from a sample, each
+ * exact pass follows the new estimate. 0 means every request validates
+ * exactly ("per_request").
+ */
+extern int64 fast_budget(int64 available, int64 threshold, int64 holds);
+
 /* Exact available amount as this transaction sees it (sum of slices). */
 extern int64 available_total(int64 account_id);
 

@@ -14,11 +14,16 @@
  * when the slice this backend tries first covers it but is locked, wait
  * for that one row. Credits add to available_micros only, never to a
  * budget. Exact path (no budget covers it): lock every slice, decide on the
- * exact total, then lay the rest out again (lay_out): the budget is what
- * the fast path can take before the next exact pass without the account
- * falling below its low-balance threshold, however that threshold rises
- * with the spend it brings; below the threshold there is none, and every
- * request validates against the exact amount.
+ * exact total, then lay the rest out again (lay_out) with a new budget,
+ * fast_budget(): what the fast path can take before the next exact pass
+ * without the account falling below its low-balance threshold, however
+ * that threshold rises with the spend it brings.
+ *
+ * balance() says "per_request" exactly when fast_budget() of the present
+ * state is 0. While a slice still has budget b, the present state's budget
+ * is at least b (the layout reserved room for everything taken and settled
+ * since), so "per_request" means no slice has any: every request validates
+ * against the exact amount on slice 0.
  *
  * The account gate, a heavyweight lock per account held to commit, keeps the
  * two paths from deadlocking: whoever touches a slice holds it in share
@@ -204,50 +209,42 @@ holds_total(int64 account_id)
 	return spi_int64(1);
 }
 
-/*
- * The fast path's budget for an account with rest available: what it can
- * take before the next exact pass with the account still at or above its
- * threshold t. Taking b leaves at least rest - b (credits only add). The
- * spend still to come is at most b, the holds now open (their settlement)
- * and -debit (what the caller took, about to be posted as usage), so the
- * threshold rises by at most factor x (b + holds - debit); the largest b
- * with rest - b >= t + factor x (b + holds - debit) is the budget. (Exact
- * while the window's spend is summed; when it is extrapolated from a
- * sample, each exact pass follows the new estimate.)
- */
-static int64
-fast_budget(int64 account_id, int64 rest, int64 debit)
+int64
+fast_budget(int64 available, int64 threshold, int64 holds)
 {
-	int64		threshold = low_balance_threshold(account_id);
 	int64		factor = billing_low_balance_factor;
 	int64		reserve;
 
-	if (rest <= threshold)
+	if (available <= threshold)
 		return 0;
-	/* rest > threshold >= 0: only the reserve can overflow */
-	if (pg_sub_s64_overflow(holds_total(account_id), debit, &reserve) ||
-		pg_mul_s64_overflow(reserve, factor, &reserve) ||
-		reserve >= rest - threshold)
+	/* available > threshold >= 0: only the reserve can overflow */
+	if (pg_mul_s64_overflow(holds, factor, &reserve) || reserve >= available - threshold)
 		return 0;
-	return (rest - threshold - reserve) / (1 + factor);
+	return (available - threshold - reserve) / (1 + factor);
 }
 
 /*
- * With every slice locked (after lock_all): lays rest out again. The budget
- * goes to as many slices as hold one request of the size that came (all of
- * them for 0), so that concurrent requests like it take different slices;
- * everything else stays in slice 0, where a debt must be. The threshold is
- * read here, under the gate, so that it counts every charge committed so far.
+ * With every slice locked (after lock_all): lays rest out again; debit
+ * (<= 0) is what the caller took, about to become usage or a hold. The
+ * budget goes to as many slices as hold one request of the size that came
+ * (all of them for 0), so that concurrent requests like it take different
+ * slices; everything else stays in slice 0, where a debt must be. The
+ * threshold and holds are read here, under the gate, so that they count
+ * every charge committed so far.
  */
 static void
 lay_out(int64 account_id, int64 rest, int nslices, int64 request, int64 debit)
 {
 	static SPIPlanPtr plan;
-	int64		budget = fast_budget(account_id, rest, debit);
+	int64		threshold = low_balance_threshold(account_id);
+	int64		holds;
+	int64		budget = 0;
 	int64		budgeted = 0;
 	int64		each = 0;
 	Datum		v[4];
 
+	if (rest > threshold && !pg_sub_s64_overflow(holds_total(account_id), debit, &holds))
+		budget = fast_budget(rest, threshold, holds);
 	if (budget > 0)
 	{
 		budgeted = nslices;

@@ -43,7 +43,7 @@ SELECT s.account_id, 'a slice other than 0 is negative, or slice 0 is and others
                                  WHERE x.account_id = s.account_id AND x.slice <> 0
                                    AND x.available_micros < 0))
 UNION ALL
-SELECT s.account_id, format('%s slices have a fast-path budget below zero or above their available amount',
+SELECT s.account_id, format('fast-path budget below zero or above the available amount in %s slices',
                             s.bad_budgets)
   FROM sums s WHERE s.bad_budgets > 0
 UNION ALL
