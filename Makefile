@@ -20,7 +20,7 @@ REGRESS = setup money pricing accounts charges requests validation topup invoice
           threshold verify
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
-            threshold_race topup_race topup_cross close_period_race
+            threshold_race topup_race topup_cross close_period_race budget_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
 # PGXS tracks no header dependencies: every object depends on every header.
