@@ -28,13 +28,17 @@ UPGRADE = billing--$(UPGRADE_FROM)--$(EXTVERSION).sql
 DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
-          settings settlement postpaid_switch credits refunds postpaid_refunds events
+          settings settlement postpaid_switch credits refunds postpaid_refunds events \
+          threshold verify
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
             expire_credits_race expire_credits_twice refund_race refund_close_race \
-            events_order
+            events_order budget_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
+
+# PGXS tracks no header dependencies: every object depends on every header.
+$(OBJS): $(wildcard src/*.h src/*/*.h)
 
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 EXTRA_CLEAN = billing.control test/stress test/fuzz bench/driver src/topup/payment_worker test/isolation/output_iso

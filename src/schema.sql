@@ -31,10 +31,14 @@ CREATE TABLE billing.accounts (
 -- credit limit + balance - holds) split into slices. Concurrent requests take
 -- different slices, so a busy account does not serialize on one row lock.
 -- Sum over slices = available, exactly, for every committed transaction.
+-- fast_micros is the part of a slice the fast path may still take, the
+-- slice's share of a budget that keeps the account above its low-balance
+-- threshold (src/ledger/slices.c); 0 <= fast_micros <= max(available_micros, 0).
 CREATE TABLE billing.account_slices (
     account_id       bigint NOT NULL,
     slice            integer NOT NULL,
     available_micros bigint NOT NULL,
+    fast_micros      bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, slice)
 ) WITH (fillfactor = 30);
 

@@ -589,6 +589,30 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       ) AS p(failed, problem)
      WHERE p.failed AND (only_account IS NULL OR i.account_id = only_account)
     UNION ALL
+    -- each line bills the period's usage entries of its model ('(none)': of no request)
+    SELECT i.account_id,
+           pg_catalog.format('invoice %s, model %s: the line bills %s requests for %s micros, the period has %s for %s',
+                             i.invoice_number, m.model, m.line_requests, m.line_usage, m.requests, m.usage)
+      FROM (SELECT COALESCE(il.invoice_id, u.invoice_id) AS invoice_id, COALESCE(il.model, u.model) AS model,
+                   COALESCE(il.quantity, 0) AS line_requests, COALESCE(il.usage_micros, 0) AS line_usage,
+                   COALESCE(u.requests, 0) AS requests, COALESCE(u.usage, 0) AS usage
+              FROM (SELECT x.invoice_id, x.model, x.quantity, x.usage_micros
+                      FROM billing.invoice_lines x JOIN billing.invoices xi USING (invoice_id)
+                     WHERE only_account IS NULL OR xi.account_id = only_account) il
+              FULL JOIN (SELECT ui.invoice_id, COALESCE(r.model, '(none)') AS model,
+                                pg_catalog.count(DISTINCT l.request_id) AS requests,
+                                (-pg_catalog.sum(l.amount_micros))::bigint AS usage
+                           FROM billing.invoices ui
+                           JOIN billing.ledger l
+                             ON l.account_id = ui.account_id AND l.kind = 'usage' AND l.postpaid
+                            AND l.created_at >= ui.starts_at AND l.created_at < ui.ends_at
+                           LEFT JOIN billing.requests r ON r.request_id = l.request_id
+                          WHERE only_account IS NULL OR ui.account_id = only_account
+                          GROUP BY 1, 2) u
+                ON u.invoice_id = il.invoice_id AND u.model = il.model) m
+      JOIN billing.invoices i USING (invoice_id)
+     WHERE m.line_requests <> m.requests OR m.line_usage <> m.usage
+    UNION ALL
     SELECT l.account_id, pg_catalog.format('ledger entry %s refers to no invoice of its account', l.entry_id)
       FROM billing.ledger l
      WHERE l.invoice_id IS NOT NULL AND (only_account IS NULL OR l.account_id = only_account)

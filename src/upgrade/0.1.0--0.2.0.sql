@@ -100,6 +100,11 @@ CREATE TABLE IF NOT EXISTS billing.events (
 CREATE INDEX IF NOT EXISTS events_order ON billing.events (event_id);
 REVOKE ALL ON billing.events FROM PUBLIC;
 
+-- The fast path's budget per slice (src/ledger/slices.c). Upgraded
+-- accounts start with no budget: their next request validates exactly and
+-- lays the slices out again.
+ALTER TABLE billing.account_slices ADD COLUMN IF NOT EXISTS fast_micros bigint NOT NULL DEFAULT 0;
+
 -- Work in flight settles at the price of its start (docs/pricing.md, "Work
 -- in flight").
 -- The price version that priced an admission; schema.sql adds it last, as here.
