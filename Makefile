@@ -8,7 +8,7 @@ OBJS = src/billing.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jso
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/slices.o src/ledger/corrections.o \
        src/requests/requests.o src/requests/trigger.o \
-       src/topup/topup.o
+       src/topup/topup.o src/invoice/invoice.o
 
 # The install script is assembled from one SQL file per concern, in this
 # order: the tables (src/schema.sql, install only) and then the re-runnable

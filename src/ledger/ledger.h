@@ -15,6 +15,13 @@ typedef struct Account
 	int64		auto_topup_amount;
 } Account;
 
+/* Settings of the slices (slices_init, called by _PG_init). */
+extern char *billing_low_balance_floor_micros;	/* micros, see money_setting() */
+extern int	billing_low_balance_factor;
+extern int	billing_low_balance_window;		/* seconds */
+extern int	billing_balance_slices;
+extern void slices_init(void);
+
 /*
  * Loads an account; ERROR PB404 when unknown, or disabled and active_only.
  * Requests need an active account; money movements of the cold paths

@@ -41,6 +41,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/guc.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -49,6 +50,34 @@
 #include "ledger/ledger.h"
 #include "money.h"
 #include "spi_plan.h"
+
+char	   *billing_low_balance_floor_micros = NULL;
+int			billing_low_balance_factor = 2;
+int			billing_low_balance_window = 300;
+int			billing_balance_slices = 16;
+
+void
+slices_init(void)
+{
+	money_define_setting("billing.low_balance_floor_micros",
+						 "Lowest low-balance threshold; below its threshold an account validates every request exactly.",
+						 &billing_low_balance_floor_micros, "1000000");
+	DefineCustomIntVariable("billing.low_balance_factor",
+							"Multiple of recent spend that sets the low-balance threshold.",
+							NULL,
+							&billing_low_balance_factor, 2, 0, 1000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billing.low_balance_window",
+							"Window of recent spend for the low-balance threshold.",
+							NULL,
+							&billing_low_balance_window, 300, 1, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("billing.balance_slices",
+							"Slices a new account's available amount is split into.",
+							"More slices let more requests of one account run at once.",
+							&billing_balance_slices, 16, 1, 256,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 static const Oid types_acct_amount_slice[] = {INT8OID, INT8OID, INT4OID};
 static const Oid types_acct_slice[] = {INT8OID, INT4OID};
@@ -417,5 +446,5 @@ low_balance_threshold(int64 account_id)
 			  4, (Oid[]) {INT8OID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0);
 	if (pg_mul_s64_overflow(spi_int64(1), billing_low_balance_factor, &threshold))
 		threshold = PG_INT64_MAX;
-	return Max(threshold, (int64) billing_low_balance_floor_micros);
+	return Max(threshold, money_setting(billing_low_balance_floor_micros));
 }
