@@ -30,14 +30,12 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
     SELECT pg_catalog.trim_scale(micros::numeric / 1000000)
 $$;
 
--- A billing.* setting. The C module defines them, and a session that has
--- not called into it yet (a pg_cron job, say) has not loaded it.
+-- A billing.* setting. Its C side loads the library, which defines the
+-- settings, in a session that has not called into billing yet (a pg_cron
+-- job, say).
 CREATE OR REPLACE FUNCTION billing._setting(name text) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    LOAD 'MODULE_PATHNAME';
-    RETURN pg_catalog.current_setting(name);
-END $$;
+LANGUAGE C STABLE STRICT SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_setting';
 
 -- Bounds of the calendar month that starts on period_start, in time zone tz.
 CREATE OR REPLACE FUNCTION billing._period_bounds(period_start date, tz text,

@@ -41,6 +41,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/guc.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -49,6 +50,34 @@
 #include "ledger/ledger.h"
 #include "money.h"
 #include "spi_plan.h"
+
+char	   *billing_low_balance_floor_micros = NULL;
+int			billing_low_balance_factor = 2;
+int			billing_low_balance_window = 300;
+int			billing_balance_slices = 16;
+
+void
+slices_init(void)
+{
+	money_define_setting("billing.low_balance_floor_micros",
+						 "Lowest low-balance threshold; below its threshold an account validates every request exactly.",
+						 &billing_low_balance_floor_micros, "1000000");
+	DefineCustomIntVariable("billing.low_balance_factor",
+							"Multiple of recent spend that sets the low-balance threshold.",
+							NULL,
+							&billing_low_balance_factor, 2, 0, 1000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billing.low_balance_window",
+							"Window of recent spend for the low-balance threshold.",
+							NULL,
+							&billing_low_balance_window, 300, 1, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("billing.balance_slices",
+							"Slices a new account's available amount is split into.",
+							"More slices let more requests of one account run at once.",
+							&billing_balance_slices, 16, 1, 256,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 static const Oid types_acct_amount_slice[] = {INT8OID, INT8OID, INT4OID};
 static const Oid types_acct_slice[] = {INT8OID, INT4OID};
@@ -59,34 +88,47 @@ slice_home(void)
 	return MyProcPid % billing_balance_slices;
 }
 
-/* the advisory lock tag of an account's gate; field 4 keeps it apart from
- * pg_advisory_lock()'s keys (1 and 2) */
-#define GATE_TAG_KIND 0xB111
-
+/*
+ * The advisory lock tag of a gate: an account's (GATE_ACCOUNT) or a spend
+ * limit's (GATE_LIMIT, limits.c); field 4 keeps them apart from each other
+ * and from pg_advisory_lock()'s keys (1 and 2).
+ */
 static void
-gate_tag(LOCKTAG *tag, int64 account_id)
+gate_tag(LOCKTAG *tag, int64 key, uint16 kind)
 {
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) account_id >> 32),
-						 (uint32) account_id, GATE_TAG_KIND);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) key >> 32),
+						 (uint32) key, kind);
 }
 
 /* Takes the gate in mode, held to commit; false when dont_wait and busy. */
 static bool
-gate(int64 account_id, LOCKMODE mode, bool dont_wait)
+gate_take(int64 key, uint16 kind, LOCKMODE mode, bool dont_wait)
 {
 	LOCKTAG		tag;
 
-	gate_tag(&tag, account_id);
+	gate_tag(&tag, key, kind);
 	return LockAcquire(&tag, mode, false, dont_wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+void
+gate_lock(int64 key, uint16 kind, LOCKMODE mode)
+{
+	gate_take(key, kind, mode, false);
+}
+
+static bool
+gate(int64 account_id, LOCKMODE mode, bool dont_wait)
+{
+	return gate_take(account_id, GATE_ACCOUNT, mode, dont_wait);
 }
 
 /* Gives back the share a failed fast path took (only that one acquisition). */
 static void
-gate_release_share(int64 account_id)
+gate_release_share(int64 key, uint16 kind)
 {
 	LOCKTAG		tag;
 
-	gate_tag(&tag, account_id);
+	gate_tag(&tag, key, kind);
 	LockRelease(&tag, ShareLock, false);
 }
 
@@ -111,14 +153,20 @@ attempt_in_subxact(bool (*attempt) (void *arg, bool wait_home), void *arg, bool 
 }
 
 bool
-available_try_fast(int64 account_id, bool (*attempt) (void *arg, bool wait_home), void *arg)
+gated_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home), void *arg)
 {
-	if (!gate(account_id, ShareLock, true))
+	if (!gate_take(key, kind, ShareLock, true))
 		return false;			/* an exact path runs or waits: queue behind it */
 	if (attempt_in_subxact(attempt, arg, false) || attempt_in_subxact(attempt, arg, true))
 		return true;
-	gate_release_share(account_id);
+	gate_release_share(key, kind);
 	return false;
+}
+
+bool
+available_try_fast(int64 account_id, bool (*attempt) (void *arg, bool wait_home), void *arg)
+{
+	return gated_try_fast(account_id, GATE_ACCOUNT, attempt, arg);
 }
 
 bool
@@ -279,18 +327,8 @@ raise_not_covered(const Account *acct, int64 needed, int64 available)
 			 errhint("Add funds, enable auto top-up, or switch to postpaid billing.")));
 }
 
-void
-available_take(const Account *acct, int64 amount)
-{
-	Assert(amount >= 0);
-	/* a zero amount still needs a non-negative total: only the exact path knows */
-	if (amount > 0 && take_fast(acct->account_id, amount))
-		return;
-	available_take_exact(acct, amount);
-}
-
-void
-available_take_exact(const Account *acct, int64 amount)
+static void
+take_exact(const Account *acct, int64 amount)
 {
 	int			nslices;
 	int64		total = lock_all(acct->account_id, &nslices);
@@ -301,7 +339,26 @@ available_take_exact(const Account *acct, int64 amount)
 }
 
 void
-available_adjust(int64 account_id, int64 delta)
+available_take(const Account *acct, int64 amount)
+{
+	Assert(amount >= 0);
+	/* a zero amount still needs a non-negative total: only the exact path knows */
+	if (!(amount > 0 && take_fast(acct->account_id, amount)))
+		take_exact(acct, amount);
+	alerts_after_change(acct, -amount);
+}
+
+void
+available_take_exact(const Account *acct, int64 amount)
+{
+	take_exact(acct, amount);
+	alerts_after_change(acct, -amount);
+}
+
+static void rebalance(int64 account_id, int64 delta);
+
+static void
+adjust(int64 account_id, int64 delta)
 {
 	static SPIPlanPtr pick_plan;
 	static SPIPlanPtr debt_plan;
@@ -317,7 +374,7 @@ available_adjust(int64 account_id, int64 delta)
 	{
 		/* a debit that may overdraw: a covering slice, or all of them */
 		if (!take_fast(account_id, -delta))
-			available_rebalance(account_id, delta);
+			rebalance(account_id, delta);
 		return;
 	}
 
@@ -359,13 +416,33 @@ available_adjust(int64 account_id, int64 delta)
 }
 
 void
-available_rebalance(int64 account_id, int64 delta)
+available_adjust(int64 account_id, int64 delta)
+{
+	Account		acct;
+
+	adjust(account_id, delta);
+	account_load(account_id, &acct, false);
+	alerts_after_change(&acct, delta);
+}
+
+static void
+rebalance(int64 account_id, int64 delta)
 {
 	int			nslices;
 	int64		total = lock_all(account_id, &nslices);
 
 	/* a debit may be an overrun about to be posted as usage */
 	lay_out(account_id, money_add(total, delta), nslices, 0, Min(delta, 0));
+}
+
+void
+available_rebalance(int64 account_id, int64 delta)
+{
+	Account		acct;
+
+	rebalance(account_id, delta);
+	account_load(account_id, &acct, false);
+	alerts_after_change(&acct, delta);
 }
 
 int64
@@ -417,5 +494,5 @@ low_balance_threshold(int64 account_id)
 			  4, (Oid[]) {INT8OID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0);
 	if (pg_mul_s64_overflow(spi_int64(1), billing_low_balance_factor, &threshold))
 		threshold = PG_INT64_MAX;
-	return Max(threshold, (int64) billing_low_balance_floor_micros);
+	return Max(threshold, money_setting(billing_low_balance_floor_micros));
 }

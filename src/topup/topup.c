@@ -23,6 +23,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 
 #include "billing.h"
@@ -31,6 +32,24 @@
 #include "money.h"
 #include "spi_plan.h"
 #include "topup/topup.h"
+
+int			billing_auto_topup_max_failures = 3;
+int			billing_auto_topup_max_per_day = 10;
+
+void
+topup_init(void)
+{
+	DefineCustomIntVariable("billing.auto_topup_max_failures",
+							"Consecutive failed auto top-ups after which auto top-up turns off.",
+							NULL,
+							&billing_auto_topup_max_failures, 3, 1, 100,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billing.auto_topup_max_per_day",
+							"Most auto top-ups requested for one account in 24 hours.",
+							NULL,
+							&billing_auto_topup_max_per_day, 10, 1, 1000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 #define TOPUP_CHANNEL "billing_topup"
 /* failure_reason of a pending top-up cancelled by turning auto top-up off */
