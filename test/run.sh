@@ -2,8 +2,8 @@
 # Runs every billing test suite on real PostgreSQL 15 clusters:
 # pg_regress + isolation specs (make installcheck), the libpq stress program,
 # the bad-input generator, pg_regress + isolation specs again on servers whose
-# clock is 40 and 400 days ahead (faketime), the TAP tests, the sanitizer run
-# and the upgrade from 0.1.0.
+# clock is 40 and 400 days ahead (faketime), the TAP tests, the sanitizer run,
+# the upgrade from 0.1.0 and the reference gateway over HTTP.
 # Installs what is missing first. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +100,14 @@ if [ -f test/upgrade.sh ]; then
 	UPGRADE_DIR=${UPGRADE_DIR:-$WORK/upgrade} UPGRADE_PORT=${UPGRADE_PORT:-$((PORT + 2))} \
 		bash test/upgrade.sh >"$WORK/upgrade.log" 2>&1; rc=$?
 	tail -5 "$WORK/upgrade.log"; tally "upgrade" $rc
+fi
+
+# 7. the reference gateway (examples/gateway/) over real HTTP, on a cluster
+#    of its own (its port and the two after it)
+if [ -f test/gateway.sh ]; then
+	GATEWAY_TEST_DIR=$WORK/gateway GATEWAY_TEST_PORT=${GATEWAY_TEST_PORT:-$((PORT + 5))} \
+		bash test/gateway.sh >"$WORK/gateway.log" 2>&1; rc=$?
+	grep FAILED -A1 "$WORK/gateway.log"; tail -1 "$WORK/gateway.log"; tally "gateway" $rc
 fi
 
 echo "$passed passed, $failed failed"
