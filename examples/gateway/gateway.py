@@ -69,6 +69,12 @@ def to_json(value, indent="\n"):
     return json.dumps(value)
 
 
+def params_of(body):
+    """A request's params for billing: its body less the model and the
+    prompt (no price depends on a prompt, and billing need not keep it)."""
+    return {k: v for k, v in body.items() if k not in ("model", "prompt")}
+
+
 class ApiError(Exception):
     def __init__(self, status, code, message, detail=None, hint=None):
         super().__init__(message)
@@ -157,7 +163,7 @@ class Gateway:
 
     def _begin(self, key, body, idempotency_key):
         """Admission: billing holds the estimate, or refuses (402 and co)."""
-        params = {k: v for k, v in body.items() if k not in ("model", "prompt")}
+        params = params_of(body)
         begun = self.db.one("SELECT billing.begin_request(%s, %s, %s, %s, %s)", key["account_id"],
                             body.get("model"), Jsonb(params), idempotency_key, key["scope"])
         return begun["request_id"], begun["status"], params
@@ -202,8 +208,7 @@ class Gateway:
 
     def _estimate(self, body):
         """?dryRun=true: billing's estimate; nothing is generated, written or held."""
-        params = {k: v for k, v in body.items() if k not in ("model", "prompt")}
-        return self.db.one("SELECT billing.estimate(%s, %s)", body.get("model"), Jsonb(params))
+        return self.db.one("SELECT billing.estimate(%s, %s)", body.get("model"), Jsonb(params_of(body)))
 
     def _own_video(self, key, video_id):
         request_id = int(video_id[4:]) if re.fullmatch(r"vid_\d{1,18}", video_id) else None
