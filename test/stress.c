@@ -68,8 +68,8 @@ static const AccountDef defs[NACCOUNTS] = {
  * small enough for the run to reach.
  */
 static const char *const scopes[NSCOPES] = {NULL, "key-0", "key-1", "key-2", "key-3"};
-static const int64_t scope_daily_limits[NSCOPES] = {0, 3000000, 15000000, 40000000, 0};
-#define ACCOUNT_MONTHLY_LIMIT 150000000
+static const int64_t scope_daily_limits[NSCOPES] = {0, 3000000, 10000000, 20000000, 0};
+#define ACCOUNT_MONTHLY_LIMIT 80000000
 
 /* What billing acknowledged for one account, as one client saw it. */
 typedef struct Tally
