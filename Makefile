@@ -36,7 +36,7 @@ REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
             expire_credits_race expire_credits_twice refund_race refund_close_race \
-            events_order budget_race limit_race limit_hold alert_race
+            events_order budget_race limit_race limit_hold alert_race limit_set_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
 # PGXS tracks no header dependencies: every object depends on every header.

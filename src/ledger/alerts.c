@@ -5,7 +5,7 @@
  * locked only by a change that crosses it: a debit that finds it armed
  * above the amount disarms it (two debits crossing at once wait on that
  * row, and the second finds it disarmed: one event); a credit re-arms those
- * at or below the amount. Accounts without alerts (Account.has_alerts)
+ * at or below the amount. Accounts without alerts (account_has_alerts())
  * skip all of it.
  */
 #include "postgres.h"
@@ -27,7 +27,8 @@ alerts_after_change(const Account *acct, int64 delta)
 	uint64		fired;
 	int64	   *thresholds;
 
-	if (!acct->has_alerts || delta == 0)
+	/* every caller holds the account's gate once it moved money (delta != 0) */
+	if (delta == 0 || !account_has_alerts(acct->account_id))
 		return;
 	available = available_total(acct->account_id);
 	v[0] = Int64GetDatum(acct->account_id);

@@ -29,6 +29,8 @@ typedef struct AccountEntry
 	int64		account_id;
 	Account		acct;
 	bool		active;
+	bool		has_limits;
+	bool		has_alerts;
 } AccountEntry;
 
 /* a backend that touches more accounts than this starts its cache afresh */
@@ -106,8 +108,8 @@ account_fetch(int64 account_id)
 	e->acct.auto_topup_threshold = spi_int64(5);
 	e->acct.auto_topup_amount = spi_int64(6);
 	e->active = DatumGetBool(spi_col(7, NULL));
-	e->acct.has_limits = DatumGetBool(spi_col(8, NULL));
-	e->acct.has_alerts = DatumGetBool(spi_col(9, NULL));
+	e->has_limits = DatumGetBool(spi_col(8, NULL));
+	e->has_alerts = DatumGetBool(spi_col(9, NULL));
 	return e;
 }
 
@@ -121,6 +123,22 @@ account_load(int64 account_id, Account *acct, bool active_only)
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
 	*acct = e->acct;
+}
+
+bool
+account_has_limits(int64 account_id)
+{
+	AccountEntry *e = account_fetch(account_id);
+
+	return e != NULL && e->has_limits;
+}
+
+bool
+account_has_alerts(int64 account_id)
+{
+	AccountEntry *e = account_fetch(account_id);
+
+	return e != NULL && e->has_alerts;
 }
 
 void

@@ -15,9 +15,6 @@ typedef struct Account
 	bool		auto_topup_enabled;
 	int64		auto_topup_threshold;
 	int64		auto_topup_amount;
-	/* only accounts with spend limits or balance alerts pay for them */
-	bool		has_limits;
-	bool		has_alerts;
 } Account;
 
 /* Settings of the slices (slices_init, called by _PG_init). */
@@ -33,6 +30,19 @@ extern void slices_init(void);
  * (invoices of a disabled account, for one) do not.
  */
 extern void account_load(int64 account_id, Account *acct, bool active_only);
+
+/*
+ * Whether the account has spend limits, or balance alerts: only accounts
+ * that have them pay for them. Call under the account's gate. An Account
+ * loaded before the gate does not carry them, because it may predate a
+ * set_spend_limit or set_balance_alerts that committed while this
+ * transaction waited: those change them under the exclusive gate, and
+ * taking the gate takes in their invalidations (gate_lock), so that the
+ * cache answers for every change committed before it. A lookup in the
+ * account cache: no query unless the cache was dropped.
+ */
+extern bool account_has_limits(int64 account_id);
+extern bool account_has_alerts(int64 account_id);
 
 /*
  * Admission: takes amount (>= 0) out of the available amount, or raises
@@ -90,7 +100,8 @@ extern bool available_try_fast(int64 account_id, bool (*attempt) (void *arg, boo
  * The gates (heavyweight locks held to commit) of an account's slices and of
  * a spend limit's slices (limits.c): the fast path holds one in share mode,
  * the exact path in exclusive mode. gated_try_fast() is available_try_fast()
- * for any gate.
+ * for any gate. A new hold of an account's gate takes in the invalidations
+ * that transactions which held it before have sent (account_has_limits).
  */
 #define GATE_ACCOUNT 0xB111
 #define GATE_LIMIT 0xB112

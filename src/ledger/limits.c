@@ -372,7 +372,8 @@ limits_move(const Account *acct, const char *scope, int64 except_request, int64 
 	int			n;
 	TimestampTz now;
 
-	if (!acct->has_limits || delta == 0)
+	/* every caller holds the account's gate once it moved money (delta != 0) */
+	if (delta == 0 || !account_has_limits(acct->account_id))
 		return;
 	n = limits_applying(acct->account_id, scope, &limits);
 	now = GetCurrentTimestamp();
@@ -402,7 +403,8 @@ limits_settle(const Account *acct, const char *scope, int64 request_id, int64 de
 /*
  * billing.set_spend_limit: sets, changes or (NULL) removes one limit.
  * Under the account's exclusive gate, so that admissions in flight have
- * committed and their holds are counted.
+ * committed and their holds are counted, and later ones see the limit
+ * (account_has_limits).
  */
 PG_FUNCTION_INFO_V1(billing_set_spend_limit);
 Datum

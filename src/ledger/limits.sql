@@ -107,9 +107,10 @@ BEGIN
         RAISE EXCEPTION 'account % does not exist or is disabled', set_balance_alerts.account_id
             USING ERRCODE = 'PB404';
     END IF;
-    -- one statement, so one snapshot of the slices
-    SELECT COALESCE(pg_catalog.sum(s.available_micros), 0)::bigint INTO available
-      FROM billing.account_slices s WHERE s.account_id = set_balance_alerts.account_id;
+    -- under the account's exclusive gate: an admission in flight commits
+    -- first and is counted here, a later one sees the alerts (ledger.h,
+    -- account_has_alerts)
+    available := billing._lock_available(set_balance_alerts.account_id);
     DELETE FROM billing.balance_alerts b WHERE b.account_id = set_balance_alerts.account_id;
     INSERT INTO billing.balance_alerts (account_id, threshold_micros, armed)
     SELECT set_balance_alerts.account_id, u.v, available >= u.v

@@ -39,9 +39,11 @@
 #include "common/int.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -100,14 +102,27 @@ gate_tag(LOCKTAG *tag, int64 key, uint16 kind)
 						 (uint32) key, kind);
 }
 
-/* Takes the gate in mode, held to commit; false when dont_wait and busy. */
+/*
+ * Takes the gate in mode, held to commit; false when dont_wait and busy.
+ * Whoever held an account's gate before has sent its invalidations (they go
+ * out before its locks are released): taking them in now refreshes the
+ * account cache's has_limits and has_alerts (account_has_limits), which
+ * set_spend_limit and set_balance_alerts change under the exclusive gate.
+ * Cheap when nothing was sent.
+ */
 static bool
 gate_take(int64 key, uint16 kind, LOCKMODE mode, bool dont_wait)
 {
 	LOCKTAG		tag;
+	LockAcquireResult res;
 
 	gate_tag(&tag, key, kind);
-	return LockAcquire(&tag, mode, false, dont_wait) != LOCKACQUIRE_NOT_AVAIL;
+	res = LockAcquire(&tag, mode, false, dont_wait);
+	if (res == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	if (res == LOCKACQUIRE_OK && kind == GATE_ACCOUNT)
+		AcceptInvalidationMessages();
+	return true;
 }
 
 void
@@ -242,6 +257,20 @@ lock_all(int64 account_id, int *nslices)
 	}
 	*nslices = (int) SPI_processed;
 	return total;
+}
+
+/* billing._lock_available: lock_all() for a cold path in SQL. */
+PG_FUNCTION_INFO_V1(billing_lock_available);
+Datum
+billing_lock_available(PG_FUNCTION_ARGS)
+{
+	int			nslices;
+	int64		total;
+
+	SPI_connect();
+	total = lock_all(PG_GETARG_INT64(0), &nslices);
+	SPI_finish();
+	PG_RETURN_INT64(total);
 }
 
 /* Holds of the account's unfinished requests. */
