@@ -15,7 +15,8 @@ OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
 # parts (CREATE OR REPLACE, guarded roles, grants).
 SQL_OBJECTS = src/triggers.sql src/ledger/ledger.sql src/pricing/pricing.sql \
               src/requests/requests.sql src/topup/topup.sql \
-              src/invoice/invoice.sql src/ledger/credits.sql src/ledger/verify.sql src/security.sql
+              src/invoice/invoice.sql src/ledger/credits.sql src/reports/reports.sql \
+              src/ledger/verify.sql src/security.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
 # The upgrade from the previous release is assembled the same way: its
 # hand-written, idempotent schema changes (src/upgrade/FROM--TO.sql), then
@@ -28,7 +29,7 @@ UPGRADE = billing--$(UPGRADE_FROM)--$(EXTVERSION).sql
 DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
-          settings settlement postpaid_switch credits refunds
+          settings settlement postpaid_switch credits refunds reports
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \

@@ -183,7 +183,10 @@ CREATE TABLE billing.requests (
     completed_at         timestamptz,
     -- the price version that priced the admission; it settles the request
     -- unless routing names another provider (docs/pricing.md, "Work in flight")
-    price_id             bigint
+    price_id             bigint,
+    -- what the request is spent on, chosen by the application (NULL: none);
+    -- usage reports group by it (docs/reports.md)
+    scope                text
 );
 CREATE UNIQUE INDEX requests_idempotency ON billing.requests (account_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -250,3 +253,46 @@ CREATE TABLE billing.invoice_lines (
     amount_micros  bigint NOT NULL,     -- rounded half-up to the minor unit
     PRIMARY KEY (invoice_id, model)
 );
+
+-- Usage reports (docs/reports.md). billing.rollup_usage() folds the usage
+-- and refund entries of the ledger into quarter-hour sums; a report reads
+-- these sums and the ledger entries they have not taken in yet. Only
+-- rollup_usage writes here: the charge path never touches these tables.
+CREATE TABLE billing.usage_rollup (
+    account_id      bigint NOT NULL,
+    slot_start      timestamptz NOT NULL,   -- a quarter hour (billing._usage_slot)
+    model           text,
+    provider        text,                   -- the provider that executed
+    scope           text,
+    requests        bigint NOT NULL,        -- usage entries
+    cost_micros     bigint NOT NULL,        -- minus their sum
+    refunded_micros bigint NOT NULL,        -- the sum of the refund entries
+    UNIQUE NULLS NOT DISTINCT (account_id, slot_start, model, provider, scope)
+);
+-- the report of every account (admins)
+CREATE INDEX usage_rollup_time ON billing.usage_rollup (slot_start);
+-- An account's balance right after one of its entries (the sum of its
+-- entries up to entry_id), one per 1024 entries or so: a statement starts
+-- its running balance from the latest one before its window.
+CREATE TABLE billing.ledger_checkpoints (
+    account_id     bigint NOT NULL,
+    entry_id       bigint NOT NULL,
+    balance_micros bigint NOT NULL,
+    PRIMARY KEY (account_id, entry_id)
+);
+-- How far the rollup has come: every ledger entry with entry_id <=
+-- rolled_up_to is in usage_rollup (and in the checkpoints); candidate is the
+-- next horizon, reached once every transaction that was running when it was
+-- taken (candidate_vxids) has ended.
+CREATE TABLE billing.rollup_state (
+    singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    rolled_up_to    bigint NOT NULL DEFAULT 0,
+    candidate       bigint,
+    candidate_vxids text[],
+    candidate_at    timestamptz,
+    rolled_up_at    timestamptz
+);
+INSERT INTO billing.rollup_state DEFAULT VALUES;
+-- rollup_usage reads the ledger by entry_id ranges. A BRIN index costs the
+-- charge path next to nothing: entries are appended in entry_id order.
+CREATE INDEX ledger_entry_brin ON billing.ledger USING brin (entry_id);

@@ -51,7 +51,10 @@ BEGIN
             'billing.cancel_request(bigint)',
             'billing.charge(bigint, text, jsonb, jsonb, jsonb, text)',
             'billing.response_metadata(bigint)',
-            'billing.configure_auto_topup(bigint, bigint, bigint, boolean)']) s
+            'billing.configure_auto_topup(bigint, bigint, bigint, boolean)',
+            -- reports (every account: admins only, checked inside)
+            'billing.usage(bigint, timestamptz, timestamptz, text[])',
+            'billing.statement(bigint, timestamptz, timestamptz)']) s
         UNION ALL
         SELECT 'billing_admin', s FROM pg_catalog.unnest(ARRAY[
             -- money in, catalog, credit and invoicing, housekeeping, invariants
@@ -69,6 +72,7 @@ BEGIN
             'billing.expire_requests(interval)',
             'billing.grant_credits(bigint, bigint, timestamptz, text, text, text)',
             'billing.expire_credits()',
+            'billing.rollup_usage()',
             'billing.verify(bigint)']) s
     LOOP
         fn := pg_catalog.to_regprocedure(sig);
