@@ -63,7 +63,7 @@ LANGUAGE sql AS $$
            count(*) FILTER (WHERE l.kind = 'usage'),
            COALESCE(-sum(l.amount_micros) FILTER (WHERE l.kind = 'usage'), 0)::bigint,
            COALESCE(sum(l.amount_micros) FILTER (WHERE l.kind = 'refund'), 0)::bigint
-      FROM billing.ledger l JOIN billing.requests q USING (request_id)
+      FROM billing.ledger l LEFT JOIN billing.requests q USING (request_id)
      CROSS JOIN (SELECT (SELECT w FROM unnest(group_by) w WHERE w IN ('hour', 'day', 'month'))) u(unit)
      WHERE (acct IS NULL OR l.account_id = acct) AND l.kind IN ('usage', 'refund')
        AND l.created_at >= from_ts AND l.created_at < to_ts
