@@ -3,17 +3,17 @@ EXTENSION   = billing
 EXTVERSION  = 0.2.0
 
 MODULE_big  = billing
-OBJS = src/billing.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
+OBJS = src/billing.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
        src/pricing/pricing.o src/pricing/pricingparams.o src/pricing/pricingcomponents.o \
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/slices.o src/ledger/corrections.o \
        src/requests/requests.o src/requests/trigger.o \
-       src/topup/topup.o
+       src/topup/topup.o src/invoice/invoice.o
 
 # The install script is assembled from one SQL file per concern, in this
 # order: the tables (src/schema.sql, install only) and then the re-runnable
 # parts (CREATE OR REPLACE, guarded roles, grants).
-SQL_OBJECTS = src/triggers.sql src/ledger/ledger.sql src/pricing/pricing.sql \
+SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql \
               src/requests/requests.sql src/topup/topup.sql \
               src/invoice/invoice.sql src/ledger/credits.sql src/reports/reports.sql \
               src/ledger/verify.sql src/security.sql
@@ -29,12 +29,17 @@ UPGRADE = billing--$(UPGRADE_FROM)--$(EXTVERSION).sql
 DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
-          settings settlement postpaid_switch credits refunds reports
+          settings settlement postpaid_switch credits refunds postpaid_refunds events \
+          threshold verify reports
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
-            expire_credits_race expire_credits_twice refund_race
+            expire_credits_race expire_credits_twice refund_race refund_close_race \
+            events_order budget_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
+
+# PGXS tracks no header dependencies: every object depends on every header.
+$(OBJS): $(wildcard src/*.h src/*/*.h)
 
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 EXTRA_CLEAN = billing.control test/stress test/fuzz bench/driver src/topup/payment_worker test/isolation/output_iso

@@ -45,4 +45,21 @@ SELECT model, currency FROM billing.prices WHERE model = 'set-img';
 RESET billing.catalog_currency;
 SHOW billing.catalog_currency;
 
+-- settings in micros hold any bigint amount: a credit limit cap of 50,000 USD
+SELECT regress.try($$SET billing.credit_limit_cap_micros = '50000000000'$$);
+SHOW billing.credit_limit_cap_micros;
+SELECT regress.try($$SET billing.credit_limit_cap_micros = '9223372036854775807'$$);
+SELECT regress.try($$SET billing.credit_limit_cap_micros = '9223372036854775808'$$);
+SELECT regress.try($$SET billing.credit_limit_cap_micros = '-1'$$);
+SELECT regress.try($$SET billing.credit_limit_cap_micros = '1.5'$$);
+SELECT regress.try($$SET billing.low_balance_floor_micros = ''$$);
+SELECT regress.try($$SET billing.low_balance_floor_micros = ' 5'$$);
+RESET billing.credit_limit_cap_micros;
+SHOW billing.credit_limit_cap_micros;
+-- the threshold reads the floor: 5,000 USD
+SET billing.low_balance_floor_micros = '5000000000';
+SELECT billing.create_account('set-floor') AS fl \gset
+SELECT billing.balance(:fl) ->> 'low_balance_threshold_micros' AS threshold;
+RESET billing.low_balance_floor_micros;
+
 SELECT * FROM billing.verify();

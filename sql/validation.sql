@@ -26,7 +26,8 @@ SELECT regress.try('SET billing.no_such_setting = 1');
 SELECT billing.add_funds(:frank, 3200000) > 0 AS funded;
 SELECT billing.balance(:frank) ->> 'low_balance_threshold_micros' AS threshold,
        billing.balance(:frank) ->> 'validation' AS validation;
--- above the threshold the funds are spread over the 16 slices (fast path)
+-- above the threshold the fast path's budget is spread over the 16 slices,
+-- the rest kept in slice 0
 SELECT pg_temp.slices(:frank);
 SELECT billing.charge(:frank, 'va-img', '{}', '{"images":[{"width":1,"height":1}]}') ->> 'cost' AS cost;
 
@@ -40,7 +41,7 @@ SELECT billing.balance(:frank) ->> 'low_balance_threshold_micros' AS threshold,
 SET billing.low_balance_factor = 5;
 SELECT billing.balance(:frank) ->> 'low_balance_threshold_micros' AS threshold,
        billing.balance(:frank) ->> 'validation' AS validation;
--- no slice (0.2 at most) covers 0.3: the exact validation of that request
+-- no slice's budget (0.1 at most) covers 0.3: the exact validation of that request
 -- finds the account below its threshold and keeps the rest in slice 0
 SELECT pg_temp.slices(:frank);
 SELECT billing.charge(:frank, 'va-img', '{"n":3}',

@@ -3,6 +3,8 @@
 
 #include "common/int.h"
 #include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "money.h"
 
@@ -80,4 +82,32 @@ money_currency_valid(const char *code)
 {
 	return code != NULL && strlen(code) == 3 &&
 		strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 3;
+}
+
+static bool
+check_micros_setting(char **newval, void **extra, GucSource source)
+{
+	const char *c = *newval;
+
+	/* digits only: no sign, no spaces, and no more than fit an int64 */
+	if (*c == '\0' || strspn(c, "0123456789") != strlen(c) ||
+		strlen(c) > 19 || (strlen(c) == 19 && strcmp(c, "9223372036854775807") > 0))
+	{
+		GUC_check_errdetail("A setting in micros is a whole number from 0 to 9223372036854775807.");
+		return false;
+	}
+	return true;
+}
+
+void
+money_define_setting(const char *name, const char *short_desc, char **var, const char *boot_micros)
+{
+	DefineCustomStringVariable(name, short_desc, "In micros: 1 USD = 1000000.", var, boot_micros,
+							   PGC_SUSET, 0, check_micros_setting, NULL, NULL);
+}
+
+int64
+money_setting(const char *value)
+{
+	return pg_strtoint64(value);	/* checked when set */
 }

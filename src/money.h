@@ -20,4 +20,13 @@ extern void money_append(StringInfo buf, int64 micros);
 /* Is code a currency billing accepts: three upper-case letters (ISO 4217 form)? */
 extern bool money_currency_valid(const char *code);
 
+/*
+ * A setting in micros. PostgreSQL's integer settings stop at 2^31 - 1
+ * (2147 units), so these are string settings that must hold a whole number
+ * from 0 to 2^63 - 1, checked when set (22023); money_setting() reads one.
+ */
+extern void money_define_setting(const char *name, const char *short_desc, char **var,
+								 const char *boot_micros);
+extern int64 money_setting(const char *value);
+
 #endif

@@ -31,10 +31,14 @@ CREATE TABLE billing.accounts (
 -- credit limit + balance - holds) split into slices. Concurrent requests take
 -- different slices, so a busy account does not serialize on one row lock.
 -- Sum over slices = available, exactly, for every committed transaction.
+-- fast_micros is the part of a slice the fast path may still take, the
+-- slice's share of a budget that keeps the account above its low-balance
+-- threshold (src/ledger/slices.c); 0 <= fast_micros <= max(available_micros, 0).
 CREATE TABLE billing.account_slices (
     account_id       bigint NOT NULL,
     slice            integer NOT NULL,
     available_micros bigint NOT NULL,
+    fast_micros      bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, slice)
 ) WITH (fillfactor = 30);
 
@@ -112,6 +116,9 @@ CREATE TABLE billing.refunds (
     idempotency_key  text,                 -- 1 to 256 characters
     entry_id         bigint NOT NULL,      -- the 'refund' ledger entry
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    -- a postpaid refund: the invoice that credited it, NULL until one does
+    -- (docs/invoices.md, "Refunds and corrections on invoices")
+    invoice_id       bigint,
     PRIMARY KEY (account_id, refund_id)
 );
 CREATE UNIQUE INDEX refunds_idempotency ON billing.refunds (account_id, idempotency_key)
@@ -126,6 +133,8 @@ CREATE TABLE billing.adjustments (
     reason          text NOT NULL CHECK (pg_catalog.btrim(reason) <> ''),
     idempotency_key text,                  -- 1 to 256 characters
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    -- a postpaid adjustment: the invoice that credited it, as for refunds
+    invoice_id      bigint,
     PRIMARY KEY (account_id, entry_id)
 );
 CREATE UNIQUE INDEX adjustments_idempotency ON billing.adjustments (account_id, idempotency_key)
@@ -241,6 +250,9 @@ CREATE TABLE billing.invoices (
     due_date          date NOT NULL,
     paid_at           timestamptz,
     payment_reference text,
+    -- the postpaid refunds and adjustments it credits, net, rounded half-up
+    -- to the minor unit (> 0 a credit, < 0 a debit); 0.2.0, so last
+    corrections_micros bigint NOT NULL DEFAULT 0,
     UNIQUE (account_id, period_start)
 );
 
@@ -254,6 +266,25 @@ CREATE TABLE billing.invoice_lines (
     PRIMARY KEY (invoice_id, model)
 );
 
+-- The durable event log (docs/events.md). event_id is drawn from the writing
+-- transaction's xid8 (high bits) and a count within it (low 22 bits), so
+-- that billing.events_after can tell which ids no running transaction can
+-- still commit. Written only by billing._event.
+CREATE TABLE billing.events (
+    account_id  bigint NOT NULL,
+    event_id    bigint NOT NULL,
+    type        text NOT NULL CHECK (type IN (
+                    'auto_topup_requested', 'auto_topup_disabled', 'topup_succeeded',
+                    'topup_failed', 'balance_alert', 'spend_limit_reached',
+                    'credits_granted', 'credits_expired', 'refund_issued',
+                    'invoice_issued', 'invoice_paid')),
+    payload     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, event_id)
+);
+-- events_after reads in id order across accounts
+CREATE INDEX events_order ON billing.events (event_id);
+
 -- Usage reports (docs/reports.md). billing.rollup_usage() folds the usage
 -- and refund entries of the ledger into quarter-hour sums; a report reads
 -- these sums and the ledger entries they have not taken in yet. Only
@@ -265,8 +296,11 @@ CREATE TABLE billing.usage_rollup (
     provider        text,                   -- the provider that executed
     scope           text,
     requests        bigint NOT NULL,        -- usage entries
-    cost_micros     bigint NOT NULL,        -- minus their sum
-    refunded_micros bigint NOT NULL,        -- the sum of the refund entries
+    -- sums of micros, numeric: a slot's sum may exceed a bigint where
+    -- entries come close to one; only a report that includes it then
+    -- fails (22003), not the rollup
+    cost_sum        numeric NOT NULL,       -- minus the sum of the usage entries
+    refunded_sum    numeric NOT NULL,       -- the sum of the refund entries
     UNIQUE NULLS NOT DISTINCT (account_id, slot_start, model, provider, scope)
 );
 -- the report of every account (admins)

@@ -73,6 +73,7 @@ BEGIN
             'billing.grant_credits(bigint, bigint, timestamptz, text, text, text)',
             'billing.expire_credits()',
             'billing.rollup_usage()',
+            'billing.events_after(bigint, integer)',
             'billing.verify(bigint)']) s
     LOOP
         fn := pg_catalog.to_regprocedure(sig);

@@ -38,6 +38,7 @@
 /* type OIDs of the arguments (pg_type.dat) */
 #define BOOLOID 16
 #define INT8OID 20
+#define INT4OID 23
 #define TEXTOID 25
 #define DATEOID 1082
 #define TIMESTAMPTZOID 1184
@@ -49,7 +50,8 @@
 
 typedef enum
 {
-	A_ACCOUNT, A_REQUEST, A_TOPUP, A_INVOICE, A_AMOUNT,		/* bigint */
+	A_ACCOUNT, A_REQUEST, A_TOPUP, A_INVOICE, A_EVENT, A_AMOUNT,	/* bigint */
+	A_COUNT,					/* integer */
 	A_MODEL, A_BILLING_TYPE, A_CURRENCY, A_MEDIA, A_PROVIDER, A_CATEGORY,	/* text */
 	A_KEY, A_TEXT, A_STATUS,
 	A_PARAMS, A_OUTPUTS, A_ROUTING, A_COMPONENTS,	/* jsonb */
@@ -100,6 +102,7 @@ static Func funcs[] = {
 	{"expire_requests", 1, 1, {A_INTERVAL}, NULL},
 	{"grant_credits", 1, 6, {A_ACCOUNT, A_AMOUNT, A_TSTZ, A_CATEGORY, A_KEY, A_TEXT}, NULL},
 	{"expire_credits", 1, 0, {0}, NULL},
+	{"events_after", 1, 2, {A_EVENT, A_COUNT}, "SELECT * FROM billing.events_after($1, $2)"},
 	{"verify", 1, 1, {A_ACCOUNT}, "SELECT * FROM billing.verify($1)"},
 };
 #define NFUNCS ((int) (sizeof(funcs) / sizeof(funcs[0])))
@@ -116,7 +119,7 @@ typedef struct
 	long long	id[MAX_IDS];
 	int			n;
 } Ids;
-static Ids accounts, requests, topups, invoices;
+static Ids accounts, requests, topups, invoices, events;
 
 /* ---- deterministic randomness (xorshift64*) ---- */
 static uint64_t rng_state;
@@ -535,9 +538,10 @@ gen_arg(ArgKind kind)
 		case A_REQUEST:
 		case A_TOPUP:
 		case A_INVOICE:
+		case A_EVENT:
 			{
 				const Ids  *ids = kind == A_ACCOUNT ? &accounts : kind == A_REQUEST ? &requests :
-				kind == A_TOPUP ? &topups : &invoices;
+				kind == A_TOPUP ? &topups : kind == A_INVOICE ? &invoices : &events;
 
 				if (calm || chance(60))
 					return fmt_ll(some_id(ids));
@@ -549,6 +553,10 @@ gen_arg(ArgKind kind)
 			if (calm || chance(40))
 				return fmt_ll(1 + (long long) (rnd() % 1000000000ULL));
 			return strdup(PICK(bad_ints));
+		case A_COUNT:
+			if (calm || chance(40))
+				return fmt_ll(1 + pick(10000));
+			return strdup(chance(30) ? "10001" : PICK(bad_ints));
 		case A_PARAMS:
 		case A_OUTPUTS:
 		case A_ROUTING:
@@ -576,8 +584,11 @@ arg_type(ArgKind kind)
 		case A_REQUEST:
 		case A_TOPUP:
 		case A_INVOICE:
+		case A_EVENT:
 		case A_AMOUNT:
 			return INT8OID;
+		case A_COUNT:
+			return INT4OID;
 		case A_PARAMS:
 		case A_OUTPUTS:
 		case A_ROUTING:
@@ -700,6 +711,7 @@ refresh_ids(void)
 			 "(SELECT request_id FROM billing.requests ORDER BY request_id LIMIT 56)");
 	load_ids(&topups, "SELECT topup_id FROM billing.topups ORDER BY topup_id DESC LIMIT 256");
 	load_ids(&invoices, "SELECT invoice_id FROM billing.invoices ORDER BY invoice_id DESC LIMIT 256");
+	load_ids(&events, "SELECT event_id FROM billing.events ORDER BY event_id DESC LIMIT 256");
 }
 
 /* counts and sums of every billing table; a refused call must not move them */
@@ -726,7 +738,8 @@ snapshot(void)
 	" (SELECT count(*) FROM billing.invoice_lines), (SELECT count(*) FROM billing.credit_limit_audit),"
 	" (SELECT concat_ws(',', count(*), sum(amount_micros), count(spent_entry_id)) FROM billing.grants),"
 	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.refunds),"
-	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.adjustments))";
+	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.adjustments),"
+	" (SELECT count(*) FROM billing.events))";
 	PGresult   *r = PQexec(conn_super, sql);
 	char	   *s;
 
@@ -873,6 +886,26 @@ negative_cost(const char *json)
 	return 0;
 }
 
+/* ids strictly ascending, above after (NULL: any), at most max rows */
+static int
+events_in_order(const PGresult *r, const char *after, const char *max)
+{
+	long long	prev = after ? atoll(after) : -1;
+	int			i;
+
+	if (PQntuples(r) > atoi(max))
+		return 0;
+	for (i = 0; i < PQntuples(r); i++)
+	{
+		long long	id = atoll(PQgetvalue(r, i, 0));
+
+		if (id <= prev)
+			return 0;
+		prev = id;
+	}
+	return 1;
+}
+
 static void
 run_call(const Func *f, Stats *st, int *need_refresh)
 {
@@ -912,6 +945,8 @@ run_call(const Func *f, Stats *st, int *need_refresh)
 		*need_refresh = 1;
 		if (f->sql && strstr(f->sql, "verify") && PQntuples(r) > 0)
 			violation(f, vals, "billing.verify() found a problem", NULL);
+		if (f->sql && strstr(f->sql, "events_after") && !events_in_order(r, vals[0], vals[1]))
+			violation(f, vals, "events_after: not in id order, not after the cursor, or over the limit", NULL);
 		if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) && negative_cost(PQgetvalue(r, 0, 0)))
 			violation(f, vals, "negative cost accepted", NULL);
 		if (!f->admin && credits() != credits_before)

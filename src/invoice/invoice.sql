@@ -16,10 +16,12 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
     END::bigint
 $$;
 
--- micros (>= 0) rounded half-up to whole units of unit micros
+-- micros rounded half-up to whole units of unit micros; a negative amount
+-- (a net debit of corrections) like its opposite, so -0.005 is -0.01
 CREATE OR REPLACE FUNCTION billing._round_half_up(micros bigint, unit bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT (pg_catalog.div(micros::numeric + unit / 2, unit) * unit)::bigint
+    SELECT (pg_catalog.sign(micros) * pg_catalog.div(pg_catalog.abs(micros::numeric) + unit / 2, unit)
+            * unit)::bigint
 $$;
 
 -- Exact currency units of micros as a JSON number: 12500000 -> 12.5.
@@ -28,14 +30,12 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
     SELECT pg_catalog.trim_scale(micros::numeric / 1000000)
 $$;
 
--- A billing.* setting. The C module defines them, and a session that has
--- not called into it yet (a pg_cron job, say) has not loaded it.
+-- A billing.* setting. Its C side loads the library, which defines the
+-- settings, in a session that has not called into billing yet (a pg_cron
+-- job, say).
 CREATE OR REPLACE FUNCTION billing._setting(name text) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    LOAD 'MODULE_PATHNAME';
-    RETURN pg_catalog.current_setting(name);
-END $$;
+LANGUAGE C STABLE STRICT SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_setting';
 
 -- Bounds of the calendar month that starts on period_start, in time zone tz.
 CREATE OR REPLACE FUNCTION billing._period_bounds(period_start date, tz text,
@@ -45,13 +45,33 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
            (period_start + interval '1 month')::timestamp AT TIME ZONE tz
 $$;
 
+-- The postpaid corrections of an account that no invoice has credited yet,
+-- posted before "before": its refunds of postpaid usage and its adjustments
+-- made while postpaid (their ledger entries are flagged postpaid), each by
+-- its ledger entry and signed amount (> 0 a credit). The next invoice
+-- credits them (docs/invoices.md, "Refunds and corrections on invoices").
+CREATE OR REPLACE FUNCTION billing._uncredited_corrections(account_id bigint, before timestamptz)
+RETURNS TABLE(kind text, entry_id bigint, amount_micros bigint)
+LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    SELECT l.kind, l.entry_id, l.amount_micros
+      FROM (SELECT f.entry_id FROM billing.refunds f
+             WHERE f.account_id = _uncredited_corrections.account_id AND f.invoice_id IS NULL
+            UNION ALL
+            SELECT d.entry_id FROM billing.adjustments d
+             WHERE d.account_id = _uncredited_corrections.account_id AND d.invoice_id IS NULL) c
+      JOIN billing.ledger l ON l.account_id = _uncredited_corrections.account_id
+                           AND l.entry_id = c.entry_id
+     WHERE l.postpaid AND l.created_at < before
+$$;
+
 -- What an account owes on postpaid terms and the prepaid credit kept for its
 -- invoices, from one snapshot (docs/invoices.md, "How a postpaid account's
 -- money works"). The one definition of these amounts: billing.balance()
 -- shows them, set_billing_type and billing.verify() use them.
 --   unbilled_micros: postpaid usage that no invoice covers yet, i.e. dated
 --     outside the periods of the account's invoices (the gaps before,
---     between and after them, each an index range);
+--     between and after them, each an index range), less the postpaid
+--     corrections no invoice has credited yet (below 0 when they exceed it);
 --   unpaid_micros: the totals of its open invoices;
 --   credit_micros: the kept prepaid credit (accounts.prepaid_credit_micros).
 -- While the account is postpaid its balance is credit - unbilled - unpaid.
@@ -73,7 +93,9 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
                    LATERAL (SELECT -pg_catalog.sum(l.amount_micros) AS micros FROM billing.ledger l
                              WHERE l.account_id = _postpaid_position.account_id
                                AND l.kind = 'usage' AND l.postpaid
-                               AND l.created_at >= g.from_at AND l.created_at < g.to_at) u),
+                               AND l.created_at >= g.from_at AND l.created_at < g.to_at) u)
+           - (SELECT COALESCE(pg_catalog.sum(c.amount_micros), 0)::bigint
+                FROM billing._uncredited_corrections(_postpaid_position.account_id, 'infinity') c),
            (SELECT COALESCE(pg_catalog.sum(inv.total_micros), 0)::bigint FROM inv
              WHERE inv.status = 'open'),
            (SELECT a.prepaid_credit_micros FROM billing.accounts a
@@ -179,10 +201,11 @@ BEGIN
          WHERE a.account_id = set_billing_type.account_id;
     ELSE
         -- Credit not yet consumed is plain prepaid balance again, except what
-        -- the invoices still to come for postpaid usage will consume.
+        -- the invoices still to come for postpaid usage will consume: their
+        -- usage less the corrections they credit.
         UPDATE billing.accounts a
            SET billing_type = 'prepaid',
-               prepaid_credit_micros = LEAST(credit, unbilled)
+               prepaid_credit_micros = LEAST(credit, GREATEST(unbilled, 0))
          WHERE a.account_id = set_billing_type.account_id;
     END IF;
 END $$;
@@ -267,6 +290,19 @@ BEGIN
                              ' * timeliness_percent/100 * age_percent/100)' END);
 END $$;
 
+-- The payload of an invoice's events (docs/events.md).
+CREATE OR REPLACE FUNCTION billing._invoice_event(inv billing.invoices) RETURNS jsonb
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'invoice_id', inv.invoice_id, 'invoice_number', inv.invoice_number,
+        'period_start', inv.period_start, 'period_end', inv.period_end,
+        'currency', inv.currency, 'subtotal_micros', inv.subtotal_micros,
+        'corrections_micros', inv.corrections_micros,
+        'credit_micros', inv.credit_micros, 'total_micros', inv.total_micros,
+        'status', inv.status, 'due_date', inv.due_date,
+        'payment_reference', inv.payment_reference)
+$$;
+
 CREATE OR REPLACE FUNCTION billing.close_period(period_start date DEFAULT NULL) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -277,7 +313,12 @@ DECLARE
     acct record;
     inv billing.invoices;
     usage_total bigint;
+    unit bigint;
+    corrections bigint;
+    due_micros bigint;
     credit bigint;
+    carried bigint;
+    postpaid_now boolean;
     pause numeric := 0.1;
     issued integer := 0;
 BEGIN
@@ -341,8 +382,10 @@ BEGIN
          ORDER BY 1
     LOOP
         -- the account row before its slices, as set_billing_type locks them
-        SELECT a.prepaid_credit_micros INTO credit FROM billing.accounts a
+        SELECT a.prepaid_credit_micros, a.billing_type = 'postpaid' INTO credit, postpaid_now
+          FROM billing.accounts a
          WHERE a.account_id = acct.account_id FOR NO KEY UPDATE;
+        unit := billing._minor_unit_micros(acct.currency);
         INSERT INTO billing.invoices (account_id, invoice_number, period_start, period_end,
                                       starts_at, ends_at, currency, subtotal_micros, total_micros,
                                       due_date)
@@ -354,7 +397,7 @@ BEGIN
 
         INSERT INTO billing.invoice_lines (account_id, invoice_id, model, quantity, usage_micros, amount_micros)
         SELECT acct.account_id, inv.invoice_id, u.model, u.requests, u.exact,
-               billing._round_half_up(u.exact, billing._minor_unit_micros(acct.currency))
+               billing._round_half_up(u.exact, unit)
           FROM (SELECT COALESCE(r.model, '(none)') AS model,
                        pg_catalog.count(DISTINCT l.request_id) AS requests,
                        (-pg_catalog.sum(l.amount_micros))::bigint AS exact
@@ -366,27 +409,64 @@ BEGIN
         SELECT pg_catalog.sum(il.amount_micros)::bigint, pg_catalog.sum(il.usage_micros)::bigint
           INTO inv.subtotal_micros, usage_total
           FROM billing.invoice_lines il WHERE il.invoice_id = inv.invoice_id;
-        -- the ledger carries the rounding, so that it agrees with the invoice
-        IF usage_total <> inv.subtotal_micros THEN
-            PERFORM billing._move(acct.account_id, usage_total - inv.subtotal_micros, 'adjustment',
-                                  pg_catalog.format('rounding of invoice %s', inv.invoice_number),
+
+        -- The postpaid refunds and adjustments posted before the month's end
+        -- that no invoice has credited: this one credits them, once (closers
+        -- run one at a time; the mark, not the date, says what is credited).
+        WITH c AS (
+            SELECT c.kind, c.entry_id FROM billing._uncredited_corrections(acct.account_id, ends) c
+        ), f AS (
+            UPDATE billing.refunds f SET invoice_id = inv.invoice_id
+              FROM c
+             WHERE f.account_id = acct.account_id AND c.kind = 'refund' AND f.entry_id = c.entry_id
+               AND f.invoice_id IS NULL
+            RETURNING f.amount_micros
+        ), d AS (
+            UPDATE billing.adjustments d SET invoice_id = inv.invoice_id
+              FROM c
+             WHERE d.account_id = acct.account_id AND c.kind = 'adjustment' AND d.entry_id = c.entry_id
+               AND d.invoice_id IS NULL
+            RETURNING d.amount_micros
+        )
+        SELECT COALESCE(pg_catalog.sum(x.amount_micros), 0)::bigint INTO corrections
+          FROM (SELECT f.amount_micros FROM f UNION ALL SELECT d.amount_micros FROM d) x;
+        inv.corrections_micros := billing._round_half_up(corrections, unit);
+
+        -- the ledger carries the rounding of lines and corrections, so that it
+        -- agrees with the invoice
+        IF usage_total - inv.subtotal_micros + inv.corrections_micros - corrections <> 0 THEN
+            PERFORM billing._move(acct.account_id,
+                                  usage_total - inv.subtotal_micros + inv.corrections_micros - corrections,
+                                  'adjustment', pg_catalog.format('rounding of invoice %s', inv.invoice_number),
                                   NULL, inv.invoice_id);
         END IF;
 
-        -- The kept prepaid credit pays first, in whole minor units like the
-        -- lines; a remainder below one minor unit stays kept, in the ledger.
-        credit := LEAST(credit - credit % billing._minor_unit_micros(acct.currency),
-                        inv.subtotal_micros);
-        IF credit > 0 THEN
-            UPDATE billing.accounts a SET prepaid_credit_micros = a.prepaid_credit_micros - credit
+        -- What corrections leave to pay; the kept prepaid credit pays first,
+        -- in whole minor units like the lines (a remainder below one minor
+        -- unit stays kept, in the ledger). Corrections beyond the usage leave
+        -- nothing to pay and join the kept credit for the next invoices while
+        -- the account is postpaid; on a prepaid account they are plain
+        -- prepaid balance already.
+        due_micros := inv.subtotal_micros - inv.corrections_micros;
+        credit := LEAST(credit - credit % unit, GREATEST(due_micros, 0));
+        carried := CASE WHEN postpaid_now THEN GREATEST(-due_micros, 0) ELSE 0 END;
+        IF credit > 0 OR carried > 0 THEN
+            UPDATE billing.accounts a
+               SET prepaid_credit_micros = a.prepaid_credit_micros - credit + carried
              WHERE a.account_id = acct.account_id;
         END IF;
         UPDATE billing.invoices i
-           SET subtotal_micros = inv.subtotal_micros, credit_micros = credit,
-               total_micros = inv.subtotal_micros - credit,
-               status = CASE WHEN inv.subtotal_micros = credit THEN 'paid' ELSE 'open' END,
-               paid_at = CASE WHEN inv.subtotal_micros = credit THEN i.issued_at END
-         WHERE i.invoice_id = inv.invoice_id;
+           SET subtotal_micros = inv.subtotal_micros, corrections_micros = inv.corrections_micros,
+               credit_micros = credit, total_micros = GREATEST(due_micros, 0) - credit,
+               status = CASE WHEN GREATEST(due_micros, 0) = credit THEN 'paid' ELSE 'open' END,
+               paid_at = CASE WHEN GREATEST(due_micros, 0) = credit THEN i.issued_at END
+         WHERE i.invoice_id = inv.invoice_id
+        RETURNING * INTO inv;
+        PERFORM billing._event(inv.account_id, 'invoice_issued', billing._invoice_event(inv));
+        -- paid in full by the kept prepaid credit
+        IF inv.status = 'paid' THEN
+            PERFORM billing._event(inv.account_id, 'invoice_paid', billing._invoice_event(inv));
+        END IF;
         issued := issued + 1;
     END LOOP;
     RETURN issued;
@@ -411,6 +491,7 @@ BEGIN
     IF FOUND THEN
         PERFORM billing._move(inv.account_id, inv.total_micros, 'invoice_payment',
                               payment_reference, NULL, inv.invoice_id);
+        PERFORM billing._event(inv.account_id, 'invoice_paid', billing._invoice_event(inv));
         RETURN;
     END IF;
     SELECT * INTO inv FROM billing.invoices i WHERE i.invoice_id = mark_invoice_paid.invoice_id;
@@ -442,6 +523,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                (SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id
                    AND l.kind = 'adjustment') AS rounding,
+               (SELECT COALESCE(pg_catalog.sum(c.amount_micros), 0)::bigint
+                  FROM (SELECT f.amount_micros FROM billing.refunds f
+                         WHERE f.account_id = i.account_id AND f.invoice_id = i.invoice_id
+                        UNION ALL
+                        SELECT d.amount_micros FROM billing.adjustments d
+                         WHERE d.account_id = i.account_id AND d.invoice_id = i.invoice_id) c)
+                   AS corrections_exact,
                (SELECT pg_catalog.count(*) FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id
                    AND l.kind = 'invoice_payment') AS npayments,
@@ -456,21 +544,28 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         (inv.nlines = 0, 'has no lines'),
         (inv.subtotal_micros <> inv.lines_micros,
          pg_catalog.format('subtotal %s is not the sum of its lines %s', inv.subtotal_micros, inv.lines_micros)),
-        (inv.credit_micros < 0 OR inv.credit_micros > inv.subtotal_micros,
-         pg_catalog.format('credit %s is not between 0 and the subtotal', inv.credit_micros)),
+        (inv.credit_micros < 0
+             OR inv.credit_micros > GREATEST(inv.subtotal_micros - inv.corrections_micros, 0),
+         pg_catalog.format('credit %s is not between 0 and the subtotal less corrections', inv.credit_micros)),
         (inv.credit_micros % billing._minor_unit_micros(inv.currency) <> 0
              OR inv.total_micros % billing._minor_unit_micros(inv.currency) <> 0,
          pg_catalog.format('credit %s or total %s is not whole minor units of %s',
                            inv.credit_micros, inv.total_micros, inv.currency)),
-        (inv.total_micros <> inv.subtotal_micros - inv.credit_micros,
-         pg_catalog.format('total %s is not subtotal %s less credit %s',
-                           inv.total_micros, inv.subtotal_micros, inv.credit_micros)),
+        (inv.corrections_micros <> billing._round_half_up(inv.corrections_exact,
+                                                          billing._minor_unit_micros(inv.currency)),
+         pg_catalog.format('corrections %s are not the refunds and adjustments it credits, %s, rounded half-up',
+                           inv.corrections_micros, inv.corrections_exact)),
+        (inv.total_micros <> GREATEST(inv.subtotal_micros - inv.corrections_micros, 0) - inv.credit_micros,
+         pg_catalog.format('total %s is not subtotal %s less corrections %s less credit %s (at least 0)',
+                           inv.total_micros, inv.subtotal_micros, inv.corrections_micros, inv.credit_micros)),
         (inv.usage_micros <> inv.ledger_usage,
          pg_catalog.format('lines bill %s micros of usage, the ledger has %s in the period',
                            inv.usage_micros, inv.ledger_usage)),
-        (inv.rounding <> inv.usage_micros - inv.lines_micros,
+        (inv.rounding <> inv.usage_micros - inv.lines_micros
+                          + inv.corrections_micros - inv.corrections_exact,
          pg_catalog.format('rounding adjustments %s do not match the rounding %s',
-                           inv.rounding, inv.usage_micros - inv.lines_micros)),
+                           inv.rounding, inv.usage_micros - inv.lines_micros
+                                         + inv.corrections_micros - inv.corrections_exact)),
         (inv.status = 'paid' AND inv.total_micros > 0
              AND (inv.npayments <> 1 OR inv.paid_micros <> inv.total_micros),
          pg_catalog.format('paid with %s payment entries of %s micros', inv.npayments, inv.paid_micros)),
@@ -492,11 +587,51 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       ) AS p(failed, problem)
      WHERE p.failed AND (only_account IS NULL OR i.account_id = only_account)
     UNION ALL
+    -- each line bills the period's usage entries of its model ('(none)': of no request)
+    SELECT i.account_id,
+           pg_catalog.format('invoice %s, model %s: the line bills %s requests for %s micros, the period has %s for %s',
+                             i.invoice_number, m.model, m.line_requests, m.line_usage, m.requests, m.usage)
+      FROM (SELECT COALESCE(il.invoice_id, u.invoice_id) AS invoice_id, COALESCE(il.model, u.model) AS model,
+                   COALESCE(il.quantity, 0) AS line_requests, COALESCE(il.usage_micros, 0) AS line_usage,
+                   COALESCE(u.requests, 0) AS requests, COALESCE(u.usage, 0) AS usage
+              FROM (SELECT x.invoice_id, x.model, x.quantity, x.usage_micros
+                      FROM billing.invoice_lines x JOIN billing.invoices xi USING (invoice_id)
+                     WHERE only_account IS NULL OR xi.account_id = only_account) il
+              FULL JOIN (SELECT ui.invoice_id, COALESCE(r.model, '(none)') AS model,
+                                pg_catalog.count(DISTINCT l.request_id) AS requests,
+                                (-pg_catalog.sum(l.amount_micros))::bigint AS usage
+                           FROM billing.invoices ui
+                           JOIN billing.ledger l
+                             ON l.account_id = ui.account_id AND l.kind = 'usage' AND l.postpaid
+                            AND l.created_at >= ui.starts_at AND l.created_at < ui.ends_at
+                           LEFT JOIN billing.requests r ON r.request_id = l.request_id
+                          WHERE only_account IS NULL OR ui.account_id = only_account
+                          GROUP BY 1, 2) u
+                ON u.invoice_id = il.invoice_id AND u.model = il.model) m
+      JOIN billing.invoices i USING (invoice_id)
+     WHERE m.line_requests <> m.requests OR m.line_usage <> m.usage
+    UNION ALL
     SELECT l.account_id, pg_catalog.format('ledger entry %s refers to no invoice of its account', l.entry_id)
       FROM billing.ledger l
      WHERE l.invoice_id IS NOT NULL AND (only_account IS NULL OR l.account_id = only_account)
        AND NOT EXISTS (SELECT FROM billing.invoices i
                         WHERE i.invoice_id = l.invoice_id AND i.account_id = l.account_id)
+    UNION ALL
+    -- a credited correction: a postpaid entry posted before the end of the
+    -- period of an invoice of its own account
+    SELECT c.account_id, pg_catalog.format('%s entry %s is credited on invoice id %s, %s', c.kind, c.entry_id,
+                                           c.invoice_id,
+                                           CASE WHEN i.invoice_id IS NULL THEN 'no invoice of its account'
+                                                ELSE 'but was posted after its period or not postpaid' END)
+      FROM (SELECT f.account_id, 'refund' AS kind, f.entry_id, f.invoice_id FROM billing.refunds f
+             WHERE f.invoice_id IS NOT NULL
+            UNION ALL
+            SELECT d.account_id, 'adjustment', d.entry_id, d.invoice_id FROM billing.adjustments d
+             WHERE d.invoice_id IS NOT NULL) c
+      LEFT JOIN billing.invoices i ON i.invoice_id = c.invoice_id AND i.account_id = c.account_id
+      LEFT JOIN billing.ledger l ON l.account_id = c.account_id AND l.entry_id = c.entry_id
+     WHERE (only_account IS NULL OR c.account_id = only_account)
+       AND (i.invoice_id IS NULL OR l.entry_id IS NULL OR NOT l.postpaid OR l.created_at >= i.ends_at)
     UNION ALL
     SELECT NULL::bigint, pg_catalog.format('invoice numbers have gaps: %s invoices, highest number %s',
                                            pg_catalog.count(*), pg_catalog.max(i.invoice_number))

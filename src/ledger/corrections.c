@@ -13,6 +13,7 @@
 
 #include "billing.h"
 #include "errors.h"
+#include "events.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
 #include "money.h"
@@ -158,6 +159,26 @@ refund_json(const Account *acct, int64 refund_id, MemoryContext upper)
 	return buf.data;
 }
 
+/*
+ * A refund of prepaid usage gives prepaid money back: on an account that is
+ * postpaid now it joins the prepaid credit kept for the invoices, as the
+ * balance did at the switch (docs/invoices.md). The account row is locked
+ * first, the order of set_billing_type, which then waits and counts this
+ * refund; the type is read under that lock, so a switch that committed
+ * meanwhile decides.
+ */
+static void
+refund_keep_prepaid(int64 account_id, int64 amount)
+{
+	static SPIPlanPtr plan;
+
+	plan_exec(&plan,
+			  "UPDATE billing.accounts SET prepaid_credit_micros = prepaid_credit_micros + $2"
+			  " WHERE account_id = $1 AND billing_type = 'postpaid'",
+			  2, (Oid[]) {INT8OID, INT8OID},
+			  (Datum[]) {Int64GetDatum(account_id), Int64GetDatum(amount)}, NULL, false, 0);
+}
+
 PG_FUNCTION_INFO_V1(billing_refund_request);
 Datum
 billing_refund_request(PG_FUNCTION_ARGS)
@@ -176,6 +197,7 @@ billing_refund_request(PG_FUNCTION_ARGS)
 	int64		charged;
 	Datum		began;
 	int64		refund_id = 0;
+	bool		issued = false;
 	char	   *result;
 
 	require_args(fcinfo, 1);
@@ -213,6 +235,8 @@ billing_refund_request(PG_FUNCTION_ARGS)
 		if (all)
 			amount = charged - refunded;
 		postpaid = usage_postpaid(account_id, request_id, began);
+		if (!postpaid)
+			refund_keep_prepaid(account_id, amount);
 		entry_id = ledger_post(account_id, "refund", amount, postpaid, request_id, 0, 0, NULL, reason);
 		available_rebalance(account_id, amount);
 		v[0] = Int64GetDatum(account_id);
@@ -232,7 +256,10 @@ billing_refund_request(PG_FUNCTION_ARGS)
 				  (char[]) {' ', ' ', ' ', all ? 'n' : ' ', reason ? ' ' : 'n', key ? ' ' : 'n', ' '},
 				  false, 0);
 		if (SPI_processed == 1)
+		{
 			refund_id = spi_int64(1);
+			issued = true;
+		}
 		else
 		{
 			/*
@@ -245,6 +272,9 @@ billing_refund_request(PG_FUNCTION_ARGS)
 		}
 	}
 	result = refund_json(&acct, refund_id, upper);
+	/* the event carries the refund object; a replay writes none */
+	if (issued)
+		event_emit(account_id, "refund_issued", result);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(result));
 }

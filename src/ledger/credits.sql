@@ -184,6 +184,12 @@ BEGIN
     VALUES (grant_credits.account_id, new_id, grant_credits.category, grant_credits.amount_micros,
             grant_credits.expires_at, entry, grant_credits.idempotency_key, grant_credits.reference);
     PERFORM billing._adjust_available(account_id, amount_micros);
+    PERFORM billing._event(grant_credits.account_id, 'credits_granted',
+        pg_catalog.jsonb_build_object('grant_id', new_id, 'entry_id', entry,
+                                      'amount_micros', grant_credits.amount_micros,
+                                      'category', grant_credits.category,
+                                      'expires_at', grant_credits.expires_at,
+                                      'reference', grant_credits.reference));
     RETURN new_id;
 END $$;
 
@@ -258,6 +264,10 @@ BEGIN
             VALUES (acct, 'expiry', -take, gr.grant_id)
             RETURNING entry_id INTO entry;
             PERFORM billing._adjust_available(acct, -take);
+            PERFORM billing._event(acct, 'credits_expired',
+                pg_catalog.jsonb_build_object('grant_id', gr.grant_id, 'entry_id', entry,
+                                              'amount_micros', take,
+                                              'remaining_micros', gr.remaining_micros - take));
             avail := avail - take;
             posted := posted + 1;
             IF take = gr.remaining_micros THEN

@@ -400,7 +400,7 @@ billing_balance(PG_FUNCTION_ARGS)
 					 ",\"low_balance_threshold_micros\":" INT64_FORMAT
 					 ",\"validation\":\"%s\",\"auto_topup\":%s}",
 					 acct.currency, acct.credit_limit, unbilled, unpaid, kept,
-					 threshold, available >= threshold ? "fast_path" : "per_request",
+					 threshold, fast_budget(available, threshold, held) > 0 ? "fast_path" : "per_request",
 					 acct.auto_topup_enabled ? "true" : "false");
 	SPI_finish();
 	PG_RETURN_DATUM(DirectFunctionCall2(jsonb_concat, jsonb_from_text(buf.data), credits));

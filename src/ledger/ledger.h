@@ -15,6 +15,13 @@ typedef struct Account
 	int64		auto_topup_amount;
 } Account;
 
+/* Settings of the slices (slices_init, called by _PG_init). */
+extern char *billing_low_balance_floor_micros;	/* micros, see money_setting() */
+extern int	billing_low_balance_factor;
+extern int	billing_low_balance_window;		/* seconds */
+extern int	billing_balance_slices;
+extern void slices_init(void);
+
 /*
  * Loads an account; ERROR PB404 when unknown, or disabled and active_only.
  * Requests need an active account; money movements of the cold paths
@@ -25,10 +32,10 @@ extern void account_load(int64 account_id, Account *acct, bool active_only);
 /*
  * Admission: takes amount (>= 0) out of the available amount, or raises
  * PB402 when it is not covered. Concurrent callers on one account usually
- * take different slices (the fast path); when no slice covers the amount,
- * every slice is locked and the exact total decides (per-request
- * validation), then the total is spread again or kept in one slice
- * depending on the low-balance threshold.
+ * take from the fast budgets of different slices (the fast path); when no
+ * budget covers the amount, every slice is locked and the exact total
+ * decides (per-request validation), then the slices are laid out again
+ * (slices.c): a new budget above the low-balance threshold, none below it.
  */
 extern void available_take(const Account *acct, int64 amount);
 /* The exact path alone, for a caller whose own fast attempt failed. */
@@ -36,19 +43,20 @@ extern void available_take_exact(const Account *acct, int64 amount);
 
 /*
  * The fast path as SQL, for statements that fold it into more work: takes
- * amount (> 0) out of an unlocked slice of account acct that covers it,
- * trying slice home first (one index probe; COALESCE runs the scan of the
- * others only when that one is locked or short); returns one row when it
- * did. The arguments are the SQL of the three values, e.g. "$1".
+ * amount (> 0) out of an unlocked slice of account acct whose fast budget
+ * covers it, trying slice home first (one index probe; COALESCE runs the
+ * scan of the others only when that one is locked or short); returns one
+ * row when it did. The arguments are the SQL of the three values, e.g. "$1".
  */
 #define SLICE_TAKE_SQL(acct, amount, home) \
-	"UPDATE billing.account_slices SET available_micros = available_micros - " amount \
+	"UPDATE billing.account_slices SET available_micros = available_micros - " amount "," \
+	"       fast_micros = fast_micros - " amount \
 	" WHERE account_id = " acct " AND slice = COALESCE(" \
 	"       (SELECT slice FROM billing.account_slices" \
 	"         WHERE account_id = " acct " AND slice = " home \
-	"           AND available_micros >= " amount " FOR UPDATE SKIP LOCKED)," \
+	"           AND fast_micros >= " amount " FOR UPDATE SKIP LOCKED)," \
 	"       (SELECT slice FROM billing.account_slices" \
-	"         WHERE account_id = " acct " AND available_micros >= " amount \
+	"         WHERE account_id = " acct " AND fast_micros >= " amount \
 	"         ORDER BY slice LIMIT 1 FOR UPDATE SKIP LOCKED))" \
 	" RETURNING slice"
 
@@ -56,8 +64,8 @@ extern void available_take_exact(const Account *acct, int64 amount);
 extern int	slice_home(void);
 
 /*
- * Waits for this backend's home slice and takes amount from it when it
- * covers it; true when it did. Only inside available_try_fast().
+ * Waits for this backend's home slice and takes amount from it when its
+ * fast budget covers it; true when it did. Only inside available_try_fast().
  */
 extern bool slice_take_home(int64 account_id, int64 amount);
 
@@ -82,15 +90,33 @@ extern void available_adjust(int64 account_id, int64 delta);
 
 /*
  * Cold paths (funds, top-ups, invoices, credit limits): moves delta into or
- * out of the available amount with every slice locked, and spreads the
- * result as an exact validation would.
+ * out of the available amount with every slice locked, and lays the result
+ * out as an exact validation would.
  */
 extern void available_rebalance(int64 account_id, int64 delta);
+
+/*
+ * The fast path's budget for an account with this available amount,
+ * threshold and holds of unfinished requests: what the fast path can take
+ * before the next exact pass and still leave the account at or above its
+ * threshold. Taking b leaves at least available - b (credits only add); the
+ * spend still to come is at most b and the holds (their settlement), so the
+ * threshold rises by at most factor x (b + holds): the budget is the largest
+ * b with available - b >= threshold + factor x (b + holds). Exact while the
+ * window's spend is summed; when it is extrapolated from a sample, each
+ * exact pass follows the new estimate. 0 means every request validates
+ * exactly ("per_request").
+ */
+extern int64 fast_budget(int64 available, int64 threshold, int64 holds);
 
 /* Exact available amount as this transaction sees it (sum of slices). */
 extern int64 available_total(int64 account_id);
 
-/* Low-balance threshold of the account, right now (README.md, Admission). */
+/*
+ * Low-balance threshold of the account right now (README.md, Admission): the
+ * larger of the floor and factor x recent spend, saturated at PG_INT64_MAX
+ * (never an error).
+ */
 extern int64 low_balance_threshold(int64 account_id);
 
 /*

@@ -3,17 +3,27 @@
  *
  * Invariants (checked by billing.verify()):
  *  - sum(slices) = available = balance - holds (+ credit limit when postpaid);
- *  - only slice 0 can be negative, and then every other slice is zero.
- * The second one makes the fast path exact: a slice that covers a request
- * is part of a total that covers it too.
+ *  - only slice 0 can be negative, and then every other slice is zero;
+ *  - 0 <= fast_micros <= max(available_micros, 0) in every slice.
+ * The fast path takes only from fast_micros, a slice's share of a budget
+ * set at the last exact pass: a slice that covers a request is part of a
+ * total that covers it too.
  *
- * Fast path: take an unlocked slice that covers the amount (SKIP LOCKED), so
- * concurrent requests of one account lock different rows; when the slice
- * this backend tries first covers it but is locked, wait for that one row.
- * Exact path (no slice covers it): lock every slice, decide on the exact
- * total, then spread the rest over all slices while the account is at or
- * above its low-balance threshold, or keep it in slice 0 below it, so that
- * every later request validates against the exact amount on one row.
+ * Fast path: take from an unlocked slice whose budget covers the amount
+ * (SKIP LOCKED), so concurrent requests of one account lock different rows;
+ * when the slice this backend tries first covers it but is locked, wait
+ * for that one row. Credits add to available_micros only, never to a
+ * budget. Exact path (no budget covers it): lock every slice, decide on the
+ * exact total, then lay the rest out again (lay_out) with a new budget,
+ * fast_budget(): what the fast path can take before the next exact pass
+ * without the account falling below its low-balance threshold, however
+ * that threshold rises with the spend it brings.
+ *
+ * balance() says "per_request" exactly when fast_budget() of the present
+ * state is 0. While a slice still has budget b, the present state's budget
+ * is at least b (the layout reserved room for everything taken and settled
+ * since), so "per_request" means no slice has any: every request validates
+ * against the exact amount on slice 0.
  *
  * The account gate, a heavyweight lock per account held to commit, keeps the
  * two paths from deadlocking: whoever touches a slice holds it in share
@@ -26,10 +36,12 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/int.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/guc.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -38,6 +50,34 @@
 #include "ledger/ledger.h"
 #include "money.h"
 #include "spi_plan.h"
+
+char	   *billing_low_balance_floor_micros = NULL;
+int			billing_low_balance_factor = 2;
+int			billing_low_balance_window = 300;
+int			billing_balance_slices = 16;
+
+void
+slices_init(void)
+{
+	money_define_setting("billing.low_balance_floor_micros",
+						 "Lowest low-balance threshold; below its threshold an account validates every request exactly.",
+						 &billing_low_balance_floor_micros, "1000000");
+	DefineCustomIntVariable("billing.low_balance_factor",
+							"Multiple of recent spend that sets the low-balance threshold.",
+							NULL,
+							&billing_low_balance_factor, 2, 0, 1000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billing.low_balance_window",
+							"Window of recent spend for the low-balance threshold.",
+							NULL,
+							&billing_low_balance_window, 300, 1, 86400,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("billing.balance_slices",
+							"Slices a new account's available amount is split into.",
+							"More slices let more requests of one account run at once.",
+							&billing_balance_slices, 16, 1, 256,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 static const Oid types_acct_amount_slice[] = {INT8OID, INT8OID, INT4OID};
 static const Oid types_acct_slice[] = {INT8OID, INT4OID};
@@ -117,8 +157,9 @@ slice_take_home(int64 account_id, int64 amount)
 	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(amount), Int32GetDatum(slice_home())};
 
 	plan_exec(&plan,
-			  "UPDATE billing.account_slices SET available_micros = available_micros - $2"
-			  " WHERE account_id = $1 AND slice = $3 AND available_micros >= $2",
+			  "UPDATE billing.account_slices SET available_micros = available_micros - $2,"
+			  "       fast_micros = fast_micros - $2"
+			  " WHERE account_id = $1 AND slice = $3 AND fast_micros >= $2",
 			  3, types_acct_amount_slice, v, NULL, false, 0);
 	return SPI_processed == 1;
 }
@@ -184,28 +225,72 @@ lock_all(int64 account_id, int *nslices)
 	return total;
 }
 
-/*
- * With every slice locked: lays total out again (see the file comment).
- * The threshold is computed before the locks are taken: it reads the
- * ledger, and a threshold a few milliseconds old only decides the layout.
- */
-static void
-spread(int64 account_id, int64 total, int nslices, int64 threshold)
+/* Holds of the account's unfinished requests. */
+static int64
+holds_total(int64 account_id)
 {
 	static SPIPlanPtr plan;
-	int64		each = 0;
-	Datum		v[3];
 
-	if (total > 0 && nslices > 1 && total >= threshold)
-		each = total / nslices;
+	plan_exec(&plan,
+			  "SELECT COALESCE(pg_catalog.sum(hold_micros), 0)::bigint FROM billing.requests"
+			  " WHERE account_id = $1 AND status IN ('queued', 'in_progress')",
+			  1, types_acct_amount_slice, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
+	return spi_int64(1);
+}
+
+int64
+fast_budget(int64 available, int64 threshold, int64 holds)
+{
+	int64		factor = billing_low_balance_factor;
+	int64		reserve;
+
+	if (available <= threshold)
+		return 0;
+	/* available > threshold >= 0: only the reserve can overflow */
+	if (pg_mul_s64_overflow(holds, factor, &reserve) || reserve >= available - threshold)
+		return 0;
+	return (available - threshold - reserve) / (1 + factor);
+}
+
+/*
+ * With every slice locked (after lock_all): lays rest out again; debit
+ * (<= 0) is what the caller took, about to become usage or a hold. The
+ * budget goes to as many slices as hold one request of the size that came
+ * (all of them for 0), so that concurrent requests like it take different
+ * slices; everything else stays in slice 0, where a debt must be. The
+ * threshold and holds are read here, under the gate, so that they count
+ * every charge committed so far.
+ */
+static void
+lay_out(int64 account_id, int64 rest, int nslices, int64 request, int64 debit)
+{
+	static SPIPlanPtr plan;
+	int64		threshold = low_balance_threshold(account_id);
+	int64		holds;
+	int64		budget = 0;
+	int64		budgeted = 0;
+	int64		each = 0;
+	Datum		v[4];
+
+	if (rest > threshold && !pg_sub_s64_overflow(holds_total(account_id), debit, &holds))
+		budget = fast_budget(rest, threshold, holds);
+	if (budget > 0)
+	{
+		budgeted = nslices;
+		if (request > 0 && budget / request < budgeted)
+			budgeted = Max(budget / request, 1);
+		each = budget / budgeted;
+	}
 	v[0] = Int64GetDatum(account_id);
-	v[1] = Int64GetDatum(total - each * (nslices - 1));
+	v[1] = Int64GetDatum(rest - each * Max(budgeted - 1, 0));
 	v[2] = Int64GetDatum(each);
+	v[3] = Int64GetDatum(budgeted);
 	plan_exec(&plan,
 			  "UPDATE billing.account_slices"
-			  "   SET available_micros = CASE WHEN slice = 0 THEN $2 ELSE $3 END"
+			  "   SET available_micros = CASE WHEN slice = 0 THEN $2 WHEN slice < $4 THEN $3 ELSE 0 END,"
+			  "       fast_micros = CASE WHEN slice < $4 THEN $3 ELSE 0 END"
 			  " WHERE account_id = $1",
-			  3, (Oid[]) {INT8OID, INT8OID, INT8OID}, v, NULL, false, 0);
+			  4, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID}, v, NULL, false, 0);
 }
 
 static void
@@ -237,14 +322,11 @@ void
 available_take_exact(const Account *acct, int64 amount)
 {
 	int			nslices;
-	int64		threshold;
-	int64		total;
+	int64		total = lock_all(acct->account_id, &nslices);
 
-	threshold = low_balance_threshold(acct->account_id);
-	total = lock_all(acct->account_id, &nslices);
 	if (total < amount)
 		raise_not_covered(acct, amount, total);
-	spread(acct->account_id, total - amount, nslices, threshold);
+	lay_out(acct->account_id, total - amount, nslices, amount, -amount);
 }
 
 void
@@ -308,11 +390,11 @@ available_adjust(int64 account_id, int64 delta)
 void
 available_rebalance(int64 account_id, int64 delta)
 {
-	int64		threshold = low_balance_threshold(account_id);
 	int			nslices;
 	int64		total = lock_all(account_id, &nslices);
 
-	spread(account_id, money_add(total, delta), nslices, threshold);
+	/* a debit may be an overrun about to be posted as usage */
+	lay_out(account_id, money_add(total, delta), nslices, 0, Min(delta, 0));
 }
 
 int64
@@ -333,6 +415,8 @@ available_total(int64 account_id)
  * a busy account has far more, and scanning them all with every slice locked
  * would stall it. When the sample does not reach back over the whole window,
  * the spend is extrapolated from the sample's rate (exactly, in numeric).
+ * The spend and the threshold saturate at PG_INT64_MAX: a huge spend means
+ * exact validation, never an error.
  */
 #define SPEND_SAMPLE 1000
 
@@ -343,24 +427,24 @@ low_balance_threshold(int64 account_id)
 	TimestampTz now = GetCurrentTimestamp();
 	int64		window = (int64) billing_low_balance_window * USECS_PER_SEC;
 	Datum		v[4];
-	int64		spend;
+	int64		threshold;
 
 	v[0] = Int64GetDatum(account_id);
 	v[1] = TimestampTzGetDatum(now - window);
 	v[2] = Int64GetDatum(window);
 	v[3] = TimestampTzGetDatum(now);
 	plan_exec(&plan,
-			  "SELECT (CASE WHEN pg_catalog.count(*) < " CppAsString2(SPEND_SAMPLE)
-			  "            THEN COALESCE(-pg_catalog.sum(amount_micros), 0)"
-			  "            ELSE LEAST(-pg_catalog.sum(amount_micros)::numeric * $3"
-			  "                       / GREATEST(EXTRACT(EPOCH FROM $4 - pg_catalog.min(created_at))"
-			  "                                  * 1000000, 1),"
-			  "                       9223372036854775807) END)::bigint"
+			  "SELECT GREATEST(LEAST(CASE WHEN pg_catalog.count(*) < " CppAsString2(SPEND_SAMPLE)
+			  "                           THEN COALESCE(-pg_catalog.sum(amount_micros), 0)"
+			  "                           ELSE -pg_catalog.sum(amount_micros)::numeric * $3"
+			  "                                / GREATEST(EXTRACT(EPOCH FROM $4 - pg_catalog.min(created_at))"
+			  "                                           * 1000000, 1) END,"
+			  "                      9223372036854775807), 0)::bigint"
 			  "  FROM (SELECT amount_micros, created_at FROM billing.ledger"
 			  "         WHERE account_id = $1 AND kind = 'usage' AND created_at >= $2"
 			  "         ORDER BY created_at DESC LIMIT " CppAsString2(SPEND_SAMPLE) ") s",
 			  4, (Oid[]) {INT8OID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0);
-	spend = spi_int64(1);
-	return Max(money_mul(spend, billing_low_balance_factor),
-			   (int64) billing_low_balance_floor_micros);
+	if (pg_mul_s64_overflow(spi_int64(1), billing_low_balance_factor, &threshold))
+		threshold = PG_INT64_MAX;
+	return Max(threshold, money_setting(billing_low_balance_floor_micros));
 }

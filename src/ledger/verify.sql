@@ -7,7 +7,7 @@ RETURNS TABLE(account_id bigint, problem text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
 WITH acct AS (
-    SELECT a.account_id, a.billing_type, a.credit_limit_micros
+    SELECT a.account_id, a.billing_type, a.credit_limit_micros, a.currency
       FROM billing.accounts a
      WHERE verify.account_id IS NULL OR a.account_id = verify.account_id
 ), sums AS (
@@ -24,7 +24,10 @@ WITH acct AS (
            (SELECT count(*) FROM billing.account_slices s
              WHERE s.account_id = a.account_id AND s.available_micros < 0) AS negative,
            (SELECT count(*) FROM billing.account_slices s
-             WHERE s.account_id = a.account_id AND s.slice <> 0 AND s.available_micros <> 0) AS others
+             WHERE s.account_id = a.account_id AND s.slice <> 0 AND s.available_micros <> 0) AS others,
+           (SELECT count(*) FROM billing.account_slices s
+             WHERE s.account_id = a.account_id
+               AND (s.fast_micros < 0 OR s.fast_micros > GREATEST(s.available_micros, 0))) AS bad_budgets
       FROM acct a
 )
 SELECT s.account_id, format('available %s <> balance %s - holds %s + credit limit %s',
@@ -48,15 +51,31 @@ SELECT s.account_id, 'a slice other than 0 is negative, or slice 0 is and others
                                  WHERE x.account_id = s.account_id AND x.slice <> 0
                                    AND x.available_micros < 0))
 UNION ALL
+SELECT s.account_id, format('fast-path budget below zero or above the available amount in %s slices',
+                            s.bad_budgets)
+  FROM sums s WHERE s.bad_budgets > 0
+UNION ALL
+SELECT r.account_id, format('request %s: unknown status %s', r.request_id, r.status)
+  FROM billing.requests r JOIN acct a USING (account_id)
+ WHERE r.status NOT IN ('queued', 'in_progress', 'completed', 'failed', 'cancelled')
+UNION ALL
 SELECT r.account_id, format('request %s: hold %s does not match its state %s (estimate %s)',
                             r.request_id, r.hold_micros, r.status, r.cost_estimate_micros)
   FROM billing.requests r JOIN acct a USING (account_id)
  WHERE CASE WHEN r.status IN ('queued', 'in_progress')
             THEN r.hold_micros <> r.cost_estimate_micros OR r.cost_micros IS NOT NULL
+                 OR r.completed_at IS NOT NULL
             ELSE r.hold_micros <> 0 OR r.cost_micros IS NULL OR r.completed_at IS NULL END
+    OR r.cost_estimate_micros < 0 OR r.cost_micros < 0
 UNION ALL
+SELECT r.account_id, format('request %s: currency %s, its account pays in %s',
+                            r.request_id, r.currency, a.currency)
+  FROM billing.requests r JOIN acct a USING (account_id)
+ WHERE r.currency <> a.currency
+UNION ALL
+-- an unfinished request has no usage yet
 SELECT r.account_id, format('request %s: cost %s but usage entries total %s',
-                            r.request_id, r.cost_micros, COALESCE(-u.total, 0))
+                            r.request_id, COALESCE(r.cost_micros::text, 'none'), COALESCE(-u.total, 0))
   FROM billing.requests r JOIN acct a USING (account_id)
   -- aggregated once: a lookup per request would read the account's whole ledger each time
   LEFT JOIN (SELECT l.account_id, l.request_id, sum(l.amount_micros) AS total, count(*) AS n
@@ -65,8 +84,21 @@ SELECT r.account_id, format('request %s: cost %s but usage entries total %s',
                 AND (verify.account_id IS NULL OR l.account_id = verify.account_id)
               GROUP BY l.account_id, l.request_id) u
          ON u.account_id = r.account_id AND u.request_id = r.request_id
- WHERE r.status NOT IN ('queued', 'in_progress')
-   AND (COALESCE(-u.total, 0) <> r.cost_micros OR u.n > 1)
+ WHERE COALESCE(-u.total, 0) <> COALESCE(r.cost_micros, 0) OR u.n > 1
+UNION ALL
+SELECT l.account_id, format('ledger entry %s names request %s, not a request of its account',
+                            l.entry_id, l.request_id)
+  FROM billing.ledger l JOIN acct a USING (account_id)
+ WHERE l.request_id IS NOT NULL
+   AND NOT EXISTS (SELECT FROM billing.requests r
+                    WHERE r.request_id = l.request_id AND r.account_id = l.account_id)
+UNION ALL
+SELECT l.account_id, format('ledger entry %s names top-up %s, not a top-up of its account',
+                            l.entry_id, l.topup_id)
+  FROM billing.ledger l JOIN acct a USING (account_id)
+ WHERE l.topup_id IS NOT NULL
+   AND NOT EXISTS (SELECT FROM billing.topups t
+                    WHERE t.topup_id = l.topup_id AND t.account_id = l.account_id)
 UNION ALL
 SELECT t.account_id, format('top-up %s is %s but has %s ledger entries for %s micros',
                             t.topup_id, t.status, COALESCE(e.n, 0), COALESCE(e.total, 0))

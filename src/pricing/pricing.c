@@ -9,13 +9,37 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "billing.h"
 #include "jsonout.h"
+#include "money.h"
 #include "pricing/pricing_internal.h"
 #include "spi_plan.h"
+
+char	   *billing_catalog_currency = NULL;
+
+/* A bad currency is refused by SET itself (22023), not by set_price later. */
+static bool
+check_catalog_currency(char **newval, void **extra, GucSource source)
+{
+	if (money_currency_valid(*newval))
+		return true;
+	GUC_check_errdetail("A currency is three upper-case letters, an ISO 4217 code such as \"USD\".");
+	return false;
+}
+
+void
+pricing_init(void)
+{
+	DefineCustomStringVariable("billing.catalog_currency",
+							   "Currency of new prices.",
+							   NULL,
+							   &billing_catalog_currency, "USD",
+							   PGC_SUSET, 0, check_catalog_currency, NULL, NULL);
+}
 
 /* Route + price -> the JSON of docs/pricing.md (estimate or effective cost). */
 static Datum

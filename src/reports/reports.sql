@@ -134,7 +134,7 @@ BEGIN
          WHERE NOT pg_catalog.isempty(g.r)
     ), facts AS (
         SELECT r.slot_start AS at, r.model, r.provider, r.scope,
-               r.requests, r.cost_micros, r.refunded_micros
+               r.requests, r.cost_sum AS cost_micros, r.refunded_sum AS refunded_micros
           FROM slots r WHERE NOT r.cut
         UNION ALL
         SELECT f.created_at, f.model, f.provider, f.scope, f.requests, f.cost_micros, f.refunded_micros
@@ -246,16 +246,16 @@ BEGIN
             WITH f AS (
                 SELECT l.account_id, billing._usage_slot(l.created_at) AS slot_start, l.model,
                        l.provider, l.scope, pg_catalog.sum(l.requests)::bigint AS requests,
-                       pg_catalog.sum(l.cost_micros)::bigint AS cost_micros,
-                       pg_catalog.sum(l.refunded_micros)::bigint AS refunded_micros
+                       pg_catalog.sum(l.cost_micros) AS cost_micros,
+                       pg_catalog.sum(l.refunded_micros) AS refunded_micros
                   FROM billing._usage_facts(NULL, st.rolled_up_to, upto, '-infinity', 'infinity') l
                  GROUP BY 1, 2, 3, 4, 5)
             INSERT INTO billing.usage_rollup AS r
             SELECT * FROM f
             ON CONFLICT (account_id, slot_start, model, provider, scope) DO UPDATE
                SET requests = r.requests + excluded.requests,
-                   cost_micros = r.cost_micros + excluded.cost_micros,
-                   refunded_micros = r.refunded_micros + excluded.refunded_micros;
+                   cost_sum = r.cost_sum + excluded.cost_sum,
+                   refunded_sum = r.refunded_sum + excluded.refunded_sum;
             -- a checkpoint for each account with 1024 entries or more since its last
             WITH a AS (
                 SELECT l.account_id, pg_catalog.count(*) AS n
@@ -331,13 +331,13 @@ BEGIN ATOMIC
                   ' but the ledger has %s, %s, %s',
                   COALESCE(l.slot_start, r.slot_start), COALESCE(l.model, r.model),
                   COALESCE(l.provider, r.provider), COALESCE(l.scope, r.scope),
-                  COALESCE(r.requests, 0), COALESCE(r.cost_micros, 0), COALESCE(r.refunded_micros, 0),
+                  COALESCE(r.requests, 0), COALESCE(r.cost_sum, 0), COALESCE(r.refunded_sum, 0),
                   COALESCE(l.requests, 0), COALESCE(l.cost_micros, 0), COALESCE(l.refunded_micros, 0))
       FROM l FULL JOIN r
         ON r.account_id = l.account_id AND r.slot_start = l.slot_start
        AND r.model IS NOT DISTINCT FROM l.model AND r.provider IS NOT DISTINCT FROM l.provider
        AND r.scope IS NOT DISTINCT FROM l.scope
-     WHERE (r.requests, r.cost_micros, r.refunded_micros)
+     WHERE (r.requests, r.cost_sum, r.refunded_sum)
            IS DISTINCT FROM (l.requests, l.cost_micros, l.refunded_micros)
     UNION ALL
     SELECT c.account_id,

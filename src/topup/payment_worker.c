@@ -1,21 +1,27 @@
 /*
  * payment_worker: an example payment worker for billing's auto top-up.
  *
- * It LISTENs on billing_topup and settles every auto_topup_requested event
- * with billing.complete_topup(): a real worker would charge the customer's
- * card here; this one pretends to, and can pretend to fail. On start it
- * also settles the top-ups still pending, whose notifications it missed
- * while it was not listening.
+ * It reads billing's event log (docs/events.md) with a cursor it keeps: the
+ * last event_id it handled, in a file, so that a restart goes on where the
+ * last run stopped and loses nothing. It settles every auto_topup_requested
+ * event with billing.complete_topup(): a real worker would charge the
+ * customer's card here; this one pretends to, and can pretend to fail.
+ * NOTIFY billing_events only wakes it; it also polls every second, since an
+ * event is readable only once every transaction older than it has ended.
  *
- * usage: payment_worker [--fail-every N] [--max-events N] [--timeout SECONDS] [CONNINFO]
+ * usage: payment_worker [--fail-every N] [--max-events N] [--timeout SECONDS]
+ *                       [--cursor FILE] [CONNINFO]
  *   --fail-every N   every Nth top-up fails (payment declined); 0: none (default)
- *   --max-events N   stop after N notifications (requested and disabled)
+ *   --max-events N   stop after N events (of any type); 0: read the backlog and stop
  *   --timeout S      stop after S seconds; with --max-events, a timeout is an error
+ *   --cursor FILE    where the last event_id is kept (default: none, start at the first)
  *   CONNINFO         libpq connection string; default: the PG* environment
  *
- * Prints one line per notification ("notification: <payload>") and one per
- * settled top-up ("completed: <json>"). Exit status: 0 done, 1 error,
- * 2 usage, 3 timed out before --max-events.
+ * Prints one line per event ("event: <type> <payload>") and one per settled
+ * top-up ("completed: <json>"). The cursor is saved after each event is
+ * handled, so an event is handled at least once; a second completion of a
+ * top-up with the same outcome changes nothing. Exit status: 0 done,
+ * 1 error, 2 usage, 3 timed out before --max-events.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -32,9 +38,8 @@ typedef struct Worker
 	PGconn	   *conn;
 	long		fail_every;
 	long		settled;		/* top-ups settled so far */
-	long long  *done;			/* their ids, so a top-up is settled once */
-	long		ndone;
-	long		capacity;
+	const char *cursor_file;	/* NULL: the cursor is not kept */
+	char		cursor[32];		/* the last event_id handled, as text */
 } Worker;
 
 static void
@@ -72,7 +77,7 @@ parse_count(const char *opt, const char *arg)
 
 /*
  * The integer value of "key" in a flat JSON object, or -1 when absent.
- * Enough for billing_topup payloads, which are flat objects of numbers
+ * Enough for the payloads of top-up events, flat objects of numbers
  * and strings.
  */
 static long long
@@ -91,36 +96,34 @@ json_int(const char *json, const char *key)
 	return (*p >= '0' && *p <= '9') ? strtoll(p, NULL, 10) : -1;
 }
 
-static int
-json_event_is(const char *json, const char *event)
+/* The cursor kept in the file, "0" when there is none yet. */
+static void
+load_cursor(Worker *w)
 {
-	char		pattern[96];
-	const char *p = strstr(json, "\"event\"");
+	FILE	   *f;
 
-	if (p == NULL)
-		return 0;
-	p += strlen("\"event\"");
-	while (*p == ' ' || *p == ':')
-		p++;
-	snprintf(pattern, sizeof(pattern), "\"%s\"", event);
-	return strncmp(p, pattern, strlen(pattern)) == 0;
+	snprintf(w->cursor, sizeof(w->cursor), "0");
+	if (w->cursor_file == NULL || (f = fopen(w->cursor_file, "r")) == NULL)
+		return;
+	if (fscanf(f, "%31s", w->cursor) != 1)
+		die(NULL, "cursor file %s is empty", w->cursor_file);
+	fclose(f);
 }
 
-static int
-already_done(Worker *w, long long topup_id)
+/* Replaces the file at once (write, then rename), so a crash leaves the old or the new id. */
+static void
+save_cursor(Worker *w, const char *event_id)
 {
-	for (long i = 0; i < w->ndone; i++)
-		if (w->done[i] == topup_id)
-			return 1;
-	if (w->ndone == w->capacity)
-	{
-		w->capacity = w->capacity ? w->capacity * 2 : 64;
-		w->done = realloc(w->done, w->capacity * sizeof(long long));
-		if (w->done == NULL)
-			die(w->conn, "out of memory");
-	}
-	w->done[w->ndone++] = topup_id;
-	return 0;
+	char		tmp[4096];
+	FILE	   *f;
+
+	snprintf(w->cursor, sizeof(w->cursor), "%s", event_id);
+	if (w->cursor_file == NULL)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", w->cursor_file);
+	if ((f = fopen(tmp, "w")) == NULL || fprintf(f, "%s\n", event_id) < 0 || fclose(f) != 0 ||
+		rename(tmp, w->cursor_file) != 0)
+		die(w->conn, "could not save the cursor in %s: %s", w->cursor_file, strerror(errno));
 }
 
 /* Takes the payment (pretend) and reports the outcome to billing. */
@@ -133,8 +136,6 @@ settle(Worker *w, long long topup_id)
 	int			fail;
 	PGresult   *res;
 
-	if (already_done(w, topup_id))
-		return;
 	w->settled++;
 	fail = w->fail_every > 0 && w->settled % w->fail_every == 0;
 	snprintf(id, sizeof(id), "%lld", topup_id);
@@ -155,32 +156,44 @@ settle(Worker *w, long long topup_id)
 	fflush(stdout);
 }
 
-/* Settles the top-ups requested while no worker was listening. */
-static void
-catch_up(Worker *w)
+/*
+ * Handles the events after the cursor, a batch at a time, until none is
+ * left or max_events are handled; returns how many it handled.
+ */
+static long
+drain(Worker *w, long max_events, long handled)
 {
-	PGresult   *res = PQexec(w->conn,
-							 "SELECT topup_id FROM billing.topups WHERE status = 'pending'"
-							 " ORDER BY topup_id");
-	int			n;
-	long long  *ids;
+	const char *values[1];
+	long		before = handled;
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	for (;;)
 	{
-		fprintf(stderr, "catch-up skipped: %s", PQresultErrorMessage(res));
+		PGresult   *res;
+		int			n;
+
+		values[0] = w->cursor;
+		res = PQexecParams(w->conn,
+						   "SELECT event_id, type, payload FROM billing.events_after($1::bigint, 100)",
+						   1, NULL, values, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			die(w->conn, "events_after failed");
+		n = PQntuples(res);
+		for (int i = 0; i < n && (max_events < 0 || handled < max_events); i++)
+		{
+			const char *type = PQgetvalue(res, i, 1);
+			const char *payload = PQgetvalue(res, i, 2);
+
+			printf("event: %s %s\n", type, payload);
+			fflush(stdout);
+			if (strcmp(type, "auto_topup_requested") == 0 && json_int(payload, "topup_id") > 0)
+				settle(w, json_int(payload, "topup_id"));
+			save_cursor(w, PQgetvalue(res, i, 0));
+			handled++;
+		}
 		PQclear(res);
-		return;
+		if (n == 0 || (max_events >= 0 && handled >= max_events))
+			return handled - before;
 	}
-	n = PQntuples(res);
-	ids = calloc(n > 0 ? n : 1, sizeof(long long));
-	if (ids == NULL)
-		die(w->conn, "out of memory");
-	for (int i = 0; i < n; i++)
-		ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-	PQclear(res);
-	for (int i = 0; i < n; i++)
-		settle(w, ids[i]);
-	free(ids);
 }
 
 int
@@ -202,35 +215,37 @@ main(int argc, char **argv)
 			max_events = parse_count(argv[i], argv[i + 1]), i++;
 		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
 			timeout = parse_count(argv[i], argv[i + 1]), i++;
+		else if (strcmp(argv[i], "--cursor") == 0 && i + 1 < argc)
+			w.cursor_file = argv[++i];
 		else if (argv[i][0] != '-' && i == argc - 1)
 			conninfo = argv[i];
 		else
 		{
-			fprintf(stderr, "usage: %s [--fail-every N] [--max-events N] [--timeout SECONDS] [CONNINFO]\n",
-					argv[0]);
+			fprintf(stderr, "usage: %s [--fail-every N] [--max-events N] [--timeout SECONDS]"
+					" [--cursor FILE] [CONNINFO]\n", argv[0]);
 			return 2;
 		}
 	}
 	deadline = timeout >= 0 ? time(NULL) + timeout : 0;
+	load_cursor(&w);
 
 	w.conn = PQconnectdb(conninfo);
 	if (PQstatus(w.conn) != CONNECTION_OK)
 		die(w.conn, "could not connect");
-	res = PQexec(w.conn, "LISTEN billing_topup");
+	res = PQexec(w.conn, "LISTEN billing_events");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		die(w.conn, "LISTEN failed");
 	PQclear(res);
 	printf("listening\n");
 	fflush(stdout);
-	/* after LISTEN, so that no top-up falls between the two */
-	catch_up(&w);
 
-	while (max_events < 0 || events < max_events)
+	/* the backlog first: what was written while no worker ran */
+	events += drain(&w, max_events == 0 ? -1 : max_events, events);
+	while (max_events != 0 && (max_events < 0 || events < max_events))
 	{
 		PGnotify   *n;
 		fd_set		fds;
-		struct timeval tv,
-				   *tvp = NULL;
+		struct timeval tv = {1, 0};
 		int			sock = PQsocket(w.conn);
 
 		if (timeout >= 0)
@@ -243,33 +258,18 @@ main(int argc, char **argv)
 				PQfinish(w.conn);
 				return max_events >= 0 ? 3 : 0;
 			}
-			tv.tv_sec = left;
-			tv.tv_usec = 0;
-			tvp = &tv;
 		}
+		/* a wake-up, or a second's poll */
 		FD_ZERO(&fds);
 		FD_SET(sock, &fds);
-		if (select(sock + 1, &fds, NULL, NULL, tvp) < 0 && errno != EINTR)
+		if (select(sock + 1, &fds, NULL, NULL, &tv) < 0 && errno != EINTR)
 			die(w.conn, "select failed: %s", strerror(errno));
 		if (!PQconsumeInput(w.conn))
 			die(w.conn, "lost the connection");
-		while ((max_events < 0 || events < max_events) &&
-			   (n = PQnotifies(w.conn)) != NULL)
-		{
-			events++;
-			printf("notification: %s\n", n->extra);
-			fflush(stdout);
-			if (json_event_is(n->extra, "auto_topup_requested"))
-			{
-				long long	topup_id = json_int(n->extra, "topup_id");
-
-				if (topup_id > 0)
-					settle(&w, topup_id);
-			}
+		while ((n = PQnotifies(w.conn)) != NULL)
 			PQfreemem(n);
-		}
+		events += drain(&w, max_events, events);
 	}
 	PQfinish(w.conn);
-	free(w.done);
 	return 0;
 }

@@ -3,7 +3,8 @@
  *
  * A charge that leaves a prepaid account's available amount below its
  * auto top-up threshold requests one top-up: a pending row in
- * billing.topups, announced with NOTIFY billing_topup (sent at commit).
+ * billing.topups, announced with NOTIFY billing_topup (sent at commit) and
+ * an auto_topup_requested event in the event log (docs/events.md).
  * The unique partial index topups_one_pending keeps it to one pending
  * top-up per account; a transaction-level advisory lock, only tried and
  * never waited for, picks one requester among concurrent charges so that
@@ -22,12 +23,33 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
 
 #include "billing.h"
 #include "errors.h"
+#include "events.h"
 #include "money.h"
 #include "spi_plan.h"
 #include "topup/topup.h"
+
+int			billing_auto_topup_max_failures = 3;
+int			billing_auto_topup_max_per_day = 10;
+
+void
+topup_init(void)
+{
+	DefineCustomIntVariable("billing.auto_topup_max_failures",
+							"Consecutive failed auto top-ups after which auto top-up turns off.",
+							NULL,
+							&billing_auto_topup_max_failures, 3, 1, 100,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("billing.auto_topup_max_per_day",
+							"Most auto top-ups requested for one account in 24 hours.",
+							NULL,
+							&billing_auto_topup_max_per_day, 10, 1, 1000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 #define TOPUP_CHANNEL "billing_topup"
 /* failure_reason of a pending top-up cancelled by turning auto top-up off */
@@ -61,6 +83,7 @@ text_arg(FunctionCallInfo fcinfo, int argno, const char *what, int maxlen)
 	return s;
 }
 
+/* NOTIFY billing_topup (docs/topup.md) and its event in the log */
 static void
 notify_requested(int64 topup_id, int64 account_id, int64 amount)
 {
@@ -72,10 +95,16 @@ notify_requested(int64 topup_id, int64 account_id, int64 amount)
 					 ",\"account_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT "}",
 					 topup_id, account_id, amount);
 	Async_Notify(TOPUP_CHANNEL, buf.data);
+
+	resetStringInfo(&buf);
+	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT "}",
+					 topup_id, amount);
+	event_emit(account_id, "auto_topup_requested", buf.data);
 }
 
+/* auto top-up turned off by the failure of topup_id, the failures-th in a row */
 static void
-notify_disabled(int64 account_id)
+notify_disabled(int64 account_id, int64 topup_id, int failures)
 {
 	StringInfoData buf;
 
@@ -84,6 +113,32 @@ notify_disabled(int64 account_id)
 					 "{\"event\":\"auto_topup_disabled\",\"account_id\":" INT64_FORMAT "}",
 					 account_id);
 	Async_Notify(TOPUP_CHANNEL, buf.data);
+
+	resetStringInfo(&buf);
+	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"failures\":%d}",
+					 topup_id, failures);
+	event_emit(account_id, "auto_topup_disabled", buf.data);
+}
+
+/*
+ * The event of a finished top-up: topup_succeeded with its payment
+ * reference, or topup_failed with its reason (JSON null when absent).
+ */
+static void
+event_finished(int64 account_id, int64 topup_id, int64 amount, bool succeeded, const char *text)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT
+					 ",\"%s\":", topup_id, amount,
+					 succeeded ? "payment_reference" : "failure_reason");
+	if (text)
+		escape_json(&buf, text);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoChar(&buf, '}');
+	event_emit(account_id, succeeded ? "topup_succeeded" : "topup_failed", buf.data);
 }
 
 /*
@@ -284,8 +339,12 @@ configure_auto_topup(PG_FUNCTION_ARGS)
 		plan_exec(&cancel_plan,
 				  "UPDATE billing.topups SET status = 'failed', failure_reason = $2,"
 				  " completed_at = pg_catalog.clock_timestamp()"
-				  " WHERE account_id = $1 AND status = 'pending'",
+				  " WHERE account_id = $1 AND status = 'pending'"
+				  " RETURNING topup_id, amount_micros",
 				  2, cancel_types, values, NULL, false, 0);
+		/* at most one pending top-up (topups_one_pending) */
+		if (SPI_processed > 0)
+			event_finished(account_id, spi_int64(1), spi_int64(2), false, TOPUP_CANCELLED_REASON);
 	}
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -444,6 +503,7 @@ complete_topup(PG_FUNCTION_ARGS)
 			  " failure_reason = $3, completed_at = pg_catalog.clock_timestamp()"
 			  " WHERE topup_id = $1",
 			  4, finish_types, values, nulls, false, 0);
+	event_finished(account_id, topup_id, amount, succeeded, succeeded ? reference : reason);
 
 	/* a success resets the consecutive failures; the last one allowed turns auto top-up off */
 	values[0] = Int64GetDatum(account_id);
@@ -454,10 +514,10 @@ complete_topup(PG_FUNCTION_ARGS)
 			  " auto_topup_failures = CASE WHEN $2 THEN 0 ELSE auto_topup_failures + 1 END,"
 			  " auto_topup_enabled = auto_topup_enabled AND ($2 OR auto_topup_failures + 1 < $3)"
 			  " WHERE account_id = $1"
-			  " RETURNING auto_topup_enabled",
+			  " RETURNING auto_topup_enabled, auto_topup_failures",
 			  3, failures_types, values, NULL, false, 0);
 	if (acct.auto_topup_enabled && !DatumGetBool(spi_col(1, NULL)))
-		notify_disabled(account_id);
+		notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(2, NULL)));
 
 	result = topup_json(topup_id, amount, acct.currency);
 	SPI_finish();

@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS billing.refunds (
     idempotency_key  text,
     entry_id         bigint NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    invoice_id       bigint,
     PRIMARY KEY (account_id, refund_id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS refunds_idempotency ON billing.refunds (account_id, idempotency_key)
@@ -70,13 +71,39 @@ CREATE TABLE IF NOT EXISTS billing.adjustments (
     reason          text NOT NULL CHECK (pg_catalog.btrim(reason) <> ''),
     idempotency_key text,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    invoice_id      bigint,
     PRIMARY KEY (account_id, entry_id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS adjustments_idempotency ON billing.adjustments (account_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 
+-- Postpaid refunds and adjustments are credited on invoices
+-- (docs/invoices.md, "Refunds and corrections on invoices").
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS corrections_micros bigint NOT NULL DEFAULT 0;
+
 -- Nothing for PUBLIC (security.sql revokes on every table at install).
 REVOKE ALL ON billing.refunds, billing.adjustments FROM PUBLIC;
+
+-- The durable event log (docs/events.md): the events table and its index.
+CREATE TABLE IF NOT EXISTS billing.events (
+    account_id  bigint NOT NULL,
+    event_id    bigint NOT NULL,
+    type        text NOT NULL CHECK (type IN (
+                    'auto_topup_requested', 'auto_topup_disabled', 'topup_succeeded',
+                    'topup_failed', 'balance_alert', 'spend_limit_reached',
+                    'credits_granted', 'credits_expired', 'refund_issued',
+                    'invoice_issued', 'invoice_paid')),
+    payload     jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS events_order ON billing.events (event_id);
+REVOKE ALL ON billing.events FROM PUBLIC;
+
+-- The fast path's budget per slice (src/ledger/slices.c). Upgraded
+-- accounts start with no budget: their next request validates exactly and
+-- lays the slices out again.
+ALTER TABLE billing.account_slices ADD COLUMN IF NOT EXISTS fast_micros bigint NOT NULL DEFAULT 0;
 
 -- Work in flight settles at the price of its start (docs/pricing.md, "Work
 -- in flight").
@@ -110,8 +137,8 @@ CREATE TABLE IF NOT EXISTS billing.usage_rollup (
     provider        text,
     scope           text,
     requests        bigint NOT NULL,
-    cost_micros     bigint NOT NULL,
-    refunded_micros bigint NOT NULL,
+    cost_sum        numeric NOT NULL,
+    refunded_sum    numeric NOT NULL,
     UNIQUE NULLS NOT DISTINCT (account_id, slot_start, model, provider, scope)
 );
 CREATE TABLE IF NOT EXISTS billing.ledger_checkpoints (

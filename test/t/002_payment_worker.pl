@@ -1,8 +1,10 @@
 # The auto top-up loop against a real cluster: charges take an account below
-# its threshold, billing announces a top-up with NOTIFY billing_topup, the
-# example payment worker (src/topup/payment_worker, libpq) settles it with
-# billing.complete_topup(), and the balance is credited exactly once.
-# Then the failure path: consecutive failures turn auto top-up off.
+# its threshold, billing appends an auto_topup_requested event to its event
+# log, the example payment worker (src/topup/payment_worker, libpq) reads it
+# with the cursor it keeps in a file and settles it with
+# billing.complete_topup(), and the balance is credited exactly once. A
+# worker restarted later goes on from its cursor. Then the failure path:
+# consecutive failures turn auto top-up off.
 # Runs from the tree root, with the extension installed and the worker built.
 use strict;
 use warnings;
@@ -19,6 +21,7 @@ my $node = PostgreSQL::Test::Cluster->new('topup');
 $node->init;
 $node->start;
 my $connstr = $node->connstr('postgres');
+my $cursor = $node->basedir . '/worker.cursor';
 
 $node->safe_psql('postgres', q{
     CREATE EXTENSION billing;
@@ -50,7 +53,7 @@ sub topups
 sub start_worker
 {
 	my ($out, $err, @args) = @_;
-	my $h = IPC::Run::start([ $worker, @args, '--timeout', '120', $connstr ],
+	my $h = IPC::Run::start([ $worker, @args, '--cursor', $cursor, '--timeout', '120', $connstr ],
 		'>', $out, '2>', $err,
 		IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 	$h->pump until $$out =~ /^listening$/m;
@@ -64,8 +67,8 @@ is($node->safe_psql('postgres', 'SELECT tap_charge(6)'), '6000000', 'charge 6.00
 $h->finish;
 is($h->result(0), 0, 'worker stopped after one event') or diag $err;
 like($out,
-	qr/^notification: \{"event":"auto_topup_requested","topup_id":1,"account_id":1,"amount_micros":20000000\}$/m,
-	'the worker got the auto_topup_requested notification');
+	qr/^event: auto_topup_requested \{"topup_id": 1, "amount_micros": 20000000\}$/m,
+	'the worker read the auto_topup_requested event');
 like($out, qr/^completed: .*"status": "succeeded".*$/m, 'the worker completed it');
 like($out, qr/"payment_reference": "pay_1"/, 'with its payment reference');
 is(topups(), '1:succeeded', 'one top-up, succeeded');
@@ -78,7 +81,9 @@ is($node->safe_psql('postgres',
 $node->safe_psql('postgres', q{SELECT billing.complete_topup(1, true, 'pay_1')});
 is(available(), '24000000', 'a second completion credits nothing');
 
-# a worker started later settles the top-ups it missed, then stops (--max-events 0)
+# a worker started later goes on from its cursor: it settles the top-up
+# requested while none ran, and not the first again (--max-events 0: the
+# backlog, then stop)
 $node->safe_psql('postgres', 'SELECT tap_charge(20)');
 is(topups(), '1:succeeded,2:pending', 'a top-up requested while no worker listens');
 ($out, $err) = ('', '');
@@ -86,11 +91,12 @@ $h = start_worker(\$out, \$err, '--max-events', '0');
 $h->finish;
 is($h->result(0), 0, 'catch-up worker stopped') or diag $err;
 like($out, qr/^completed: (?=.*"topup_id": 2,)(?=.*"status": "succeeded").*$/m, 'it settled the missed top-up');
+is(() = $out =~ /^completed:/mg, 1, 'and only that one');
 is(available(), '24000000', '4.00 + 20.00 again');
 
 # --- failures: every payment declined; the third failure turns auto top-up off
 ($out, $err) = ('', '');
-$h = start_worker(\$out, \$err, '--fail-every', '1', '--max-events', '4');
+$h = start_worker(\$out, \$err, '--fail-every', '1');
 $node->safe_psql('postgres', 'SELECT tap_charge(20)');    # 24 -> 4
 for my $id (3 .. 5)
 {
@@ -100,10 +106,9 @@ for my $id (3 .. 5)
 	# after a failure, the next charge below the threshold asks again
 	$node->safe_psql('postgres', 'SELECT tap_charge(1)') if $id < 5;
 }
-$h->finish;
-is($h->result(0), 0, 'worker stopped after 3 requests and the switch-off') or diag $err;
-like($out, qr/^notification: \{"event":"auto_topup_disabled","account_id":1\}$/m,
-	'auto_topup_disabled announced');
+$h->pump until $out =~ /^event: auto_topup_disabled \{"failures": 3, "topup_id": 5\}$/m;
+ok(1, 'auto_topup_disabled in the event log, read by the worker');
+$h->kill_kill;
 is(() = $out =~ /"status": "failed"/g, 3, 'three top-ups failed');
 is($node->safe_psql('postgres',
 	'SELECT auto_topup_enabled || \' \' || auto_topup_failures FROM billing.accounts WHERE account_id = 1'),
@@ -112,6 +117,13 @@ is(available(), '2000000', 'no money from failed top-ups');
 $node->safe_psql('postgres', 'SELECT tap_charge(1)');
 is(topups(), '1:succeeded,2:succeeded,3:failed,4:failed,5:failed',
 	'off: a charge below the threshold requests nothing');
+
+# the worker was killed: restarted, it settles nothing twice
+($out, $err) = ('', '');
+$h = start_worker(\$out, \$err, '--max-events', '0');
+$h->finish;
+is($h->result(0), 0, 'restarted worker stopped') or diag $err;
+is(() = $out =~ /^completed:/mg, 0, 'nothing settled again after the restart');
 
 # --- the daily guard refuses in the server log too
 my $log_offset = -s $node->logfile;

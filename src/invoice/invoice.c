@@ -1,0 +1,64 @@
+/*
+ * Invoicing's settings. Invoicing itself is SQL (invoice.sql), which reads
+ * them with billing._setting(); they are defined here, with their checks,
+ * so that a bad value is refused when it is set rather than by
+ * close_period() or suggest_credit_limit() later.
+ */
+#include "postgres.h"
+
+#include "pgtime.h"
+#include "utils/guc.h"
+
+#include "invoice/invoice.h"
+#include "money.h"
+
+char	   *billing_timezone = NULL;
+int			billing_invoice_due_days = 30;
+char	   *billing_credit_limit_floor_micros = NULL;
+char	   *billing_credit_limit_cap_micros = NULL;
+
+/*
+ * A zone name as core's TimeZone check loads it (pg_tzset), so that
+ * AT TIME ZONE accepts it too; core's check_timezone() also takes numeric
+ * offsets and intervals, which AT TIME ZONE does not.
+ */
+static bool
+check_billing_timezone(char **newval, void **extra, GucSource source)
+{
+	pg_tz	   *tz = pg_tzset(*newval);
+
+	if (tz == NULL)
+	{
+		GUC_check_errdetail("\"%s\" is not a time zone name known to PostgreSQL (see pg_timezone_names).",
+							*newval);
+		return false;
+	}
+	if (!pg_tz_acceptable(tz))
+	{
+		GUC_check_errmsg("time zone \"%s\" appears to use leap seconds", *newval);
+		GUC_check_errdetail("PostgreSQL does not support leap seconds.");
+		return false;
+	}
+	return true;
+}
+
+void
+invoice_init(void)
+{
+	DefineCustomStringVariable("billing.timezone",
+							   "Time zone in which invoice months begin and end.",
+							   NULL,
+							   &billing_timezone, "UTC",
+							   PGC_SUSET, 0, check_billing_timezone, NULL, NULL);
+	DefineCustomIntVariable("billing.invoice_due_days",
+							"Days from the end of an invoiced month to its due date.",
+							NULL,
+							&billing_invoice_due_days, 30, 0, 365,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	money_define_setting("billing.credit_limit_floor_micros",
+						 "Lowest credit limit billing.suggest_credit_limit() suggests.",
+						 &billing_credit_limit_floor_micros, "10000000");
+	money_define_setting("billing.credit_limit_cap_micros",
+						 "Highest credit limit billing.suggest_credit_limit() suggests.",
+						 &billing_credit_limit_cap_micros, "1000000000");
+}
