@@ -154,7 +154,7 @@ echo "loading $REPORT_REQUESTS settled requests of one account over 30 days"
 load_start=$(date +%s)
 REPORT_ACCOUNT=$(sql -c "SELECT billing.create_account('bench-report')")
 sql <<EOF
-SELECT billing.add_funds($REPORT_ACCOUNT, 40000 * $REPORT_REQUESTS + 1000000, 'bench-report');
+SELECT billing.add_funds($REPORT_ACCOUNT, 40000::bigint * $REPORT_REQUESTS + 1000000, 'bench-report');
 CREATE TABLE plain.report_window AS
 SELECT date_trunc('day', now()) - interval '30 days' AS from_ts, date_trunc('day', now()) AS to_ts,
        NULL::timestamptz AS page_from;
@@ -169,7 +169,7 @@ WITH r AS (
     RETURNING request_id, completed_at)
 INSERT INTO billing.ledger (account_id, kind, amount_micros, request_id, created_at)
 SELECT $REPORT_ACCOUNT, 'usage', -40000, request_id, completed_at FROM r ORDER BY request_id;
-SELECT billing._adjust_available($REPORT_ACCOUNT, -40000 * $REPORT_REQUESTS);
+SELECT billing._adjust_available($REPORT_ACCOUNT, -40000::bigint * $REPORT_REQUESTS);
 UPDATE plain.report_window SET page_from =
     (SELECT created_at FROM billing.ledger WHERE account_id = $REPORT_ACCOUNT
       ORDER BY entry_id DESC OFFSET 99 LIMIT 1);
