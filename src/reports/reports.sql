@@ -72,7 +72,10 @@ CREATE OR REPLACE FUNCTION billing.usage(account_id bigint, from_ts timestamptz,
                                          group_by text[] DEFAULT '{day,model}')
 RETURNS TABLE(bucket_start timestamptz, model text, provider text, scope text,
               requests bigint, cost_micros bigint, refunded_micros bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+-- short index-range queries whose cost estimates over a large ledger would
+-- otherwise start JIT compilation, slower than the query itself
+SET jit = off AS $$
 DECLARE
     tz text := billing._setting('billing.timezone');
     unit text;
@@ -142,7 +145,9 @@ BEGIN
         UNION ALL
         SELECT f.created_at, f.model, f.provider, f.scope, f.requests, f.cost_micros, f.refunded_micros
           FROM gaps g CROSS JOIN LATERAL
-               billing._usage_facts($1, 0, $4, pg_catalog.lower(g.r), pg_catalog.upper(g.r)) f
+               -- OFFSET 0: one index range per gap, not a join of the account's entries
+               (SELECT * FROM billing._usage_facts($1, 0, $4, pg_catalog.lower(g.r),
+                                                   pg_catalog.upper(g.r)) OFFSET 0) f
     )
     SELECT CASE WHEN $5 IS NOT NULL THEN pg_catalog.date_trunc($5, f.at, $6) END,
            CASE WHEN 'model' = ANY ($7) THEN f.model END,
@@ -160,56 +165,75 @@ END $$;
 -- latest checkpoint before it and the entries since.
 CREATE OR REPLACE FUNCTION billing._balance_before(account_id bigint, before_entry bigint)
 RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    WITH c AS (SELECT COALESCE(pg_catalog.max(k.entry_id), 0) AS entry_id
-                 FROM billing.ledger_checkpoints k
-                WHERE k.account_id = _balance_before.account_id
-                  AND k.entry_id < _balance_before.before_entry)
-    SELECT COALESCE((SELECT k.balance_micros FROM billing.ledger_checkpoints k, c
-                      WHERE k.account_id = _balance_before.account_id
-                        AND k.entry_id = c.entry_id), 0)
-           + COALESCE((SELECT pg_catalog.sum(l.amount_micros) FROM billing.ledger l, c
+-- plpgsql: its plans are kept for the session (a SQL function plans anew
+-- at every call)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    from_entry bigint := 0;
+    balance bigint := 0;
+BEGIN
+    SELECT k.entry_id, k.balance_micros INTO from_entry, balance
+      FROM billing.ledger_checkpoints k
+     WHERE k.account_id = _balance_before.account_id AND k.entry_id < before_entry
+     ORDER BY k.entry_id DESC LIMIT 1;
+    RETURN COALESCE(balance, 0)
+           -- the row comparison repeats the lower bound in a form only the
+           -- primary key serves: the planner cannot tell how few of the
+           -- account's entries lie in the range, and would read them all
+           -- through the (account_id, created_at) index
+           + COALESCE((SELECT pg_catalog.sum(l.amount_micros) FROM billing.ledger l
                         WHERE l.account_id = _balance_before.account_id
-                          AND l.entry_id > c.entry_id
-                          AND l.entry_id < _balance_before.before_entry), 0)::bigint;
-END;
+                          AND l.entry_id > COALESCE(from_entry, 0)
+                          AND l.entry_id < before_entry
+                          AND (l.account_id, l.entry_id)
+                              > (_balance_before.account_id, COALESCE(from_entry, 0))), 0)::bigint;
+END $$;
 
 CREATE OR REPLACE FUNCTION billing.statement(account_id bigint, from_ts timestamptz,
                                              to_ts timestamptz)
 RETURNS TABLE(entry_id bigint, created_at timestamptz, kind text, amount_micros bigint,
               balance_after_micros bigint, request_id bigint, model text, reference text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    first_id bigint;
-    last_id bigint;
-    base bigint;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 BEGIN
     IF statement.account_id IS NULL THEN
         RAISE EXCEPTION 'account_id is required' USING ERRCODE = '22023';
     END IF;
     PERFORM billing._report_window(statement.account_id, from_ts, to_ts);
-    SELECT pg_catalog.min(l.entry_id), pg_catalog.max(l.entry_id) INTO first_id, last_id
-      FROM billing.ledger l
-     WHERE l.account_id = statement.account_id
-       AND l.created_at >= from_ts AND l.created_at < to_ts;
-    IF first_id IS NULL THEN
-        RETURN;
-    END IF;
-    base := billing._balance_before(statement.account_id, first_id);
-    -- the running sum covers every entry in [first_id, last_id], also one
-    -- whose clock time fell outside the window in a race of commits
+    -- The entries of the window form runs of consecutive entries of the
+    -- account (one run, unless a clock time fell out of order): each run
+    -- starts from the balance before it (a checkpoint and the entries since)
+    -- and adds up its own entries.
     RETURN QUERY
-    SELECT w.entry_id, w.created_at, w.kind, w.amount_micros, w.balance, w.request_id,
-           q.model, w.reference
-      FROM (SELECT l.entry_id, l.created_at, l.kind, l.amount_micros, l.request_id, l.reference,
-                   (base + pg_catalog.sum(l.amount_micros) OVER (ORDER BY l.entry_id))::bigint AS balance
-              FROM billing.ledger l
-             WHERE l.account_id = statement.account_id
-               AND l.entry_id >= first_id AND l.entry_id <= last_id) w
-      LEFT JOIN billing.requests q ON q.request_id = w.request_id
-     WHERE w.created_at >= from_ts AND w.created_at < to_ts
-     ORDER BY w.entry_id;
+    WITH w AS (
+        SELECT l.entry_id, l.created_at, l.kind, l.amount_micros, l.request_id, l.reference,
+               pg_catalog.lag(l.entry_id) OVER (ORDER BY l.entry_id) AS prev
+          FROM billing.ledger l
+         WHERE l.account_id = statement.account_id
+           AND l.created_at >= from_ts AND l.created_at < to_ts
+    ), r AS (
+        SELECT w.*, pg_catalog.count(*) FILTER (
+                        WHERE w.prev IS NULL OR EXISTS (
+                            SELECT FROM billing.ledger x
+                             WHERE x.account_id = statement.account_id
+                               AND x.entry_id > w.prev AND x.entry_id < w.entry_id))
+                        OVER (ORDER BY w.entry_id) AS run
+          FROM w
+    ), b AS (
+        SELECT r.*, (pg_catalog.first_value(r.entry_id) OVER runs) AS run_start,
+               pg_catalog.sum(r.amount_micros) OVER (runs ROWS UNBOUNDED PRECEDING) AS run_sum
+          FROM r WINDOW runs AS (PARTITION BY r.run ORDER BY r.entry_id)
+    ), s AS MATERIALIZED (
+        -- once per run, not per entry
+        SELECT x.run_start, billing._balance_before(statement.account_id, x.run_start) AS balance_micros
+          FROM (SELECT DISTINCT b.run_start FROM b) x
+    )
+    SELECT b.entry_id, b.created_at, b.kind, b.amount_micros,
+           (s.balance_micros + b.run_sum)::bigint, b.request_id,
+           -- a lookup per entry: a page never joins the whole requests table
+           (SELECT q.model FROM billing.requests q WHERE q.request_id = b.request_id),
+           b.reference
+      FROM b JOIN s USING (run_start)
+     ORDER BY b.entry_id;
 END $$;
 
 -- Folds the ledger into usage_rollup and ledger_checkpoints up to a horizon
@@ -256,29 +280,25 @@ BEGIN
                SET requests = r.requests + excluded.requests,
                    cost_sum = r.cost_sum + excluded.cost_sum,
                    refunded_sum = r.refunded_sum + excluded.refunded_sum;
-            -- a checkpoint for each account with 1024 entries or more since its last
+            -- a checkpoint at every 1024th entry of an account since its last one
             WITH a AS (
-                SELECT l.account_id, pg_catalog.count(*) AS n
-                  FROM billing.ledger l
-                 WHERE l.entry_id > st.rolled_up_to AND l.entry_id <= upto
-                 GROUP BY 1),
-            s AS (
-                SELECT a.account_id, c.entry_id, c.balance_micros, t.n, t.last_id, t.sum
-                  FROM a
-                 CROSS JOIN LATERAL (
-                     SELECT COALESCE(pg_catalog.max(k.entry_id), 0) AS entry_id
-                       FROM billing.ledger_checkpoints k WHERE k.account_id = a.account_id) m
-                  LEFT JOIN billing.ledger_checkpoints c
-                    ON c.account_id = a.account_id AND c.entry_id = m.entry_id
-                 CROSS JOIN LATERAL (
-                     SELECT pg_catalog.count(*) AS n, pg_catalog.max(l.entry_id) AS last_id,
-                            pg_catalog.sum(l.amount_micros) AS sum
-                       FROM billing.ledger l
-                      WHERE l.account_id = a.account_id
-                        AND l.entry_id > m.entry_id AND l.entry_id <= upto) t)
+                SELECT DISTINCT l.account_id FROM billing.ledger l
+                 WHERE l.entry_id > st.rolled_up_to AND l.entry_id <= upto),
+            c AS (
+                SELECT a.account_id, COALESCE(k.entry_id, 0) AS entry_id,
+                       COALESCE(k.balance_micros, 0) AS balance_micros
+                  FROM a LEFT JOIN LATERAL (
+                      SELECT k.entry_id, k.balance_micros FROM billing.ledger_checkpoints k
+                       WHERE k.account_id = a.account_id ORDER BY k.entry_id DESC LIMIT 1) k ON true),
+            e AS (
+                SELECT l.account_id, l.entry_id,
+                       c.balance_micros + pg_catalog.sum(l.amount_micros) OVER w AS balance_micros,
+                       pg_catalog.row_number() OVER w AS n
+                  FROM c JOIN billing.ledger l
+                    ON l.account_id = c.account_id AND l.entry_id > c.entry_id AND l.entry_id <= upto
+                WINDOW w AS (PARTITION BY l.account_id ORDER BY l.entry_id))
             INSERT INTO billing.ledger_checkpoints
-            SELECT s.account_id, s.last_id, COALESCE(s.balance_micros, 0) + s.sum
-              FROM s WHERE s.n >= 1024;
+            SELECT e.account_id, e.entry_id, e.balance_micros FROM e WHERE e.n % 1024 = 0;
             SELECT pg_catalog.count(*) INTO n FROM billing.ledger l
              WHERE l.entry_id > st.rolled_up_to AND l.entry_id <= upto;
             taken := taken + n;
@@ -345,8 +365,13 @@ BEGIN ATOMIC
                   c.entry_id, c.balance_micros, t.total,
                   CASE WHEN c.entry_id > h.rolled_up_to THEN ' (and it is past the rollup)' ELSE '' END)
       FROM h, billing.ledger_checkpoints c
-     CROSS JOIN LATERAL (SELECT COALESCE(sum(e.amount_micros), 0) AS total FROM billing.ledger e
-                          WHERE e.account_id = c.account_id AND e.entry_id <= c.entry_id) t
+      -- one pass over each account's entries, not one sum per checkpoint
+      LEFT JOIN (SELECT e.account_id, e.entry_id,
+                        sum(e.amount_micros) OVER (PARTITION BY e.account_id ORDER BY e.entry_id) AS total
+                   FROM billing.ledger e
+                  WHERE e.account_id IN (SELECT k.account_id FROM billing.ledger_checkpoints k)
+                    AND (_verify_reports.account_id IS NULL OR e.account_id = _verify_reports.account_id)) t
+        ON t.account_id = c.account_id AND t.entry_id = c.entry_id
      WHERE (_verify_reports.account_id IS NULL OR c.account_id = _verify_reports.account_id)
-       AND (t.total <> c.balance_micros OR c.entry_id > h.rolled_up_to);
+       AND (t.total IS DISTINCT FROM c.balance_micros OR c.entry_id > h.rolled_up_to);
 END;
