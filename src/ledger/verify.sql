@@ -165,5 +165,7 @@ SELECT l.account_id, format('refund entry %s is recorded in no refund', l.entry_
 UNION ALL
 SELECT v.account_id, v.problem FROM billing._verify_invoices(verify.account_id) v
 UNION ALL
-SELECT v.account_id, v.problem FROM billing._verify_grants(verify.account_id) v;
+SELECT v.account_id, v.problem FROM billing._verify_grants(verify.account_id) v
+UNION ALL
+SELECT v.account_id, v.problem FROM billing._verify_reports(verify.account_id) v;
 END;
