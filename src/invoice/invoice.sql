@@ -24,11 +24,11 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
             * unit)::bigint
 $$;
 
--- Exact currency units of micros as a JSON number: 12500000 -> 12.5.
+-- Exact currency units of micros as a JSON number: 12500000 -> 12.5. The
+-- one renderer of money, money_format() in C.
 CREATE OR REPLACE FUNCTION billing._units(micros bigint) RETURNS numeric
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.trim_scale(micros::numeric / 1000000)
-$$;
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'billing_units';
 
 -- A billing.* setting. Its C side loads the library, which defines the
 -- settings, in a session that has not called into billing yet (a pg_cron
