@@ -146,15 +146,17 @@ refund_json(const Account *acct, int64 refund_id, MemoryContext upper)
 
 	old = MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "{\"object\":\"refund\",\"refund_id\":" INT64_FORMAT ",\"request_id\":" INT64_FORMAT
-					 ",\"account_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT ",\"amount\":",
-					 refund_id, request_id, acct->account_id, amount);
-	money_append(&buf, amount);
+	json_begin(&buf);
+	json_add_str(&buf, "object", "refund");
+	json_add_int(&buf, "refund_id", refund_id);
+	json_add_int(&buf, "request_id", request_id);
+	json_add_int(&buf, "account_id", acct->account_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_add_money(&buf, "amount", amount);
 	json_add_str(&buf, "currency", acct->currency);
-	appendStringInfo(&buf, ",\"refunded_micros\":" INT64_FORMAT, refunded);
+	json_add_int(&buf, "refunded_micros", refunded);
 	json_add_str(&buf, "reason", reason);
-	appendStringInfoChar(&buf, '}');
+	json_end(&buf);
 	MemoryContextSwitchTo(old);
 	return buf.data;
 }

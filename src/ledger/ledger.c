@@ -414,23 +414,28 @@ billing_balance(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "{\"object\":\"balance\",\"account_id\":" INT64_FORMAT
-					 ",\"billing_type\":\"%s\",\"currency\":\"%s\""
-					 ",\"balance_micros\":" INT64_FORMAT ",\"held_micros\":" INT64_FORMAT
-					 ",\"available_micros\":" INT64_FORMAT ",\"available\":{\"amount\":",
-					 account_id, acct.postpaid ? "postpaid" : "prepaid", acct.currency,
-					 balance, held, available);
-	money_append(&buf, available);
-	appendStringInfo(&buf,
-					 ",\"currency\":\"%s\"},\"credit_limit_micros\":" INT64_FORMAT
-					 ",\"unbilled_micros\":" INT64_FORMAT ",\"unpaid_invoices_micros\":" INT64_FORMAT
-					 ",\"prepaid_credit_micros\":" INT64_FORMAT
-					 ",\"low_balance_threshold_micros\":" INT64_FORMAT
-					 ",\"validation\":\"%s\",\"auto_topup\":%s}",
-					 acct.currency, acct.credit_limit, unbilled, unpaid, kept,
-					 threshold, fast_budget(available, threshold, held) > 0 ? "fast_path" : "per_request",
-					 acct.auto_topup_enabled ? "true" : "false");
+	json_begin(&buf);
+	json_add_str(&buf, "object", "balance");
+	json_add_int(&buf, "account_id", account_id);
+	json_add_str(&buf, "billing_type", acct.postpaid ? "postpaid" : "prepaid");
+	json_add_str(&buf, "currency", acct.currency);
+	json_add_int(&buf, "balance_micros", balance);
+	json_add_int(&buf, "held_micros", held);
+	json_add_int(&buf, "available_micros", available);
+	json_key(&buf, "available");
+	json_begin(&buf);
+	json_add_money(&buf, "amount", available);
+	json_add_str(&buf, "currency", acct.currency);
+	json_end(&buf);
+	json_add_int(&buf, "credit_limit_micros", acct.credit_limit);
+	json_add_int(&buf, "unbilled_micros", unbilled);
+	json_add_int(&buf, "unpaid_invoices_micros", unpaid);
+	json_add_int(&buf, "prepaid_credit_micros", kept);
+	json_add_int(&buf, "low_balance_threshold_micros", threshold);
+	json_add_str(&buf, "validation",
+				 fast_budget(available, threshold, held) > 0 ? "fast_path" : "per_request");
+	json_add_bool(&buf, "auto_topup", acct.auto_topup_enabled);
+	json_end(&buf);
 	SPI_finish();
 	PG_RETURN_DATUM(DirectFunctionCall2(jsonb_concat, jsonb_from_text(buf.data), credits));
 }

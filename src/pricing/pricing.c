@@ -55,12 +55,14 @@ cost_json(const char *model, const char *provider, Jsonb *params, Jsonb *outputs
 	total = pricing_cost(route.components, params, outputs, route.media, &comp);
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"estimated\":%s", outputs ? "false" : "true");
+	json_begin(&buf);
+	json_add_bool(&buf, "estimated", outputs == NULL);
 	json_add_str(&buf, "model", route.model);
 	json_add_str(&buf, "provider", route.provider);
-	appendStringInfo(&buf, ",\"total_cost_micros\":" INT64_FORMAT, total);
+	json_add_int(&buf, "total_cost_micros", total);
 	json_add_str(&buf, "currency", route.currency);
-	appendStringInfo(&buf, ",\"components\":%s}", comp.data);
+	json_add_raw(&buf, "components", comp.data);
+	json_end(&buf);
 	return jsonb_from_text(buf.data);
 }
 

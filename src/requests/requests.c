@@ -45,7 +45,8 @@ typedef struct RequestView
 static void
 metadata_append(StringInfo buf, const RequestView *r)
 {
-	appendStringInfo(buf, "{\"request_id\":" INT64_FORMAT, r->request_id);
+	json_begin(buf);
+	json_add_int(buf, "request_id", r->request_id);
 	json_add_str(buf, "status", r->status);
 	json_add_str(buf, "model", r->model);
 	json_add_str(buf, "provider", r->provider);
@@ -58,23 +59,20 @@ metadata_append(StringInfo buf, const RequestView *r)
 	/* the flip: an estimate while the request runs, the cost once finished */
 	if (r->finished)
 	{
-		appendStringInfoString(buf, ",\"cost\":");
-		money_append(buf, r->cost);
-		appendStringInfo(buf, ",\"cost_micros\":" INT64_FORMAT, r->cost);
+		json_add_money(buf, "cost", r->cost);
+		json_add_int(buf, "cost_micros", r->cost);
 		if (r->refunded > 0)
 		{
-			appendStringInfoString(buf, ",\"refunded\":");
-			money_append(buf, r->refunded);
-			appendStringInfo(buf, ",\"refunded_micros\":" INT64_FORMAT, r->refunded);
+			json_add_money(buf, "refunded", r->refunded);
+			json_add_int(buf, "refunded_micros", r->refunded);
 		}
-		appendStringInfoChar(buf, '}');
 	}
 	else
 	{
-		appendStringInfoString(buf, ",\"cost_estimate\":");
-		money_append(buf, r->cost_estimate);
-		appendStringInfo(buf, ",\"cost_estimate_micros\":" INT64_FORMAT "}", r->cost_estimate);
+		json_add_money(buf, "cost_estimate", r->cost_estimate);
+		json_add_int(buf, "cost_estimate_micros", r->cost_estimate);
 	}
+	json_end(buf);
 }
 
 static bool
@@ -157,13 +155,14 @@ metadata_datum(int64 request_id, bool with_envelope, bool with_refunds, MemoryCo
 	initStringInfo(&buf);
 	if (with_envelope)
 	{
-		appendStringInfo(&buf, "{\"request_id\":" INT64_FORMAT, request_id);
+		json_begin(&buf);
+		json_add_int(&buf, "request_id", request_id);
 		json_add_str(&buf, "status", r.status);
-		appendStringInfoString(&buf, ",\"metadata\":");
+		json_key(&buf, "metadata");
 	}
 	metadata_append(&buf, &r);
 	if (with_envelope)
-		appendStringInfoChar(&buf, '}');
+		json_end(&buf);
 	MemoryContextSwitchTo(old);
 	return PointerGetDatum(buf.data);
 }

@@ -24,11 +24,11 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/json.h"
 
 #include "billing.h"
 #include "errors.h"
 #include "events.h"
+#include "jsonout.h"
 #include "money.h"
 #include "spi_plan.h"
 #include "topup/topup.h"
@@ -90,15 +90,19 @@ notify_requested(int64 topup_id, int64 account_id, int64 amount)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "{\"event\":\"auto_topup_requested\",\"topup_id\":" INT64_FORMAT
-					 ",\"account_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT "}",
-					 topup_id, account_id, amount);
+	json_begin(&buf);
+	json_add_str(&buf, "event", "auto_topup_requested");
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "account_id", account_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_end(&buf);
 	Async_Notify(TOPUP_CHANNEL, buf.data);
 
 	resetStringInfo(&buf);
-	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT "}",
-					 topup_id, amount);
+	json_begin(&buf);
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_end(&buf);
 	event_emit(account_id, "auto_topup_requested", buf.data);
 }
 
@@ -109,14 +113,17 @@ notify_disabled(int64 account_id, int64 topup_id, int failures)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "{\"event\":\"auto_topup_disabled\",\"account_id\":" INT64_FORMAT "}",
-					 account_id);
+	json_begin(&buf);
+	json_add_str(&buf, "event", "auto_topup_disabled");
+	json_add_int(&buf, "account_id", account_id);
+	json_end(&buf);
 	Async_Notify(TOPUP_CHANNEL, buf.data);
 
 	resetStringInfo(&buf);
-	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"failures\":%d}",
-					 topup_id, failures);
+	json_begin(&buf);
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "failures", failures);
+	json_end(&buf);
 	event_emit(account_id, "auto_topup_disabled", buf.data);
 }
 
@@ -130,14 +137,11 @@ event_finished(int64 account_id, int64 topup_id, int64 amount, bool succeeded, c
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT
-					 ",\"%s\":", topup_id, amount,
-					 succeeded ? "payment_reference" : "failure_reason");
-	if (text)
-		escape_json(&buf, text);
-	else
-		appendStringInfoString(&buf, "null");
-	appendStringInfoChar(&buf, '}');
+	json_begin(&buf);
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_add_str(&buf, succeeded ? "payment_reference" : "failure_reason", text);
+	json_end(&buf);
 	event_emit(account_id, succeeded ? "topup_succeeded" : "topup_failed", buf.data);
 }
 
