@@ -150,29 +150,6 @@ check_idempotency_key(const char *key)
 				 errmsg("idempotency key must have 1 to 256 characters")));
 }
 
-static const char *const ledger_kinds[] = {
-	"funds", "auto_topup", "usage", "refund", "adjustment", "invoice_payment"
-};
-
-/* Refuses (22023) an entry the ledger's table does not check itself. */
-static void
-ledger_check_entry(const char *kind, int64 amount)
-{
-	size_t		i;
-
-	for (i = 0; i < lengthof(ledger_kinds); i++)
-		if (strcmp(kind, ledger_kinds[i]) == 0)
-			break;
-	if (i == lengthof(ledger_kinds))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger entry kind \"%s\"", kind)));
-	if (amount == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a ledger entry cannot be zero")));
-}
-
 int64
 ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 			int64 request_id, int64 topup_id, int64 invoice_id,
