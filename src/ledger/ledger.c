@@ -244,6 +244,26 @@ billing_add_funds(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(entry_id);
 }
 
+/* Refuses (22023) a billing type other than prepaid and postpaid. */
+static void
+check_billing_type(const char *billing_type)
+{
+	if (strcmp(billing_type, "prepaid") != 0 && strcmp(billing_type, "postpaid") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid billing type \"%s\"", billing_type),
+				 errhint("Use \"prepaid\" or \"postpaid\".")));
+}
+
+/* billing._check_billing_type(billing_type): the same check for billing's SQL */
+PG_FUNCTION_INFO_V1(billing_check_billing_type);
+Datum
+billing_check_billing_type(PG_FUNCTION_ARGS)
+{
+	check_billing_type(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
 PG_FUNCTION_INFO_V1(billing_create_account);
 Datum
 billing_create_account(PG_FUNCTION_ARGS)
@@ -266,11 +286,7 @@ billing_create_account(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("external_id must have 1 to 256 characters")));
-	if (strcmp(billing_type, "prepaid") != 0 && strcmp(billing_type, "postpaid") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid billing type \"%s\"", billing_type),
-				 errhint("Use \"prepaid\" or \"postpaid\".")));
+	check_billing_type(billing_type);
 	if (!money_currency_valid(currency))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
