@@ -11,7 +11,7 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-#include "billing.h"
+#include "args.h"
 #include "errors.h"
 #include "events.h"
 #include "jsonout.h"
@@ -190,8 +190,8 @@ billing_refund_request(PG_FUNCTION_ARGS)
 	int64		request_id;
 	bool		all = PG_ARGISNULL(1);
 	int64		amount = all ? 0 : PG_GETARG_INT64(1);
-	char	   *reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *reason = args_text(fcinfo, 2);
+	char	   *key = args_text(fcinfo, 3);
 	MemoryContext upper = CurrentMemoryContext;
 	Account		acct;
 	int64		account_id;
@@ -202,9 +202,9 @@ billing_refund_request(PG_FUNCTION_ARGS)
 	bool		issued = false;
 	char	   *result;
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	request_id = PG_GETARG_INT64(0);
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	/*
 	 * The request row serializes the refunds of one request: each one sees
@@ -311,12 +311,12 @@ billing_adjust_balance(PG_FUNCTION_ARGS)
 	static SPIPlanPtr insert_plan;
 	int64		account_id;
 	int64		amount;
-	char	   *reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *reason = args_text(fcinfo, 2);
+	char	   *key = args_text(fcinfo, 3);
 	Account		acct;
 	int64		entry_id = 0;
 
-	require_args(fcinfo, 2);
+	args_require(fcinfo, 2);
 	account_id = PG_GETARG_INT64(0);
 	amount = PG_GETARG_INT64(1);
 	if (amount == 0)
@@ -328,7 +328,7 @@ billing_adjust_balance(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("an adjustment needs a reason")));
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	if (key)

@@ -10,7 +10,7 @@
 #include "utils/memutils.h"
 #include "utils/jsonb.h"
 
-#include "billing.h"
+#include "args.h"
 #include "cache.h"
 #include "errors.h"
 #include "jsonout.h"
@@ -141,15 +141,6 @@ account_has_alerts(int64 account_id)
 	return e != NULL && e->has_alerts;
 }
 
-void
-check_idempotency_key(const char *key)
-{
-	if (key != NULL && (key[0] == '\0' || strlen(key) > 256))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency key must have 1 to 256 characters")));
-}
-
 int64
 ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 			int64 request_id, int64 topup_id, int64 invoice_id,
@@ -214,14 +205,14 @@ billing_add_funds(PG_FUNCTION_ARGS)
 {
 	int64		account_id = PG_GETARG_INT64(0);
 	int64		amount = PG_GETARG_INT64(1);
-	char	   *key = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *reference = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *key = args_text(fcinfo, 2);
+	char	   *reference = args_text(fcinfo, 3);
 	Account		acct;
 	int64		entry_id = 0;
 
-	require_args(fcinfo, 2);
+	args_require(fcinfo, 2);
 	money_require_positive(amount, "amount_micros");
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	if (acct.postpaid)
@@ -277,7 +268,7 @@ billing_create_account(PG_FUNCTION_ARGS)
 	Datum		v[3];
 	int64		account_id;
 
-	require_args(fcinfo, 3);
+	args_require(fcinfo, 3);
 	external_id = PG_GETARG_TEXT_PP(0);
 	billing_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	currency = text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -320,13 +311,13 @@ billing_move(PG_FUNCTION_ARGS)
 	int64		account_id = PG_GETARG_INT64(0);
 	int64		amount = PG_GETARG_INT64(1);
 	char	   *kind;
-	char	   *reference = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *reference = args_text(fcinfo, 3);
 	int64		topup_id = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4);
 	int64		invoice_id = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT64(5);
 	Account		acct;
 	int64		entry_id;
 
-	require_args(fcinfo, 3);
+	args_require(fcinfo, 3);
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	SPI_connect();
 	account_load(account_id, &acct, false);
@@ -379,7 +370,7 @@ billing_balance(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 	MemoryContext upper = CurrentMemoryContext;
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	/*

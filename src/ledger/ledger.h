@@ -183,6 +183,4 @@ extern void alerts_after_change(const Account *acct, int64 delta);
 /* What request_id of account_id has had back in refunds (corrections.c). */
 extern int64 request_refunded(int64 account_id, int64 request_id);
 
-/* Refuses (22023) an idempotency key that is empty or over 256 characters. */
-extern void check_idempotency_key(const char *key);
 #endif

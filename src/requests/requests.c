@@ -14,7 +14,7 @@
 #include "utils/timestamp.h"
 #include "utils/fmgrprotos.h"
 
-#include "billing.h"
+#include "args.h"
 #include "errors.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
@@ -362,14 +362,14 @@ billing_begin_request(PG_FUNCTION_ARGS)
 	int64		request_id = 0;
 	Datum		result;
 
-	require_args(fcinfo, 3);
+	args_require(fcinfo, 3);
 	account_id = PG_GETARG_INT64(0);
 	model = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	params = PG_GETARG_DATUM(2);
-	key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	key = args_text(fcinfo, 3);
 	scope = scope_arg(fcinfo, 4);
 	json_require_object(params, "params");
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	if (key)
@@ -417,18 +417,18 @@ billing_charge(PG_FUNCTION_ARGS)
 	int64		request_id = 0;
 	StringInfoData buf;
 
-	require_args(fcinfo, 5);
+	args_require(fcinfo, 5);
 	account_id = PG_GETARG_INT64(0);
 	model = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	params = PG_GETARG_DATUM(2);
 	outputs = PG_GETARG_DATUM(3);
 	routing = PG_GETARG_DATUM(4);
-	key = PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	key = args_text(fcinfo, 5);
 	scope = scope_arg(fcinfo, 6);
 	json_require_object(params, "params");
 	json_require_object(outputs, "outputs");
 	json_require_object(routing, "routing");
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	if (key && (request_id = request_replay(account_id, key, model, params, outputs, scope)) != 0)
@@ -524,7 +524,7 @@ billing_complete_request(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan;
 	Datum		v[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 
-	require_args(fcinfo, 3);
+	args_require(fcinfo, 3);
 	json_require_object(v[1], "outputs");
 	json_require_object(v[2], "routing");
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "completed",
@@ -541,7 +541,7 @@ billing_fail_request(PG_FUNCTION_ARGS)
 	Datum		v[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 	char		nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' '};
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	if (PG_ARGISNULL(2) || PG_GETARG_INT64(2) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -560,7 +560,7 @@ billing_cancel_request(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan;
 	Datum		v[1] = {PG_GETARG_DATUM(0)};
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "cancelled",
 								   "UPDATE billing.requests SET status = 'cancelled' WHERE request_id = $1",
 								   1, (Oid[]) {INT8OID}, v, NULL, &plan));
@@ -573,7 +573,7 @@ billing_response_metadata(PG_FUNCTION_ARGS)
 	MemoryContext upper = CurrentMemoryContext;
 	Datum		result;
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	SPI_connect();
 	result = metadata_datum(PG_GETARG_INT64(0), false, true, upper);
 	SPI_finish();
