@@ -1,11 +1,14 @@
 /* Reading and checking the arguments of billing's SQL-callable C functions. */
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 #include "args.h"
+#include "errors.h"
+#include "spi_plan.h"
 
 void
 args_require(FunctionCallInfo fcinfo, int nargs)
@@ -43,4 +46,17 @@ args_check_idempotency_key(const char *key)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("idempotency key must have 1 to 256 characters")));
+}
+
+int64
+args_key_replay(const char *key, const char *what, const char *verb)
+{
+	if (SPI_processed == 0)
+		return 0;
+	if (!DatumGetBool(spi_col(2, NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
+				 errdetail("%s " INT64_FORMAT " was %s with this key.", what, spi_int64(1), verb)));
+	return spi_int64(1);
 }

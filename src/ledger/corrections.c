@@ -52,14 +52,7 @@ refund_replay(int64 account_id, const char *key, int64 request_id, const int64 *
 			  "       AND reason IS NOT DISTINCT FROM $5"
 			  "  FROM billing.refunds WHERE account_id = $1 AND idempotency_key = $2",
 			  5, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID}, v, nulls, false, 0);
-	if (SPI_processed == 0)
-		return 0;
-	if (!DatumGetBool(spi_col(2, NULL)))
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
-				 errdetail("Refund " INT64_FORMAT " was made with this key.", spi_int64(1))));
-	return spi_int64(1);
+	return args_key_replay(key, "Refund", "made");
 }
 
 /*
@@ -293,14 +286,7 @@ adjust_replay(int64 account_id, const char *key, int64 amount, const char *reaso
 			  "SELECT entry_id, amount_micros = $3 AND reason = $4"
 			  "  FROM billing.adjustments WHERE account_id = $1 AND idempotency_key = $2",
 			  4, (Oid[]) {INT8OID, TEXTOID, INT8OID, TEXTOID}, v, NULL, false, 0);
-	if (SPI_processed == 0)
-		return 0;
-	if (!DatumGetBool(spi_col(2, NULL)))
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
-				 errdetail("Adjustment entry " INT64_FORMAT " was posted with this key.", spi_int64(1))));
-	return spi_int64(1);
+	return args_key_replay(key, "Adjustment entry", "posted");
 }
 
 PG_FUNCTION_INFO_V1(billing_adjust_balance);

@@ -187,14 +187,7 @@ request_replay(int64 account_id, const char *key, const char *model, Datum param
 			  "       AND ($5::jsonb IS NULL OR outputs IS NOT DISTINCT FROM $5)"
 			  "  FROM billing.requests WHERE account_id = $1 AND idempotency_key = $2",
 			  6, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, TEXTOID}, v, nulls, false, 0);
-	if (SPI_processed == 0)
-		return 0;
-	if (!DatumGetBool(spi_col(2, NULL)))
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
-				 errdetail("Request " INT64_FORMAT " was made with this key.", spi_int64(1))));
-	return spi_int64(1);
+	return args_key_replay(key, "Request", "made");
 }
 
 static void
