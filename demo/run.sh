@@ -92,8 +92,8 @@ call POST /v1/videos sk_live_web '{"model":"veo-3","duration_seconds":8,"resolut
 say 'remedy: enable auto top-up (below the threshold already, so a top-up is requested at once)'
 call POST /v1/auto_topup sk_live_web '{"threshold_micros":500000,"amount_micros":2000000}'
 say 'the example payment worker reads the event log and settles the top-up'
-echo '$ src/topup/payment_worker --max-events 0 "host=... user=postgres"'
-src/topup/payment_worker --max-events 0 --timeout 30 "host=$DIR port=$PORT dbname=postgres user=postgres"
+echo '$ examples/payment_worker/payment_worker --max-events 0 "host=... user=postgres"'
+examples/payment_worker/payment_worker --max-events 0 --timeout 30 "host=$DIR port=$PORT dbname=postgres user=postgres"
 call GET /v1/balance
 say 'the video again: admitted now'
 post_video '{"model":"veo-3","duration_seconds":8,"resolution":"1080p"}'

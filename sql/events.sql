@@ -109,21 +109,10 @@ SELECT billing.create_account('ev-post', 'postpaid') AS p \gset
 SELECT billing.create_account('ev-kept') AS k \gset
 SELECT billing.add_funds(:k, 1000000) > 0 AS funded;
 SELECT billing.set_billing_type(:k, 'postpaid');
--- usage dated in March 2023 (what a settled postpaid request posts)
+-- usage dated in March 2023 (regress.usage_at, sql/setup.sql)
 CREATE FUNCTION pg_temp.usage_at(acct bigint, micros bigint, at timestamptz) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    rid bigint;
-BEGIN
-    INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,
-                                  cost_estimate_micros, cost_micros, currency, postpaid,
-                                  created_at, completed_at)
-    VALUES (acct, 'ev-img', 'ev-prov', 'completed', '{}', '{}', micros, micros, 'USD', true, at, at)
-    RETURNING request_id INTO rid;
-    INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
-    VALUES (acct, 'usage', -micros, true, rid, at);
-    PERFORM billing._adjust_available(acct, -micros);
-END $$;
+LANGUAGE sql AS $$
+    SELECT regress.usage_at(acct, 'ev-img', micros, at, true, 'ev-prov') $$;
 SELECT billing.set_credit_limit(:p, 10000000, 'events test');
 SELECT pg_temp.usage_at(:p, 2500000, '2023-03-10 12:00+00');
 SELECT pg_temp.usage_at(:k, 400000, '2023-03-11 12:00+00');

@@ -2,36 +2,13 @@
 -- billing type, monthly invoices (time zones, rounding, credit), payment.
 SET client_min_messages = warning;
 SET TimeZone = 'UTC';
--- regress.try (sql/setup.sql) with the errdetail too
-CREATE FUNCTION pg_temp.try_detail(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    d text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
-    RETURN SQLSTATE || ': ' || SQLERRM || ' / ' || d;
-END $$;
--- Test only, a controlled clock: posts what a settled postpaid request posts
--- (the request, its usage entry, the change of the available amount) dated
--- "at" instead of the clock. Real settlements are dated by clock_timestamp().
+-- regress.try_detail and regress.usage_at (sql/setup.sql), postpaid usage
+-- unless told
+CREATE FUNCTION pg_temp.try_detail(sql text) RETURNS text LANGUAGE sql AS $$
+    SELECT regress.try_detail(sql) $$;
 CREATE FUNCTION pg_temp.usage_at(acct bigint, model text, micros bigint, at timestamptz,
-                                 postpaid boolean DEFAULT true)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    rid bigint;
-BEGIN
-    INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,
-                                  cost_estimate_micros, cost_micros, currency, postpaid,
-                                  created_at, completed_at)
-    SELECT acct, model, 'acme', 'completed', '{}', '{}', micros, micros, a.currency, postpaid, at, at
-      FROM billing.accounts a WHERE a.account_id = acct
-    RETURNING request_id INTO rid;
-    INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
-    VALUES (acct, 'usage', -micros, postpaid, rid, at);
-    PERFORM billing._adjust_available(acct, -micros);
-END $$;
+                                 postpaid boolean DEFAULT true) RETURNS void LANGUAGE sql AS $$
+    SELECT regress.usage_at(acct, model, micros, at, postpaid) $$;
 CREATE FUNCTION pg_temp.avail(acct bigint) RETURNS bigint LANGUAGE sql AS $$
     SELECT (billing.balance(acct) ->> 'available_micros')::bigint
 $$;

@@ -7,24 +7,11 @@
 SET client_min_messages = warning;
 SET TimeZone = 'UTC';
 SET billing.timezone = 'UTC';
--- Test only, a controlled clock (as in sql/postpaid_switch.sql): what a
--- settled request posts, dated "at"; returns the request.
+-- Test only, a controlled clock: usage of pr-img dated "at", postpaid when
+-- the account is (regress.usage_at, sql/setup.sql); returns the request.
 CREATE FUNCTION pg_temp.usage_at(acct bigint, micros bigint, at timestamptz) RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    rid bigint;
-    pp boolean := (SELECT a.billing_type = 'postpaid' FROM billing.accounts a WHERE a.account_id = acct);
-BEGIN
-    INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,
-                                  cost_estimate_micros, cost_micros, currency, postpaid,
-                                  created_at, completed_at)
-    VALUES (acct, 'pr-img', 'acme', 'completed', '{}', '{}', micros, micros, 'USD', pp, at, at)
-    RETURNING request_id INTO rid;
-    INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
-    VALUES (acct, 'usage', -micros, pp, rid, at);
-    PERFORM billing._adjust_available(acct, -micros);
-    RETURN rid;
-END $$;
+LANGUAGE sql AS $$
+    SELECT regress.usage_at(acct, 'pr-img', micros, at) $$;
 -- what billing.refund_request posts, dated "at": the entry is postpaid when
 -- the usage it refunds is
 CREATE FUNCTION pg_temp.refund_at(rid bigint, micros bigint, at timestamptz) RETURNS void

@@ -5,34 +5,13 @@
 SET client_min_messages = warning;
 SET TimeZone = 'UTC';
 SET billing.timezone = 'UTC';
--- Test only, a controlled clock: what a settled postpaid request posts,
--- dated "at" (as in sql/invoices.sql).
+-- Test only, a controlled clock: postpaid usage of ps-img dated "at"
+-- (regress.usage_at, sql/setup.sql), and regress.try_detail
 CREATE FUNCTION pg_temp.usage_at(acct bigint, micros bigint, at timestamptz,
-                                 postpaid boolean DEFAULT true) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    rid bigint;
-BEGIN
-    INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,
-                                  cost_estimate_micros, cost_micros, currency, postpaid,
-                                  created_at, completed_at)
-    VALUES (acct, 'ps-img', 'acme', 'completed', '{}', '{}', micros, micros, 'USD', postpaid, at, at)
-    RETURNING request_id INTO rid;
-    INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
-    VALUES (acct, 'usage', -micros, postpaid, rid, at);
-    PERFORM billing._adjust_available(acct, -micros);
-END $$;
--- regress.try with the errdetail too
-CREATE FUNCTION pg_temp.try_detail(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    d text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
-    RETURN SQLSTATE || ': ' || SQLERRM || ' / ' || d;
-END $$;
+                                 postpaid boolean DEFAULT true) RETURNS void LANGUAGE sql AS $$
+    SELECT regress.usage_at(acct, 'ps-img', micros, at, postpaid) $$;
+CREATE FUNCTION pg_temp.try_detail(sql text) RETURNS text LANGUAGE sql AS $$
+    SELECT regress.try_detail(sql) $$;
 -- the money keys of balance(), and the kept credit
 CREATE FUNCTION pg_temp.money(acct bigint) RETURNS TABLE (billing_type text, balance bigint,
     unbilled bigint, unpaid bigint, prepaid_credit bigint, credit_limit bigint, held bigint, available bigint)

@@ -6,22 +6,11 @@ SET TimeZone = 'UTC';
 CREATE FUNCTION pg_temp.problems(acct bigint) RETURNS SETOF text LANGUAGE sql AS $$
     SELECT regexp_replace(problem, '(entry|request|invoice|top-up) \d+', '\1 N', 'g')
       FROM billing.verify(acct) ORDER BY 1 $$;
--- Test only, a controlled clock: what a settled postpaid request posts,
--- dated "at" (as in sql/invoices.sql).
+-- Test only, a controlled clock: postpaid usage dated "at"
+-- (regress.usage_at, sql/setup.sql)
 CREATE FUNCTION pg_temp.usage_at(acct bigint, model text, micros bigint, at timestamptz)
-RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    rid bigint;
-BEGIN
-    INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,
-                                  cost_estimate_micros, cost_micros, currency, postpaid,
-                                  created_at, completed_at)
-    VALUES (acct, model, 'acme', 'completed', '{}', '{}', micros, micros, 'USD', true, at, at)
-    RETURNING request_id INTO rid;
-    INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
-    VALUES (acct, 'usage', -micros, true, rid, at);
-    PERFORM billing._adjust_available(acct, -micros);
-END $$;
+RETURNS void LANGUAGE sql AS $$
+    SELECT regress.usage_at(acct, model, micros, at, true) $$;
 
 SELECT billing.set_model('vf-img', 'image', 'acme', 'Acme', NULL);
 SELECT billing.set_price('vf-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]') > 0 AS priced;

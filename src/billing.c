@@ -1,12 +1,10 @@
-/* billing: the module entry point; argument helpers shared by the modules. */
+/* billing: the module entry point, and billing._setting() for SQL. */
 #include "postgres.h"
 
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 
-#include "billing.h"
 #include "invoice/invoice.h"
 #include "ledger/ledger.h"
 #include "pricing/pricing.h"
@@ -38,15 +36,4 @@ billing_setting(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	PG_RETURN_TEXT_P(cstring_to_text(GetConfigOptionByName(name, NULL, false)));
-}
-
-void
-require_args(FunctionCallInfo fcinfo, int nargs)
-{
-	for (int i = 0; i < nargs; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("argument %d of %s must not be null", i + 1,
-							get_func_name(fcinfo->flinfo->fn_oid))));
 }

@@ -1,4 +1,4 @@
-/* Building jsonb results from text. */
+/* Building JSON results (jsonout.h). */
 #include "postgres.h"
 
 #include "fmgr.h"
@@ -8,6 +8,7 @@
 #include "utils/numeric.h"
 
 #include "jsonout.h"
+#include "money.h"
 
 Datum
 jsonb_from_text(const char *json)
@@ -16,9 +17,77 @@ jsonb_from_text(const char *json)
 }
 
 void
+json_begin(StringInfo buf)
+{
+	appendStringInfoChar(buf, '{');
+}
+
+void
+json_end(StringInfo buf)
+{
+	appendStringInfoChar(buf, '}');
+}
+
+void
+json_begin_array(StringInfo buf)
+{
+	appendStringInfoChar(buf, '[');
+}
+
+void
+json_end_array(StringInfo buf)
+{
+	appendStringInfoChar(buf, ']');
+}
+
+/* a comma before every member or element but the first */
+static void
+json_separate(StringInfo buf)
+{
+	if (buf->len > 0 && buf->data[buf->len - 1] != '{' && buf->data[buf->len - 1] != '[')
+		appendStringInfoChar(buf, ',');
+}
+
+void
+json_key(StringInfo buf, const char *key)
+{
+	json_separate(buf);
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+}
+
+void
+json_add_int(StringInfo buf, const char *key, int64 value)
+{
+	json_key(buf, key);
+	appendStringInfo(buf, INT64_FORMAT, value);
+}
+
+void
+json_add_bool(StringInfo buf, const char *key, bool value)
+{
+	json_key(buf, key);
+	appendStringInfoString(buf, value ? "true" : "false");
+}
+
+void
+json_add_money(StringInfo buf, const char *key, int64 micros)
+{
+	json_key(buf, key);
+	money_append(buf, micros);
+}
+
+void
+json_add_raw(StringInfo buf, const char *key, const char *json)
+{
+	json_key(buf, key);
+	appendStringInfoString(buf, json);
+}
+
+void
 json_add_str(StringInfo buf, const char *key, const char *value)
 {
-	appendStringInfo(buf, ",\"%s\":", key);
+	json_key(buf, key);
 	if (value)
 		escape_json(buf, value);
 	else

@@ -2,8 +2,10 @@
 #include "postgres.h"
 
 #include "common/int.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 
 #include "money.h"
@@ -75,6 +77,15 @@ money_format(int64 micros)
 	initStringInfo(&buf);
 	money_append(&buf, micros);
 	return buf.data;
+}
+
+/* billing._units(micros): money_format() as a numeric, for billing's SQL */
+PG_FUNCTION_INFO_V1(billing_units);
+Datum
+billing_units(PG_FUNCTION_ARGS)
+{
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(money_format(PG_GETARG_INT64(0))),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 }
 
 bool

@@ -50,7 +50,7 @@ CREATE TABLE billing.account_slices (
 CREATE TABLE billing.ledger (
     account_id      bigint NOT NULL,
     entry_id        bigint GENERATED ALWAYS AS IDENTITY,
-    -- funds, auto_topup, usage, refund, adjustment, invoice_payment, grant, expiry
+    -- one of the kinds listed in ledger/kinds.c
     kind            text NOT NULL,
     amount_micros   bigint NOT NULL,        -- never zero
     -- usage accrued while the account was postpaid is invoiced

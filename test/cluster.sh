@@ -92,9 +92,8 @@ tree_copy() {
 # extension_install SRC PG_CONFIG [make arguments...]: builds the extension
 # of the tree SRC from scratch (not its libpq programs) and installs it there.
 extension_install() {
-	local src=$1 pgc=$2 t; shift 2
+	local src=$1 pgc=$2; shift 2
 	local args=(-s -C "$src" PG_CONFIG="$pgc" with_llvm=no)
-	for t in test/stress test/fuzz bench/driver src/topup/payment_worker; do args+=(-o "$t"); done
 	make "${args[@]}" "$@" clean >/dev/null && make "${args[@]}" "$@" all &&
 		make "${args[@]}" "$@" install
 }

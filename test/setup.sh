@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what billing needs on Debian 12 (when missing), then builds and
-# installs the extension and its libpq programs. Sourced by test/run.sh and
-# demo/run.sh; needs root (or sudo) for apt-get and make install.
+# installs the extension and builds its libpq programs (make programs), with
+# warnings as errors (COPT=-Werror, for CI; a plain make does not). Sourced
+# by test/run.sh and demo/run.sh; needs root (or sudo) for apt-get and make
+# install.
 set -euo pipefail
 
 PKGS="postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libipc-run-perl
@@ -23,5 +25,5 @@ export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PG_BIN=$("$PG_CONFIG" --bindir)
 export PATH="$PG_BIN:$PATH"
 
-make -s PG_CONFIG="$PG_CONFIG" all
+make -s PG_CONFIG="$PG_CONFIG" COPT=-Werror all programs
 $SUDO make -s PG_CONFIG="$PG_CONFIG" install

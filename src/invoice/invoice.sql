@@ -24,11 +24,11 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_tem
             * unit)::bigint
 $$;
 
--- Exact currency units of micros as a JSON number: 12500000 -> 12.5.
+-- Exact currency units of micros as a JSON number: 12500000 -> 12.5. The
+-- one renderer of money, money_format() in C.
 CREATE OR REPLACE FUNCTION billing._units(micros bigint) RETURNS numeric
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_catalog.trim_scale(micros::numeric / 1000000)
-$$;
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'billing_units';
 
 -- A billing.* setting. Its C side loads the library, which defines the
 -- settings, in a session that has not called into billing yet (a pg_cron
@@ -36,6 +36,19 @@ $$;
 CREATE OR REPLACE FUNCTION billing._setting(name text) RETURNS text
 LANGUAGE C STABLE STRICT SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_setting';
+
+-- Refuses (25000) a batch outside read committed: the batches (close_period,
+-- expire_credits) lock and then need each later statement to see what
+-- committed before their locks were granted. caller names the function.
+CREATE OR REPLACE FUNCTION billing._require_read_committed(caller text) RETURNS void
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION '% must run at the read committed isolation level', caller
+            USING ERRCODE = '25000';
+    END IF;
+END
+$$;
 
 -- Bounds of the calendar month that starts on period_start, in time zone tz.
 CREATE OR REPLACE FUNCTION billing._period_bounds(period_start date, tz text,
@@ -102,14 +115,21 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
              WHERE a.account_id = _postpaid_position.account_id)
 $$;
 
--- The account row, locked; PB404 when it is unknown or disabled.
-CREATE OR REPLACE FUNCTION billing._account_for_update(account_id bigint) RETURNS billing.accounts
+-- The account row, locked when for_update; PB404 when it is unknown or
+-- disabled. The cold paths' one check that an account exists (the hot
+-- paths' is account_get() in ledger.c, with the same error).
+CREATE OR REPLACE FUNCTION billing._account(account_id bigint, for_update boolean) RETURNS billing.accounts
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acct billing.accounts;
 BEGIN
-    SELECT * INTO acct FROM billing.accounts a
-     WHERE a.account_id = _account_for_update.account_id AND a.active FOR UPDATE;
+    IF for_update THEN
+        SELECT * INTO acct FROM billing.accounts a
+         WHERE a.account_id = _account.account_id AND a.active FOR UPDATE;
+    ELSE
+        SELECT * INTO acct FROM billing.accounts a
+         WHERE a.account_id = _account.account_id AND a.active;
+    END IF;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'account % does not exist or is disabled', account_id
             USING ERRCODE = 'PB404';
@@ -133,7 +153,7 @@ BEGIN
     IF reason IS NULL OR pg_catalog.btrim(reason) = '' THEN
         RAISE EXCEPTION 'a credit limit change needs a reason' USING ERRCODE = '22023';
     END IF;
-    acct := billing._account_for_update(account_id);
+    acct := billing._account(account_id, true);
     IF acct.credit_limit_micros = limit_micros THEN
         RETURN;                 -- not a change: nothing to audit
     END IF;
@@ -162,11 +182,9 @@ BEGIN
     END IF;
     IF billing_type IS NULL THEN
         RAISE EXCEPTION 'billing_type must not be null' USING ERRCODE = '22023';
-    ELSIF billing_type NOT IN ('prepaid', 'postpaid') THEN
-        RAISE EXCEPTION 'invalid billing type "%"', billing_type
-            USING ERRCODE = '22023', HINT = 'Use "prepaid" or "postpaid".';
     END IF;
-    acct := billing._account_for_update(account_id);
+    PERFORM billing._check_billing_type(billing_type);
+    acct := billing._account(account_id, true);
     IF acct.billing_type = billing_type THEN
         RETURN;
     END IF;
@@ -233,12 +251,7 @@ BEGIN
     IF account_id IS NULL THEN
         RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
     END IF;
-    SELECT * INTO acct FROM billing.accounts a
-     WHERE a.account_id = suggest_credit_limit.account_id AND a.active;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'account % does not exist or is disabled', account_id
-            USING ERRCODE = 'PB404';
-    END IF;
+    acct := billing._account(account_id, false);
     -- the twelve latest paid invoices
     SELECT pg_catalog.count(*),
            pg_catalog.count(*) FILTER (WHERE (p.paid_at AT TIME ZONE tz)::date <= p.due_date),
@@ -322,11 +335,8 @@ DECLARE
     pause numeric := 0.1;
     issued integer := 0;
 BEGIN
-    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
-        -- the wait below only helps when later statements take new snapshots
-        RAISE EXCEPTION 'billing.close_period() must run at the read committed isolation level'
-            USING ERRCODE = '25000';
-    END IF;
+    -- the wait below only helps when later statements take new snapshots
+    PERFORM billing._require_read_committed('billing.close_period()');
     IF period_start IS NULL THEN
         -- the last month that has ended in billing.timezone
         period_start := (pg_catalog.date_trunc('month', pg_catalog.clock_timestamp() AT TIME ZONE tz)

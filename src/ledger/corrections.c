@@ -11,7 +11,7 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-#include "billing.h"
+#include "args.h"
 #include "errors.h"
 #include "events.h"
 #include "jsonout.h"
@@ -52,14 +52,7 @@ refund_replay(int64 account_id, const char *key, int64 request_id, const int64 *
 			  "       AND reason IS NOT DISTINCT FROM $5"
 			  "  FROM billing.refunds WHERE account_id = $1 AND idempotency_key = $2",
 			  5, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID}, v, nulls, false, 0);
-	if (SPI_processed == 0)
-		return 0;
-	if (!DatumGetBool(spi_col(2, NULL)))
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
-				 errdetail("Refund " INT64_FORMAT " was made with this key.", spi_int64(1))));
-	return spi_int64(1);
+	return args_key_replay(key, "Refund", "made");
 }
 
 /*
@@ -146,15 +139,17 @@ refund_json(const Account *acct, int64 refund_id, MemoryContext upper)
 
 	old = MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "{\"object\":\"refund\",\"refund_id\":" INT64_FORMAT ",\"request_id\":" INT64_FORMAT
-					 ",\"account_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT ",\"amount\":",
-					 refund_id, request_id, acct->account_id, amount);
-	money_append(&buf, amount);
+	json_begin(&buf);
+	json_add_str(&buf, "object", "refund");
+	json_add_int(&buf, "refund_id", refund_id);
+	json_add_int(&buf, "request_id", request_id);
+	json_add_int(&buf, "account_id", acct->account_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_add_money(&buf, "amount", amount);
 	json_add_str(&buf, "currency", acct->currency);
-	appendStringInfo(&buf, ",\"refunded_micros\":" INT64_FORMAT, refunded);
+	json_add_int(&buf, "refunded_micros", refunded);
 	json_add_str(&buf, "reason", reason);
-	appendStringInfoChar(&buf, '}');
+	json_end(&buf);
 	MemoryContextSwitchTo(old);
 	return buf.data;
 }
@@ -188,8 +183,8 @@ billing_refund_request(PG_FUNCTION_ARGS)
 	int64		request_id;
 	bool		all = PG_ARGISNULL(1);
 	int64		amount = all ? 0 : PG_GETARG_INT64(1);
-	char	   *reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *reason = args_text(fcinfo, 2);
+	char	   *key = args_text(fcinfo, 3);
 	MemoryContext upper = CurrentMemoryContext;
 	Account		acct;
 	int64		account_id;
@@ -200,9 +195,9 @@ billing_refund_request(PG_FUNCTION_ARGS)
 	bool		issued = false;
 	char	   *result;
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	request_id = PG_GETARG_INT64(0);
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	/*
 	 * The request row serializes the refunds of one request: each one sees
@@ -291,14 +286,7 @@ adjust_replay(int64 account_id, const char *key, int64 amount, const char *reaso
 			  "SELECT entry_id, amount_micros = $3 AND reason = $4"
 			  "  FROM billing.adjustments WHERE account_id = $1 AND idempotency_key = $2",
 			  4, (Oid[]) {INT8OID, TEXTOID, INT8OID, TEXTOID}, v, NULL, false, 0);
-	if (SPI_processed == 0)
-		return 0;
-	if (!DatumGetBool(spi_col(2, NULL)))
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
-				 errdetail("Adjustment entry " INT64_FORMAT " was posted with this key.", spi_int64(1))));
-	return spi_int64(1);
+	return args_key_replay(key, "Adjustment entry", "posted");
 }
 
 PG_FUNCTION_INFO_V1(billing_adjust_balance);
@@ -309,12 +297,12 @@ billing_adjust_balance(PG_FUNCTION_ARGS)
 	static SPIPlanPtr insert_plan;
 	int64		account_id;
 	int64		amount;
-	char	   *reason = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *reason = args_text(fcinfo, 2);
+	char	   *key = args_text(fcinfo, 3);
 	Account		acct;
 	int64		entry_id = 0;
 
-	require_args(fcinfo, 2);
+	args_require(fcinfo, 2);
 	account_id = PG_GETARG_INT64(0);
 	amount = PG_GETARG_INT64(1);
 	if (amount == 0)
@@ -326,7 +314,7 @@ billing_adjust_balance(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("an adjustment needs a reason")));
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	if (key)

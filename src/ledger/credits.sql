@@ -149,7 +149,7 @@ BEGIN
     END IF;
 
     -- the account row, locked: concurrent grants with one key wait here
-    acct := billing._account_for_update(account_id);
+    acct := billing._account(account_id, true);
     IF acct.billing_type = 'postpaid' THEN
         RAISE EXCEPTION 'account % is postpaid', account_id
             USING ERRCODE = 'PB409', DETAIL = 'Credits are granted to prepaid accounts only.';
@@ -210,10 +210,7 @@ DECLARE
     posted integer := 0;
 BEGIN
     -- each statement must see what committed before the locks were taken
-    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'expire_credits() must run at the read committed isolation level'
-            USING ERRCODE = '25000';
-    END IF;
+    PERFORM billing._require_read_committed('expire_credits()');
     FOR acct IN
         SELECT DISTINCT g.account_id
           FROM billing.grants g JOIN billing.accounts a USING (account_id)

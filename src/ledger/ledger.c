@@ -10,7 +10,7 @@
 #include "utils/memutils.h"
 #include "utils/jsonb.h"
 
-#include "billing.h"
+#include "args.h"
 #include "cache.h"
 #include "errors.h"
 #include "jsonout.h"
@@ -141,38 +141,6 @@ account_has_alerts(int64 account_id)
 	return e != NULL && e->has_alerts;
 }
 
-void
-check_idempotency_key(const char *key)
-{
-	if (key != NULL && (key[0] == '\0' || strlen(key) > 256))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency key must have 1 to 256 characters")));
-}
-
-static const char *const ledger_kinds[] = {
-	"funds", "auto_topup", "usage", "refund", "adjustment", "invoice_payment"
-};
-
-/* Refuses (22023) an entry the ledger's table does not check itself. */
-static void
-ledger_check_entry(const char *kind, int64 amount)
-{
-	size_t		i;
-
-	for (i = 0; i < lengthof(ledger_kinds); i++)
-		if (strcmp(kind, ledger_kinds[i]) == 0)
-			break;
-	if (i == lengthof(ledger_kinds))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid ledger entry kind \"%s\"", kind)));
-	if (amount == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a ledger entry cannot be zero")));
-}
-
 int64
 ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 			int64 request_id, int64 topup_id, int64 invoice_id,
@@ -237,14 +205,14 @@ billing_add_funds(PG_FUNCTION_ARGS)
 {
 	int64		account_id = PG_GETARG_INT64(0);
 	int64		amount = PG_GETARG_INT64(1);
-	char	   *key = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *reference = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *key = args_text(fcinfo, 2);
+	char	   *reference = args_text(fcinfo, 3);
 	Account		acct;
 	int64		entry_id = 0;
 
-	require_args(fcinfo, 2);
+	args_require(fcinfo, 2);
 	money_require_positive(amount, "amount_micros");
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	if (acct.postpaid)
@@ -267,6 +235,26 @@ billing_add_funds(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(entry_id);
 }
 
+/* Refuses (22023) a billing type other than prepaid and postpaid. */
+static void
+check_billing_type(const char *billing_type)
+{
+	if (strcmp(billing_type, "prepaid") != 0 && strcmp(billing_type, "postpaid") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid billing type \"%s\"", billing_type),
+				 errhint("Use \"prepaid\" or \"postpaid\".")));
+}
+
+/* billing._check_billing_type(billing_type): the same check for billing's SQL */
+PG_FUNCTION_INFO_V1(billing_check_billing_type);
+Datum
+billing_check_billing_type(PG_FUNCTION_ARGS)
+{
+	check_billing_type(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
 PG_FUNCTION_INFO_V1(billing_create_account);
 Datum
 billing_create_account(PG_FUNCTION_ARGS)
@@ -280,7 +268,7 @@ billing_create_account(PG_FUNCTION_ARGS)
 	Datum		v[3];
 	int64		account_id;
 
-	require_args(fcinfo, 3);
+	args_require(fcinfo, 3);
 	external_id = PG_GETARG_TEXT_PP(0);
 	billing_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	currency = text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -289,11 +277,7 @@ billing_create_account(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("external_id must have 1 to 256 characters")));
-	if (strcmp(billing_type, "prepaid") != 0 && strcmp(billing_type, "postpaid") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid billing type \"%s\"", billing_type),
-				 errhint("Use \"prepaid\" or \"postpaid\".")));
+	check_billing_type(billing_type);
 	if (!money_currency_valid(currency))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -327,13 +311,13 @@ billing_move(PG_FUNCTION_ARGS)
 	int64		account_id = PG_GETARG_INT64(0);
 	int64		amount = PG_GETARG_INT64(1);
 	char	   *kind;
-	char	   *reference = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *reference = args_text(fcinfo, 3);
 	int64		topup_id = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4);
 	int64		invoice_id = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT64(5);
 	Account		acct;
 	int64		entry_id;
 
-	require_args(fcinfo, 3);
+	args_require(fcinfo, 3);
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	SPI_connect();
 	account_load(account_id, &acct, false);
@@ -386,7 +370,7 @@ billing_balance(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 	MemoryContext upper = CurrentMemoryContext;
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	/*
@@ -414,23 +398,28 @@ billing_balance(PG_FUNCTION_ARGS)
 
 	MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "{\"object\":\"balance\",\"account_id\":" INT64_FORMAT
-					 ",\"billing_type\":\"%s\",\"currency\":\"%s\""
-					 ",\"balance_micros\":" INT64_FORMAT ",\"held_micros\":" INT64_FORMAT
-					 ",\"available_micros\":" INT64_FORMAT ",\"available\":{\"amount\":",
-					 account_id, acct.postpaid ? "postpaid" : "prepaid", acct.currency,
-					 balance, held, available);
-	money_append(&buf, available);
-	appendStringInfo(&buf,
-					 ",\"currency\":\"%s\"},\"credit_limit_micros\":" INT64_FORMAT
-					 ",\"unbilled_micros\":" INT64_FORMAT ",\"unpaid_invoices_micros\":" INT64_FORMAT
-					 ",\"prepaid_credit_micros\":" INT64_FORMAT
-					 ",\"low_balance_threshold_micros\":" INT64_FORMAT
-					 ",\"validation\":\"%s\",\"auto_topup\":%s}",
-					 acct.currency, acct.credit_limit, unbilled, unpaid, kept,
-					 threshold, fast_budget(available, threshold, held) > 0 ? "fast_path" : "per_request",
-					 acct.auto_topup_enabled ? "true" : "false");
+	json_begin(&buf);
+	json_add_str(&buf, "object", "balance");
+	json_add_int(&buf, "account_id", account_id);
+	json_add_str(&buf, "billing_type", acct.postpaid ? "postpaid" : "prepaid");
+	json_add_str(&buf, "currency", acct.currency);
+	json_add_int(&buf, "balance_micros", balance);
+	json_add_int(&buf, "held_micros", held);
+	json_add_int(&buf, "available_micros", available);
+	json_key(&buf, "available");
+	json_begin(&buf);
+	json_add_money(&buf, "amount", available);
+	json_add_str(&buf, "currency", acct.currency);
+	json_end(&buf);
+	json_add_int(&buf, "credit_limit_micros", acct.credit_limit);
+	json_add_int(&buf, "unbilled_micros", unbilled);
+	json_add_int(&buf, "unpaid_invoices_micros", unpaid);
+	json_add_int(&buf, "prepaid_credit_micros", kept);
+	json_add_int(&buf, "low_balance_threshold_micros", threshold);
+	json_add_str(&buf, "validation",
+				 fast_budget(available, threshold, held) > 0 ? "fast_path" : "per_request");
+	json_add_bool(&buf, "auto_topup", acct.auto_topup_enabled);
+	json_end(&buf);
 	SPI_finish();
 	PG_RETURN_DATUM(DirectFunctionCall2(jsonb_concat, jsonb_from_text(buf.data), credits));
 }

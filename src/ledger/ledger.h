@@ -148,6 +148,12 @@ extern int64 available_total(int64 account_id);
 extern int64 low_balance_threshold(int64 account_id);
 
 /*
+ * Refuses (22023) an entry that ledger_post() does not write: a kind not in
+ * the list of kinds.c, or posted by credits.sql, or a zero amount.
+ */
+extern void ledger_check_entry(const char *kind, int64 amount);
+
+/*
  * Appends a ledger entry; amount must be non-zero. request_id, topup_id and
  * invoice_id are 0 when not applicable, key and reference may be NULL.
  * Returns the entry id. Does not touch the available amount.
@@ -177,6 +183,4 @@ extern void alerts_after_change(const Account *acct, int64 delta);
 /* What request_id of account_id has had back in refunds (corrections.c). */
 extern int64 request_refunded(int64 account_id, int64 request_id);
 
-/* Refuses (22023) an idempotency key that is empty or over 256 characters. */
-extern void check_idempotency_key(const char *key);
 #endif

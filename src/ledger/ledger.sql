@@ -21,6 +21,19 @@ CREATE OR REPLACE FUNCTION billing._move(account_id bigint, amount_micros bigint
 RETURNS bigint LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_move';
 
+-- Internal: refuses (22023) a billing type that is not prepaid or postpaid;
+-- create_account's check, for set_billing_type.
+CREATE OR REPLACE FUNCTION billing._check_billing_type(billing_type text)
+RETURNS void LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'billing_check_billing_type';
+
+-- Internal: is an entry of this kind, amount and request one the ledger
+-- allows? The kinds are listed once, in ledger/kinds.c; verify() asks here.
+CREATE OR REPLACE FUNCTION billing._ledger_entry_valid(kind text, amount_micros bigint,
+                                                       has_request boolean)
+RETURNS boolean LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'billing_ledger_entry_valid';
+
 CREATE OR REPLACE FUNCTION billing._adjust_available(account_id bigint, delta_micros bigint)
 RETURNS void LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_adjust_available';

@@ -28,7 +28,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "billing.h"
+#include "args.h"
 #include "errors.h"
 #include "ledger/ledger.h"
 #include "money.h"
@@ -424,7 +424,7 @@ billing_set_spend_limit(PG_FUNCTION_ARGS)
 	char		n[6] = "     ";
 	TimestampTz now = GetCurrentTimestamp();
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	account_id = PG_GETARG_INT64(0);
 	if (limit_micros < 0)
 		ereport(ERROR,
@@ -432,14 +432,14 @@ billing_set_spend_limit(PG_FUNCTION_ARGS)
 				 errmsg("limit_micros must not be negative"),
 				 errdetail("Got " INT64_FORMAT " micros.", limit_micros),
 				 errhint("Use NULL to remove a limit, 0 to refuse everything that costs money.")));
-	l.period = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	l.period = args_text(fcinfo, 2);
 	if (l.period == NULL || (strcmp(l.period, "day") != 0 && strcmp(l.period, "week") != 0 &&
 							 strcmp(l.period, "month") != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid spend limit period \"%s\"", l.period ? l.period : "NULL"),
 				 errhint("Use \"day\", \"week\" or \"month\".")));
-	l.scope = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	l.scope = args_text(fcinfo, 3);
 	if (l.scope && (l.scope[0] == '\0' || strlen(l.scope) > 256))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -102,11 +102,7 @@ BEGIN
           FROM pg_catalog.unnest(thresholds_micros) u(v)) THEN
         RAISE EXCEPTION 'alert thresholds must be distinct' USING ERRCODE = '22023';
     END IF;
-    IF NOT EXISTS (SELECT FROM billing.accounts a
-                    WHERE a.account_id = set_balance_alerts.account_id AND a.active) THEN
-        RAISE EXCEPTION 'account % does not exist or is disabled', set_balance_alerts.account_id
-            USING ERRCODE = 'PB404';
-    END IF;
+    PERFORM billing._account(set_balance_alerts.account_id, false);
     -- under the account's exclusive gate: an admission in flight commits
     -- first and is counted here, a later one sees the alerts (ledger.h,
     -- account_has_alerts)

@@ -47,7 +47,6 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
-#include "billing.h"
 #include "errors.h"
 #include "ledger/ledger.h"
 #include "money.h"

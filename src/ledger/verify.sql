@@ -123,12 +123,7 @@ UNION ALL
 SELECT l.account_id, format('ledger entry %s: invalid kind %s or amount %s',
                             l.entry_id, l.kind, l.amount_micros)
   FROM billing.ledger l JOIN acct a USING (account_id)
- WHERE l.kind NOT IN ('funds', 'auto_topup', 'usage', 'refund', 'adjustment', 'invoice_payment',
-                      'grant', 'expiry')
-    OR l.amount_micros = 0
-    OR (l.kind IN ('funds', 'auto_topup', 'invoice_payment', 'grant') AND l.amount_micros < 0)
-    OR (l.kind IN ('usage', 'expiry') AND l.amount_micros > 0)
-    OR (l.kind = 'refund' AND (l.amount_micros < 0 OR l.request_id IS NULL))
+ WHERE NOT billing._ledger_entry_valid(l.kind, l.amount_micros, l.request_id IS NOT NULL)
 UNION ALL
 -- refunds: of a request of the same account, never more than it was charged
 SELECT f.account_id, format('refunds of request %s total %s micros, %s',

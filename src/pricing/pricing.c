@@ -13,7 +13,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-#include "billing.h"
+#include "args.h"
 #include "jsonout.h"
 #include "money.h"
 #include "pricing/pricing_internal.h"
@@ -55,12 +55,14 @@ cost_json(const char *model, const char *provider, Jsonb *params, Jsonb *outputs
 	total = pricing_cost(route.components, params, outputs, route.media, &comp);
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"estimated\":%s", outputs ? "false" : "true");
+	json_begin(&buf);
+	json_add_bool(&buf, "estimated", outputs == NULL);
 	json_add_str(&buf, "model", route.model);
 	json_add_str(&buf, "provider", route.provider);
-	appendStringInfo(&buf, ",\"total_cost_micros\":" INT64_FORMAT, total);
+	json_add_int(&buf, "total_cost_micros", total);
 	json_add_str(&buf, "currency", route.currency);
-	appendStringInfo(&buf, ",\"components\":%s}", comp.data);
+	json_add_raw(&buf, "components", comp.data);
+	json_end(&buf);
 	return jsonb_from_text(buf.data);
 }
 
@@ -68,7 +70,7 @@ PG_FUNCTION_INFO_V1(billing_estimate);
 Datum
 billing_estimate(PG_FUNCTION_ARGS)
 {
-	require_args(fcinfo, 2);
+	args_require(fcinfo, 2);
 	PG_RETURN_DATUM(cost_json(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL,
 							  PG_GETARG_JSONB_P(1), NULL));
 }
@@ -77,9 +79,9 @@ PG_FUNCTION_INFO_V1(billing_effective_cost);
 Datum
 billing_effective_cost(PG_FUNCTION_ARGS)
 {
-	require_args(fcinfo, 2);
+	args_require(fcinfo, 2);
 	PG_RETURN_DATUM(cost_json(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-							  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+							  args_text(fcinfo, 2),
 							  NULL, PG_GETARG_JSONB_P(1)));
 }
 
@@ -99,7 +101,7 @@ billing_set_price(PG_FUNCTION_ARGS)
 	int			ncomps;
 	int64		price_id;
 
-	require_args(fcinfo, 2);
+	args_require(fcinfo, 2);
 	if (PG_ARGISNULL(3) || TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(3)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -11,6 +11,7 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
+#include "jsonout.h"
 #include "money.h"
 #include "pricing/pricing_internal.h"
 
@@ -178,7 +179,7 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 	pricing_request_load(&req, params, outputs, media);
 	initStringInfo(&qty);
 	if (comp_json)
-		appendStringInfoChar(comp_json, '[');
+		json_begin_array(comp_json);
 	for (i = 0; i < ncomps; i++)
 	{
 		PriceComp  *c = &comps[i];
@@ -199,19 +200,21 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 		total = money_add(total, cost);
 		if (comp_json)
 		{
-			appendStringInfo(comp_json,
-							 "%s{\"type\":\"%s\",\"metric\":\"%s\",\"quantity\":%s,"
-							 "\"billable_quantity\":" INT64_FORMAT ",\"unit_price\":",
-							 comp_json->data[comp_json->len - 1] == '[' ? "" : ",",
-							 c->output ? "output" : "input", pricing_metric_names[c->metric],
-							 qty.data, money_mul(units, c->unit_size));
-			money_append(comp_json, c->unit_price);
-			appendStringInfo(comp_json, ",\"total_cost\":" INT64_FORMAT "}", cost);
+			if (comp_json->data[comp_json->len - 1] != '[')
+				appendStringInfoChar(comp_json, ',');
+			json_begin(comp_json);
+			json_add_str(comp_json, "type", c->output ? "output" : "input");
+			json_add_str(comp_json, "metric", pricing_metric_names[c->metric]);
+			json_add_raw(comp_json, "quantity", qty.data);
+			json_add_int(comp_json, "billable_quantity", money_mul(units, c->unit_size));
+			json_add_money(comp_json, "unit_price", c->unit_price);
+			json_add_int(comp_json, "total_cost", cost);
+			json_end(comp_json);
 		}
 	}
 	if (!any_output)
 		no_price(comps, ncomps, &req);
 	if (comp_json)
-		appendStringInfoChar(comp_json, ']');
+		json_end_array(comp_json);
 	return total;
 }

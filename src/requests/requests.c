@@ -14,7 +14,7 @@
 #include "utils/timestamp.h"
 #include "utils/fmgrprotos.h"
 
-#include "billing.h"
+#include "args.h"
 #include "errors.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
@@ -45,7 +45,8 @@ typedef struct RequestView
 static void
 metadata_append(StringInfo buf, const RequestView *r)
 {
-	appendStringInfo(buf, "{\"request_id\":" INT64_FORMAT, r->request_id);
+	json_begin(buf);
+	json_add_int(buf, "request_id", r->request_id);
 	json_add_str(buf, "status", r->status);
 	json_add_str(buf, "model", r->model);
 	json_add_str(buf, "provider", r->provider);
@@ -58,23 +59,20 @@ metadata_append(StringInfo buf, const RequestView *r)
 	/* the flip: an estimate while the request runs, the cost once finished */
 	if (r->finished)
 	{
-		appendStringInfoString(buf, ",\"cost\":");
-		money_append(buf, r->cost);
-		appendStringInfo(buf, ",\"cost_micros\":" INT64_FORMAT, r->cost);
+		json_add_money(buf, "cost", r->cost);
+		json_add_int(buf, "cost_micros", r->cost);
 		if (r->refunded > 0)
 		{
-			appendStringInfoString(buf, ",\"refunded\":");
-			money_append(buf, r->refunded);
-			appendStringInfo(buf, ",\"refunded_micros\":" INT64_FORMAT, r->refunded);
+			json_add_money(buf, "refunded", r->refunded);
+			json_add_int(buf, "refunded_micros", r->refunded);
 		}
-		appendStringInfoChar(buf, '}');
 	}
 	else
 	{
-		appendStringInfoString(buf, ",\"cost_estimate\":");
-		money_append(buf, r->cost_estimate);
-		appendStringInfo(buf, ",\"cost_estimate_micros\":" INT64_FORMAT "}", r->cost_estimate);
+		json_add_money(buf, "cost_estimate", r->cost_estimate);
+		json_add_int(buf, "cost_estimate_micros", r->cost_estimate);
 	}
+	json_end(buf);
 }
 
 static bool
@@ -157,13 +155,14 @@ metadata_datum(int64 request_id, bool with_envelope, bool with_refunds, MemoryCo
 	initStringInfo(&buf);
 	if (with_envelope)
 	{
-		appendStringInfo(&buf, "{\"request_id\":" INT64_FORMAT, request_id);
+		json_begin(&buf);
+		json_add_int(&buf, "request_id", request_id);
 		json_add_str(&buf, "status", r.status);
-		appendStringInfoString(&buf, ",\"metadata\":");
+		json_key(&buf, "metadata");
 	}
 	metadata_append(&buf, &r);
 	if (with_envelope)
-		appendStringInfoChar(&buf, '}');
+		json_end(&buf);
 	MemoryContextSwitchTo(old);
 	return PointerGetDatum(buf.data);
 }
@@ -188,14 +187,7 @@ request_replay(int64 account_id, const char *key, const char *model, Datum param
 			  "       AND ($5::jsonb IS NULL OR outputs IS NOT DISTINCT FROM $5)"
 			  "  FROM billing.requests WHERE account_id = $1 AND idempotency_key = $2",
 			  6, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, TEXTOID}, v, nulls, false, 0);
-	if (SPI_processed == 0)
-		return 0;
-	if (!DatumGetBool(spi_col(2, NULL)))
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
-				 errdetail("Request " INT64_FORMAT " was made with this key.", spi_int64(1))));
-	return spi_int64(1);
+	return args_key_replay(key, "Request", "made");
 }
 
 static void
@@ -363,14 +355,14 @@ billing_begin_request(PG_FUNCTION_ARGS)
 	int64		request_id = 0;
 	Datum		result;
 
-	require_args(fcinfo, 3);
+	args_require(fcinfo, 3);
 	account_id = PG_GETARG_INT64(0);
 	model = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	params = PG_GETARG_DATUM(2);
-	key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	key = args_text(fcinfo, 3);
 	scope = scope_arg(fcinfo, 4);
 	json_require_object(params, "params");
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	if (key)
@@ -418,18 +410,18 @@ billing_charge(PG_FUNCTION_ARGS)
 	int64		request_id = 0;
 	StringInfoData buf;
 
-	require_args(fcinfo, 5);
+	args_require(fcinfo, 5);
 	account_id = PG_GETARG_INT64(0);
 	model = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	params = PG_GETARG_DATUM(2);
 	outputs = PG_GETARG_DATUM(3);
 	routing = PG_GETARG_DATUM(4);
-	key = PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	key = args_text(fcinfo, 5);
 	scope = scope_arg(fcinfo, 6);
 	json_require_object(params, "params");
 	json_require_object(outputs, "outputs");
 	json_require_object(routing, "routing");
-	check_idempotency_key(key);
+	args_check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	if (key && (request_id = request_replay(account_id, key, model, params, outputs, scope)) != 0)
@@ -525,7 +517,7 @@ billing_complete_request(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan;
 	Datum		v[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 
-	require_args(fcinfo, 3);
+	args_require(fcinfo, 3);
 	json_require_object(v[1], "outputs");
 	json_require_object(v[2], "routing");
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "completed",
@@ -542,7 +534,7 @@ billing_fail_request(PG_FUNCTION_ARGS)
 	Datum		v[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 	char		nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' '};
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	if (PG_ARGISNULL(2) || PG_GETARG_INT64(2) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -561,7 +553,7 @@ billing_cancel_request(PG_FUNCTION_ARGS)
 	static SPIPlanPtr plan;
 	Datum		v[1] = {PG_GETARG_DATUM(0)};
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "cancelled",
 								   "UPDATE billing.requests SET status = 'cancelled' WHERE request_id = $1",
 								   1, (Oid[]) {INT8OID}, v, NULL, &plan));
@@ -574,7 +566,7 @@ billing_response_metadata(PG_FUNCTION_ARGS)
 	MemoryContext upper = CurrentMemoryContext;
 	Datum		result;
 
-	require_args(fcinfo, 1);
+	args_require(fcinfo, 1);
 	SPI_connect();
 	result = metadata_datum(PG_GETARG_INT64(0), false, true, upper);
 	SPI_finish();

@@ -24,11 +24,11 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/json.h"
 
-#include "billing.h"
+#include "args.h"
 #include "errors.h"
 #include "events.h"
+#include "jsonout.h"
 #include "money.h"
 #include "spi_plan.h"
 #include "topup/topup.h"
@@ -67,21 +67,6 @@ require_non_negative(int64 amount, const char *what)
 				 errdetail("Got " INT64_FORMAT " micros.", amount)));
 }
 
-/* Optional text argument, NULL when absent; refuses (22023) one that is too long. */
-static char *
-text_arg(FunctionCallInfo fcinfo, int argno, const char *what, int maxlen)
-{
-	char	   *s;
-
-	if (PG_ARGISNULL(argno))
-		return NULL;
-	s = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (strlen(s) < 1 || strlen(s) > (size_t) maxlen)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be 1 to %d characters long", what, maxlen)));
-	return s;
-}
 
 /* NOTIFY billing_topup (docs/topup.md) and its event in the log */
 static void
@@ -90,15 +75,19 @@ notify_requested(int64 topup_id, int64 account_id, int64 amount)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "{\"event\":\"auto_topup_requested\",\"topup_id\":" INT64_FORMAT
-					 ",\"account_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT "}",
-					 topup_id, account_id, amount);
+	json_begin(&buf);
+	json_add_str(&buf, "event", "auto_topup_requested");
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "account_id", account_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_end(&buf);
 	Async_Notify(TOPUP_CHANNEL, buf.data);
 
 	resetStringInfo(&buf);
-	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT "}",
-					 topup_id, amount);
+	json_begin(&buf);
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_end(&buf);
 	event_emit(account_id, "auto_topup_requested", buf.data);
 }
 
@@ -109,14 +98,17 @@ notify_disabled(int64 account_id, int64 topup_id, int failures)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf,
-					 "{\"event\":\"auto_topup_disabled\",\"account_id\":" INT64_FORMAT "}",
-					 account_id);
+	json_begin(&buf);
+	json_add_str(&buf, "event", "auto_topup_disabled");
+	json_add_int(&buf, "account_id", account_id);
+	json_end(&buf);
 	Async_Notify(TOPUP_CHANNEL, buf.data);
 
 	resetStringInfo(&buf);
-	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"failures\":%d}",
-					 topup_id, failures);
+	json_begin(&buf);
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "failures", failures);
+	json_end(&buf);
 	event_emit(account_id, "auto_topup_disabled", buf.data);
 }
 
@@ -130,14 +122,11 @@ event_finished(int64 account_id, int64 topup_id, int64 amount, bool succeeded, c
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"topup_id\":" INT64_FORMAT ",\"amount_micros\":" INT64_FORMAT
-					 ",\"%s\":", topup_id, amount,
-					 succeeded ? "payment_reference" : "failure_reason");
-	if (text)
-		escape_json(&buf, text);
-	else
-		appendStringInfoString(&buf, "null");
-	appendStringInfoChar(&buf, '}');
+	json_begin(&buf);
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_add_str(&buf, succeeded ? "payment_reference" : "failure_reason", text);
+	json_end(&buf);
 	event_emit(account_id, succeeded ? "topup_succeeded" : "topup_failed", buf.data);
 }
 
@@ -267,9 +256,9 @@ topup_after_debit(const Account *acct)
  * billing.configure_auto_topup(account_id, threshold_micros, amount_micros,
  * enabled DEFAULT true) RETURNS void
  */
-PG_FUNCTION_INFO_V1(configure_auto_topup);
+PG_FUNCTION_INFO_V1(billing_configure_auto_topup);
 Datum
-configure_auto_topup(PG_FUNCTION_ARGS)
+billing_configure_auto_topup(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr update_plan, cancel_plan;
 	Oid			types[4] = {INT8OID, INT8OID, INT8OID, BOOLOID};
@@ -281,7 +270,7 @@ configure_auto_topup(PG_FUNCTION_ARGS)
 	bool		enabled;
 	Account		acct;
 
-	require_args(fcinfo, 4);
+	args_require(fcinfo, 4);
 	account_id = PG_GETARG_INT64(0);
 	threshold = PG_GETARG_INT64(1);
 	amount = PG_GETARG_INT64(2);
@@ -415,9 +404,9 @@ check_repeat(int64 topup_id, bool succeeded, const char *reference,
  * billing.complete_topup(topup_id, succeeded, payment_reference DEFAULT NULL,
  * failure_reason DEFAULT NULL) RETURNS jsonb
  */
-PG_FUNCTION_INFO_V1(complete_topup);
+PG_FUNCTION_INFO_V1(billing_complete_topup);
 Datum
-complete_topup(PG_FUNCTION_ARGS)
+billing_complete_topup(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr find_plan, lock_account_plan, lock_plan, finish_plan, failures_plan;
 	Oid			id_type[1] = {INT8OID};
@@ -435,11 +424,11 @@ complete_topup(PG_FUNCTION_ARGS)
 	Account		acct;
 	Datum		result;
 
-	require_args(fcinfo, 2);
+	args_require(fcinfo, 2);
 	topup_id = PG_GETARG_INT64(0);
 	succeeded = PG_GETARG_BOOL(1);
-	reference = text_arg(fcinfo, 2, "payment_reference", TOPUP_MAX_REFERENCE);
-	reason = text_arg(fcinfo, 3, "failure_reason", TOPUP_MAX_REASON);
+	reference = args_text_bounded(fcinfo, 2, "payment_reference", TOPUP_MAX_REFERENCE);
+	reason = args_text_bounded(fcinfo, 3, "failure_reason", TOPUP_MAX_REASON);
 	if (succeeded && reason != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

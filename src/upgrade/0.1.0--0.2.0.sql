@@ -213,6 +213,8 @@ CREATE INDEX IF NOT EXISTS ledger_postpaid_usage ON billing.ledger (account_id, 
 -- billing._unbilled_usage is replaced by billing._postpaid_position
 -- (src/invoice/invoice.sql).
 DROP FUNCTION IF EXISTS billing._unbilled_usage(bigint);
+-- billing._account_for_update is billing._account(account_id, true).
+DROP FUNCTION IF EXISTS billing._account_for_update(bigint);
 -- begin_request and charge take a last argument, scope (docs/limits.md).
 DROP FUNCTION IF EXISTS billing.begin_request(bigint, text, jsonb, text);
 DROP FUNCTION IF EXISTS billing.charge(bigint, text, jsonb, jsonb, jsonb, text);

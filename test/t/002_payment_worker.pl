@@ -1,6 +1,6 @@
 # The auto top-up loop against a real cluster: charges take an account below
 # its threshold, billing appends an auto_topup_requested event to its event
-# log, the example payment worker (src/topup/payment_worker, libpq) reads it
+# log, the example payment worker (examples/payment_worker/payment_worker, libpq) reads it
 # with the cursor it keeps in a file and settles it with
 # billing.complete_topup(), and the balance is credited exactly once. A
 # worker restarted later goes on from its cursor. Then the failure path:
@@ -14,8 +14,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $worker = 'src/topup/payment_worker';
-die "$worker is not built: run make first\n" unless -x $worker;
+my $worker = 'examples/payment_worker/payment_worker';
+die "$worker is not built: run make programs first\n" unless -x $worker;
 
 my $node = PostgreSQL::Test::Cluster->new('topup');
 $node->init;
