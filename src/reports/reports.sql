@@ -252,11 +252,8 @@ DECLARE
     taken bigint := 0;
     n bigint;
 BEGIN
-    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'billing.rollup_usage() must run at READ COMMITTED'
-            USING ERRCODE = '25000',
-                  DETAIL = 'An older snapshot would miss entries that committed after it began.';
-    END IF;
+    -- an older snapshot would miss entries that committed after it began
+    PERFORM billing._require_read_committed('billing.rollup_usage()');
     SELECT * INTO st FROM billing.rollup_state FOR UPDATE;
     FOR pass IN 1 .. 2 LOOP
         -- a candidate of an earlier run (pass 1), or the one just taken (pass 2)
