@@ -15,7 +15,7 @@ OBJS = src/billing.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jso
 # parts (CREATE OR REPLACE, guarded roles, grants).
 SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql \
               src/requests/requests.sql src/topup/topup.sql \
-              src/invoice/invoice.sql src/ledger/credits.sql src/ledger/verify.sql src/security.sql
+              src/invoice/invoice.sql src/ledger/credits.sql src/citus.sql src/ledger/verify.sql src/security.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
 # The upgrade from the previous release is assembled the same way: its
 # hand-written, idempotent schema changes (src/upgrade/FROM--TO.sql), then

@@ -321,6 +321,7 @@ DECLARE
     postpaid_now boolean;
     pause numeric := 0.1;
     issued integer := 0;
+    number bigint;
 BEGIN
     IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
         -- the wait below only helps when later statements take new snapshots
@@ -367,6 +368,7 @@ BEGIN
     END LOOP;
     -- One closer at a time: invoice numbers are max + 1, without gaps.
     LOCK TABLE billing.invoices IN SHARE ROW EXCLUSIVE MODE;
+    SELECT COALESCE(pg_catalog.max(i.invoice_number), 0) INTO number FROM billing.invoices i;
 
     due := (period_start + interval '1 month')::date
            + billing._setting('billing.invoice_due_days')::integer;
@@ -386,11 +388,11 @@ BEGIN
           FROM billing.accounts a
          WHERE a.account_id = acct.account_id FOR NO KEY UPDATE;
         unit := billing._minor_unit_micros(acct.currency);
+        number := number + 1;
         INSERT INTO billing.invoices (account_id, invoice_number, period_start, period_end,
                                       starts_at, ends_at, currency, subtotal_micros, total_micros,
                                       due_date)
-        VALUES (acct.account_id,
-                (SELECT COALESCE(pg_catalog.max(i.invoice_number), 0) + 1 FROM billing.invoices i),
+        VALUES (acct.account_id, number,
                 period_start, (period_start + interval '1 month')::date, starts, ends,
                 acct.currency, 0, 0, due)
         RETURNING * INTO inv;
@@ -477,14 +479,17 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     inv billing.invoices;
+    paid timestamptz;
 BEGIN
     IF invoice_id IS NULL THEN
         RAISE EXCEPTION 'invoice_id must not be null' USING ERRCODE = '22023';
     END IF;
     -- the invoice row first, then the slices (in billing._move): the order
     -- of close_period, which locks billing.invoices first
+    -- the time in a variable: Citus evaluates no volatile function in a SET
+    paid := pg_catalog.clock_timestamp();
     UPDATE billing.invoices i
-       SET status = 'paid', paid_at = pg_catalog.clock_timestamp(),
+       SET status = 'paid', paid_at = paid,
            payment_reference = mark_invoice_paid.payment_reference
      WHERE i.invoice_id = mark_invoice_paid.invoice_id AND i.status = 'open'
     RETURNING * INTO inv;
@@ -633,9 +638,10 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      WHERE (only_account IS NULL OR c.account_id = only_account)
        AND (i.invoice_id IS NULL OR l.entry_id IS NULL OR NOT l.postpaid OR l.created_at >= i.ends_at)
     UNION ALL
-    SELECT NULL::bigint, pg_catalog.format('invoice numbers have gaps: %s invoices, highest number %s',
+    SELECT NULL::bigint, pg_catalog.format('invoice numbers have gaps or repeats: %s invoices, highest number %s',
                                            pg_catalog.count(*), pg_catalog.max(i.invoice_number))
       FROM billing.invoices i
      WHERE only_account IS NULL
     HAVING pg_catalog.count(*) <> COALESCE(pg_catalog.max(i.invoice_number), 0)
+        OR pg_catalog.count(*) <> pg_catalog.count(DISTINCT i.invoice_number)
 $$;

@@ -244,6 +244,7 @@ Datum
 billing_create_account(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr insert_plan;
+	static SPIPlanPtr external_plan;
 	static SPIPlanPtr slices_plan;
 	text	   *external_id;
 	char	   *billing_type;
@@ -281,6 +282,11 @@ billing_create_account(PG_FUNCTION_ARGS)
 			  " VALUES ($1, $2, $3) RETURNING account_id",
 			  3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, v, NULL, false, 0);
 	account_id = spi_int64(1);
+	/* the cluster-wide unique key (schema.sql); a taken external_id fails here */
+	v[1] = Int64GetDatum(account_id);
+	plan_exec(&external_plan,
+			  "INSERT INTO billing.external_ids (external_id, account_id) VALUES ($1, $2)",
+			  2, (Oid[]) {TEXTOID, INT8OID}, v, NULL, false, 0);
 	v[0] = Int64GetDatum(account_id);
 	v[1] = Int32GetDatum(billing_balance_slices);
 	plan_exec(&slices_plan,

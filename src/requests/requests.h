@@ -9,5 +9,6 @@
  * available amount, cost is charged (a usage ledger entry). Inside SPI.
  */
 extern void request_settle(int64 account_id, int64 request_id, int64 hold, int64 cost);
+extern int64 request_account(int64 request_id);
 
 #endif
