@@ -46,7 +46,7 @@ expect() { local out; out=$(q ${3:-$PORT} -c "$2" 2>&1); [ "$out" = t ]; check "
 
 NODES=("$DIR/coord:$PORT" "$DIR/w1:$W1" "$DIR/w2:$W2")
 stop_all() { for n in "${NODES[@]}" "$DIR/plain:$PLAIN"; do cluster_stop "${n%%:*}"; done; }
-trap stop_all EXIT
+[ -n "${CITUS_KEEP:-}" ] || trap stop_all EXIT	# CITUS_KEEP=1: the nodes stay up, for a look
 stop_all
 rm -rf "$DIR"; mkdir -p "$DIR"; chmod 755 "$DIR"
 
@@ -83,15 +83,16 @@ expect "the distributed tables are co-located" "
 SELECT count(DISTINCT colocationid) = 1 FROM pg_dist_partition
  WHERE logicalrelid::text LIKE 'billing.%' AND partmethod = 'h'"
 expect "the shards are on both workers" "
-SELECT count(DISTINCT nodeport) = 2 FROM citus_shards WHERE table_name = 'billing.accounts'::regclass"
+SELECT count(DISTINCT n.nodeport) = 2 FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+  JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'billing.accounts'::regclass"
 
 q -f test/citus/catalog.sql >"$DIR/catalog.log" 2>&1
 check "catalog: models and prices through the coordinator" $? "$(cat "$DIR/catalog.log")"
 A=$(q -c "SELECT billing.create_account('push-1')")
 q -c "SELECT billing.add_funds($A, 100000000)" >/dev/null
 for path in bare block; do
-	if [ $path = bare ]; then sql="SELECT billing.charge($A, 'ct-img', '{}', '$IMG') IS NOT NULL;"
-	else sql="BEGIN; SELECT billing.charge($A, 'ct-img', '{}', '$IMG') IS NOT NULL; COMMIT;"; fi
+	if [ $path = bare ]; then sql="SELECT billing.charge($A, 'ct-img', '{}', '$IMG');"
+	else sql="BEGIN; SELECT billing.charge($A, 'ct-img', '{}', '$IMG'); COMMIT;"; fi
 	out=$(q -c "SET client_min_messages = debug1;" -c "$sql" 2>&1)
 	echo "$out" | grep -q "pushing down the function call"
 	check "a charge ($path) is pushed down to the account's worker" $? "$out"
@@ -107,14 +108,18 @@ R=$(q -c "SELECT billing.create_account('race-tight')")
 q -c "SELECT billing.add_funds($R, 1200000)" >/dev/null
 for i in $(seq 8); do
 	(for j in $(seq 10); do
-		q -c "SELECT billing.charge($R, 'ct-img', '{}', '$IMG') IS NOT NULL" 2>&1 | grep -c PB402
+		q -v VERBOSITY=sqlstate -c "SELECT billing.charge($R, 'ct-img', '{}', '$IMG')" 2>&1 | grep -c PB402
 	done >"$DIR/tight.$i") &
 done
 wait
 expect "tight admission: 30 charges admitted, 50 refused, nothing below zero" "
 SELECT count(*) = 30 AND sum(cost_micros) = 1200000 FROM billing.requests WHERE account_id = $R" 
 [ "$(cat "$DIR"/tight.* | awk '{s += $1} END {print s}')" = 50 ]; check "tight admission: the 50 refusals are PB402" $?
-expect "tight admission: balance 0" "SELECT (billing.balance($R) ->> 'available_micros')::bigint = 0"
+# the balance as a call of its own: a function of billing inside a query of
+# billing's tables would run on the shard, where it cannot query further
+avail() { q -c "SELECT billing.balance($1)" | sed 's/.*"available_micros": \([-0-9]*\).*/\1/'; }
+held() { q -c "SELECT billing.balance($1)" | sed 's/.*"held_micros": \([-0-9]*\).*/\1/'; }
+[ "$(avail $R)" = 0 ]; check "tight admission: balance 0" $? "$(avail $R)"
 
 K=$(q -c "SELECT billing.create_account('race-key')")
 q -c "SELECT billing.add_funds($K, 10000000)" >/dev/null
@@ -123,26 +128,24 @@ for i in $(seq 8); do
 done
 wait
 [ "$(sort -u "$DIR"/key.* | wc -l)" = 1 ]; check "idempotency key raced: every client gets the same request" $? "$(cat "$DIR"/key.*)"
-expect "idempotency key raced: one request, charged once" "
-SELECT count(*) = 1 AND (billing.balance($K) ->> 'available_micros')::bigint = 10000000 - 40000
-  FROM billing.requests WHERE account_id = $K"
+expect "idempotency key raced: one request" "SELECT count(*) = 1 FROM billing.requests WHERE account_id = $K"
+[ "$(avail $K)" = $((10000000 - 40000)) ]; check "idempotency key raced: charged once" $? "$(avail $K)"
 
 C=$(q -c "SELECT billing.create_account('race-cc')")
 q -c "SELECT billing.add_funds($C, 10000000)" >/dev/null
 ok=0
 for i in $(seq 5); do
 	rid=$(q -c "SELECT billing.begin_request($C, 'ct-img', '{}') ->> 'request_id'")
-	q -c "SELECT billing.complete_request($rid, '$IMG')" >"$DIR/cc-complete.$i" 2>&1 &
-	q -c "SELECT billing.cancel_request($rid)" >"$DIR/cc-cancel.$i" 2>&1 &
+	q -v VERBOSITY=sqlstate -c "SELECT billing.complete_request($rid, '$IMG')" >"$DIR/cc-complete.$i" 2>&1 &
+	q -v VERBOSITY=sqlstate -c "SELECT billing.cancel_request($rid)" >"$DIR/cc-cancel.$i" 2>&1 &
 	wait
 	n=$(grep -l '"status"' "$DIR/cc-complete.$i" "$DIR/cc-cancel.$i" 2>/dev/null | wc -l)
 	grep -q PB409 "$DIR/cc-complete.$i" "$DIR/cc-cancel.$i" && [ "$n" = 1 ] && ok=$((ok + 1))
 done
 [ $ok = 5 ]; check "complete against cancel: one wins, the other gets PB409 (5 rounds)" $? "$(cat "$DIR"/cc-*)"
-expect "complete against cancel: no hold left, usage only for completed" "
-SELECT (billing.balance($C) ->> 'held_micros')::bigint = 0
-   AND 10000000 - (billing.balance($C) ->> 'available_micros')::bigint
-       = (SELECT COALESCE(sum(cost_micros), 0) FROM billing.requests WHERE account_id = $C AND status = 'completed')"
+used=$(q -c "SELECT COALESCE(sum(cost_micros), 0) FROM billing.requests WHERE account_id = $C AND status = 'completed'")
+[ "$(held $C)" = 0 ] && [ "$(avail $C)" = $((10000000 - used)) ]
+check "complete against cancel: no hold left, usage only for completed" $? "held $(held $C), available $(avail $C), used $used"
 
 # 4. caches: a session that has charged keeps charging only what is true now
 S=$(q -c "SELECT billing.create_account('stale-1')")
@@ -157,7 +160,7 @@ $pre SELECT billing.charge($S, 'ct-img', '{}', '$IMG') ->> 'cost_micros' AS befo
 $pre SELECT billing.charge($S, 'ct-img', '{}', '$IMG') ->> 'cost_micros' AS after_disable; $post
 EOF
 )
-	echo "$out" | grep -q PB404; check "stale cache ($path): a disabled account is refused" $? "$out"
+	echo "$out" | grep -q "does not exist or is disabled"; check "stale cache ($path): a disabled account is refused" $? "$out"
 done
 q -c "UPDATE billing.accounts SET active = true WHERE account_id = $S" >/dev/null
 for path in bare block; do
@@ -183,8 +186,9 @@ EOF
 ); rc=$?
 check "16 accounts charged" $rc "$out"
 expect "the accounts are on both workers" "
-SELECT count(DISTINCT s.nodeport) = 2 FROM billing.external_ids e
-  JOIN citus_shards s ON s.shardid = get_shard_id_for_distribution_column('billing.accounts', e.account_id)
+SELECT count(DISTINCT n.nodeport) = 2 FROM billing.external_ids e
+  JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('billing.accounts', e.account_id)
+  JOIN pg_dist_node n USING (groupid)
  WHERE e.external_id LIKE 'ids-%'"
 for col in requests:request_id ledger:entry_id accounts:account_id; do
 	expect "${col#*:} is unique across the cluster" "

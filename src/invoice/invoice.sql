@@ -52,7 +52,11 @@ $$;
 -- credits them (docs/invoices.md, "Refunds and corrections on invoices").
 CREATE OR REPLACE FUNCTION billing._uncredited_corrections(account_id bigint, before timestamptz)
 RETURNS TABLE(kind text, entry_id bigint, amount_micros bigint)
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
+    RETURN QUERY
     SELECT l.kind, l.entry_id, l.amount_micros
       FROM (SELECT f.entry_id FROM billing.refunds f
              WHERE f.account_id = _uncredited_corrections.account_id AND f.invoice_id IS NULL
@@ -61,8 +65,8 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
              WHERE d.account_id = _uncredited_corrections.account_id AND d.invoice_id IS NULL) c
       JOIN billing.ledger l ON l.account_id = _uncredited_corrections.account_id
                            AND l.entry_id = c.entry_id
-     WHERE l.postpaid AND l.created_at < before
-$$;
+     WHERE l.postpaid AND l.created_at < before;
+END $$;
 
 -- What an account owes on postpaid terms and the prepaid credit kept for its
 -- invoices, from one snapshot (docs/invoices.md, "How a postpaid account's
@@ -77,7 +81,16 @@ $$;
 -- While the account is postpaid its balance is credit - unbilled - unpaid.
 CREATE OR REPLACE FUNCTION billing._postpaid_position(account_id bigint, OUT unbilled_micros bigint,
                                            OUT unpaid_micros bigint, OUT credit_micros bigint)
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    uncredited bigint;
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters; and no
+    -- query of the account's tables calls a function of billing's, which
+    -- Citus would run on the shard, where it cannot query further
+    SELECT COALESCE(pg_catalog.sum(c.amount_micros), 0)::bigint INTO uncredited
+      FROM billing._uncredited_corrections(_postpaid_position.account_id, 'infinity') c;
     WITH inv AS (
         SELECT i.starts_at, i.ends_at, i.status, i.total_micros,
                pg_catalog.max(i.ends_at) OVER (ORDER BY i.starts_at
@@ -94,13 +107,13 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
                              WHERE l.account_id = _postpaid_position.account_id
                                AND l.kind = 'usage' AND l.postpaid
                                AND l.created_at >= g.from_at AND l.created_at < g.to_at) u)
-           - (SELECT COALESCE(pg_catalog.sum(c.amount_micros), 0)::bigint
-                FROM billing._uncredited_corrections(_postpaid_position.account_id, 'infinity') c),
+           - uncredited,
            (SELECT COALESCE(pg_catalog.sum(inv.total_micros), 0)::bigint FROM inv
              WHERE inv.status = 'open'),
            (SELECT a.prepaid_credit_micros FROM billing.accounts a
              WHERE a.account_id = _postpaid_position.account_id)
-$$;
+      INTO unbilled_micros, unpaid_micros, credit_micros;
+END $$;
 
 -- The account row, locked; PB404 when it is unknown or disabled.
 CREATE OR REPLACE FUNCTION billing._account_for_update(account_id bigint) RETURNS billing.accounts

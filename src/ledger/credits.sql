@@ -109,16 +109,20 @@ END $$;
 -- balance()'s "credits": the grants with money left that have not expired,
 -- in the order they are used up.
 CREATE OR REPLACE FUNCTION billing._credits(account_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    credits jsonb;
+BEGIN
+-- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
 SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
            'grant_id', g.grant_id, 'category', g.category, 'granted_micros', g.amount_micros,
            'remaining_micros', r.remaining_micros, 'expires_at', g.expires_at) ORDER BY r.o),
-       '[]'::jsonb)
+       '[]'::jsonb) INTO credits
   FROM billing._grant_remainders(_credits.account_id) WITH ORDINALITY r(grant_id, remaining_micros, spent_entry_id, o)
   JOIN billing.grants g ON g.account_id = _credits.account_id AND g.grant_id = r.grant_id
  WHERE r.remaining_micros > 0 AND (g.expires_at IS NULL OR g.expires_at > pg_catalog.now());
-END;
+RETURN credits;
+END $$;
 
 CREATE OR REPLACE FUNCTION billing.grant_credits(account_id bigint, amount_micros bigint,
                                                  expires_at timestamptz DEFAULT NULL,

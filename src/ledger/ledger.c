@@ -2,6 +2,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -36,6 +37,7 @@ typedef struct AccountEntry
 
 static HTAB *accounts = NULL;
 static Oid	accounts_relid = InvalidOid;
+static bool citus_present = false;
 
 static void
 account_cache_reset(Datum arg, Oid relid)
@@ -62,16 +64,40 @@ account_cache_prepare(void)
 	if (accounts != NULL)
 		hash_destroy(accounts);
 	accounts_relid = cache_relid("accounts");
+	citus_present = OidIsValid(get_extension_oid("citus", true));
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(AccountEntry);
 	ctl.hcxt = CacheMemoryContext;
 	accounts = hash_create("billing accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
+/*
+ * On Citus, whether the account's row is in a shard of this node. Only such a
+ * row is cached: the invalidations of a write reach the backends of the node
+ * whose shard it changed (cache.c), so a node that reads the row from
+ * another (the coordinator, a call not pushed down) reads it every time.
+ */
+static bool
+account_row_local(int64 account_id)
+{
+	static SPIPlanPtr plan;
+	Datum		v[1] = {Int64GetDatum(account_id)};
+
+	plan_exec(&plan,
+			  "SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition p"
+			  "                          WHERE p.logicalrelid = 'billing.accounts'::pg_catalog.regclass)"
+			  " THEN pg_catalog.to_regclass(pg_catalog.format('billing.accounts_%s',"
+			  "        pg_catalog.get_shard_id_for_distribution_column('billing.accounts', $1))) IS NOT NULL"
+			  " ELSE true END",
+			  1, types_int8, v, NULL, false, 1);
+	return DatumGetBool(spi_col(1, NULL));
+}
+
 static AccountEntry *
 account_fetch(int64 account_id)
 {
 	static SPIPlanPtr plan;
+	static AccountEntry read;	/* valid until the next call */
 	Datum		v[1] = {Int64GetDatum(account_id)};
 	AccountEntry *e;
 
@@ -87,17 +113,21 @@ account_fetch(int64 account_id)
 			  1, types_int8, v, NULL, false, 0);
 	if (SPI_processed == 0)
 		return NULL;
-	/* the query may have taken in an invalidation that dropped the cache */
+	read.account_id = account_id;
+	read.acct.account_id = account_id;
+	read.acct.postpaid = DatumGetBool(spi_col(1, NULL));
+	strlcpy(read.acct.currency, spi_text(2), sizeof(read.acct.currency));
+	read.acct.credit_limit = spi_int64(3);
+	read.acct.auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
+	read.acct.auto_topup_threshold = spi_int64(5);
+	read.acct.auto_topup_amount = spi_int64(6);
+	read.active = DatumGetBool(spi_col(7, NULL));
+	if (citus_present && !account_row_local(account_id))
+		return &read;
+	/* the queries may have taken in an invalidation that dropped the cache */
 	account_cache_prepare();
 	e = hash_search(accounts, &account_id, HASH_ENTER, NULL);
-	e->acct.account_id = account_id;
-	e->acct.postpaid = DatumGetBool(spi_col(1, NULL));
-	strlcpy(e->acct.currency, spi_text(2), sizeof(e->acct.currency));
-	e->acct.credit_limit = spi_int64(3);
-	e->acct.auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
-	e->acct.auto_topup_threshold = spi_int64(5);
-	e->acct.auto_topup_amount = spi_int64(6);
-	e->active = DatumGetBool(spi_col(7, NULL));
+	*e = read;
 	return e;
 }
 
