@@ -1,6 +1,20 @@
 -- billing on a Citus cluster (docs/citus.md). Nothing here runs on plain
 -- PostgreSQL: billing.citus_setup() refuses to run without Citus.
 
+-- Whether billing's tables are distributed (billing.citus_setup() ran).
+CREATE OR REPLACE FUNCTION billing._distributed() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    distributed boolean := false;
+BEGIN
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition
+                                 WHERE logicalrelid = ''billing.accounts''::pg_catalog.regclass)'
+           INTO distributed;
+    END IF;
+    RETURN distributed;
+END $$;
+
 -- Distributes billing on the cluster of this coordinator: every table of one
 -- account's rows by account_id, all co-located with billing.accounts; the
 -- catalog and the external ids as reference tables (a copy on every node);

@@ -525,7 +525,11 @@ END $$;
 -- Invoice invariants, for billing.verify().
 CREATE OR REPLACE FUNCTION billing._verify_invoices(only_account bigint DEFAULT NULL)
 RETURNS TABLE(account_id bigint, problem text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
+    RETURN QUERY
     WITH inv AS (
         SELECT i.*,
                (SELECT pg_catalog.count(*) FROM billing.invoice_lines il
@@ -650,11 +654,18 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       LEFT JOIN billing.ledger l ON l.account_id = c.account_id AND l.entry_id = c.entry_id
      WHERE (only_account IS NULL OR c.account_id = only_account)
        AND (i.invoice_id IS NULL OR l.entry_id IS NULL OR NOT l.postpaid OR l.created_at >= i.ends_at)
-    UNION ALL
+;
+END $$;
+
+-- Invoice numbers are gapless and unique across all accounts (close_period
+-- assigns them under its lock); for billing.verify() of every account.
+CREATE OR REPLACE FUNCTION billing._verify_invoice_numbers()
+RETURNS TABLE(account_id bigint, problem text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT NULL::bigint, pg_catalog.format('invoice numbers have gaps or repeats: %s invoices, highest number %s',
-                                           pg_catalog.count(*), pg_catalog.max(i.invoice_number))
-      FROM billing.invoices i
-     WHERE only_account IS NULL
-    HAVING pg_catalog.count(*) <> COALESCE(pg_catalog.max(i.invoice_number), 0)
-        OR pg_catalog.count(*) <> pg_catalog.count(DISTINCT i.invoice_number)
+                                           n.total, n.highest)
+      FROM (SELECT pg_catalog.count(*) AS total, COALESCE(pg_catalog.max(i.invoice_number), 0) AS highest,
+                   pg_catalog.count(DISTINCT i.invoice_number) AS numbers
+              FROM billing.invoices i) n
+     WHERE n.total <> n.highest OR n.total <> n.numbers
 $$;

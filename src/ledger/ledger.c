@@ -402,12 +402,9 @@ billing_balance(PG_FUNCTION_ARGS)
 	 * (invoice.sql).
 	 */
 	plan_exec(&plan,
-			  "SELECT (SELECT COALESCE(pg_catalog.sum(available_micros), 0)::bigint"
-			  "          FROM billing.account_slices WHERE account_id = $1),"
-			  "       (SELECT COALESCE(pg_catalog.sum(hold_micros), 0)::bigint FROM billing.requests"
-			  "         WHERE account_id = $1 AND status IN ('queued', 'in_progress')),"
-			  "       p.unbilled_micros, p.unpaid_micros, p.credit_micros"
-			  "  FROM billing._postpaid_position($1) p",
+			  "SELECT a.available_micros, a.held_micros, p.unbilled_micros, p.unpaid_micros,"
+			  "       p.credit_micros"
+			  "  FROM billing._available_position($1) a, billing._postpaid_position($1) p",
 			  1, types_int8, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
 	available = spi_int64(1);
 	held = spi_int64(2);

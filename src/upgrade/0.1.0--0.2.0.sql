@@ -194,3 +194,6 @@ CREATE INDEX IF NOT EXISTS invoices_id ON billing.invoices (invoice_id);
 -- billing._unbilled_usage is replaced by billing._postpaid_position
 -- (src/invoice/invoice.sql).
 DROP FUNCTION IF EXISTS billing._unbilled_usage(bigint);
+-- billing._verify_grants names its argument only_account, apart from its
+-- result column account_id (PL/pgSQL allows no such twin).
+DROP FUNCTION IF EXISTS billing._verify_grants(bigint);
