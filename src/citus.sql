@@ -113,11 +113,12 @@ BEGIN
     $cmd$);
 
     -- 4. calls keyed by an account run on its worker, in a transaction
-    -- block too (force_delegation)
+    -- block too (force_delegation). Not billing.verify, whose account may be
+    -- NULL (all of them; Citus would push a NULL down to some worker).
     FOR fn IN
         SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
          WHERE p.pronamespace = 'billing'::regnamespace AND p.prokind = 'f'
-           AND p.proname !~ '^_' AND p.pronargs > 0
+           AND p.proname !~ '^_' AND p.proname <> 'verify' AND p.pronargs > 0
            AND p.proargtypes[0] = 'bigint'::regtype AND p.proargnames[1] = 'account_id'
            AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_object o
                             WHERE o.classid = 'pg_catalog.pg_proc'::regclass AND o.objid = p.oid

@@ -530,14 +530,16 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
     RETURN QUERY
-    WITH inv AS (
+    -- every join names the account too: on Citus a query of one account's
+    -- rows then runs on its shard
+    WITH inv AS NOT MATERIALIZED (
         SELECT i.*,
                (SELECT pg_catalog.count(*) FROM billing.invoice_lines il
-                 WHERE il.invoice_id = i.invoice_id) AS nlines,
+                 WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id) AS nlines,
                (SELECT COALESCE(pg_catalog.sum(il.amount_micros), 0)::bigint FROM billing.invoice_lines il
-                 WHERE il.invoice_id = i.invoice_id) AS lines_micros,
+                 WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id) AS lines_micros,
                (SELECT COALESCE(pg_catalog.sum(il.usage_micros), 0)::bigint FROM billing.invoice_lines il
-                 WHERE il.invoice_id = i.invoice_id) AS usage_micros,
+                 WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id) AS usage_micros,
                (SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
                   FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.kind = 'usage' AND l.postpaid
@@ -598,9 +600,8 @@ BEGIN
      WHERE p.failed
     UNION ALL
     SELECT il.account_id, pg_catalog.format('invoice %s, model %s: %s', i.invoice_number, il.model, p.problem)
-      FROM billing.invoice_lines il JOIN billing.invoices i USING (invoice_id),
+      FROM billing.invoice_lines il JOIN billing.invoices i USING (account_id, invoice_id),
            LATERAL (VALUES
-        (il.account_id <> i.account_id, 'line of another account'),
         (il.amount_micros % billing._minor_unit_micros(i.currency) <> 0,
          pg_catalog.format('amount %s is not whole minor units of %s', il.amount_micros, i.currency)),
         (il.amount_micros <> billing._round_half_up(il.usage_micros, billing._minor_unit_micros(i.currency)),
@@ -613,24 +614,26 @@ BEGIN
     SELECT i.account_id,
            pg_catalog.format('invoice %s, model %s: the line bills %s requests for %s micros, the period has %s for %s',
                              i.invoice_number, m.model, m.line_requests, m.line_usage, m.requests, m.usage)
-      FROM (SELECT COALESCE(il.invoice_id, u.invoice_id) AS invoice_id, COALESCE(il.model, u.model) AS model,
+      FROM (SELECT COALESCE(il.account_id, u.account_id) AS account_id,
+                   COALESCE(il.invoice_id, u.invoice_id) AS invoice_id, COALESCE(il.model, u.model) AS model,
                    COALESCE(il.quantity, 0) AS line_requests, COALESCE(il.usage_micros, 0) AS line_usage,
                    COALESCE(u.requests, 0) AS requests, COALESCE(u.usage, 0) AS usage
-              FROM (SELECT x.invoice_id, x.model, x.quantity, x.usage_micros
-                      FROM billing.invoice_lines x JOIN billing.invoices xi USING (invoice_id)
+              FROM (SELECT x.account_id, x.invoice_id, x.model, x.quantity, x.usage_micros
+                      FROM billing.invoice_lines x JOIN billing.invoices xi USING (account_id, invoice_id)
                      WHERE only_account IS NULL OR xi.account_id = only_account) il
-              FULL JOIN (SELECT ui.invoice_id, COALESCE(r.model, '(none)') AS model,
+              FULL JOIN (SELECT ui.account_id, ui.invoice_id, COALESCE(r.model, '(none)') AS model,
                                 pg_catalog.count(DISTINCT l.request_id) AS requests,
                                 (-pg_catalog.sum(l.amount_micros))::bigint AS usage
                            FROM billing.invoices ui
                            JOIN billing.ledger l
                              ON l.account_id = ui.account_id AND l.kind = 'usage' AND l.postpaid
                             AND l.created_at >= ui.starts_at AND l.created_at < ui.ends_at
-                           LEFT JOIN billing.requests r ON r.request_id = l.request_id
+                           LEFT JOIN billing.requests r
+                             ON r.account_id = l.account_id AND r.request_id = l.request_id
                           WHERE only_account IS NULL OR ui.account_id = only_account
-                          GROUP BY 1, 2) u
-                ON u.invoice_id = il.invoice_id AND u.model = il.model) m
-      JOIN billing.invoices i USING (invoice_id)
+                          GROUP BY 1, 2, 3) u
+                ON u.account_id = il.account_id AND u.invoice_id = il.invoice_id AND u.model = il.model) m
+      JOIN billing.invoices i USING (account_id, invoice_id)
      WHERE m.line_requests <> m.requests OR m.line_usage <> m.usage
     UNION ALL
     SELECT l.account_id, pg_catalog.format('ledger entry %s refers to no invoice of its account', l.entry_id)
