@@ -74,3 +74,9 @@ all: programs
 
 bench: bench/driver
 	bash bench/run.sh
+
+# billing on a Citus cluster of three local nodes (test/citus.sh); needs
+# Citus installed for PG_CONFIG
+citus:
+	PG_CONFIG=$(PG_CONFIG) bash test/citus.sh
+.PHONY: citus

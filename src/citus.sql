@@ -128,3 +128,30 @@ BEGIN
                                                        force_delegation => true);
     END LOOP;
 END $$;
+
+-- Removes billing's tables from the cluster, data included, so that DROP
+-- EXTENSION billing leaves nothing behind: the shards of every billing table
+-- on every node and their Citus metadata, as Citus does when it drops a
+-- distributed table (DROP EXTENSION alone would leave the shards on the
+-- workers, and the shards of the reference tables keep triggers that name
+-- billing's functions). Superuser, on the coordinator. To leave Citus with
+-- the data, copy it out first (docs/citus.md).
+CREATE OR REPLACE FUNCTION billing.citus_drop() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t record;
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = CURRENT_USER) THEN
+        RAISE EXCEPTION 'billing.citus_drop() must be run by a superuser' USING ERRCODE = '42501';
+    END IF;
+    IF NOT billing._distributed() THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT p.logicalrelid AS relid, c.relname
+               FROM pg_catalog.pg_dist_partition p JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid
+              WHERE c.relnamespace = 'billing'::regnamespace ORDER BY c.relname LOOP
+        PERFORM pg_catalog.master_remove_distributed_table_metadata_from_workers(t.relid, 'billing', t.relname);
+        PERFORM pg_catalog.citus_drop_all_shards(t.relid, 'billing', t.relname, drop_shards_metadata_only => false);
+        PERFORM pg_catalog.master_remove_partition_metadata(t.relid, 'billing', t.relname);
+    END LOOP;
+END $$;

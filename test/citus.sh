@@ -12,7 +12,7 @@
 #   6. billing.verify() clean at the end;
 #   7. a smoke load: charges per second on the cluster beside one plain
 #      server (a figure, not a target);
-#   8. leaving the cluster: billing.citus_undistribute(), DROP EXTENSION.
+#   8. DROP EXTENSION after billing.citus_drop(): no shard is left.
 # Needs Citus installed for PG_CONFIG (citus.control in its sharedir);
 # without it prints one line saying the suite was skipped and exits 77.
 # Environment: PG_CONFIG, CITUS_DIR (default /tmp/billing-citus), CITUS_PORT
@@ -219,11 +219,11 @@ check "smoke load: ${tps[$PORT]:-?} charges/s on the coordinator and 2 workers, 
 out=$(q -c "SELECT count(*) FROM billing.verify()" 2>&1)
 [ "$out" = 0 ]; check "billing.verify() returns no rows after the load" $? "$out"
 
-# 8. leaving Citus: no shard is left behind
-out=$(q -c "SELECT billing.citus_undistribute()" -c "DROP EXTENSION billing" 2>&1); rc=$?
-check "billing.citus_undistribute() and DROP EXTENSION billing" $rc "$out"
-for port in $W1 $W2; do
-	expect "no billing shard left on the worker at $port" "SELECT count(*) = 0 FROM pg_class c
+# 8. dropping billing: no shard is left behind
+out=$(q -c "SELECT billing.citus_drop()" -c "DROP EXTENSION billing" 2>&1); rc=$?
+check "billing.citus_drop() and DROP EXTENSION billing" $rc "$out"
+for port in $PORT $W1 $W2; do
+	expect "no billing table or shard left on the node at $port" "SELECT count(*) = 0 FROM pg_class c
 	  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'billing')" "$port"
 done
 

@@ -2,8 +2,8 @@
 # Runs every billing test suite on real PostgreSQL 15 clusters:
 # pg_regress + isolation specs (make installcheck), the libpq stress program,
 # the bad-input generator, pg_regress + isolation specs again on servers whose
-# clock is 40 and 400 days ahead (faketime), the TAP tests, the sanitizer run
-# and the upgrade from 0.1.0.
+# clock is 40 and 400 days ahead (faketime), the TAP tests, the sanitizer run,
+# the upgrade from 0.1.0 and the Citus suite (where Citus is installed).
 # Installs what is missing first. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +100,18 @@ if [ -f test/upgrade.sh ]; then
 	UPGRADE_DIR=${UPGRADE_DIR:-$WORK/upgrade} UPGRADE_PORT=${UPGRADE_PORT:-$((PORT + 2))} \
 		bash test/upgrade.sh >"$WORK/upgrade.log" 2>&1; rc=$?
 	tail -5 "$WORK/upgrade.log"; tally "upgrade" $rc
+fi
+
+# 7. billing on a Citus cluster (test/citus.sh): one step; skipped, neither
+#    passed nor failed, where Citus is not installed
+if [ -f test/citus.sh ]; then
+	CITUS_DIR=${CITUS_DIR:-$WORK/citus} CITUS_PORT=${CITUS_PORT:-$((PORT + 20))} \
+		bash test/citus.sh >"$WORK/citus.log" 2>&1; rc=$?
+	if [ $rc -eq 77 ]; then
+		cat "$WORK/citus.log"
+	else
+		grep -E '^citus: (FAILED|ok: smoke)' "$WORK/citus.log"; tail -1 "$WORK/citus.log"; tally "citus" $rc
+	fi
 fi
 
 echo "$passed passed, $failed failed"
