@@ -7,6 +7,7 @@ OBJS = src/billing.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jso
        src/pricing/pricing.o src/pricing/pricingparams.o src/pricing/pricingcomponents.o \
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/slices.o src/ledger/corrections.o \
+       src/ledger/limits.o src/ledger/alerts.o \
        src/requests/requests.o src/requests/trigger.o \
        src/topup/topup.o src/invoice/invoice.o
 
@@ -15,7 +16,8 @@ OBJS = src/billing.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jso
 # parts (CREATE OR REPLACE, guarded roles, grants).
 SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql \
               src/requests/requests.sql src/topup/topup.sql \
-              src/invoice/invoice.sql src/ledger/credits.sql src/citus.sql src/ledger/verify.sql src/security.sql
+              src/invoice/invoice.sql src/ledger/credits.sql src/ledger/limits.sql src/citus.sql \
+              src/ledger/verify.sql src/security.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
 # The upgrade from the previous release is assembled the same way: its
 # hand-written, idempotent schema changes (src/upgrade/FROM--TO.sql), then
@@ -29,12 +31,12 @@ DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits refunds postpaid_refunds events \
-          threshold verify
+          threshold verify limits alerts
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
             expire_credits_race expire_credits_twice refund_race refund_close_race \
-            events_order budget_race
+            events_order budget_race limit_race limit_hold alert_race limit_set_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 
 # PGXS tracks no header dependencies: every object depends on every header.

@@ -5,6 +5,7 @@
  *
  * MODE is one of
  *   charge        billing.charge() of one 1024x1024 image on account ARG
+ *   charge-scoped the same charge with the scope (API key) "bench-key"
  *   plain-spread  the plain-SQL floor: conditional debit + request row +
  *                 ledger row in one statement, accounts 1..ARG at random
  *   plain-one     the same statement, always on plain account ARG
@@ -34,6 +35,9 @@
 #define CHARGE_SQL \
 	"SELECT billing.charge($1::bigint, 'bench-img', '{\"n\":1,\"size\":\"1024x1024\"}'::jsonb, " \
 	"'{\"images\":[{\"width\":1024,\"height\":1024}]}'::jsonb)"
+#define CHARGE_SCOPED_SQL \
+	"SELECT billing.charge($1::bigint, 'bench-img', '{\"n\":1,\"size\":\"1024x1024\"}'::jsonb, " \
+	"'{\"images\":[{\"width\":1024,\"height\":1024}]}'::jsonb, '{}'::jsonb, NULL, 'bench-key')"
 
 /*
  * The floor: what a minimal hand-written design costs, one statement that
@@ -54,6 +58,7 @@
 enum mode
 {
 	MODE_CHARGE,
+	MODE_CHARGE_SCOPED,
 	MODE_PLAIN_SPREAD,
 	MODE_PLAIN_ONE
 };
@@ -129,8 +134,9 @@ static void *
 client_main(void *p)
 {
 	Client	   *c = p;
-	const char *sql = mode == MODE_CHARGE ? CHARGE_SQL : PLAIN_SQL;
-	int			nparams = mode == MODE_CHARGE ? 1 : 2;
+	const char *sql = mode == MODE_CHARGE ? CHARGE_SQL :
+		mode == MODE_CHARGE_SCOPED ? CHARGE_SCOPED_SQL : PLAIN_SQL;
+	int			nparams = mode == MODE_CHARGE || mode == MODE_CHARGE_SCOPED ? 1 : 2;
 	PGresult   *res;
 
 	c->conn = PQconnectdb("");
@@ -231,7 +237,7 @@ percentile_ms(const uint32_t *sorted, size_t n, double p)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: driver charge|plain-spread|plain-one CLIENTS SECONDS ARG\n");
+	fprintf(stderr, "usage: driver charge|charge-scoped|plain-spread|plain-one CLIENTS SECONDS ARG\n");
 	exit(2);
 }
 
@@ -253,6 +259,8 @@ main(int argc, char **argv)
 		usage();
 	if (strcmp(argv[1], "charge") == 0)
 		mode = MODE_CHARGE;
+	else if (strcmp(argv[1], "charge-scoped") == 0)
+		mode = MODE_CHARGE_SCOPED;
 	else if (strcmp(argv[1], "plain-spread") == 0)
 		mode = MODE_PLAIN_SPREAD;
 	else if (strcmp(argv[1], "plain-one") == 0)

@@ -4,6 +4,9 @@
 # settings (fsync on, synchronous_commit on) and measures, with CLIENTS
 # concurrent clients, RUNS runs of SECONDS each (medians reported):
 #   (1) billing.charge() on ONE account with a large balance
+#   (1a) the same, where the account has a monthly spend limit and the
+#       request's scope (API key) a daily one, both far from reached
+#   (1b) the same, on an account whose money is 100 live credit grants
 #   (2) the floor: one plain SQL statement (conditional debit + request row +
 #       ledger row) on accounts spread over 10,000 rows
 #   (3) the same plain statement on ONE account (the row-lock design)
@@ -55,6 +58,16 @@ EOF
 )
 ACCOUNT=$(echo "$ACCOUNT" | tail -1)
 sql -c "SELECT billing.add_funds($ACCOUNT, 10000000000000, 'bench-initial')" >/dev/null
+# (1a): limits of 1,000,000,000 USD; (1b): 100 grants of 100,000 USD, of
+# both categories, expiring in 30 to 130 days, so that all stay live.
+LIMITED=$(sql -c "SELECT billing.create_account('bench-limited')")
+sql -c "SELECT billing.add_funds($LIMITED, 10000000000000, 'bench-initial')" \
+	-c "SELECT billing.set_spend_limit($LIMITED, 1000000000000000, 'month')" \
+	-c "SELECT billing.set_spend_limit($LIMITED, 1000000000000000, 'day', 'bench-key')" >/dev/null
+GRANTED=$(sql -c "SELECT billing.create_account('bench-granted')")
+sql -c "SELECT billing.grant_credits($GRANTED, 100000000000, now() + (30 + g) * interval '1 day',
+                                     CASE WHEN g % 2 = 0 THEN 'promotional' ELSE 'paid' END)
+          FROM generate_series(1, 100) g" >/dev/null
 
 # The floor: plain tables shaped like billing's (identity keys, jsonb
 # request documents, ledger keyed by account), in their own schema.
@@ -97,16 +110,24 @@ run() {
 echo "billing bench: $CLIENTS clients, $RUNS runs x ${SECONDS_PER_RUN} s, fsync=on synchronous_commit=on, $(nproc) CPUs"
 echo "warm-up"
 run warm charge "$ACCOUNT" 2
+run warm charge-scoped "$LIMITED" 2
+run warm charge "$GRANTED" 2
 run warm plain-spread "$PLAIN_ACCOUNTS" 2
 run warm plain-one 1 2
-# The three designs alternate, so that checkpoints and drift hit each alike.
+# The designs alternate, so that checkpoints and drift hit each alike.
 for i in $(seq "$RUNS"); do
 	echo "run $i"
 	run charge charge "$ACCOUNT" "$SECONDS_PER_RUN"
+	run limits charge-scoped "$LIMITED" "$SECONDS_PER_RUN"
+	run grants charge "$GRANTED" "$SECONDS_PER_RUN"
 	run spread plain-spread "$PLAIN_ACCOUNTS" "$SECONDS_PER_RUN"
 	run one plain-one 1 "$SECONDS_PER_RUN"
 done
 VALIDATION=$(sql -c "SELECT billing.balance($ACCOUNT)->>'validation'")
+LIMITS=$(sql -c "SELECT string_agg(l->>'period' || ' ' || (l->>'spent_micros') || '/' || (l->>'limit_micros'), ', ')
+                   FROM jsonb_array_elements(billing.balance($LIMITED)->'limits') l")
+LIVE_GRANTS=$(sql -c "SELECT count(*) FROM jsonb_array_elements(billing.balance($GRANTED)->'credits') g
+                       WHERE (g->>'remaining_micros')::bigint > 0")
 
 # (4) 10M ledger entries of other accounts, loaded directly: each pair is a
 # usage-sized debit and the funds that cover it, so every account nets to
@@ -154,13 +175,15 @@ VERIFY_SECONDS=$(($(date +%s) - verify_start))
 BAL=$(sql -c "SELECT billing.balance($ACCOUNT)")
 
 med() { grep "^$1 " "$LOG" | field "$2" | median; }
-c=$(med charge tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
+c=$(med charge tps); cl=$(med limits tps); cg=$(med grants tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
 echo
 echo "results (medians of $RUNS runs, $CLIENTS clients, charges/s):"
 echo "  (1) billing.charge, one account:        $c"
 echo "  (2) plain statement, 10,000 accounts:   $s"
 echo "  (3) plain statement, one account:       $o"
 echo "  (1)/(2) = $(ratio "$c" "$s")   (target >= 0.9, must >= 0.6)"
+echo "  (1a) with a monthly and a key's daily limit: $cl, (1a)/(2) = $(ratio "$cl" "$s"), (1a)/(1) = $(ratio "$cl" "$c")"
+echo "  (1b) with 100 live credit grants:            $cg, (1b)/(2) = $(ratio "$cg" "$s"), (1b)/(1) = $(ratio "$cg" "$c")"
 echo "  (1)/(3) = $(ratio "$c" "$o")"
 echo "  (4) billing.charge latency p50 $(med charge p50_ms) ms, p99 $(med charge p99_ms) ms"
 echo "      after $LEDGER_ROWS ledger entries: $c10 charges/s, p50 $(med charge10m p50_ms) ms, p99 $(med charge10m p99_ms) ms"
@@ -168,6 +191,7 @@ echo "      after/before = $(ratio "$c10" "$c"); (1)/(2) after = $(ratio "$c10" 
 echo "  plain one-account latency p50 $(med one p50_ms) ms, p99 $(med one p99_ms) ms;" \
 	"spread p50 $(med spread p50_ms) ms, p99 $(med spread p99_ms) ms"
 echo "  bench account validation during the runs: $VALIDATION"
+echo "  (1a) limits, spent/limit: $LIMITS; (1b) grants still live: $LIVE_GRANTS"
 echo "  busy account balance = funds - 0.04 x completed requests, nothing held: $CHECK"
 echo "  billing.verify() problems: $PROBLEMS (${VERIFY_SECONDS} s)"
 echo "  final balance: $BAL"

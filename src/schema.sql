@@ -204,6 +204,9 @@ CREATE TABLE billing.requests (
     -- the price version that priced the admission; it settles the request
     -- unless routing names another provider (docs/pricing.md, "Work in flight")
     price_id             bigint,
+    -- the label the application gave the request (an API key, a project):
+    -- its spend limits apply (docs/limits.md); 0.2.0, so last
+    scope                text,
     PRIMARY KEY (account_id, request_id)
 );
 -- the request-keyed functions find a request's account here
@@ -215,6 +218,46 @@ CREATE INDEX requests_open ON billing.requests (account_id)
     WHERE status IN ('queued', 'in_progress');
 CREATE INDEX requests_open_age ON billing.requests (created_at)
     WHERE status IN ('queued', 'in_progress');
+
+-- Spend limits (docs/limits.md): one per account, scope (NULL: the whole
+-- account) and period. What is left of a limit in its current period is
+-- kept in slices like an available amount (src/ledger/limits.c): sum of
+-- available_micros = limit - usage charged in the period - holds of the
+-- unfinished requests it applies to. reached_period_start: the period whose
+-- spend_limit_reached event was written.
+CREATE TABLE billing.spend_limits (
+    account_id     bigint NOT NULL,
+    limit_id       bigint GENERATED ALWAYS AS IDENTITY,
+    scope          text CHECK (pg_catalog.length(scope) BETWEEN 1 AND 256),
+    period         text NOT NULL CHECK (period IN ('day', 'week', 'month')),
+    limit_micros   bigint NOT NULL CHECK (limit_micros >= 0),
+    reached_period_start timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, limit_id),
+    UNIQUE NULLS NOT DISTINCT (account_id, scope, period)
+);
+
+-- The slices of a limit, with the period they count (fast_micros as in
+-- account_slices; the fast path takes only while period_end is ahead).
+CREATE TABLE billing.limit_slices (
+    account_id       bigint NOT NULL,
+    limit_id         bigint NOT NULL,
+    slice            integer NOT NULL,
+    available_micros bigint NOT NULL,
+    fast_micros      bigint NOT NULL DEFAULT 0,
+    period_start     timestamptz NOT NULL,
+    period_end       timestamptz NOT NULL,
+    PRIMARY KEY (account_id, limit_id, slice)
+) WITH (fillfactor = 30);
+
+-- Balance alerts (docs/limits.md): armed while the available amount is at
+-- or above the threshold since the last alert.
+CREATE TABLE billing.balance_alerts (
+    account_id       bigint NOT NULL,
+    threshold_micros bigint NOT NULL CHECK (threshold_micros >= 0),
+    armed            boolean NOT NULL,
+    PRIMARY KEY (account_id, threshold_micros)
+);
 
 -- Auto top-ups: at most one pending per account, enforced by the index.
 CREATE TABLE billing.topups (

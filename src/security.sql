@@ -45,13 +45,15 @@ BEGIN
             'billing.balance(bigint)',
             'billing.estimate(text, jsonb)',
             'billing.effective_cost(text, jsonb, text)',
-            'billing.begin_request(bigint, text, jsonb, text)',
+            'billing.begin_request(bigint, text, jsonb, text, text)',
             'billing.complete_request(bigint, jsonb, jsonb)',
             'billing.fail_request(bigint, text, bigint)',
             'billing.cancel_request(bigint)',
-            'billing.charge(bigint, text, jsonb, jsonb, jsonb, text)',
+            'billing.charge(bigint, text, jsonb, jsonb, jsonb, text, text)',
             'billing.response_metadata(bigint)',
-            'billing.configure_auto_topup(bigint, bigint, bigint, boolean)']) s
+            'billing.configure_auto_topup(bigint, bigint, bigint, boolean)',
+            'billing.set_spend_limit(bigint, bigint, text, text)',
+            'billing.set_balance_alerts(bigint, bigint[])']) s
         UNION ALL
         SELECT 'billing_admin', s FROM pg_catalog.unnest(ARRAY[
             -- money in, catalog, credit and invoicing, housekeeping, invariants

@@ -44,8 +44,9 @@
 #define TIMESTAMPTZOID 1184
 #define INTERVALOID 1186
 #define JSONBOOID 3802
+#define INT8ARRAYOID 1016
 
-#define MAX_ARGS 6
+#define MAX_ARGS 7
 #define MAX_IDS 256
 
 typedef enum
@@ -53,8 +54,9 @@ typedef enum
 	A_ACCOUNT, A_REQUEST, A_TOPUP, A_INVOICE, A_EVENT, A_AMOUNT,	/* bigint */
 	A_COUNT,					/* integer */
 	A_MODEL, A_BILLING_TYPE, A_CURRENCY, A_MEDIA, A_PROVIDER, A_CATEGORY,	/* text */
-	A_KEY, A_TEXT, A_STATUS,
+	A_KEY, A_TEXT, A_STATUS, A_SCOPE, A_PERIOD,
 	A_PARAMS, A_OUTPUTS, A_ROUTING, A_COMPONENTS,	/* jsonb */
+	A_THRESHOLDS,				/* bigint[] */
 	A_BOOL, A_TSTZ, A_DATE, A_INTERVAL
 } ArgKind;
 
@@ -77,13 +79,15 @@ static Func funcs[] = {
 	{"balance", 0, 1, {A_ACCOUNT}, NULL},
 	{"estimate", 0, 2, {A_MODEL, A_PARAMS}, NULL},
 	{"effective_cost", 0, 3, {A_MODEL, A_OUTPUTS, A_PROVIDER}, NULL},
-	{"begin_request", 0, 4, {A_ACCOUNT, A_MODEL, A_PARAMS, A_KEY}, NULL},
+	{"begin_request", 0, 5, {A_ACCOUNT, A_MODEL, A_PARAMS, A_KEY, A_SCOPE}, NULL},
 	{"complete_request", 0, 3, {A_REQUEST, A_OUTPUTS, A_ROUTING}, NULL},
 	{"fail_request", 0, 3, {A_REQUEST, A_TEXT, A_AMOUNT}, NULL},
 	{"cancel_request", 0, 1, {A_REQUEST}, NULL},
-	{"charge", 0, 6, {A_ACCOUNT, A_MODEL, A_PARAMS, A_OUTPUTS, A_ROUTING, A_KEY}, NULL},
+	{"charge", 0, 7, {A_ACCOUNT, A_MODEL, A_PARAMS, A_OUTPUTS, A_ROUTING, A_KEY, A_SCOPE}, NULL},
 	{"response_metadata", 0, 1, {A_REQUEST}, NULL},
 	{"configure_auto_topup", 0, 4, {A_ACCOUNT, A_AMOUNT, A_AMOUNT, A_BOOL}, NULL},
+	{"set_spend_limit", 0, 4, {A_ACCOUNT, A_AMOUNT, A_PERIOD, A_SCOPE}, NULL},
+	{"set_balance_alerts", 0, 2, {A_ACCOUNT, A_THRESHOLDS}, NULL},
 	{"requests UPDATE", 0, 4, {A_REQUEST, A_STATUS, A_OUTPUTS, A_ROUTING},
 	"UPDATE billing.requests SET status = $2, outputs = $3, routing = $4 WHERE request_id OPERATOR(pg_catalog.=) $1"},
 	{"add_funds", 1, 4, {A_ACCOUNT, A_AMOUNT, A_KEY, A_TEXT}, NULL},
@@ -483,6 +487,7 @@ gen_text(ArgKind kind)
 	static const char *providers[] = {"prov-a", "prov-b", "prov-unknown"};
 	static const char *categories[] = {"promotional", "paid", "PAID", "gift", "promotional "};
 	static const char *statuses[] = {"completed", "failed", "cancelled", "in_progress", "queued", "done", "COMPLETED"};
+	static const char *periods[] = {"day", "week", "month", "year", "DAY", "month "};
 	char		s[64];
 	int			r = calm ? 100 : pick(100);
 
@@ -512,6 +517,14 @@ gen_text(ArgKind kind)
 			/* a small pool, so that keys are reused with other parameters */
 			snprintf(s, sizeof(s), "key-%d", pick(40));
 			return strdup(s);
+		case A_SCOPE:
+			/* a few scopes, so that their limits apply; often none */
+			if (chance(40))
+				return NULL;
+			snprintf(s, sizeof(s), "scope-%d", pick(4));
+			return strdup(s);
+		case A_PERIOD:
+			return strdup(calm ? PICK_N(periods, 3) : PICK(periods));
 		default:
 			snprintf(s, sizeof(s), "fuzz-%d", pick(5000));
 			return strdup(s);
@@ -529,6 +542,9 @@ gen_arg(ArgKind kind)
 	"garbage", "2020-02-30", "1999-12-31", "0001-01-01", "2026-11-15", ""};
 	static const char *intervals[] = {"1 hour", "100 years", "-1 day", "infinity", "1000000000 years",
 	"garbage", "0", "1 second", "-178000000 years", "P1D", ""};
+	static const char *thresholds[] = {"{}", "{1000000,500000}", "{100000000000}", "{0}",
+		"{NULL}", "{-1}", "{1,1}", "{{1,2},{3,4}}", "{9223372036854775807,1}",
+	"{9223372036854775808}", "garbage", "{1,NULL}", "[0:1]={1,2}", ""};
 
 	if (hostile(4))
 		return NULL;			/* SQL NULL */
@@ -570,6 +586,8 @@ gen_arg(ArgKind kind)
 			return strdup(calm ? PICK_N(dates, 2) : PICK(dates));
 		case A_INTERVAL:
 			return strdup(calm ? PICK_N(intervals, 2) : PICK(intervals));
+		case A_THRESHOLDS:
+			return strdup(calm ? PICK_N(thresholds, 4) : PICK(thresholds));
 		default:
 			return gen_text(kind);
 	}
@@ -602,6 +620,8 @@ arg_type(ArgKind kind)
 			return DATEOID;
 		case A_INTERVAL:
 			return INTERVALOID;
+		case A_THRESHOLDS:
+			return INT8ARRAYOID;
 		default:
 			return TEXTOID;
 	}
@@ -739,6 +759,11 @@ snapshot(void)
 	" (SELECT concat_ws(',', count(*), sum(amount_micros), count(spent_entry_id)) FROM billing.grants),"
 	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.refunds),"
 	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.adjustments),"
+	" (SELECT concat_ws(',', count(*), sum(limit_micros), count(reached_period_start))"
+	"   FROM billing.spend_limits),"
+	" (SELECT concat_ws(',', count(*), sum(available_micros), sum(fast_micros)) FROM billing.limit_slices),"
+	" (SELECT concat_ws(',', count(*), sum(threshold_micros), count(*) FILTER (WHERE armed))"
+	"   FROM billing.balance_alerts),"
 	" (SELECT count(*) FROM billing.events))";
 	PGresult   *r = PQexec(conn_super, sql);
 	char	   *s;

@@ -11,12 +11,17 @@
  * PB402 refusals expected). Each client keeps what billing acknowledged:
  * funds credited and the cost of every settled request. Repeated
  * idempotency keys and double completions must not move money again.
+ * The requests of loose-2 carry API keys (scopes), three of them with daily
+ * spend limits that the run reaches, under a monthly limit of the account;
+ * some of its requests complete above their estimate (an overrun).
  *
  * While running, billing.balance() is sampled: available = balance - held,
  * nothing below zero, and "validation" agrees with the threshold and the
  * holds. At the end, for every account: balance_micros = initial + funds -
  * usage, held_micros = 0, available = balance - held, requests rows agree, and
- * billing.verify() returns no rows. Exit 0 only if everything holds.
+ * billing.verify() returns no rows; no limit's usage in a period exceeds it
+ * by more than the overruns of the requests it counts, and the limits were
+ * reached (PB402 "spend limit reached"). Exit 0 only if everything holds.
  * Every statement has a timeout and every loop a bound: it cannot hang.
  */
 #include <pthread.h>
@@ -36,6 +41,8 @@
 #define MAX_OPS			1000000 /* per client, a bound besides time */
 #define IMG_PRICE		40000	/* stress-img: per output image */
 #define MP_PRICE		60000	/* stress-mp: per megapixel, per image rounded up */
+#define LIMITED			1		/* loose-2: keys with daily limits, a monthly limit */
+#define NSCOPES			5
 #define DB_CONNINFO		"dbname=billing_stress connect_timeout=10 " \
 						"options='-c statement_timeout=10s -c lock_timeout=10s'"
 
@@ -55,6 +62,15 @@ static const AccountDef defs[NACCOUNTS] = {
 	{"tight-2", 120000, 40000, 120000},
 };
 
+/*
+ * The scopes of the limited account's requests; 0 is none. Its limits: a
+ * daily one per key but the last, and a monthly one for the account, each
+ * small enough for the run to reach.
+ */
+static const char *const scopes[NSCOPES] = {NULL, "key-0", "key-1", "key-2", "key-3"};
+static const int64_t scope_daily_limits[NSCOPES] = {0, 3000000, 10000000, 20000000, 0};
+#define ACCOUNT_MONTHLY_LIMIT 80000000
+
 /* What billing acknowledged for one account, as one client saw it. */
 typedef struct Tally
 {
@@ -63,6 +79,7 @@ typedef struct Tally
 	long		settled;		/* requests completed by charge/complete */
 	long		failed;			/* requests failed by fail_request */
 	long		refused;		/* PB402 */
+	long		limited;		/* of which "spend limit reached" */
 	long		calls;
 } Tally;
 
@@ -73,6 +90,7 @@ typedef struct OpenReq
 	int			model;			/* 0 stress-img, 1 stress-mp */
 	int			n;
 	int			size;			/* index into sizes[] */
+	int			scope;			/* index into scopes[] */
 	int64_t		estimate;
 } OpenReq;
 
@@ -90,6 +108,7 @@ typedef struct Client
 	char		charge_key[64];
 	int			charge_key_account;
 	int			charge_key_n;
+	int			charge_key_scope;
 	int64_t		charge_key_request;	/* 0: refused or none */
 	int64_t		charge_key_cost;
 	/* last add_funds key: repeating it must credit once */
@@ -220,10 +239,11 @@ col_i64(const PGresult *res, int col)
 static const char *const prepared[][2] = {
 	{"charge",
 		"SELECT (r->>'cost_micros')::bigint, (r->>'request_id')::bigint "
-		"FROM billing.charge($1::bigint, $2::text, $3::jsonb, $4::jsonb, '{}'::jsonb, $5::text) r"},
+		"FROM billing.charge($1::bigint, $2::text, $3::jsonb, $4::jsonb, '{}'::jsonb, $5::text, "
+		"$6::text) r"},
 	{"begin",
 		"SELECT (r->>'request_id')::bigint, (r->'metadata'->>'cost_estimate_micros')::bigint "
-		"FROM billing.begin_request($1::bigint, $2::text, $3::jsonb) r"},
+		"FROM billing.begin_request($1::bigint, $2::text, $3::jsonb, NULL, $4::text) r"},
 	{"complete",
 		"SELECT (r->>'cost_micros')::bigint FROM billing.complete_request($1::bigint, $2::jsonb) r"},
 	{"fail",
@@ -238,8 +258,9 @@ static const char *const prepared[][2] = {
 
 /*
  * Runs a prepared statement. Returns the result when it produced a row,
- * NULL after PB402 (counted by the caller); any other outcome is a failure
- * of the run, and the connection must still be usable afterwards.
+ * NULL after PB402 (*refused 1, or 2 for a spend limit; counted by the
+ * caller); any other outcome is a failure of the run, and the connection
+ * must still be usable afterwards.
  */
 static PGresult *
 call(Client *c, const char *stmt, int n, const char *const *values, int *refused)
@@ -250,7 +271,11 @@ call(Client *c, const char *stmt, int n, const char *const *values, int *refused
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		return res;
 	if (strcmp(sqlstate(res), "PB402") == 0)
-		*refused = 1;
+	{
+		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		*refused = msg && strcmp(msg, "spend limit reached") == 0 ? 2 : 1;
+	}
 	else
 	{
 		fail("%s: %s%s", stmt, PQresultErrorMessage(res),
@@ -300,6 +325,25 @@ outputs_json(char *buf, size_t len, int n, int size)
 	snprintf(buf + off, len - off, "]}");
 }
 
+/* A scope for a request of account a: any of them on the limited account. */
+static int
+pick_scope(Client *c, int a)
+{
+	return a == LIMITED ? rnd_int(c, 0, NSCOPES - 1) : 0;
+}
+
+static void
+count_refusal(Client *c, int a, int refused)
+{
+	c->tally[a].refused++;
+	if (refused == 2)
+	{
+		c->tally[a].limited++;
+		if (a != LIMITED)
+			fail("%s has no spend limit, but a request was refused by one", defs[a].name);
+	}
+}
+
 static void
 op_charge(Client *c, int a)
 {
@@ -307,13 +351,14 @@ op_charge(Client *c, int a)
 				params[64],
 				outputs[512],
 				key[64];
-	const char *v[5];
+	const char *v[6];
 	int			model = rnd_int(c, 0, 1),
 				size = rnd_int(c, 0, 2),
 				n = rnd_int(c, 1, 3),
 				refused,
 				keyed = rnd_int(c, 0, 9) == 0,
-				repeat = 0;
+				repeat = 0,
+				scope = pick_scope(c, a);
 	PGresult   *res;
 	int64_t		cost,
 				request;
@@ -326,6 +371,7 @@ op_charge(Client *c, int a)
 		model = 0;
 		size = 0;
 		n = c->charge_key_n;
+		scope = c->charge_key_scope;
 		snprintf(key, sizeof(key), "%s", c->charge_key);
 	}
 	else if (keyed)
@@ -342,13 +388,14 @@ op_charge(Client *c, int a)
 	v[2] = params;
 	v[3] = outputs;
 	v[4] = keyed ? key : NULL;
+	v[5] = scopes[scope];
 	c->tally[a].calls++;
-	res = call(c, "charge", 5, v, &refused);
+	res = call(c, "charge", 6, v, &refused);
 	if (refused)
 	{
 		if (repeat)
 			fail("repeated charge key %s was refused after it had succeeded", key);
-		c->tally[a].refused++;
+		count_refusal(c, a, refused);
 		if (keyed)
 		{
 			snprintf(c->charge_key, sizeof(c->charge_key), "%s", key);
@@ -379,6 +426,7 @@ op_charge(Client *c, int a)
 		snprintf(c->charge_key, sizeof(c->charge_key), "%s", key);
 		c->charge_key_account = a;
 		c->charge_key_n = n;
+		c->charge_key_scope = scope;
 		c->charge_key_request = request;
 		c->charge_key_cost = cost;
 	}
@@ -391,12 +439,13 @@ op_begin(Client *c, int a)
 {
 	char		id[32],
 				params[64];
-	const char *v[3];
+	const char *v[4];
 	OpenReq    *r = &c->open[c->nopen];
 	int			refused;
 	PGresult   *res;
 
 	r->account = a;
+	r->scope = pick_scope(c, a);
 	r->model = rnd_int(c, 0, 1);
 	r->size = rnd_int(c, 0, 2);
 	r->n = rnd_int(c, 1, 4);
@@ -405,10 +454,11 @@ op_begin(Client *c, int a)
 	v[0] = id;
 	v[1] = models[r->model];
 	v[2] = params;
+	v[3] = scopes[r->scope];
 	c->tally[a].calls++;
-	res = call(c, "begin", 3, v, &refused);
+	res = call(c, "begin", 4, v, &refused);
 	if (refused)
-		c->tally[a].refused++;
+		count_refusal(c, a, refused);
 	if (res == NULL)
 		return;
 	r->request_id = col_i64(res, 0);
@@ -422,10 +472,10 @@ op_begin(Client *c, int a)
 }
 
 /*
- * Finishes open request i: completed with at most the estimated outputs,
- * or failed with a partial charge of at most the estimate. Sometimes the
- * same call is made twice, which must return the first cost and move no
- * money.
+ * Finishes open request i: completed with at most the estimated outputs
+ * (on the limited account, sometimes one more: an overrun), or failed with
+ * a partial charge of at most the estimate. Sometimes the same call is
+ * made twice, which must return the first cost and move no money.
  */
 static void
 op_finish(Client *c, int i)
@@ -439,6 +489,12 @@ op_finish(Client *c, int i)
 				refused,
 				k = rnd_int(c, 1, r.n),
 				size = rnd_int(c, 0, r.size);
+
+	if (r.account == LIMITED && rnd_int(c, 0, 9) == 0)
+	{
+		k = r.n + 1;
+		size = r.size;
+	}
 	int64_t		expect,
 				cost;
 	PGresult   *res;
@@ -592,6 +648,74 @@ pick_account(Client *c)
 	return 0;
 }
 
+/* The start of the current day in billing.timezone, as text (malloc'd). */
+static char *
+day_now(PGconn *conn)
+{
+	PGresult   *res = PQexec(conn, "SELECT (billing._limit_period('day', clock_timestamp())).starts_at");
+	char	   *day;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		die("day", conn);
+	day = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return day;
+}
+
+/*
+ * Every limit, in every period that has usage: the usage charged in it
+ * (the requests of its scope, or all of the account's) is at most the
+ * limit plus the overruns of those requests (cost above estimate), the only
+ * way past a limit. The run must have reached the limits, or this proves
+ * nothing. A run across midnight (billing.timezone) is not checked: a
+ * charge's ledger time and its admission's time may then fall on either
+ * side of it.
+ */
+static void
+check_limits(PGconn *conn, const char *day_start, long limited)
+{
+	char	   *day_end = day_now(conn);
+	PGresult   *res;
+
+	if (strcmp(day_start, day_end) != 0)
+	{
+		printf("stress: the run crossed midnight: spend limits not checked\n");
+		free(day_end);
+		return;
+	}
+	free(day_end);
+	if (limited == 0)
+		fail("no request was refused by a spend limit: the limits were never reached");
+	res = PQexec(conn,
+				 "SELECT coalesce(s.scope, '(account)'), s.period, s.limit_micros, "
+				 "       sum(-l.amount_micros)::bigint, "
+				 "       sum(GREATEST(r.cost_micros - r.cost_estimate_micros, 0))::bigint, count(*) "
+				 "  FROM billing.spend_limits s "
+				 "  JOIN billing.ledger l ON l.account_id = s.account_id AND l.kind = 'usage' "
+				 "  JOIN billing.requests r ON r.request_id = l.request_id "
+				 " CROSS JOIN LATERAL billing._limit_period(s.period, l.created_at) p "
+				 " WHERE s.scope IS NULL OR r.scope = s.scope "
+				 " GROUP BY s.limit_id, s.scope, s.period, s.limit_micros, p.starts_at "
+				 " ORDER BY s.limit_id, p.starts_at");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		die("limits", conn);
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const char *scope = PQgetvalue(res, i, 0);
+		int64_t		limit = strtoll(PQgetvalue(res, i, 2), NULL, 10),
+					used = strtoll(PQgetvalue(res, i, 3), NULL, 10),
+					overruns = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+
+		printf("stress: limit %-9s %-5s %10lld used %10lld overruns %8lld (%s requests)\n",
+			   scope, PQgetvalue(res, i, 1), (long long) limit, (long long) used,
+			   (long long) overruns, PQgetvalue(res, i, 5));
+		if (used > limit + overruns)
+			fail("limit of %s per %s: %lld used, above %lld + %lld of overruns", scope,
+				 PQgetvalue(res, i, 1), (long long) used, (long long) limit, (long long) overruns);
+	}
+	PQclear(res);
+}
+
 static void *
 client_main(void *p)
 {
@@ -636,12 +760,14 @@ main(void)
 	int			seconds = getenv("STRESS_SECONDS") ? atoi(getenv("STRESS_SECONDS")) : 15;
 	long		calls = 0,
 				refused = 0,
+				limited = 0,
 				settled = 0,
 				failed = 0,
 				checks = 0,
 				dups = 0;
 	char		sql[512];
 	double		t0;
+	char	   *day_start;
 
 	if (seconds < 1 || seconds > 40)
 		seconds = 15;
@@ -680,6 +806,18 @@ main(void)
 		exec_ok(conn, sql);
 	}
 
+	for (int k = 0; k < NSCOPES; k++)
+		if (scope_daily_limits[k] > 0)
+		{
+			snprintf(sql, sizeof(sql), "SELECT billing.set_spend_limit(%lld, %lld, 'day', '%s')",
+					 (long long) account_ids[LIMITED], (long long) scope_daily_limits[k], scopes[k]);
+			exec_ok(conn, sql);
+		}
+	snprintf(sql, sizeof(sql), "SELECT billing.set_spend_limit(%lld, %d, 'month')",
+			 (long long) account_ids[LIMITED], ACCOUNT_MONTHLY_LIMIT);
+	exec_ok(conn, sql);
+	day_start = day_now(conn);
+
 	clients = calloc(CLIENTS, sizeof(Client));
 	if (clients == NULL)
 		return 1;
@@ -711,6 +849,7 @@ main(void)
 			t.settled += clients[i].tally[a].settled;
 			t.failed += clients[i].tally[a].failed;
 			t.refused += clients[i].tally[a].refused;
+			t.limited += clients[i].tally[a].limited;
 			t.calls += clients[i].tally[a].calls;
 		}
 		expect = defs[a].initial + t.funds - t.usage;
@@ -752,9 +891,11 @@ main(void)
 		PQclear(res);
 		calls += t.calls;
 		refused += t.refused;
+		limited += t.limited;
 		settled += t.settled;
 		failed += t.failed;
 	}
+	check_limits(conn, day_start, limited);
 	res = PQexec(conn, "SELECT count(*) FROM billing.verify()");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		die("verify", conn);
@@ -770,10 +911,12 @@ main(void)
 	PQfinish(conn);
 
 	printf("stress: %s: %d clients, %.1f s, %ld calls (%.0f/s), %ld settled, %ld failed, "
-		   "%ld refused with PB402, %ld balance snapshots, %ld repeated calls, %d problems\n",
+		   "%ld refused with PB402 (%ld by spend limits), %ld balance snapshots, "
+		   "%ld repeated calls, %d problems\n",
 		   atomic_load(&failures) ? "FAILED" : "ok", CLIENTS, now_s() - t0, calls,
-		   calls / (now_s() - t0), settled, failed, refused, checks, dups,
+		   calls / (now_s() - t0), settled, failed, refused, limited, checks, dups,
 		   atomic_load(&failures));
 	free(clients);
+	free(day_start);
 	return atomic_load(&failures) ? 1 : 0;
 }

@@ -30,6 +30,8 @@ typedef struct AccountEntry
 	int64		account_id;
 	Account		acct;
 	bool		active;
+	bool		has_limits;
+	bool		has_alerts;
 } AccountEntry;
 
 /* a backend that touches more accounts than this starts its cache afresh */
@@ -38,11 +40,15 @@ typedef struct AccountEntry
 static HTAB *accounts = NULL;
 static Oid	accounts_relid = InvalidOid;
 static bool citus_present = false;
+/* writes to these drop the cache too: the account's has_limits, has_alerts */
+static Oid	limits_relid = InvalidOid;
+static Oid	alerts_relid = InvalidOid;
 
 static void
 account_cache_reset(Datum arg, Oid relid)
 {
-	if (accounts != NULL && (!OidIsValid(relid) || relid == accounts_relid))
+	if (accounts != NULL && (!OidIsValid(relid) || relid == accounts_relid ||
+							 relid == limits_relid || relid == alerts_relid))
 	{
 		hash_destroy(accounts);
 		accounts = NULL;
@@ -65,6 +71,8 @@ account_cache_prepare(void)
 		hash_destroy(accounts);
 	accounts_relid = cache_relid("accounts");
 	citus_present = OidIsValid(get_extension_oid("citus", true));
+	limits_relid = cache_relid("spend_limits");
+	alerts_relid = cache_relid("balance_alerts");
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(AccountEntry);
 	ctl.hcxt = CacheMemoryContext;
@@ -108,7 +116,9 @@ account_fetch(int64 account_id)
 
 	plan_exec(&plan,
 			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros, auto_topup_enabled,"
-			  "       auto_topup_threshold_micros, auto_topup_amount_micros, active"
+			  "       auto_topup_threshold_micros, auto_topup_amount_micros, active,"
+			  "       EXISTS (SELECT FROM billing.spend_limits l WHERE l.account_id = $1),"
+			  "       EXISTS (SELECT FROM billing.balance_alerts b WHERE b.account_id = $1)"
 			  "  FROM billing.accounts WHERE account_id = $1",
 			  1, types_int8, v, NULL, false, 0);
 	if (SPI_processed == 0)
@@ -122,6 +132,8 @@ account_fetch(int64 account_id)
 	read.acct.auto_topup_threshold = spi_int64(5);
 	read.acct.auto_topup_amount = spi_int64(6);
 	read.active = DatumGetBool(spi_col(7, NULL));
+	read.has_limits = DatumGetBool(spi_col(8, NULL));
+	read.has_alerts = DatumGetBool(spi_col(9, NULL));
 	if (citus_present && !account_row_local(account_id))
 		return &read;
 	/* the queries may have taken in an invalidation that dropped the cache */
@@ -141,6 +153,22 @@ account_load(int64 account_id, Account *acct, bool active_only)
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
 	*acct = e->acct;
+}
+
+bool
+account_has_limits(int64 account_id)
+{
+	AccountEntry *e = account_fetch(account_id);
+
+	return e != NULL && e->has_limits;
+}
+
+bool
+account_has_alerts(int64 account_id)
+{
+	AccountEntry *e = account_fetch(account_id);
+
+	return e != NULL && e->has_alerts;
 }
 
 void
@@ -363,13 +391,14 @@ billing_adjust_available(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* balance()'s "credits" (billing._credits), as a jsonb object in upper. */
+/* balance()'s "credits" and "limits" (billing._credits, billing._limits), as a jsonb object. */
 static Datum
 balance_credits(int64 account_id)
 {
 	static SPIPlanPtr plan;
 
-	plan_exec(&plan, "SELECT pg_catalog.jsonb_build_object('credits', billing._credits($1))",
+	plan_exec(&plan, "SELECT pg_catalog.jsonb_build_object('credits', billing._credits($1),"
+			  "                                 'limits', billing._limits($1))",
 			  1, types_int8, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
 	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
 }

@@ -4,6 +4,8 @@
 
 #include "postgres.h"
 
+#include "storage/lockdefs.h"
+
 typedef struct Account
 {
 	int64		account_id;
@@ -28,6 +30,19 @@ extern void slices_init(void);
  * (invoices of a disabled account, for one) do not.
  */
 extern void account_load(int64 account_id, Account *acct, bool active_only);
+
+/*
+ * Whether the account has spend limits, or balance alerts: only accounts
+ * that have them pay for them. Call under the account's gate. An Account
+ * loaded before the gate does not carry them, because it may predate a
+ * set_spend_limit or set_balance_alerts that committed while this
+ * transaction waited: those change them under the exclusive gate, and
+ * taking the gate takes in their invalidations (gate_lock), so that the
+ * cache answers for every change committed before it. A lookup in the
+ * account cache: no query unless the cache was dropped.
+ */
+extern bool account_has_limits(int64 account_id);
+extern bool account_has_alerts(int64 account_id);
 
 /*
  * Admission: takes amount (>= 0) out of the available amount, or raises
@@ -82,6 +97,19 @@ extern bool available_try_fast(int64 account_id, bool (*attempt) (void *arg, boo
 							   void *arg);
 
 /*
+ * The gates (heavyweight locks held to commit) of an account's slices and of
+ * a spend limit's slices (limits.c): the fast path holds one in share mode,
+ * the exact path in exclusive mode. gated_try_fast() is available_try_fast()
+ * for any gate. A new hold of an account's gate takes in the invalidations
+ * that transactions which held it before have sent (account_has_limits).
+ */
+#define GATE_ACCOUNT 0xB111
+#define GATE_LIMIT 0xB112
+extern void gate_lock(int64 key, uint16 kind, LOCKMODE mode);
+extern bool gated_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home),
+						   void *arg);
+
+/*
  * Moves delta into (> 0) or out of (< 0) the available amount without a
  * coverage check: releases, refunds, credits, and the overrun of an
  * effective cost past its estimate, which may leave the account below zero.
@@ -127,6 +155,24 @@ extern int64 low_balance_threshold(int64 account_id);
 extern int64 ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 						 int64 request_id, int64 topup_id, int64 invoice_id,
 						 const char *key, const char *reference);
+
+/*
+ * Spend limits (limits.c, docs/limits.md). limits_admit takes amount (> 0)
+ * from every limit that applies to a request of scope (NULL: none but the
+ * account's), or raises PB402 "spend limit reached" naming the one with
+ * the least left. limits_settle moves the request's hold - cost into them
+ * without a check (an overrun may leave them below zero). request_id is the
+ * request being admitted or settled. No-ops for accounts without limits.
+ */
+extern void limits_admit(const Account *acct, const char *scope, int64 request_id, int64 amount);
+extern void limits_settle(const Account *acct, const char *scope, int64 request_id, int64 delta);
+
+/*
+ * Balance alerts (alerts.c): after the available amount moved by delta,
+ * fires the alerts it crossed downwards (debits) or re-arms those it is at
+ * or above again (credits). A no-op for accounts without alerts.
+ */
+extern void alerts_after_change(const Account *acct, int64 delta);
 
 /* What request_id of account_id has had back in refunds (corrections.c). */
 extern int64 request_refunded(int64 account_id, int64 request_id);

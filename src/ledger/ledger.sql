@@ -43,6 +43,13 @@ CREATE OR REPLACE FUNCTION billing._adjust_available(account_id bigint, delta_mi
 RETURNS void LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_adjust_available';
 
+-- Internal: the exact available amount, with the account's slices locked
+-- under its exclusive gate to commit, for a cold path that must come
+-- between admissions, never during one (set_balance_alerts). Granted to nobody.
+CREATE OR REPLACE FUNCTION billing._lock_available(account_id bigint)
+RETURNS bigint LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_lock_available';
+
 -- Refunds and corrections (docs/refunds.md).
 CREATE OR REPLACE FUNCTION billing.refund_request(request_id bigint, amount_micros bigint DEFAULT NULL,
                                                   reason text DEFAULT NULL,

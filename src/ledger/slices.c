@@ -39,9 +39,11 @@
 #include "common/int.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -88,34 +90,60 @@ slice_home(void)
 	return MyProcPid % billing_balance_slices;
 }
 
-/* the advisory lock tag of an account's gate; field 4 keeps it apart from
- * pg_advisory_lock()'s keys (1 and 2) */
-#define GATE_TAG_KIND 0xB111
-
+/*
+ * The advisory lock tag of a gate: an account's (GATE_ACCOUNT) or a spend
+ * limit's (GATE_LIMIT, limits.c); field 4 keeps them apart from each other
+ * and from pg_advisory_lock()'s keys (1 and 2).
+ */
 static void
-gate_tag(LOCKTAG *tag, int64 account_id)
+gate_tag(LOCKTAG *tag, int64 key, uint16 kind)
 {
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) account_id >> 32),
-						 (uint32) account_id, GATE_TAG_KIND);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) key >> 32),
+						 (uint32) key, kind);
 }
 
-/* Takes the gate in mode, held to commit; false when dont_wait and busy. */
+/*
+ * Takes the gate in mode, held to commit; false when dont_wait and busy.
+ * Whoever held an account's gate before has sent its invalidations (they go
+ * out before its locks are released): taking them in now refreshes the
+ * account cache's has_limits and has_alerts (account_has_limits), which
+ * set_spend_limit and set_balance_alerts change under the exclusive gate.
+ * Cheap when nothing was sent.
+ */
+static bool
+gate_take(int64 key, uint16 kind, LOCKMODE mode, bool dont_wait)
+{
+	LOCKTAG		tag;
+	LockAcquireResult res;
+
+	gate_tag(&tag, key, kind);
+	res = LockAcquire(&tag, mode, false, dont_wait);
+	if (res == LOCKACQUIRE_NOT_AVAIL)
+		return false;
+	if (res == LOCKACQUIRE_OK && kind == GATE_ACCOUNT)
+		AcceptInvalidationMessages();
+	return true;
+}
+
+void
+gate_lock(int64 key, uint16 kind, LOCKMODE mode)
+{
+	gate_take(key, kind, mode, false);
+}
+
 static bool
 gate(int64 account_id, LOCKMODE mode, bool dont_wait)
 {
-	LOCKTAG		tag;
-
-	gate_tag(&tag, account_id);
-	return LockAcquire(&tag, mode, false, dont_wait) != LOCKACQUIRE_NOT_AVAIL;
+	return gate_take(account_id, GATE_ACCOUNT, mode, dont_wait);
 }
 
 /* Gives back the share a failed fast path took (only that one acquisition). */
 static void
-gate_release_share(int64 account_id)
+gate_release_share(int64 key, uint16 kind)
 {
 	LOCKTAG		tag;
 
-	gate_tag(&tag, account_id);
+	gate_tag(&tag, key, kind);
 	LockRelease(&tag, ShareLock, false);
 }
 
@@ -140,14 +168,20 @@ attempt_in_subxact(bool (*attempt) (void *arg, bool wait_home), void *arg, bool 
 }
 
 bool
-available_try_fast(int64 account_id, bool (*attempt) (void *arg, bool wait_home), void *arg)
+gated_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home), void *arg)
 {
-	if (!gate(account_id, ShareLock, true))
+	if (!gate_take(key, kind, ShareLock, true))
 		return false;			/* an exact path runs or waits: queue behind it */
 	if (attempt_in_subxact(attempt, arg, false) || attempt_in_subxact(attempt, arg, true))
 		return true;
-	gate_release_share(account_id);
+	gate_release_share(key, kind);
 	return false;
+}
+
+bool
+available_try_fast(int64 account_id, bool (*attempt) (void *arg, bool wait_home), void *arg)
+{
+	return gated_try_fast(account_id, GATE_ACCOUNT, attempt, arg);
 }
 
 bool
@@ -223,6 +257,20 @@ lock_all(int64 account_id, int *nslices)
 	}
 	*nslices = (int) SPI_processed;
 	return total;
+}
+
+/* billing._lock_available: lock_all() for a cold path in SQL. */
+PG_FUNCTION_INFO_V1(billing_lock_available);
+Datum
+billing_lock_available(PG_FUNCTION_ARGS)
+{
+	int			nslices;
+	int64		total;
+
+	SPI_connect();
+	total = lock_all(PG_GETARG_INT64(0), &nslices);
+	SPI_finish();
+	PG_RETURN_INT64(total);
 }
 
 /* Holds of the account's unfinished requests. */
@@ -308,18 +356,8 @@ raise_not_covered(const Account *acct, int64 needed, int64 available)
 			 errhint("Add funds, enable auto top-up, or switch to postpaid billing.")));
 }
 
-void
-available_take(const Account *acct, int64 amount)
-{
-	Assert(amount >= 0);
-	/* a zero amount still needs a non-negative total: only the exact path knows */
-	if (amount > 0 && take_fast(acct->account_id, amount))
-		return;
-	available_take_exact(acct, amount);
-}
-
-void
-available_take_exact(const Account *acct, int64 amount)
+static void
+take_exact(const Account *acct, int64 amount)
 {
 	int			nslices;
 	int64		total = lock_all(acct->account_id, &nslices);
@@ -330,7 +368,26 @@ available_take_exact(const Account *acct, int64 amount)
 }
 
 void
-available_adjust(int64 account_id, int64 delta)
+available_take(const Account *acct, int64 amount)
+{
+	Assert(amount >= 0);
+	/* a zero amount still needs a non-negative total: only the exact path knows */
+	if (!(amount > 0 && take_fast(acct->account_id, amount)))
+		take_exact(acct, amount);
+	alerts_after_change(acct, -amount);
+}
+
+void
+available_take_exact(const Account *acct, int64 amount)
+{
+	take_exact(acct, amount);
+	alerts_after_change(acct, -amount);
+}
+
+static void rebalance(int64 account_id, int64 delta);
+
+static void
+adjust(int64 account_id, int64 delta)
 {
 	static SPIPlanPtr pick_plan;
 	static SPIPlanPtr debt_plan;
@@ -346,7 +403,7 @@ available_adjust(int64 account_id, int64 delta)
 	{
 		/* a debit that may overdraw: a covering slice, or all of them */
 		if (!take_fast(account_id, -delta))
-			available_rebalance(account_id, delta);
+			rebalance(account_id, delta);
 		return;
 	}
 
@@ -388,13 +445,33 @@ available_adjust(int64 account_id, int64 delta)
 }
 
 void
-available_rebalance(int64 account_id, int64 delta)
+available_adjust(int64 account_id, int64 delta)
+{
+	Account		acct;
+
+	adjust(account_id, delta);
+	account_load(account_id, &acct, false);
+	alerts_after_change(&acct, delta);
+}
+
+static void
+rebalance(int64 account_id, int64 delta)
 {
 	int			nslices;
 	int64		total = lock_all(account_id, &nslices);
 
 	/* a debit may be an overrun about to be posted as usage */
 	lay_out(account_id, money_add(total, delta), nslices, 0, Min(delta, 0));
+}
+
+void
+available_rebalance(int64 account_id, int64 delta)
+{
+	Account		acct;
+
+	rebalance(account_id, delta);
+	account_load(account_id, &acct, false);
+	alerts_after_change(&acct, delta);
 }
 
 int64

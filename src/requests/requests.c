@@ -35,6 +35,7 @@ typedef struct RequestView
 	const char *provider_name;
 	const char *executed_model;
 	const char *upstream_id;
+	const char *scope;			/* shown when set */
 	int64		cost_estimate;
 	int64		cost;			/* shown once the request is finished */
 	int64		refunded;		/* shown when > 0 (response_metadata only) */
@@ -52,6 +53,8 @@ metadata_append(StringInfo buf, const RequestView *r)
 	json_add_str(buf, "executed_model", r->executed_model);
 	json_add_str(buf, "upstream_id", r->upstream_id);
 	json_add_str(buf, "cost_currency", r->currency);
+	if (r->scope)
+		json_add_str(buf, "scope", r->scope);
 	/* the flip: an estimate while the request runs, the cost once finished */
 	if (r->finished)
 	{
@@ -97,7 +100,8 @@ request_view_load(int64 account_id, int64 request_id, bool with_refunds, Request
 			  "SELECT r.status, r.model, r.currency, p.provider,"
 			  "       COALESCE(r.routing ->> 'provider_name', m.provider_name),"
 			  "       COALESCE(r.routing ->> 'executed_model', m.executed_model),"
-			  "       r.routing ->> 'upstream_id', r.cost_estimate_micros, r.cost_micros, r.account_id"
+			  "       r.routing ->> 'upstream_id', r.cost_estimate_micros, r.cost_micros, r.account_id,"
+			  "       r.scope"
 			  "  FROM billing.requests r"
 			  " CROSS JOIN LATERAL (SELECT COALESCE(r.routing ->> 'provider', r.provider)) p(provider)"
 			  "  LEFT JOIN billing.model_providers m ON m.model = r.model AND m.provider = p.provider"
@@ -119,6 +123,7 @@ request_view_load(int64 account_id, int64 request_id, bool with_refunds, Request
 	r->cost = DatumGetInt64(spi_col(9, &isnull));
 	if (isnull)
 		r->cost = 0;
+	r->scope = spi_text(11);
 	r->finished = status_finished(r->status);
 	r->refunded = with_refunds && r->cost > 0 ? request_refunded(account_id, request_id) : 0;
 }
@@ -143,12 +148,15 @@ request_account(int64 request_id)
 }
 
 void
-request_settle(int64 account_id, int64 request_id, int64 hold, int64 cost)
+request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold, int64 cost)
 {
 	Account		acct;
+	int64		delta;
 
 	account_load(account_id, &acct, false);
-	available_adjust(account_id, money_add(hold, -cost));
+	delta = money_add(hold, -cost);
+	available_adjust(account_id, delta);
+	limits_settle(&acct, scope, request_id, delta);
 	if (cost != 0)
 		ledger_post(account_id, "usage", -cost, acct.postpaid, request_id, 0, 0, NULL, NULL);
 	if (cost > hold)
@@ -182,22 +190,24 @@ metadata_datum(int64 account_id, int64 request_id, bool with_envelope, bool with
 
 /*
  * The request an idempotency key already names, or 0. Refuses (PB409) the
- * key when it was used for another model, other params, or (for a charge,
- * outputs not NULL) other outputs.
+ * key when it was used for another model, other params, another scope, or
+ * (for a charge, outputs not NULL) other outputs.
  */
 static int64
-request_replay(int64 account_id, const char *key, const char *model, Datum params, Datum outputs)
+request_replay(int64 account_id, const char *key, const char *model, Datum params, Datum outputs,
+			   const char *scope)
 {
 	static SPIPlanPtr plan;
-	Datum		v[5] = {Int64GetDatum(account_id), CStringGetTextDatum(key),
-	CStringGetTextDatum(model), params, outputs};
-	char		nulls[5] = {' ', ' ', ' ', ' ', outputs ? ' ' : 'n'};
+	Datum		v[6] = {Int64GetDatum(account_id), CStringGetTextDatum(key),
+		CStringGetTextDatum(model), params, outputs,
+	scope ? CStringGetTextDatum(scope) : (Datum) 0};
+	char		nulls[6] = {' ', ' ', ' ', ' ', outputs ? ' ' : 'n', scope ? ' ' : 'n'};
 
 	plan_exec(&plan,
-			  "SELECT request_id, model = $3 AND params = $4"
+			  "SELECT request_id, model = $3 AND params = $4 AND scope IS NOT DISTINCT FROM $6"
 			  "       AND ($5::jsonb IS NULL OR outputs IS NOT DISTINCT FROM $5)"
 			  "  FROM billing.requests WHERE account_id = $1 AND idempotency_key = $2",
-			  5, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID}, v, nulls, false, 0);
+			  6, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, TEXTOID}, v, nulls, false, 0);
 	if (SPI_processed == 0)
 		return 0;
 	if (!DatumGetBool(spi_col(2, NULL)))
@@ -221,23 +231,27 @@ check_currency(const Account *acct, const PriceRoute *route)
 /* Inserts a begun request holding its estimate; 0 when the key is taken. */
 static int64
 request_insert(const Account *acct, const PriceRoute *route, Datum params, int64 estimate,
-			   const char *key)
+			   const char *key, const char *scope)
 {
 	static SPIPlanPtr plan;
-	Datum		v[9] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+	Datum		v[10] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, Int64GetDatum(estimate),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
-	key ? CStringGetTextDatum(key) : (Datum) 0, Int64GetDatum(route->price_id)};
+		key ? CStringGetTextDatum(key) : (Datum) 0, Int64GetDatum(route->price_id),
+	scope ? CStringGetTextDatum(scope) : (Datum) 0};
+	char		nulls[11] = "          ";
 
+	nulls[7] = key ? ' ' : 'n';
+	nulls[9] = scope ? ' ' : 'n';
 	plan_exec(&plan,
 			  "INSERT INTO billing.requests (account_id, model, provider, status, params,"
 			  "       cost_estimate_micros, hold_micros, currency, postpaid, idempotency_key,"
-			  "       price_id)"
-			  " VALUES ($1, $2, $3, 'queued', $4, $5, $5, $6, $7, $8, $9)"
+			  "       price_id, scope)"
+			  " VALUES ($1, $2, $3, 'queued', $4, $5, $5, $6, $7, $8, $9, $10)"
 			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
 			  " DO NOTHING RETURNING request_id",
-			  9, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, BOOLOID, TEXTOID,
-			  INT8OID}, v, key ? NULL : "       n ", false, 0);
+			  10, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, BOOLOID, TEXTOID,
+			  INT8OID, TEXTOID}, v, nulls, false, 0);
 	return SPI_processed == 1 ? spi_int64(1) : 0;
 }
 
@@ -251,17 +265,17 @@ request_insert(const Account *acct, const PriceRoute *route, Datum params, int64
 	"WITH t AS (" take ")," \
 	" r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs," \
 	"              routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid," \
-	"              idempotency_key, price_id, completed_at)" \
+	"              idempotency_key, price_id, completed_at, scope)" \
 	"       SELECT $1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12," \
-	"              pg_catalog.clock_timestamp() FROM t" \
+	"              pg_catalog.clock_timestamp(), $13 FROM t" \
 	"       ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL" \
 	"       DO NOTHING RETURNING request_id)," \
 	" u AS (INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id)" \
 	"       SELECT $1, 'usage', -$7, $9, r.request_id FROM r WHERE $7 <> 0)" \
 	" SELECT (SELECT pg_catalog.count(*) FROM t), (SELECT request_id FROM r)"
 
-static const Oid charge_types[12] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
-INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID};
+static const Oid charge_types[13] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID};
 static SPIPlanPtr charge_taken_plan;
 
 typedef struct ChargeArgs
@@ -279,7 +293,7 @@ charge_record_taken(ChargeArgs *a)
 {
 	bool		isnull;
 
-	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 12, charge_types, a->values, a->nulls,
+	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 13, charge_types, a->values, a->nulls,
 			  false, 0);
 	return DatumGetInt64(spi_col(2, &isnull));
 }
@@ -299,7 +313,7 @@ charge_attempt(void *arg, bool wait_home)
 		a->request_id = charge_record_taken(a);
 		return true;
 	}
-	plan_exec(&plan, CHARGE_SQL(SLICE_TAKE_SQL("$1", "$7", "$11")), 12, charge_types,
+	plan_exec(&plan, CHARGE_SQL(SLICE_TAKE_SQL("$1", "$7", "$11")), 13, charge_types,
 			  a->values, a->nulls, false, 0);
 	if (DatumGetInt64(spi_col(1, NULL)) != 1)
 		return false;
@@ -315,20 +329,42 @@ charge_attempt(void *arg, bool wait_home)
  */
 static int64
 charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
-			  Datum routing, int64 cost, const char *key)
+			  Datum routing, int64 cost, const char *key, const char *scope)
 {
-	Datum		v[12] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+	Datum		v[13] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, outputs, routing, Int64GetDatum(cost),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
 		key ? CStringGetTextDatum(key) : (Datum) 0, Int32GetDatum(slice_home()),
-	Int64GetDatum(route->price_id)};
-	ChargeArgs	a = {acct->account_id, cost, v, key ? NULL : "         n  ", 0};
+		Int64GetDatum(route->price_id), scope ? CStringGetTextDatum(scope) : (Datum) 0};
+	char		nulls[14] = "             ";
+	ChargeArgs	a = {acct->account_id, cost, v, nulls, 0};
 
+	nulls[9] = key ? ' ' : 'n';
+	nulls[12] = scope ? ' ' : 'n';
 	if (cost > 0 && available_try_fast(acct->account_id, charge_attempt, &a))
+	{
+		alerts_after_change(acct, -cost);
 		return a.request_id;
+	}
 	/* no slice covers it (or it is free): the exact path decides */
 	available_take_exact(acct, cost);
 	return charge_record_taken(&a);
+}
+
+/* The scope argument (docs/limits.md): NULL, or 1 to 256 characters (22023). */
+static char *
+scope_arg(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *scope;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	scope = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (scope[0] == '\0' || strlen(scope) > 256)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("scope must have 1 to 256 characters")));
+	return scope;
 }
 
 PG_FUNCTION_INFO_V1(billing_begin_request);
@@ -339,6 +375,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 	char	   *model;
 	Datum		params;
 	char	   *key;
+	char	   *scope;
 	MemoryContext upper = CurrentMemoryContext;
 	Account		acct;
 	PriceRoute	route;
@@ -351,27 +388,31 @@ billing_begin_request(PG_FUNCTION_ARGS)
 	model = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	params = PG_GETARG_DATUM(2);
 	key = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	scope = scope_arg(fcinfo, 4);
 	json_require_object(params, "params");
 	check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	if (key)
-		request_id = request_replay(account_id, key, model, params, (Datum) 0);
+		request_id = request_replay(account_id, key, model, params, (Datum) 0, scope);
 	if (request_id == 0)
 	{
 		pricing_route(model, NULL, GetCurrentTransactionStartTimestamp(), true, &route);
 		check_currency(&acct, &route);
 		estimate = pricing_cost(route.components, DatumGetJsonbP(params), NULL, route.media, NULL);
 		available_take(&acct, estimate);
-		request_id = request_insert(&acct, &route, params, estimate, key);
+		request_id = request_insert(&acct, &route, params, estimate, key, scope);
 		if (request_id == 0)
 		{
 			/* a concurrent call with this key committed first: hand back its hold */
 			available_adjust(account_id, estimate);
-			request_id = request_replay(account_id, key, model, params, (Datum) 0);
+			request_id = request_replay(account_id, key, model, params, (Datum) 0, scope);
 		}
 		else
+		{
+			limits_admit(&acct, scope, request_id, estimate);
 			topup_after_debit(&acct);
+		}
 	}
 	result = metadata_datum(account_id, request_id, true, false, upper);
 	SPI_finish();
@@ -388,6 +429,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	Datum		outputs;
 	Datum		routing;
 	char	   *key;
+	char	   *scope;
 	MemoryContext upper = CurrentMemoryContext;
 	Account		acct;
 	PriceRoute	route;
@@ -403,13 +445,14 @@ billing_charge(PG_FUNCTION_ARGS)
 	outputs = PG_GETARG_DATUM(3);
 	routing = PG_GETARG_DATUM(4);
 	key = PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	scope = scope_arg(fcinfo, 6);
 	json_require_object(params, "params");
 	json_require_object(outputs, "outputs");
 	json_require_object(routing, "routing");
 	check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
-	if (key && (request_id = request_replay(account_id, key, model, params, outputs)) != 0)
+	if (key && (request_id = request_replay(account_id, key, model, params, outputs, scope)) != 0)
 	{
 		Datum		result = metadata_datum(account_id, request_id, false, false, upper);
 
@@ -422,18 +465,19 @@ billing_charge(PG_FUNCTION_ARGS)
 	check_currency(&acct, &route);
 	cost = pricing_cost(route.components, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
 						route.media, NULL);
-	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key);
+	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key, scope);
 	if (request_id == 0)
 	{
 		Datum		result;
 
 		/* a concurrent charge with this key committed first: give the money back */
 		available_adjust(account_id, cost);
-		request_id = request_replay(account_id, key, model, params, outputs);
+		request_id = request_replay(account_id, key, model, params, outputs, scope);
 		result = metadata_datum(account_id, request_id, false, false, upper);
 		SPI_finish();
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
+	limits_admit(&acct, scope, request_id, cost);
 	topup_after_debit(&acct);
 
 	view.request_id = request_id;
@@ -448,6 +492,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	if (view.executed_model == NULL)
 		view.executed_model = route.executed_model;
 	view.upstream_id = jsonb_get_text(routing, "upstream_id");
+	view.scope = scope;
 	view.cost_estimate = cost;
 	view.cost = cost;
 	view.refunded = 0;

@@ -6,9 +6,11 @@
 
 /*
  * Settles a request reaching its final state: the hold goes back to the
- * available amount, cost is charged (a usage ledger entry). Inside SPI.
+ * available amount and to the spend limits of its scope, cost is charged
+ * (a usage ledger entry). Inside SPI.
  */
-extern void request_settle(int64 account_id, int64 request_id, int64 hold, int64 cost);
+extern void request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold,
+						   int64 cost);
 extern int64 request_account(int64 request_id);
 
 #endif

@@ -1,7 +1,7 @@
 -- The request lifecycle (README.md, Requests and their metadata).
 
 CREATE OR REPLACE FUNCTION billing.begin_request(account_id bigint, model text, params jsonb,
-                                      idempotency_key text DEFAULT NULL)
+                                      idempotency_key text DEFAULT NULL, scope text DEFAULT NULL)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_begin_request';
 
@@ -19,7 +19,8 @@ RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_cancel_request';
 
 CREATE OR REPLACE FUNCTION billing.charge(account_id bigint, model text, params jsonb, outputs jsonb,
-                               routing jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL)
+                               routing jsonb DEFAULT '{}', idempotency_key text DEFAULT NULL,
+                               scope text DEFAULT NULL)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_charge';
 

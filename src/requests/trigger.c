@@ -49,20 +49,21 @@ typedef enum RequestColumn
 	COL_CREATED_AT,
 	COL_COMPLETED_AT,
 	COL_PRICE_ID,
+	COL_SCOPE,
 	NUM_COLUMNS
 } RequestColumn;
 
 static const char *const column_names[NUM_COLUMNS] = {
 	"account_id", "request_id", "model", "provider", "status", "params", "outputs",
 	"routing", "cost_estimate_micros", "cost_micros", "hold_micros", "currency",
-	"postpaid", "idempotency_key", "created_at", "completed_at", "price_id"
+	"postpaid", "idempotency_key", "created_at", "completed_at", "price_id", "scope"
 };
 
 /* columns a transition may not touch */
 static const RequestColumn frozen_columns[] = {
 	COL_ACCOUNT_ID, COL_REQUEST_ID, COL_MODEL, COL_PROVIDER, COL_PARAMS, COL_COST_ESTIMATE,
 	COL_HOLD, COL_CURRENCY, COL_POSTPAID, COL_IDEMPOTENCY_KEY, COL_CREATED_AT,
-	COL_COMPLETED_AT, COL_PRICE_ID
+	COL_COMPLETED_AT, COL_PRICE_ID, COL_SCOPE
 };
 
 static Oid	attnums_relid = InvalidOid;
@@ -306,7 +307,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 		SPI_connect();
 	}
 	request_settle(DatumGetInt64(col(&o, COL_ACCOUNT_ID, &isnull)), request_id,
-				   DatumGetInt64(col(&o, COL_HOLD, &isnull)), cost);
+				   col_text(&o, COL_SCOPE), DatumGetInt64(col(&o, COL_HOLD, &isnull)), cost);
 	SPI_finish();
 
 	cols[0] = attnums[COL_HOLD];

@@ -125,6 +125,38 @@ UPDATE billing.requests r
  WHERE r.price_id IS NULL AND r.status IN ('queued', 'in_progress');
 ALTER TABLE billing.requests ENABLE TRIGGER requests_transition;
 
+-- Spend limits and balance alerts (docs/limits.md).
+ALTER TABLE billing.requests ADD COLUMN IF NOT EXISTS scope text;
+
+CREATE TABLE IF NOT EXISTS billing.spend_limits (
+    account_id     bigint NOT NULL,
+    limit_id       bigint GENERATED ALWAYS AS IDENTITY,
+    scope          text CHECK (pg_catalog.length(scope) BETWEEN 1 AND 256),
+    period         text NOT NULL CHECK (period IN ('day', 'week', 'month')),
+    limit_micros   bigint NOT NULL CHECK (limit_micros >= 0),
+    reached_period_start timestamptz,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, limit_id),
+    UNIQUE NULLS NOT DISTINCT (account_id, scope, period)
+);
+CREATE TABLE IF NOT EXISTS billing.limit_slices (
+    account_id       bigint NOT NULL,
+    limit_id         bigint NOT NULL,
+    slice            integer NOT NULL,
+    available_micros bigint NOT NULL,
+    fast_micros      bigint NOT NULL DEFAULT 0,
+    period_start     timestamptz NOT NULL,
+    period_end       timestamptz NOT NULL,
+    PRIMARY KEY (account_id, limit_id, slice)
+) WITH (fillfactor = 30);
+CREATE TABLE IF NOT EXISTS billing.balance_alerts (
+    account_id       bigint NOT NULL,
+    threshold_micros bigint NOT NULL CHECK (threshold_micros >= 0),
+    armed            boolean NOT NULL,
+    PRIMARY KEY (account_id, threshold_micros)
+);
+REVOKE ALL ON billing.spend_limits, billing.limit_slices, billing.balance_alerts FROM PUBLIC;
+
 -- Indexes and constraints.
 
 -- ledger_postpaid_usage gains account_id as its leading column: unbilled
@@ -197,3 +229,6 @@ DROP FUNCTION IF EXISTS billing._unbilled_usage(bigint);
 -- billing._verify_grants names its argument only_account, apart from its
 -- result column account_id (PL/pgSQL allows no such twin).
 DROP FUNCTION IF EXISTS billing._verify_grants(bigint);
+-- begin_request and charge take a last argument, scope (docs/limits.md).
+DROP FUNCTION IF EXISTS billing.begin_request(bigint, text, jsonb, text);
+DROP FUNCTION IF EXISTS billing.charge(bigint, text, jsonb, jsonb, jsonb, text);

@@ -1,0 +1,294 @@
+#!/usr/bin/python3
+"""Drives the reference gateway (examples/gateway/) over real HTTP and checks
+every answer against billing's own state, read as a superuser.
+
+Runs against an empty cluster of the PG* environment (test/gateway.sh makes
+one): installs billing, starts the gateway as a login role that has only
+billing_app, and a second one as a role without it. Environment:
+GATEWAY_HTTP_PORT (and the port after it), GATEWAY_TEST_DIR.
+Prints "ok"/"FAILED" per check; the exit status is the number of failures.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PORT = int(os.environ["GATEWAY_HTTP_PORT"])
+WORK = os.environ["GATEWAY_TEST_DIR"]
+failed = 0
+
+
+def check(ok, what, got=None):
+    global failed
+    print(("ok: " if ok else "FAILED: ") + what + ("" if ok else f"\n  got: {got}"), flush=True)
+    failed += not ok
+
+
+def call(method, path, body=None, key="sk_alice", port=PORT, headers=()):
+    """(status, JSON body) of one HTTP request; decimals read exactly."""
+    data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    for name, value in headers:
+        req.add_header(name, value)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read(), parse_float=Decimal)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read(), parse_float=Decimal)
+
+
+db = psycopg.connect("dbname=postgres", autocommit=True)
+psycopg.types.json.set_json_loads(lambda s: json.loads(s, parse_float=Decimal))
+
+
+def sql(query, *args):
+    return db.execute(query, args).fetchone()[0]
+
+
+def available(account):
+    return sql("SELECT (billing.balance(%s) ->> 'available_micros')::bigint", account)
+
+
+def request_count():
+    return sql("SELECT count(*) FROM billing.requests")
+
+
+# --- billing, a catalog, accounts and their keys
+db.execute("""
+    CREATE EXTENSION billing;
+    SELECT billing.set_model('img', 'image', 'acme', 'Acme Imaging', 'img-1.1');
+    SELECT billing.set_price('img', '[{"type":"output","metric":"megapixel","unit_price_micros":60000}]');
+    SELECT billing.set_model('vid', 'video', 'vendo', 'Vendo Video', 'vid-3.0');
+    SELECT billing.set_price('vid', '[
+      {"type":"output","metric":"second","unit_price_micros":30000,"conditions":{"resolution":"720p","audio":false}},
+      {"type":"output","metric":"second","unit_price_micros":50000,"conditions":{"resolution":"1080p"}}]');
+    DROP ROLE IF EXISTS gateway_test, gateway_nobody;
+    CREATE ROLE gateway_test LOGIN IN ROLE billing_app;
+    CREATE ROLE gateway_nobody LOGIN;
+""")
+FUNDS = {"alice": 10000000, "bob": 1000000, "crowd": 1000000, "poor": 50000, "limited": 10000000}
+ACCOUNTS = {name: sql("SELECT billing.create_account(%s)", name) for name in FUNDS}
+for name, micros in FUNDS.items():
+    sql("SELECT billing.add_funds(%s, %s)", ACCOUNTS[name], micros)
+ACCOUNTS["post"] = sql("SELECT billing.create_account('post', 'postpaid')")
+sql("SELECT billing.set_credit_limit(%s, 100000, 'gateway test')", ACCOUNTS["post"])
+KEYS = {f"sk_{name}": {"account_id": account, "scope": f"key_{name}"} for name, account in ACCOUNTS.items()}
+KEYS["sk_limited"]["limits"] = {"day": 150000}
+
+
+def start_gateway(role, port, keys):
+    keys_file = os.path.join(WORK, f"keys-{role}.json")
+    with open(keys_file, "w") as f:
+        json.dump(keys, f)
+    dsn = f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} dbname=postgres user={role}"
+    proc = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "examples/gateway/gateway.py"),
+                             "--keys", keys_file, "--port", str(port), "--dsn", dsn, "--quiet",
+                             "--seed", "7", "--video-seconds", "0.6", "--failure-rate", "0.4"],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("listening"):
+        proc.kill()
+        sys.exit(f"the gateway as {role} did not start: {line}")
+    return proc
+
+
+def usage_report(account, spent):
+    status, body = call("GET", "/v1/usage?group_by=model")
+    by_model = {row["model"]: row for row in body.get("data", [])}
+    check(status == 200 and sum(r["cost_micros"] for r in by_model.values()) == spent ==
+          -sql("SELECT sum(amount_micros) FROM billing.ledger WHERE kind = 'usage' AND account_id = %s", account),
+          "GET /v1/usage: the costs are the ledger's usage", body)
+    check(by_model.get("img", {}).get("requests") == 1, "one image request in the report", body)
+
+
+gateways = [start_gateway("gateway_test", PORT, KEYS)]
+gateways.append(start_gateway("gateway_nobody", PORT + 1, {"sk_alice": KEYS["sk_alice"]}))
+try:
+    alice = ACCOUNTS["alice"]
+
+    # --- keys, routes, the catalog, the balance
+    check(call("GET", "/v1/balance", key=None)[0] == 401, "no API key: 401")
+    status, body = call("GET", "/v1/balance", key="sk_nope")
+    check(status == 401 and body["error"]["code"] == "unauthorized", "an unknown API key: 401 unauthorized", body)
+    check(call("GET", "/v1/nothing")[0] == 404, "an unknown route: 404")
+    status, body = call("GET", "/v1/models")
+    check(status == 200 and [(m["model"], m["provider"], m["components"]) for m in body["data"]] ==
+          [tuple(r) for r in db.execute("SELECT model, provider, components FROM billing.catalog ORDER BY model")],
+          "GET /v1/models is billing.catalog", body)
+    status, body = call("GET", "/v1/balance")
+    check(status == 200 and body == sql("SELECT billing.balance(%s)", alice), "GET /v1/balance is billing.balance()", body)
+
+    # --- dry runs: billing.estimate(), nothing written
+    before = request_count()
+    for path, body in (("/v1/images/generations", {"model": "img", "n": 2, "size": "1024x1536", "prompt": "a cat"}),
+                       ("/v1/videos", {"model": "vid", "duration_seconds": 8, "resolution": "1080p"})):
+        status, got = call("POST", path + "?dryRun=true", body)
+        params = {k: v for k, v in body.items() if k not in ("model", "prompt")}
+        check(status == 200 and got == sql("SELECT billing.estimate(%s, %s)", body["model"], Jsonb(params))
+              and got["estimated"] is True, f"dry run of {path} is billing.estimate()", got)
+    check(request_count() == before and available(alice) == FUNDS["alice"], "dry runs write and hold nothing")
+
+    # --- an image: generated with the size asked for, metadata.cost charged
+    spent = 0
+    status, body = call("POST", "/v1/images/generations", {"model": "img", "n": 2, "size": "1024x1536"},
+                        headers=[("Idempotency-Key", "img-1")])
+    md = body.get("metadata", {})
+    check(status == 200 and [(i["width"], i["height"]) for i in body["data"]] == [(1024, 1536)] * 2
+          and md["cost"] == Decimal("0.24") and md["cost_micros"] == 240000 and "cost_estimate" not in md
+          and md["status"] == "completed" and md["provider"] == "acme" and md["provider_name"] == "Acme Imaging"
+          and md["executed_model"] == "img-1.1" and md["upstream_id"] == f"up_img_{md['request_id']}",
+          "an image: two images of 1024x1536, metadata.cost 0.24 and the routing", body)
+    spent += 240000
+    check(available(alice) == FUNDS["alice"] - spent, "the image is charged 0.24")
+    status, again = call("POST", "/v1/images/generations", {"model": "img", "n": 2, "size": "1024x1536"},
+                         headers=[("Idempotency-Key", "img-1")])
+    check(status == 200 and again["metadata"] == md and available(alice) == FUNDS["alice"] - spent,
+          "the same Idempotency-Key: the same request, charged once", again)
+    status, body = call("POST", "/v1/images/generations", {"model": "img", "n": 3, "size": "1024x1536"},
+                        headers=[("Idempotency-Key", "img-1")])
+    check(status == 409 and body["error"]["code"] == "conflict" and "idempotency key" in body["error"]["message"],
+          "the same Idempotency-Key with other params: 409 conflict", body)
+
+    # --- bad input: billing's SQLSTATEs as HTTP errors
+    status, body = call("POST", "/v1/images/generations", {"model": "img", "size": "huge"})
+    check(status == 400 and body["error"]["code"] == "invalid_request", "a malformed size (22023): 400 invalid_request", body)
+    status, body = call("POST", "/v1/images/generations", {"model": "nope"})
+    check(status == 404 and body["error"]["code"] == "not_found", "an unknown model (PB404): 404 not_found", body)
+    status, body = call("POST", "/v1/videos", {"model": "vid", "duration_seconds": 4, "resolution": "720p", "audio": True})
+    check(status == 400 and body["error"]["code"] == "invalid_request", "params no price matches (22023): 400", body)
+    status, body = call("POST", "/v1/images/generations", b"{not json")
+    check(status == 400 and body["error"]["code"] == "invalid_json", "a body that is not JSON: 400 invalid_json", body)
+    status, body = call("GET", "/v1/balance", port=PORT + 1)
+    check(status == 403 and body["error"]["code"] == "permission_denied",
+          "a gateway whose role lacks billing_app (42501): 403 permission_denied", body)
+    check(available(alice) == FUNDS["alice"] - spent, "refusals change nothing")
+
+    # --- videos: 202 with cost_estimate, polled until cost; some fail and are charged nothing
+    videos = {}
+    for i in range(8):
+        status, body = call("POST", "/v1/videos", {"model": "vid", "duration_seconds": 4, "resolution": "720p"},
+                            headers=[("Idempotency-Key", f"vid-{i}")])
+        md = body["metadata"]
+        check(status == 202 and body["status"] == "queued" and md["cost_estimate"] == Decimal("0.12")
+              and "cost" not in md, f"video {i}: 202, queued, metadata.cost_estimate 0.12", body)
+        videos[body["id"]] = body
+    status, body = call("POST", "/v1/videos", {"model": "vid", "duration_seconds": 4, "resolution": "720p"},
+                        headers=[("Idempotency-Key", "vid-0")])
+    first = next(iter(videos))
+    check(status == 200 and body["id"] == first, "a video's Idempotency-Key again: 200, the same video", body)
+    check(call("GET", f"/v1/videos/{first}", key="sk_bob")[0] == 404, "another account's video: 404")
+    check(call("GET", "/v1/videos/vid_999999")[0] == 404, "an unknown video: 404")
+    check(available(alice) == FUNDS["alice"] - spent - 8 * 120000, "eight estimates of 0.12 are held")
+    finals = {}
+    deadline = time.time() + 30
+    while len(finals) < len(videos) and time.time() < deadline:
+        for vid in videos.keys() - finals.keys():
+            status, body = call("GET", f"/v1/videos/{vid}")
+            if body["status"] in ("completed", "failed"):
+                finals[vid] = body
+        time.sleep(0.1)
+    check(len(finals) == len(videos), "every video finished", finals.keys())
+    outcomes = [body["status"] for body in finals.values()]
+    check("completed" in outcomes and "failed" in outcomes, "seed 7: some videos completed, some failed", outcomes)
+    for vid, body in finals.items():
+        md = body["metadata"]
+        if body["status"] == "completed":
+            seconds = body["duration_seconds"]
+            check(Decimal("3.5") <= seconds <= 4 and md["cost_micros"] == 120000 and "cost_estimate" not in md
+                  and md["upstream_id"] == f"up_vid_{md['request_id']}",
+                  f"{vid}: completed, {seconds} s billed as 4 s, metadata.cost 0.12", body)
+            spent += md["cost_micros"]
+        else:
+            check(md["cost"] == 0 and body["error"]["code"] == "generation_failed",
+                  f"{vid}: failed, charged nothing", body)
+    check(available(alice) == FUNDS["alice"] - spent, "holds released: only completed videos are charged")
+
+    # --- DELETE: cancelled before the provider finishes, charged nothing
+    status, body = call("POST", "/v1/videos", {"model": "vid", "duration_seconds": 8, "resolution": "1080p"})
+    vid = body["id"]
+    status, body = call("DELETE", f"/v1/videos/{vid}")
+    check(status == 200 and body["status"] == "cancelled" and body["metadata"]["cost"] == 0,
+          "DELETE a running video: cancelled, cost 0", body)
+    time.sleep(1)
+    status, body = call("DELETE", f"/v1/videos/{vid}")
+    check(status == 200 and body["status"] == "cancelled", "the provider finishing later changes nothing; DELETE again: 200", body)
+    done = next(v for v, b in finals.items() if b["status"] == "completed")
+    status, body = call("DELETE", f"/v1/videos/{done}")
+    check(status == 409 and body["error"]["code"] == "conflict", "DELETE a completed video (PB409): 409", body)
+    check(available(alice) == FUNDS["alice"] - spent, "cancelling moves no money")
+
+    # --- 402: prepaid without funds, with its remedies; auto top-up changes the hint
+    poor = ACCOUNTS["poor"]
+    status, body = call("POST", "/v1/images/generations", {"model": "img"}, key="sk_poor")
+    err = body["error"]
+    check(status == 402 and err == {"code": "insufficient_balance", "message": "insufficient balance",
+                                    "detail": "Request needs 0.06 USD; 0.05 USD is available.",
+                                    "hint": "Add funds, enable auto top-up, or switch to postpaid billing."},
+          "402 insufficient_balance with detail and the remedies", body)
+    status, body = call("POST", "/v1/auto_topup", {"threshold_micros": 10000, "amount_micros": 5000000}, key="sk_poor")
+    check(status == 200 and body["object"] == "balance", "POST /v1/auto_topup enables it", body)
+    status, body = call("POST", "/v1/images/generations", {"model": "img"}, key="sk_poor")
+    check(status == 402 and body["error"]["hint"] == "Add funds or switch to postpaid billing.",
+          "with auto top-up on, the hint no longer offers it", body)
+    check(available(poor) == 50000, "the 402s charged nothing")
+
+    # --- postpaid: the credit limit
+    status, body = call("POST", "/v1/images/generations", {"model": "img"}, key="sk_post")
+    check(status == 200 and body["metadata"]["cost_micros"] == 60000, "postpaid: an image within the credit limit", body)
+    status, body = call("POST", "/v1/images/generations", {"model": "img"}, key="sk_post")
+    check(status == 402 and body["error"]["code"] == "credit_limit_exceeded"
+          and body["error"]["message"] == "credit limit exceeded", "postpaid over its limit: 402 credit_limit_exceeded", body)
+
+    # --- concurrent clients on one account near its funds: exactly what they cover
+    crowd = ACCOUNTS["crowd"]
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: call("POST", "/v1/images/generations", {"model": "img"}, key="sk_crowd"),
+                                range(50)))
+    ok = [b for s, b in results if s == 200]
+    refused = [b for s, b in results if s == 402]
+    check(len(ok) == 16 and len(refused) == 34, "50 concurrent images of 0.06 on 1.00: 16 admitted, 34 refused",
+          [s for s, b in results])
+    check(all(b["error"]["code"] == "insufficient_balance" for b in refused), "every refusal is insufficient_balance")
+    check(available(crowd) == FUNDS["crowd"] - sum(b["metadata"]["cost_micros"] for b in ok) == 40000,
+          "the funds less the 16 charged costs: 0.04 left")
+
+    # --- a key with a daily spend limit (its scope)
+    limited = ACCOUNTS["limited"]
+    results = [call("POST", "/v1/images/generations", {"model": "img"}, key="sk_limited") for i in range(3)]
+    body = results[2][1]
+    check([s for s, b in results] == [200, 200, 402] and body["error"]["code"] == "spend_limit_reached"
+          and 'daily limit of 0.15 USD for scope "key_limited"' in body["error"]["detail"],
+          "a daily limit of 0.15 on the key: two images, then 402 spend_limit_reached", results)
+    check(results[0][1]["metadata"].get("scope") == "key_limited", "the metadata carries the key's scope", results[0])
+    status, bal = call("GET", "/v1/balance", key="sk_limited")
+    check(any(lim["scope"] == "key_limited" and lim["spent_micros"] == 120000 for lim in bal.get("limits", [])),
+          "the balance shows the key's limit and what it spent", bal)
+    check(available(limited) == FUNDS["limited"] - 120000, "the refusal charged nothing")
+
+    # --- the usage report: the ledger's usage of the day, by model
+    if sql("SELECT to_regproc('billing.usage') IS NULL"):
+        print("skipped: billing.usage() is not in this version of billing")
+    else:
+        usage_report(alice, spent)
+
+    check(sql("SELECT count(*) FROM billing.requests WHERE status IN ('queued', 'in_progress')") == 0,
+          "no request is left unfinished")
+    problems = db.execute("SELECT * FROM billing.verify()").fetchall()
+    check(problems == [], "billing.verify() returns no rows", problems)
+finally:
+    for proc in gateways:
+        proc.terminate()
+        proc.wait()
+print(f"gateway test: {failed} failed")
+sys.exit(min(failed, 100))
