@@ -59,31 +59,38 @@ END $$;
 CREATE OR REPLACE FUNCTION billing._limits(account_id bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    base jsonb;
     l record;
     held bigint;
+    ends timestamptz;
     now_ts timestamptz;
     limits jsonb := '[]';
 BEGIN
-    FOR l IN
-        SELECT sl.scope, sl.period, sl.limit_micros, s.avail, s.period_end, p.ends_at
-          FROM billing.spend_limits sl
-         CROSS JOIN LATERAL (SELECT pg_catalog.sum(x.available_micros)::bigint AS avail,
-                                    pg_catalog.max(x.period_end) AS period_end
-                               FROM billing.limit_slices x
-                              WHERE x.account_id = sl.account_id AND x.limit_id = sl.limit_id) s
-         CROSS JOIN LATERAL (SELECT * FROM billing._limit_period(sl.period, pg_catalog.clock_timestamp())) p
-         WHERE sl.account_id = _limits.account_id
-         ORDER BY sl.scope NULLS FIRST, pg_catalog.array_position('{day,week,month}'::text[], sl.period)
+    -- the limits and their slices in one query of the account's shards
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'scope', sl.scope, 'period', sl.period, 'limit_micros', sl.limit_micros,
+               'avail', s.avail, 'period_end', s.period_end)
+             ORDER BY sl.scope NULLS FIRST, pg_catalog.array_position('{day,week,month}'::text[], sl.period))
+      INTO base
+      FROM billing.spend_limits sl
+     CROSS JOIN LATERAL (SELECT pg_catalog.sum(x.available_micros)::bigint AS avail,
+                                pg_catalog.max(x.period_end) AS period_end
+                           FROM billing.limit_slices x
+                          WHERE x.account_id = sl.account_id AND x.limit_id = sl.limit_id) s
+     WHERE sl.account_id = _limits.account_id;
+    FOR l IN SELECT * FROM pg_catalog.jsonb_to_recordset(COALESCE(base, '[]'))
+                        AS x(scope text, period text, limit_micros bigint, avail bigint, period_end timestamptz)
     LOOP
         held := billing._limit_holds(_limits.account_id, l.scope, NULL);
         now_ts := pg_catalog.clock_timestamp();
+        SELECT p.ends_at INTO ends FROM billing._limit_period(l.period, now_ts) p;
         limits := limits || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
             'scope', l.scope, 'period', l.period, 'limit_micros', l.limit_micros,
             'spent_micros', CASE WHEN l.period_end > now_ts THEN l.limit_micros - l.avail - held ELSE 0 END,
             'held_micros', held,
             'remaining_micros', GREATEST(CASE WHEN l.period_end > now_ts THEN l.avail
                                               ELSE l.limit_micros - held END, 0),
-            'resets_at', CASE WHEN l.period_end > now_ts THEN l.period_end ELSE l.ends_at END));
+            'resets_at', CASE WHEN l.period_end > now_ts THEN l.period_end ELSE ends END));
     END LOOP;
     RETURN limits;
 END $$;

@@ -85,6 +85,15 @@ SELECT billing.add_funds(:sw, 300000) IS NOT NULL;
 SELECT billing.set_billing_type(:sw, 'postpaid');
 SELECT pg_temp.ok(billing.balance(:sw) ->> 'billing_type' = 'postpaid', 'switched');
 
+-- spend limits and balance alerts (docs/limits.md)
+SELECT billing.create_account('api-lim') AS lim \gset
+SELECT billing.add_funds(:lim, 1000000) IS NOT NULL;
+SELECT billing.set_spend_limit(:lim, 100000, 'day');
+SELECT billing.set_spend_limit(:lim, 50000, 'day', 'key-1');
+SELECT pg_temp.ok(billing.charge(:lim, 'ct-img', '{}', '{"images":[{}]}', '{}', NULL, 'key-1') IS NOT NULL, 'charge in scope');
+SELECT pg_temp.ok(pg_temp.try(format($$SELECT billing.charge(%s, 'ct-img', '{}', '{"images":[{}]}', '{}', NULL, 'key-1')$$, :lim)) = 'PB402', 'scope limit');
+SELECT pg_temp.ok((billing.balance(:lim) -> 'limits' -> 1 ->> 'spent_micros')::bigint = 40000, 'limit spent');
+
 -- housekeeping, events, invariants
 SELECT billing.begin_request(:ann, 'ct-img', '{"n":1}') IS NOT NULL;
 SELECT pg_temp.ok(billing.expire_requests('0 seconds') >= 1, 'expire_requests');
