@@ -41,7 +41,7 @@ CREATE OR REPLACE FUNCTION billing.expire_requests(older_than interval)
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    cutoff timestamptz := pg_catalog.now() - older_than;
+    cutoff timestamptz;
     acct bigint;
     n integer;
     total integer := 0;
@@ -50,6 +50,11 @@ BEGIN
         RAISE EXCEPTION 'older_than must be a non-negative interval'
             USING ERRCODE = '22023';
     END IF;
+    BEGIN
+        cutoff := pg_catalog.now() - older_than;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RETURN 0;   -- before any time there is: no request is that old
+    END;
     -- one account at a time: on Citus each statement then runs on the
     -- account's shard, where FOR UPDATE is possible
     FOR acct IN SELECT DISTINCT x.account_id FROM billing.requests x
