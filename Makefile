@@ -16,7 +16,8 @@ OBJS = src/billing.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jso
 # parts (CREATE OR REPLACE, guarded roles, grants).
 SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql \
               src/requests/requests.sql src/topup/topup.sql \
-              src/invoice/invoice.sql src/ledger/credits.sql src/ledger/limits.sql src/citus.sql \
+              src/invoice/invoice.sql src/ledger/credits.sql src/ledger/limits.sql \
+              src/reports/reports.sql src/citus.sql \
               src/ledger/verify.sql src/security.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
 # The upgrade from the previous release is assembled the same way: its
@@ -31,7 +32,7 @@ DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits refunds postpaid_refunds events \
-          threshold verify limits alerts distribution
+          threshold verify limits alerts reports distribution
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \

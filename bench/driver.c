@@ -9,6 +9,10 @@
  *   plain-spread  the plain-SQL floor: conditional debit + request row +
  *                 ledger row in one statement, accounts 1..ARG at random
  *   plain-one     the same statement, always on plain account ARG
+ *   report        billing.usage() of account ARG by day and model over the
+ *                 window in plain.report_window (bench/run.sh fills it)
+ *   statement     billing.statement() of account ARG from plain.report_window's
+ *                 page_from: its latest 100 entries
  *
  * Connection settings come from the environment (PGHOST, PGPORT, PGUSER,
  * PGDATABASE). Each client connects and prepares its statement, then all
@@ -55,12 +59,21 @@
 
 #define PLAIN_COST "40000"
 
+#define REPORT_SQL \
+	"SELECT count(*) FROM plain.report_window w, " \
+	"     billing.usage($1::bigint, w.from_ts, w.to_ts, '{day,model}')"
+#define STATEMENT_SQL \
+	"SELECT count(*) FROM plain.report_window w, " \
+	"     billing.statement($1::bigint, w.page_from, 'infinity')"
+
 enum mode
 {
 	MODE_CHARGE,
 	MODE_CHARGE_SCOPED,
 	MODE_PLAIN_SPREAD,
-	MODE_PLAIN_ONE
+	MODE_PLAIN_ONE,
+	MODE_REPORT,
+	MODE_STATEMENT
 };
 
 typedef struct Client
@@ -135,8 +148,9 @@ client_main(void *p)
 {
 	Client	   *c = p;
 	const char *sql = mode == MODE_CHARGE ? CHARGE_SQL :
-		mode == MODE_CHARGE_SCOPED ? CHARGE_SCOPED_SQL : PLAIN_SQL;
-	int			nparams = mode == MODE_CHARGE || mode == MODE_CHARGE_SCOPED ? 1 : 2;
+		mode == MODE_CHARGE_SCOPED ? CHARGE_SCOPED_SQL :
+		mode == MODE_REPORT ? REPORT_SQL : mode == MODE_STATEMENT ? STATEMENT_SQL : PLAIN_SQL;
+	int			nparams = mode == MODE_PLAIN_SPREAD || mode == MODE_PLAIN_ONE ? 2 : 1;
 	PGresult   *res;
 
 	c->conn = PQconnectdb("");
@@ -237,7 +251,7 @@ percentile_ms(const uint32_t *sorted, size_t n, double p)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: driver charge|charge-scoped|plain-spread|plain-one CLIENTS SECONDS ARG\n");
+	fprintf(stderr, "usage: driver charge|charge-scoped|plain-spread|plain-one|report|statement CLIENTS SECONDS ARG\n");
 	exit(2);
 }
 
@@ -265,6 +279,10 @@ main(int argc, char **argv)
 		mode = MODE_PLAIN_SPREAD;
 	else if (strcmp(argv[1], "plain-one") == 0)
 		mode = MODE_PLAIN_ONE;
+	else if (strcmp(argv[1], "report") == 0)
+		mode = MODE_REPORT;
+	else if (strcmp(argv[1], "statement") == 0)
+		mode = MODE_STATEMENT;
 	else
 		usage();
 	nclients = atoi(argv[2]);

@@ -11,8 +11,11 @@
 #       ledger row) on accounts spread over 10,000 rows
 #   (3) the same plain statement on ONE account (the row-lock design)
 #   (4) p50/p99 latency of (1), and (1) again after LEDGER_ROWS ledger entries
+#   (5) after (4): billing.usage() of one account that settled REPORT_REQUESTS
+#       requests in 30 days, by day and model, and the statement page of its
+#       latest 100 entries (one client, median latency of RUNS runs)
 # Settings: BENCH_CLIENTS (16), BENCH_RUNS (5), BENCH_SECONDS (10),
-# BENCH_LEDGER_ROWS (10000000), BENCH_PORT (55502), BENCH_DIR
+# BENCH_LEDGER_ROWS (10000000), BENCH_REPORT_REQUESTS (1000000), BENCH_PORT (55502), BENCH_DIR
 # (/tmp/billing-bench), BENCH_PROFILE=1 loads pg_stat_statements and prints
 # where the time of billing.charge() goes; BENCH_VERIFY_TIMEOUT (120) bounds
 # the final billing.verify().
@@ -25,6 +28,7 @@ CLIENTS=${BENCH_CLIENTS:-16}
 RUNS=${BENCH_RUNS:-5}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 LEDGER_ROWS=${BENCH_LEDGER_ROWS:-10000000}
+REPORT_REQUESTS=${BENCH_REPORT_REQUESTS:-1000000}
 PORT=${BENCH_PORT:-55502}
 DIR=${BENCH_DIR:-/tmp/billing-bench}
 PLAIN_ACCOUNTS=10000
@@ -164,6 +168,51 @@ for i in $(seq "$RUNS"); do
 	run spread10m plain-spread "$PLAIN_ACCOUNTS" "$SECONDS_PER_RUN"
 done
 
+# (5) Reports: one account that settled REPORT_REQUESTS requests of four
+# models in the 30 days before today, loaded set-based as settlement posts
+# them (a completed request and its usage entry), then taken in by the rollup.
+echo "loading $REPORT_REQUESTS settled requests of one account over 30 days"
+load_start=$(date +%s)
+REPORT_ACCOUNT=$(sql -c "SELECT billing.create_account('bench-report')")
+sql <<EOF
+SELECT billing.add_funds($REPORT_ACCOUNT, 40000::bigint * $REPORT_REQUESTS + 1000000, 'bench-report');
+CREATE TABLE plain.report_window AS
+SELECT date_trunc('day', now()) - interval '30 days' AS from_ts, date_trunc('day', now()) AS to_ts,
+       NULL::timestamptz AS page_from;
+WITH r AS (
+    INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,
+                                  cost_estimate_micros, cost_micros, currency, postpaid,
+                                  created_at, completed_at)
+    SELECT $REPORT_ACCOUNT, 'bench-img-' || g % 4, 'bench', 'completed', '{"n":1}',
+           '{"images":[{"width":1024,"height":1024}]}', 40000, 40000, 'USD', false, t, t
+      FROM plain.report_window w, generate_series(1, $REPORT_REQUESTS) g,
+           LATERAL (SELECT w.from_ts + (g - 1) * (interval '30 days' / $REPORT_REQUESTS)) s(t)
+    RETURNING request_id, completed_at)
+INSERT INTO billing.ledger (account_id, kind, amount_micros, request_id, created_at)
+SELECT $REPORT_ACCOUNT, 'usage', -40000, request_id, completed_at FROM r ORDER BY request_id;
+SELECT billing._adjust_available($REPORT_ACCOUNT, -40000::bigint * $REPORT_REQUESTS);
+UPDATE plain.report_window SET page_from =
+    (SELECT created_at FROM billing.ledger WHERE account_id = $REPORT_ACCOUNT
+      ORDER BY entry_id DESC OFFSET 99 LIMIT 1);
+EOF
+echo "  loaded in $(($(date +%s) - load_start)) s"
+rollup_start=$(date +%s)
+sql -c "SELECT billing.rollup_usage()" -c "SELECT billing.rollup_usage()" >/dev/null
+sql -c "VACUUM ANALYZE" -c "CHECKPOINT"
+echo "  rolled up in $(($(date +%s) - rollup_start)) s; ledger has $(sql -c 'SELECT count(*) FROM billing.ledger') entries," \
+	"rollup $(sql -c 'SELECT count(*) FROM billing.usage_rollup') rows"
+REPORT_EXACT=$(sql -c "SELECT (SELECT sum(cost_micros) FROM plain.report_window w,
+                              billing.usage($REPORT_ACCOUNT, w.from_ts, w.to_ts))
+                       = 40000::bigint * $REPORT_REQUESTS")
+saved_clients=$CLIENTS
+CLIENTS=1
+for i in $(seq "$RUNS"); do
+	echo "run $i of the reports"
+	run report report "$REPORT_ACCOUNT" "$SECONDS_PER_RUN"
+	run statement statement "$REPORT_ACCOUNT" "$SECONDS_PER_RUN"
+done
+CLIENTS=$saved_clients
+
 # Exactness of the busy account: balance() against the acknowledged work.
 CHECK=$(sql -c "SELECT (billing.balance($ACCOUNT)->>'balance_micros')::bigint
                        = 10000000000000 - 40000 * count(*) AND (billing.balance($ACCOUNT)->>'held_micros')::bigint = 0
@@ -190,6 +239,10 @@ echo "      after $LEDGER_ROWS ledger entries: $c10 charges/s, p50 $(med charge1
 echo "      after/before = $(ratio "$c10" "$c"); (1)/(2) after = $(ratio "$c10" "$s10") (floor control after: $s10)"
 echo "  plain one-account latency p50 $(med one p50_ms) ms, p99 $(med one p99_ms) ms;" \
 	"spread p50 $(med spread p50_ms) ms, p99 $(med spread p99_ms) ms"
+echo "  (5) billing.usage, 30 days by day and model, $REPORT_REQUESTS requests: p50 $(med report p50_ms) ms," \
+	"p99 $(med report p99_ms) ms (target < 50 ms); equals the ledger: $REPORT_EXACT"
+echo "      billing.statement, latest 100 entries: p50 $(med statement p50_ms) ms," \
+	"p99 $(med statement p99_ms) ms (target < 5 ms)"
 echo "  bench account validation during the runs: $VALIDATION"
 echo "  (1a) limits, spent/limit: $LIMITS; (1b) grants still live: $LIVE_GRANTS"
 echo "  busy account balance = funds - 0.04 x completed requests, nothing held: $CHECK"
@@ -204,4 +257,4 @@ if [ "${BENCH_PROFILE:-0}" = 1 ]; then
 	        round(mean_exec_time::numeric, 3) AS mean_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
 	   FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
 fi
-[ "$PROBLEMS" = 0 ] && [ "$CHECK" = t ]
+[ "$PROBLEMS" = 0 ] && [ "$CHECK" = t ] && [ "$REPORT_EXACT" = t ]

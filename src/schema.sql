@@ -205,7 +205,8 @@ CREATE TABLE billing.requests (
     -- unless routing names another provider (docs/pricing.md, "Work in flight")
     price_id             bigint,
     -- the label the application gave the request (an API key, a project):
-    -- its spend limits apply (docs/limits.md); 0.2.0, so last
+    -- its spend limits apply (docs/limits.md) and usage reports group by it
+    -- (docs/reports.md); NULL: none; 0.2.0, so last
     scope                text,
     PRIMARY KEY (account_id, request_id)
 );
@@ -348,3 +349,48 @@ CREATE TABLE billing.events (
 -- events_after reads in id order across accounts
 CREATE INDEX events_order ON billing.events (event_id);
 
+-- Usage reports (docs/reports.md). billing.rollup_usage() folds the usage
+-- and refund entries of the ledger into quarter-hour sums; a report reads
+-- these sums and the ledger entries they have not taken in yet. Only
+-- rollup_usage writes here: the charge path never touches these tables.
+CREATE TABLE billing.usage_rollup (
+    account_id      bigint NOT NULL,
+    slot_start      timestamptz NOT NULL,   -- a quarter hour (billing._usage_slot)
+    model           text,
+    provider        text,                   -- the provider that executed
+    scope           text,
+    requests        bigint NOT NULL,        -- usage entries
+    -- sums of micros, numeric: a slot's sum may exceed a bigint where
+    -- entries come close to one; only a report that includes it then
+    -- fails (22003), not the rollup
+    cost_sum        numeric NOT NULL,       -- minus the sum of the usage entries
+    refunded_sum    numeric NOT NULL,       -- the sum of the refund entries
+    UNIQUE NULLS NOT DISTINCT (account_id, slot_start, model, provider, scope)
+);
+-- the report of every account (admins)
+CREATE INDEX usage_rollup_time ON billing.usage_rollup (slot_start);
+-- An account's balance right after one of its entries (the sum of its
+-- entries up to entry_id), one per 1024 entries or so: a statement starts
+-- its running balance from the latest one before its window.
+CREATE TABLE billing.ledger_checkpoints (
+    account_id     bigint NOT NULL,
+    entry_id       bigint NOT NULL,
+    balance_micros bigint NOT NULL,
+    PRIMARY KEY (account_id, entry_id)
+);
+-- How far the rollup has come: every ledger entry with entry_id <=
+-- rolled_up_to is in usage_rollup (and in the checkpoints); candidate is the
+-- next horizon, reached once every transaction that was running when it was
+-- taken (candidate_vxids) has ended.
+CREATE TABLE billing.rollup_state (
+    singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    rolled_up_to    bigint NOT NULL DEFAULT 0,
+    candidate       bigint,
+    candidate_vxids text[],
+    candidate_at    timestamptz,
+    rolled_up_at    timestamptz
+);
+INSERT INTO billing.rollup_state DEFAULT VALUES;
+-- rollup_usage reads the ledger by entry_id ranges. A BRIN index costs the
+-- charge path next to nothing: entries are appended in entry_id order.
+CREATE INDEX ledger_entry_brin ON billing.ledger USING brin (entry_id);

@@ -53,7 +53,10 @@ BEGIN
             'billing.response_metadata(bigint)',
             'billing.configure_auto_topup(bigint, bigint, bigint, boolean)',
             'billing.set_spend_limit(bigint, bigint, text, text)',
-            'billing.set_balance_alerts(bigint, bigint[])']) s
+            'billing.set_balance_alerts(bigint, bigint[])',
+            -- reports (every account: admins only, checked inside)
+            'billing.usage(bigint, timestamptz, timestamptz, text[])',
+            'billing.statement(bigint, timestamptz, timestamptz)']) s
         UNION ALL
         SELECT 'billing_admin', s FROM pg_catalog.unnest(ARRAY[
             -- money in, catalog, credit and invoicing, housekeeping, invariants
@@ -71,6 +74,7 @@ BEGIN
             'billing.expire_requests(interval)',
             'billing.grant_credits(bigint, bigint, timestamptz, text, text, text)',
             'billing.expire_credits()',
+            'billing.rollup_usage()',
             'billing.events_after(bigint, integer)',
             'billing.verify(bigint)']) s
     LOOP

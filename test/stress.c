@@ -22,6 +22,9 @@
  * billing.verify() returns no rows; no limit's usage in a period exceeds it
  * by more than the overruns of the requests it counts, and the limits were
  * reached (PB402 "spend limit reached"). Exit 0 only if everything holds.
+ * Meanwhile a reporter runs billing.rollup_usage() and checks, each time in
+ * one snapshot, that billing.usage() equals the ledger's usage and refunds
+ * and that a statement's last balance is the sum of the account's entries.
  * Every statement has a timeout and every loop a bound: it cannot hang.
  */
 #include <pthread.h>
@@ -716,6 +719,50 @@ check_limits(PGconn *conn, const char *day_start, long limited)
 	PQclear(res);
 }
 
+/* The reports agree with the ledger while charges go on (one snapshot each). */
+#define REPORT_CHECK_SQL \
+	"SELECT (SELECT row(sum(requests), sum(cost_micros), sum(refunded_micros))::text" \
+	"          FROM billing.usage(NULL, '-infinity', 'infinity', '{day,model}'))" \
+	"       IS NOT DISTINCT FROM" \
+	"       (SELECT row(count(*) FILTER (WHERE kind = 'usage')," \
+	"                   -sum(amount_micros) FILTER (WHERE kind = 'usage')," \
+	"                   COALESCE(sum(amount_micros) FILTER (WHERE kind = 'refund'), 0))::text" \
+	"          FROM billing.ledger WHERE kind IN ('usage', 'refund'))," \
+	"       (SELECT balance_after_micros FROM billing.statement($1::bigint, '-infinity', 'infinity')" \
+	"         ORDER BY entry_id DESC LIMIT 1)" \
+	"       = (SELECT sum(amount_micros) FROM billing.ledger WHERE account_id = $1::bigint)"
+
+static long report_checks;
+
+static void *
+reporter_main(void *p)
+{
+	PGconn	   *conn = connect_db(DB_CONNINFO);
+
+	(void) p;
+	for (long i = 0; now_s() < deadline; i++)
+	{
+		char		id[32];
+		const char *v[1] = {id};
+		PGresult   *res = PQexec(conn, "SELECT billing.rollup_usage()");
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			fail("rollup_usage: %s", PQerrorMessage(conn));
+		PQclear(res);
+		snprintf(id, sizeof(id), "%lld", (long long) account_ids[i % NACCOUNTS]);
+		res = PQexecParams(conn, REPORT_CHECK_SQL, 1, NULL, v, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			fail("report check: %s", PQerrorMessage(conn));
+		else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0 || strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+			fail("reports disagree with the ledger: usage %s, statement of account %s %s",
+				 PQgetvalue(res, 0, 0), id, PQgetvalue(res, 0, 1));
+		report_checks++;
+		PQclear(res);
+	}
+	PQfinish(conn);
+	return NULL;
+}
+
 static void *
 client_main(void *p)
 {
@@ -757,6 +804,7 @@ main(void)
 	PGconn	   *conn;
 	PGresult   *res;
 	Client	   *clients;
+	pthread_t	reporter;
 	int			seconds = getenv("STRESS_SECONDS") ? atoi(getenv("STRESS_SECONDS")) : 15;
 	long		calls = 0,
 				refused = 0,
@@ -830,9 +878,12 @@ main(void)
 		if (pthread_create(&clients[i].thread, NULL, client_main, &clients[i]) != 0)
 			die("pthread_create", NULL);
 	}
+	if (pthread_create(&reporter, NULL, reporter_main, NULL) != 0)
+		die("pthread_create", NULL);
 	for (int i = 0; i < CLIENTS; i++)
 		pthread_join(clients[i].thread, NULL);
-	printf("stress: clients done after %.1f s\n", now_s() - t0);
+	pthread_join(reporter, NULL);
+	printf("stress: clients done after %.1f s; %ld report checks\n", now_s() - t0, report_checks);
 
 	/* The exact equations, per account. */
 	for (int a = 0; a < NACCOUNTS; a++)

@@ -19,7 +19,9 @@ DECLARE
 BEGIN
     IF NOT billing._distributed() THEN
         RETURN QUERY SELECT * FROM billing._verify_checks(only_account);
+        RETURN QUERY SELECT * FROM billing._verify_reports(only_account);
     ELSE
+        -- (usage reports are not on Citus yet, docs/citus.md)
         -- On Citus, one account at a time, so that every query goes to the
         -- account's shard. The checks call functions of billing's inside
         -- queries of the account's tables, which then run on the shard and

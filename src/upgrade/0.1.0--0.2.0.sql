@@ -157,7 +157,41 @@ CREATE TABLE IF NOT EXISTS billing.balance_alerts (
 );
 REVOKE ALL ON billing.spend_limits, billing.limit_slices, billing.balance_alerts FROM PUBLIC;
 
+-- Usage reports (docs/reports.md): the rollup, the balance checkpoints and the rollup's state (as at the end of schema.sql).
+-- The first billing.rollup_usage() takes in the whole ledger.
+
+CREATE TABLE IF NOT EXISTS billing.usage_rollup (
+    account_id      bigint NOT NULL,
+    slot_start      timestamptz NOT NULL,
+    model           text,
+    provider        text,
+    scope           text,
+    requests        bigint NOT NULL,
+    cost_sum        numeric NOT NULL,
+    refunded_sum    numeric NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (account_id, slot_start, model, provider, scope)
+);
+CREATE TABLE IF NOT EXISTS billing.ledger_checkpoints (
+    account_id     bigint NOT NULL,
+    entry_id       bigint NOT NULL,
+    balance_micros bigint NOT NULL,
+    PRIMARY KEY (account_id, entry_id)
+);
+CREATE TABLE IF NOT EXISTS billing.rollup_state (
+    singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    rolled_up_to    bigint NOT NULL DEFAULT 0,
+    candidate       bigint,
+    candidate_vxids text[],
+    candidate_at    timestamptz,
+    rolled_up_at    timestamptz
+);
+INSERT INTO billing.rollup_state DEFAULT VALUES ON CONFLICT DO NOTHING;
+REVOKE ALL ON billing.usage_rollup, billing.ledger_checkpoints, billing.rollup_state FROM PUBLIC;
+
 -- Indexes and constraints.
+
+CREATE INDEX IF NOT EXISTS ledger_entry_brin ON billing.ledger USING brin (entry_id);
+CREATE INDEX IF NOT EXISTS usage_rollup_time ON billing.usage_rollup (slot_start);
 
 -- ledger_postpaid_usage gains account_id as its leading column: unbilled
 -- usage and invoices read one account's postpaid usage by time.

@@ -1,7 +1,7 @@
 # pg_cron runs billing's periodic jobs (docs/invoices.md, "Scheduling"):
 # the documented schedules are accepted, and scheduled jobs really run
-# billing.close_period(), billing.expire_requests() and billing.expire_credits()
-# on a live cluster.
+# billing.close_period(), billing.expire_requests(), billing.expire_credits()
+# and billing.rollup_usage() on a live cluster.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -62,10 +62,11 @@ SELECT cron.schedule('billing-close-period', '5 * 1 * *', 'SELECT billing.close_
 SELECT cron.schedule('billing-expire-requests', '*/5 * * * *',
                      $$SELECT billing.expire_requests(interval '1 hour')$$);
 SELECT cron.schedule('billing-expire-credits', '* * * * *', 'SELECT billing.expire_credits()');
+SELECT cron.schedule('billing-rollup-usage', '* * * * *', 'SELECT billing.rollup_usage()');
 });
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(jobname || ' ' || schedule, ', ' ORDER BY jobname) FROM cron.job}),
-	'billing-close-period 5 * 1 * *, billing-expire-credits * * * * *, billing-expire-requests */5 * * * *',
+	'billing-close-period 5 * 1 * *, billing-expire-credits * * * * *, billing-expire-requests */5 * * * *, billing-rollup-usage * * * * *',
 	'documented schedules registered');
 
 # the same commands every minute (pg_cron 1.4 knows no seconds), for the test
@@ -76,10 +77,25 @@ SELECT cron.schedule('billing-expire-requests', '* * * * *',
 });
 ok( $node->poll_query_until(
 		'postgres',
-		q{SELECT count(DISTINCT d.jobid) = 3
+		q{SELECT count(DISTINCT d.jobid) = 4
 		    FROM cron.job_run_details d JOIN cron.job j USING (jobid)
 		   WHERE j.jobname LIKE 'billing-%' AND d.status = 'succeeded'}),
-	'the three jobs ran and succeeded');
+	'the four jobs ran and succeeded');
+# the rollup job takes in the whole ledger (a run may leave the newest
+# entries to the next while other transactions were open), and the usage
+# report of last month's request reads the rollup and still equals the ledger
+ok( $node->poll_query_until(
+		'postgres',
+		q{SELECT rolled_up_to >= (SELECT max(entry_id) FROM billing.ledger WHERE kind = 'usage')
+		    FROM billing.rollup_state}),
+	'rollup_usage took in the usage');
+is( $node->safe_psql('postgres',
+		q{SELECT requests || ' ' || cost_micros
+		    FROM billing.usage(1, date_trunc('month', now(), 'UTC') - interval '1 month',
+		                       date_trunc('month', now(), 'UTC'), '{month,model}')
+		  UNION ALL SELECT count(*)::text FROM billing.usage_rollup}),
+	"1 40000
+1", 'the report of the rolled-up month');
 # the grant expired two seconds in: a run at that very minute may come first
 ok( $node->poll_query_until(
 		'postgres',
