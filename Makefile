@@ -17,7 +17,7 @@ OBJS = src/billing.o src/args.o src/events.o src/cache.o src/money.o src/spi_pla
 SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql \
               src/requests/requests.sql src/topup/topup.sql \
               src/invoice/invoice.sql src/ledger/credits.sql src/ledger/limits.sql \
-              src/reports/reports.sql \
+              src/reports/reports.sql src/citus.sql \
               src/ledger/verify.sql src/security.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
 # The upgrade from the previous release is assembled the same way: its
@@ -32,7 +32,7 @@ DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits refunds postpaid_refunds events \
-          threshold verify limits alerts reports
+          threshold verify limits alerts reports distribution
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
@@ -79,3 +79,9 @@ programs: $(PROGRAMS)
 
 bench: bench/driver
 	bash bench/run.sh
+
+# billing on a Citus cluster of three local nodes (test/citus.sh); needs
+# Citus installed for PG_CONFIG
+citus:
+	PG_CONFIG=$(PG_CONFIG) bash test/citus.sh
+.PHONY: citus

@@ -31,8 +31,25 @@ billing_cache_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 
+	const char *name;
+	const char *end;
+	Oid			logical;
+
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "billing._cache_changed() must be called as a trigger");
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
+
+	/*
+	 * On Citus the trigger fires on a shard, billing.<table>_<shard id>,
+	 * while the caches watch the table: invalidate that too.
+	 */
+	name = RelationGetRelationName(td->tg_relation);
+	end = strrchr(name, '_');
+	if (end != NULL && end[1] != '\0' && strspn(end + 1, "0123456789") == strlen(end + 1))
+	{
+		logical = cache_relid(pnstrdup(name, end - name));
+		if (OidIsValid(logical))
+			CacheInvalidateRelcacheByRelid(logical);
+	}
 	return PointerGetDatum(NULL);
 }

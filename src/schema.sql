@@ -11,7 +11,8 @@
 -- MultiXacts. billing.verify() checks for orphans instead.
 CREATE TABLE billing.accounts (
     account_id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    external_id             text NOT NULL UNIQUE
+    -- unique through billing.external_ids, which a cluster shares whole
+    external_id             text NOT NULL
                             CHECK (pg_catalog.length(external_id) BETWEEN 1 AND 256),
     billing_type            text NOT NULL DEFAULT 'prepaid'
                             CHECK (billing_type IN ('prepaid', 'postpaid')),
@@ -25,6 +26,16 @@ CREATE TABLE billing.accounts (
     auto_topup_amount_micros bigint NOT NULL DEFAULT 0 CHECK (auto_topup_amount_micros >= 0),
     auto_topup_failures     integer NOT NULL DEFAULT 0,
     created_at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- The external ids of all accounts. On Citus a reference table (a copy on
+-- every node), so that an external id is unique across the cluster while
+-- the accounts are distributed by account_id; the key keeps the name it had
+-- as a constraint of billing.accounts.
+CREATE TABLE billing.external_ids (
+    external_id text NOT NULL,
+    account_id  bigint NOT NULL,
+    CONSTRAINT accounts_external_id_key PRIMARY KEY (external_id)
 );
 
 -- The available amount of an account (prepaid: balance - holds; postpaid:
@@ -173,7 +184,7 @@ CREATE UNIQUE INDEX prices_version
 -- Requests: one row per API request, from admission to its final state.
 CREATE TABLE billing.requests (
     account_id           bigint NOT NULL,
-    request_id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    request_id           bigint GENERATED ALWAYS AS IDENTITY,
     model                text NOT NULL,
     provider             text NOT NULL,       -- the model's default provider at admission
     -- queued, in_progress, completed, failed, cancelled (trigger.c)
@@ -196,8 +207,11 @@ CREATE TABLE billing.requests (
     -- the label the application gave the request (an API key, a project):
     -- its spend limits apply (docs/limits.md) and usage reports group by it
     -- (docs/reports.md); NULL: none; 0.2.0, so last
-    scope                text
+    scope                text,
+    PRIMARY KEY (account_id, request_id)
 );
+-- the request-keyed functions find a request's account here
+CREATE INDEX requests_id ON billing.requests (request_id);
 CREATE UNIQUE INDEX requests_idempotency ON billing.requests (account_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 -- Unfinished requests only: holds per account, and expiry by age.
@@ -249,33 +263,38 @@ CREATE TABLE billing.balance_alerts (
 -- Auto top-ups: at most one pending per account, enforced by the index.
 CREATE TABLE billing.topups (
     account_id        bigint NOT NULL,
-    topup_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topup_id          bigint GENERATED ALWAYS AS IDENTITY,
     amount_micros     bigint NOT NULL CHECK (amount_micros > 0),
     status            text NOT NULL DEFAULT 'pending'
                       CHECK (status IN ('pending', 'succeeded', 'failed')),
     payment_reference text,
     failure_reason    text,
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
-    completed_at      timestamptz
+    completed_at      timestamptz,
+    PRIMARY KEY (account_id, topup_id)
 );
+CREATE INDEX topups_id ON billing.topups (topup_id);
 CREATE UNIQUE INDEX topups_one_pending ON billing.topups (account_id) WHERE status = 'pending';
 CREATE INDEX topups_account_time ON billing.topups (account_id, created_at);
 
 -- Postpaid: credit limit audit, invoices and their lines.
 CREATE TABLE billing.credit_limit_audit (
     account_id  bigint NOT NULL,
-    audit_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    audit_id    bigint GENERATED ALWAYS AS IDENTITY,
     old_limit_micros bigint NOT NULL,
     new_limit_micros bigint NOT NULL,
     reason      text NOT NULL,
     changed_by  name NOT NULL DEFAULT SESSION_USER,
-    changed_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+    changed_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, audit_id)
 );
 
 CREATE TABLE billing.invoices (
     account_id        bigint NOT NULL,
-    invoice_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    invoice_number    bigint NOT NULL UNIQUE,   -- gapless, assigned under a lock
+    invoice_id        bigint GENERATED ALWAYS AS IDENTITY,
+    -- gapless and unique across accounts: assigned by close_period under
+    -- its lock, checked by billing.verify()
+    invoice_number    bigint NOT NULL,
     period_start      date NOT NULL,
     period_end        date NOT NULL,
     -- the instants the month began and ended in billing.timezone at closing:
@@ -294,17 +313,21 @@ CREATE TABLE billing.invoices (
     -- the postpaid refunds and adjustments it credits, net, rounded half-up
     -- to the minor unit (> 0 a credit, < 0 a debit); 0.2.0, so last
     corrections_micros bigint NOT NULL DEFAULT 0,
-    UNIQUE (account_id, period_start)
+    UNIQUE (account_id, period_start),
+    PRIMARY KEY (account_id, invoice_id),
+    UNIQUE (account_id, invoice_number)
 );
+CREATE INDEX invoices_id ON billing.invoices (invoice_id);
 
 CREATE TABLE billing.invoice_lines (
     account_id     bigint NOT NULL,
-    invoice_id     bigint NOT NULL REFERENCES billing.invoices,
+    invoice_id     bigint NOT NULL,
     model          text NOT NULL,
     quantity       bigint NOT NULL,
     usage_micros   bigint NOT NULL,     -- exact usage before rounding
     amount_micros  bigint NOT NULL,     -- rounded half-up to the minor unit
-    PRIMARY KEY (invoice_id, model)
+    PRIMARY KEY (account_id, invoice_id, model),
+    FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoices (account_id, invoice_id)
 );
 
 -- The durable event log (docs/events.md). event_id is drawn from the writing

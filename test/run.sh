@@ -3,7 +3,8 @@
 # pg_regress + isolation specs (make installcheck), the libpq stress program,
 # the bad-input generator, pg_regress + isolation specs again on servers whose
 # clock is 40 and 400 days ahead (faketime), the TAP tests, the sanitizer run,
-# the upgrade from 0.1.0 and the reference gateway over HTTP.
+# the upgrade from 0.1.0, the reference gateway over HTTP and the Citus suite
+# (where Citus is installed).
 # Installs what is missing first. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -108,6 +109,18 @@ if [ -f test/gateway.sh ]; then
 	GATEWAY_TEST_DIR=$WORK/gateway GATEWAY_TEST_PORT=${GATEWAY_TEST_PORT:-$((PORT + 5))} \
 		bash test/gateway.sh >"$WORK/gateway.log" 2>&1; rc=$?
 	grep FAILED -A1 "$WORK/gateway.log"; tail -1 "$WORK/gateway.log"; tally "gateway" $rc
+fi
+
+# 8. billing on a Citus cluster (test/citus.sh): one step; skipped, neither
+#    passed nor failed, where Citus is not installed
+if [ -f test/citus.sh ]; then
+	CITUS_DIR=${CITUS_DIR:-$WORK/citus} CITUS_PORT=${CITUS_PORT:-$((PORT + 20))} \
+		bash test/citus.sh >"$WORK/citus.log" 2>&1; rc=$?
+	if [ $rc -eq 77 ]; then
+		cat "$WORK/citus.log"
+	else
+		grep -E '^citus: (FAILED|ok: smoke)' "$WORK/citus.log"; tail -1 "$WORK/citus.log"; tally "citus" $rc
+	fi
 fi
 
 echo "$passed passed, $failed failed"

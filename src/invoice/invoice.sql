@@ -65,7 +65,11 @@ $$;
 -- credits them (docs/invoices.md, "Refunds and corrections on invoices").
 CREATE OR REPLACE FUNCTION billing._uncredited_corrections(account_id bigint, before timestamptz)
 RETURNS TABLE(kind text, entry_id bigint, amount_micros bigint)
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
+    RETURN QUERY
     SELECT l.kind, l.entry_id, l.amount_micros
       FROM (SELECT f.entry_id FROM billing.refunds f
              WHERE f.account_id = _uncredited_corrections.account_id AND f.invoice_id IS NULL
@@ -74,8 +78,8 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
              WHERE d.account_id = _uncredited_corrections.account_id AND d.invoice_id IS NULL) c
       JOIN billing.ledger l ON l.account_id = _uncredited_corrections.account_id
                            AND l.entry_id = c.entry_id
-     WHERE l.postpaid AND l.created_at < before
-$$;
+     WHERE l.postpaid AND l.created_at < before;
+END $$;
 
 -- What an account owes on postpaid terms and the prepaid credit kept for its
 -- invoices, from one snapshot (docs/invoices.md, "How a postpaid account's
@@ -90,7 +94,16 @@ $$;
 -- While the account is postpaid its balance is credit - unbilled - unpaid.
 CREATE OR REPLACE FUNCTION billing._postpaid_position(account_id bigint, OUT unbilled_micros bigint,
                                            OUT unpaid_micros bigint, OUT credit_micros bigint)
-LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    uncredited bigint;
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters; and no
+    -- query of the account's tables calls a function of billing's, which
+    -- Citus would run on the shard, where it cannot query further
+    SELECT COALESCE(pg_catalog.sum(c.amount_micros), 0)::bigint INTO uncredited
+      FROM billing._uncredited_corrections(_postpaid_position.account_id, 'infinity') c;
     WITH inv AS (
         SELECT i.starts_at, i.ends_at, i.status, i.total_micros,
                pg_catalog.max(i.ends_at) OVER (ORDER BY i.starts_at
@@ -107,13 +120,13 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
                              WHERE l.account_id = _postpaid_position.account_id
                                AND l.kind = 'usage' AND l.postpaid
                                AND l.created_at >= g.from_at AND l.created_at < g.to_at) u)
-           - (SELECT COALESCE(pg_catalog.sum(c.amount_micros), 0)::bigint
-                FROM billing._uncredited_corrections(_postpaid_position.account_id, 'infinity') c),
+           - uncredited,
            (SELECT COALESCE(pg_catalog.sum(inv.total_micros), 0)::bigint FROM inv
              WHERE inv.status = 'open'),
            (SELECT a.prepaid_credit_micros FROM billing.accounts a
              WHERE a.account_id = _postpaid_position.account_id)
-$$;
+      INTO unbilled_micros, unpaid_micros, credit_micros;
+END $$;
 
 -- The account row, locked when for_update; PB404 when it is unknown or
 -- disabled. The cold paths' one check that an account exists (the hot
@@ -334,6 +347,7 @@ DECLARE
     postpaid_now boolean;
     pause numeric := 0.1;
     issued integer := 0;
+    number bigint;
 BEGIN
     -- the wait below only helps when later statements take new snapshots
     PERFORM billing._require_read_committed('billing.close_period()');
@@ -377,6 +391,7 @@ BEGIN
     END LOOP;
     -- One closer at a time: invoice numbers are max + 1, without gaps.
     LOCK TABLE billing.invoices IN SHARE ROW EXCLUSIVE MODE;
+    SELECT COALESCE(pg_catalog.max(i.invoice_number), 0) INTO number FROM billing.invoices i;
 
     due := (period_start + interval '1 month')::date
            + billing._setting('billing.invoice_due_days')::integer;
@@ -396,11 +411,11 @@ BEGIN
           FROM billing.accounts a
          WHERE a.account_id = acct.account_id FOR NO KEY UPDATE;
         unit := billing._minor_unit_micros(acct.currency);
+        number := number + 1;
         INSERT INTO billing.invoices (account_id, invoice_number, period_start, period_end,
                                       starts_at, ends_at, currency, subtotal_micros, total_micros,
                                       due_date)
-        VALUES (acct.account_id,
-                (SELECT COALESCE(pg_catalog.max(i.invoice_number), 0) + 1 FROM billing.invoices i),
+        VALUES (acct.account_id, number,
                 period_start, (period_start + interval '1 month')::date, starts, ends,
                 acct.currency, 0, 0, due)
         RETURNING * INTO inv;
@@ -487,14 +502,17 @@ RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     inv billing.invoices;
+    paid timestamptz;
 BEGIN
     IF invoice_id IS NULL THEN
         RAISE EXCEPTION 'invoice_id must not be null' USING ERRCODE = '22023';
     END IF;
     -- the invoice row first, then the slices (in billing._move): the order
     -- of close_period, which locks billing.invoices first
+    -- the time in a variable: Citus evaluates no volatile function in a SET
+    paid := pg_catalog.clock_timestamp();
     UPDATE billing.invoices i
-       SET status = 'paid', paid_at = pg_catalog.clock_timestamp(),
+       SET status = 'paid', paid_at = paid,
            payment_reference = mark_invoice_paid.payment_reference
      WHERE i.invoice_id = mark_invoice_paid.invoice_id AND i.status = 'open'
     RETURNING * INTO inv;
@@ -517,15 +535,21 @@ END $$;
 -- Invoice invariants, for billing.verify().
 CREATE OR REPLACE FUNCTION billing._verify_invoices(only_account bigint DEFAULT NULL)
 RETURNS TABLE(account_id bigint, problem text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    WITH inv AS (
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
+    RETURN QUERY
+    -- every join names the account too: on Citus a query of one account's
+    -- rows then runs on its shard
+    WITH inv AS NOT MATERIALIZED (
         SELECT i.*,
                (SELECT pg_catalog.count(*) FROM billing.invoice_lines il
-                 WHERE il.invoice_id = i.invoice_id) AS nlines,
+                 WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id) AS nlines,
                (SELECT COALESCE(pg_catalog.sum(il.amount_micros), 0)::bigint FROM billing.invoice_lines il
-                 WHERE il.invoice_id = i.invoice_id) AS lines_micros,
+                 WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id) AS lines_micros,
                (SELECT COALESCE(pg_catalog.sum(il.usage_micros), 0)::bigint FROM billing.invoice_lines il
-                 WHERE il.invoice_id = i.invoice_id) AS usage_micros,
+                 WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id) AS usage_micros,
                (SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
                   FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.kind = 'usage' AND l.postpaid
@@ -586,9 +610,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
      WHERE p.failed
     UNION ALL
     SELECT il.account_id, pg_catalog.format('invoice %s, model %s: %s', i.invoice_number, il.model, p.problem)
-      FROM billing.invoice_lines il JOIN billing.invoices i USING (invoice_id),
+      FROM billing.invoice_lines il JOIN billing.invoices i USING (account_id, invoice_id),
            LATERAL (VALUES
-        (il.account_id <> i.account_id, 'line of another account'),
         (il.amount_micros % billing._minor_unit_micros(i.currency) <> 0,
          pg_catalog.format('amount %s is not whole minor units of %s', il.amount_micros, i.currency)),
         (il.amount_micros <> billing._round_half_up(il.usage_micros, billing._minor_unit_micros(i.currency)),
@@ -601,24 +624,26 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT i.account_id,
            pg_catalog.format('invoice %s, model %s: the line bills %s requests for %s micros, the period has %s for %s',
                              i.invoice_number, m.model, m.line_requests, m.line_usage, m.requests, m.usage)
-      FROM (SELECT COALESCE(il.invoice_id, u.invoice_id) AS invoice_id, COALESCE(il.model, u.model) AS model,
+      FROM (SELECT COALESCE(il.account_id, u.account_id) AS account_id,
+                   COALESCE(il.invoice_id, u.invoice_id) AS invoice_id, COALESCE(il.model, u.model) AS model,
                    COALESCE(il.quantity, 0) AS line_requests, COALESCE(il.usage_micros, 0) AS line_usage,
                    COALESCE(u.requests, 0) AS requests, COALESCE(u.usage, 0) AS usage
-              FROM (SELECT x.invoice_id, x.model, x.quantity, x.usage_micros
-                      FROM billing.invoice_lines x JOIN billing.invoices xi USING (invoice_id)
+              FROM (SELECT x.account_id, x.invoice_id, x.model, x.quantity, x.usage_micros
+                      FROM billing.invoice_lines x JOIN billing.invoices xi USING (account_id, invoice_id)
                      WHERE only_account IS NULL OR xi.account_id = only_account) il
-              FULL JOIN (SELECT ui.invoice_id, COALESCE(r.model, '(none)') AS model,
+              FULL JOIN (SELECT ui.account_id, ui.invoice_id, COALESCE(r.model, '(none)') AS model,
                                 pg_catalog.count(DISTINCT l.request_id) AS requests,
                                 (-pg_catalog.sum(l.amount_micros))::bigint AS usage
                            FROM billing.invoices ui
                            JOIN billing.ledger l
                              ON l.account_id = ui.account_id AND l.kind = 'usage' AND l.postpaid
                             AND l.created_at >= ui.starts_at AND l.created_at < ui.ends_at
-                           LEFT JOIN billing.requests r ON r.request_id = l.request_id
+                           LEFT JOIN billing.requests r
+                             ON r.account_id = l.account_id AND r.request_id = l.request_id
                           WHERE only_account IS NULL OR ui.account_id = only_account
-                          GROUP BY 1, 2) u
-                ON u.invoice_id = il.invoice_id AND u.model = il.model) m
-      JOIN billing.invoices i USING (invoice_id)
+                          GROUP BY 1, 2, 3) u
+                ON u.account_id = il.account_id AND u.invoice_id = il.invoice_id AND u.model = il.model) m
+      JOIN billing.invoices i USING (account_id, invoice_id)
      WHERE m.line_requests <> m.requests OR m.line_usage <> m.usage
     UNION ALL
     SELECT l.account_id, pg_catalog.format('ledger entry %s refers to no invoice of its account', l.entry_id)
@@ -642,10 +667,18 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
       LEFT JOIN billing.ledger l ON l.account_id = c.account_id AND l.entry_id = c.entry_id
      WHERE (only_account IS NULL OR c.account_id = only_account)
        AND (i.invoice_id IS NULL OR l.entry_id IS NULL OR NOT l.postpaid OR l.created_at >= i.ends_at)
-    UNION ALL
-    SELECT NULL::bigint, pg_catalog.format('invoice numbers have gaps: %s invoices, highest number %s',
-                                           pg_catalog.count(*), pg_catalog.max(i.invoice_number))
-      FROM billing.invoices i
-     WHERE only_account IS NULL
-    HAVING pg_catalog.count(*) <> COALESCE(pg_catalog.max(i.invoice_number), 0)
+;
+END $$;
+
+-- Invoice numbers are gapless and unique across all accounts (close_period
+-- assigns them under its lock); for billing.verify() of every account.
+CREATE OR REPLACE FUNCTION billing._verify_invoice_numbers()
+RETURNS TABLE(account_id bigint, problem text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT NULL::bigint, pg_catalog.format('invoice numbers have gaps or repeats: %s invoices, highest number %s',
+                                           n.total, n.highest)
+      FROM (SELECT pg_catalog.count(*) AS total, COALESCE(pg_catalog.max(i.invoice_number), 0) AS highest,
+                   pg_catalog.count(DISTINCT i.invoice_number) AS numbers
+              FROM billing.invoices i) n
+     WHERE n.total <> n.highest OR n.total <> n.numbers
 $$;

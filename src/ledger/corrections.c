@@ -16,6 +16,7 @@
 #include "events.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
+#include "requests/requests.h"
 #include "money.h"
 #include "spi_plan.h"
 
@@ -204,15 +205,12 @@ billing_refund_request(PG_FUNCTION_ARGS)
 	 * what the others gave back (a finished request is never updated, so
 	 * the lock holds up nobody else).
 	 */
+	account_id = request_account(request_id);
 	plan_exec(&lock_plan,
 			  "SELECT account_id, status, COALESCE(cost_micros, 0), created_at FROM billing.requests"
-			  " WHERE request_id = $1 FOR NO KEY UPDATE",
-			  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(request_id)}, NULL, false, 0);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_NOT_FOUND),
-				 errmsg("request " INT64_FORMAT " does not exist", request_id)));
-	account_id = spi_int64(1);
+			  " WHERE account_id = $2 AND request_id = $1 FOR NO KEY UPDATE",
+			  2, (Oid[]) {INT8OID, INT8OID},
+			  (Datum[]) {Int64GetDatum(request_id), Int64GetDatum(account_id)}, NULL, false, 0);
 	status = spi_text(2);
 	charged = spi_int64(3);
 	began = spi_col(4, NULL);

@@ -109,16 +109,28 @@ END $$;
 -- balance()'s "credits": the grants with money left that have not expired,
 -- in the order they are used up.
 CREATE OR REPLACE FUNCTION billing._credits(account_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-           'grant_id', g.grant_id, 'category', g.category, 'granted_micros', g.amount_micros,
-           'remaining_micros', r.remaining_micros, 'expires_at', g.expires_at) ORDER BY r.o),
-       '[]'::jsonb)
-  FROM billing._grant_remainders(_credits.account_id) WITH ORDINALITY r(grant_id, remaining_micros, spent_entry_id, o)
-  JOIN billing.grants g ON g.account_id = _credits.account_id AND g.grant_id = r.grant_id
- WHERE r.remaining_micros > 0 AND (g.expires_at IS NULL OR g.expires_at > pg_catalog.now());
-END;
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ids bigint[];
+    rems bigint[];
+    credits jsonb;
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters; the
+    -- remainders apart from the query of the grants, which on Citus runs on
+    -- the shard, where billing._grant_remainders could not query further
+    SELECT pg_catalog.array_agg(r.grant_id ORDER BY r.o), pg_catalog.array_agg(r.remaining_micros ORDER BY r.o)
+      INTO ids, rems
+      FROM billing._grant_remainders(_credits.account_id) WITH ORDINALITY r(grant_id, remaining_micros, spent_entry_id, o);
+    -- the multi-array unnest is FROM-clause syntax and cannot be schema-qualified
+    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'grant_id', g.grant_id, 'category', g.category, 'granted_micros', g.amount_micros,
+               'remaining_micros', u.remaining_micros, 'expires_at', g.expires_at) ORDER BY u.o),
+           '[]'::jsonb) INTO credits
+      FROM unnest(ids, rems) WITH ORDINALITY u(grant_id, remaining_micros, o)
+      JOIN billing.grants g ON g.account_id = _credits.account_id AND g.grant_id = u.grant_id
+     WHERE u.remaining_micros > 0 AND (g.expires_at IS NULL OR g.expires_at > pg_catalog.now());
+    RETURN credits;
+END $$;
 
 CREATE OR REPLACE FUNCTION billing.grant_credits(account_id bigint, amount_micros bigint,
                                                  expires_at timestamptz DEFAULT NULL,
@@ -277,13 +289,17 @@ BEGIN
 END $$;
 
 -- verify()'s part for grants: remainders, the bounded walk, expiry entries.
-CREATE OR REPLACE FUNCTION billing._verify_grants(account_id bigint)
+CREATE OR REPLACE FUNCTION billing._verify_grants(only_account bigint)
 RETURNS TABLE(account_id bigint, problem text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+BEGIN
+-- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
+RETURN QUERY
 WITH acct AS (
     SELECT DISTINCT g.account_id FROM billing.grants g
-     WHERE _verify_grants.account_id IS NULL OR g.account_id = _verify_grants.account_id
+     WHERE _verify_grants.only_account IS NULL OR g.account_id = _verify_grants.only_account
 ), bounded AS (
     SELECT a.account_id, b.grant_id, b.remaining_micros
       FROM acct a CROSS JOIN LATERAL billing._grant_remainders(a.account_id) b
@@ -323,13 +339,13 @@ SELECT l.account_id, pg_catalog.format('ledger entry %s: %s entry of grant %s, w
                                             ELSE 'expires at ' || g.expires_at END)
   FROM billing.ledger l
   LEFT JOIN billing.grants g USING (account_id, grant_id)
- WHERE (_verify_grants.account_id IS NULL OR l.account_id = _verify_grants.account_id)
+ WHERE (_verify_grants.only_account IS NULL OR l.account_id = _verify_grants.only_account)
    AND ((l.kind IN ('grant', 'expiry') AND g.grant_id IS NULL)
         OR (l.kind = 'expiry' AND (g.expires_at IS NULL OR l.created_at < g.expires_at)))
 UNION ALL
 SELECT l.account_id, pg_catalog.format('ledger entry %s: a %s entry linked to grant %s',
                                        l.entry_id, l.kind, l.grant_id)
   FROM billing.ledger l
- WHERE (_verify_grants.account_id IS NULL OR l.account_id = _verify_grants.account_id)
+ WHERE (_verify_grants.only_account IS NULL OR l.account_id = _verify_grants.only_account)
    AND l.grant_id IS NOT NULL AND l.kind NOT IN ('grant', 'expiry');
-END;
+END $$;

@@ -2,6 +2,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -38,6 +39,7 @@ typedef struct AccountEntry
 
 static HTAB *accounts = NULL;
 static Oid	accounts_relid = InvalidOid;
+static bool citus_present = false;
 /* writes to these drop the cache too: the account's has_limits, has_alerts */
 static Oid	limits_relid = InvalidOid;
 static Oid	alerts_relid = InvalidOid;
@@ -68,6 +70,7 @@ account_cache_prepare(void)
 	if (accounts != NULL)
 		hash_destroy(accounts);
 	accounts_relid = cache_relid("accounts");
+	citus_present = OidIsValid(get_extension_oid("citus", true));
 	limits_relid = cache_relid("spend_limits");
 	alerts_relid = cache_relid("balance_alerts");
 	ctl.keysize = sizeof(int64);
@@ -76,10 +79,33 @@ account_cache_prepare(void)
 	accounts = hash_create("billing accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
+/*
+ * On Citus, whether the account's row is in a shard of this node. Only such a
+ * row is cached: the invalidations of a write reach the backends of the node
+ * whose shard it changed (cache.c), so a node that reads the row from
+ * another (the coordinator, a call not pushed down) reads it every time.
+ */
+static bool
+account_row_local(int64 account_id)
+{
+	static SPIPlanPtr plan;
+	Datum		v[1] = {Int64GetDatum(account_id)};
+
+	plan_exec(&plan,
+			  "SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition p"
+			  "                          WHERE p.logicalrelid = 'billing.accounts'::pg_catalog.regclass)"
+			  " THEN pg_catalog.to_regclass(pg_catalog.format('billing.accounts_%s',"
+			  "        pg_catalog.get_shard_id_for_distribution_column('billing.accounts', $1))) IS NOT NULL"
+			  " ELSE true END",
+			  1, types_int8, v, NULL, false, 1);
+	return DatumGetBool(spi_col(1, NULL));
+}
+
 static AccountEntry *
 account_fetch(int64 account_id)
 {
 	static SPIPlanPtr plan;
+	static AccountEntry read;	/* valid until the next call */
 	Datum		v[1] = {Int64GetDatum(account_id)};
 	AccountEntry *e;
 
@@ -97,19 +123,23 @@ account_fetch(int64 account_id)
 			  1, types_int8, v, NULL, false, 0);
 	if (SPI_processed == 0)
 		return NULL;
-	/* the query may have taken in an invalidation that dropped the cache */
+	read.account_id = account_id;
+	read.acct.account_id = account_id;
+	read.acct.postpaid = DatumGetBool(spi_col(1, NULL));
+	strlcpy(read.acct.currency, spi_text(2), sizeof(read.acct.currency));
+	read.acct.credit_limit = spi_int64(3);
+	read.acct.auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
+	read.acct.auto_topup_threshold = spi_int64(5);
+	read.acct.auto_topup_amount = spi_int64(6);
+	read.active = DatumGetBool(spi_col(7, NULL));
+	read.has_limits = DatumGetBool(spi_col(8, NULL));
+	read.has_alerts = DatumGetBool(spi_col(9, NULL));
+	if (citus_present && !account_row_local(account_id))
+		return &read;
+	/* the queries may have taken in an invalidation that dropped the cache */
 	account_cache_prepare();
 	e = hash_search(accounts, &account_id, HASH_ENTER, NULL);
-	e->acct.account_id = account_id;
-	e->acct.postpaid = DatumGetBool(spi_col(1, NULL));
-	strlcpy(e->acct.currency, spi_text(2), sizeof(e->acct.currency));
-	e->acct.credit_limit = spi_int64(3);
-	e->acct.auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
-	e->acct.auto_topup_threshold = spi_int64(5);
-	e->acct.auto_topup_amount = spi_int64(6);
-	e->active = DatumGetBool(spi_col(7, NULL));
-	e->has_limits = DatumGetBool(spi_col(8, NULL));
-	e->has_alerts = DatumGetBool(spi_col(9, NULL));
+	*e = read;
 	return e;
 }
 
@@ -260,6 +290,7 @@ Datum
 billing_create_account(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr insert_plan;
+	static SPIPlanPtr external_plan;
 	static SPIPlanPtr slices_plan;
 	text	   *external_id;
 	char	   *billing_type;
@@ -293,6 +324,11 @@ billing_create_account(PG_FUNCTION_ARGS)
 			  " VALUES ($1, $2, $3) RETURNING account_id",
 			  3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, v, NULL, false, 0);
 	account_id = spi_int64(1);
+	/* the cluster-wide unique key (schema.sql); a taken external_id fails here */
+	v[1] = Int64GetDatum(account_id);
+	plan_exec(&external_plan,
+			  "INSERT INTO billing.external_ids (external_id, account_id) VALUES ($1, $2)",
+			  2, (Oid[]) {TEXTOID, INT8OID}, v, NULL, false, 0);
 	v[0] = Int64GetDatum(account_id);
 	v[1] = Int32GetDatum(billing_balance_slices);
 	plan_exec(&slices_plan,
@@ -379,12 +415,9 @@ billing_balance(PG_FUNCTION_ARGS)
 	 * (invoice.sql).
 	 */
 	plan_exec(&plan,
-			  "SELECT (SELECT COALESCE(pg_catalog.sum(available_micros), 0)::bigint"
-			  "          FROM billing.account_slices WHERE account_id = $1),"
-			  "       (SELECT COALESCE(pg_catalog.sum(hold_micros), 0)::bigint FROM billing.requests"
-			  "         WHERE account_id = $1 AND status IN ('queued', 'in_progress')),"
-			  "       p.unbilled_micros, p.unpaid_micros, p.credit_micros"
-			  "  FROM billing._postpaid_position($1) p",
+			  "SELECT a.available_micros, a.held_micros, p.unbilled_micros, p.unpaid_micros,"
+			  "       p.credit_micros"
+			  "  FROM billing._available_position($1) a, billing._postpaid_position($1) p",
 			  1, types_int8, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
 	available = spi_int64(1);
 	held = spi_int64(2);

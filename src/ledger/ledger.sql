@@ -14,6 +14,24 @@ CREATE OR REPLACE FUNCTION billing.balance(account_id bigint)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_balance';
 
+-- Internal: balance()'s available amount and holds. balance() reads them
+-- and billing._postpaid_position in one statement of functions only, so in
+-- one snapshot; on Citus such a statement runs where it is called, and each
+-- query inside goes to the account's shard (a query of the tables that
+-- called a function of billing's would run on the shard, where that
+-- function could not query further).
+CREATE OR REPLACE FUNCTION billing._available_position(account_id bigint, OUT available_micros bigint,
+                                                       OUT held_micros bigint)
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    SELECT (SELECT COALESCE(pg_catalog.sum(s.available_micros), 0)::bigint
+              FROM billing.account_slices s WHERE s.account_id = _available_position.account_id),
+           (SELECT COALESCE(pg_catalog.sum(r.hold_micros), 0)::bigint FROM billing.requests r
+             WHERE r.account_id = _available_position.account_id AND r.status IN ('queued', 'in_progress'))
+      INTO available_micros, held_micros;
+END $$;
+
 -- Internal: money movements of the cold paths (top-ups, invoices). Granted to nobody.
 CREATE OR REPLACE FUNCTION billing._move(account_id bigint, amount_micros bigint, kind text,
                               reference text DEFAULT NULL, topup_id bigint DEFAULT NULL,

@@ -28,50 +28,72 @@ $$;
 -- Holds of the unfinished requests that a limit of scope (NULL: the whole
 -- account) applies to, but for request except_request.
 CREATE OR REPLACE FUNCTION billing._limit_holds(account_id bigint, scope text, except_request bigint)
-RETURNS bigint LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT COALESCE(pg_catalog.sum(r.hold_micros), 0)::bigint FROM billing.requests r
-     WHERE r.account_id = _limit_holds.account_id AND r.status IN ('queued', 'in_progress')
-       AND (_limit_holds.scope IS NULL OR r.scope = _limit_holds.scope)
-       AND r.request_id IS DISTINCT FROM except_request
-$$;
+RETURNS bigint LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
+    RETURN (SELECT COALESCE(pg_catalog.sum(r.hold_micros), 0)::bigint FROM billing.requests r
+             WHERE r.account_id = _limit_holds.account_id AND r.status IN ('queued', 'in_progress')
+               AND (_limit_holds.scope IS NULL OR r.scope = _limit_holds.scope)
+               AND r.request_id IS DISTINCT FROM except_request);
+END $$;
 
 -- Usage charged since from_ts that a limit of scope applies to (refunds do
 -- not give it back): a new limit starts from it.
 CREATE OR REPLACE FUNCTION billing._limit_spent(account_id bigint, scope text, from_ts timestamptz)
-RETURNS bigint LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
-      FROM billing.ledger l LEFT JOIN billing.requests r ON r.request_id = l.request_id
-     WHERE l.account_id = _limit_spent.account_id AND l.kind = 'usage'
-       AND l.created_at >= from_ts
-       AND (_limit_spent.scope IS NULL OR r.scope = _limit_spent.scope)
-$$;
+RETURNS bigint LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
+    RETURN (SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
+              FROM billing.ledger l
+              LEFT JOIN billing.requests r ON r.account_id = l.account_id AND r.request_id = l.request_id
+             WHERE l.account_id = _limit_spent.account_id AND l.kind = 'usage'
+               AND l.created_at >= from_ts
+               AND (_limit_spent.scope IS NULL OR r.scope = _limit_spent.scope));
+END $$;
 
 -- balance()'s "limits": each limit in its current period. A period that
--- ended without a request since has spent nothing yet.
+-- ended without a request since has spent nothing yet. In PL/pgSQL, each
+-- limit's holds apart from the query of the limits: Citus plans no SQL
+-- function's parameters, and runs a function of billing's inside a query of
+-- the account's tables on the shard, where it could not query further.
 CREATE OR REPLACE FUNCTION billing._limits(account_id bigint) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-               'scope', l.scope, 'period', l.period, 'limit_micros', l.limit_micros,
-               'spent_micros', x.spent, 'held_micros', h.held,
-               'remaining_micros', GREATEST(x.remaining, 0), 'resets_at', x.resets_at)
-             ORDER BY l.scope NULLS FIRST, pg_catalog.array_position('{day,week,month}'::text[], l.period)),
-           '[]')
-      FROM billing.spend_limits l
-     CROSS JOIN LATERAL (SELECT pg_catalog.sum(s.available_micros)::bigint AS avail,
-                                pg_catalog.max(s.period_end) AS period_end
-                           FROM billing.limit_slices s
-                          WHERE s.account_id = l.account_id AND s.limit_id = l.limit_id) s
-     CROSS JOIN LATERAL (SELECT billing._limit_holds(l.account_id, l.scope, NULL) AS held) h
-     CROSS JOIN LATERAL (SELECT * FROM billing._limit_period(l.period, pg_catalog.clock_timestamp())) p
-     CROSS JOIN LATERAL (
-           SELECT CASE WHEN s.period_end > pg_catalog.clock_timestamp()
-                       THEN l.limit_micros - s.avail - h.held ELSE 0 END AS spent,
-                  CASE WHEN s.period_end > pg_catalog.clock_timestamp()
-                       THEN s.avail ELSE l.limit_micros - h.held END AS remaining,
-                  CASE WHEN s.period_end > pg_catalog.clock_timestamp()
-                       THEN s.period_end ELSE p.ends_at END AS resets_at) x
-     WHERE l.account_id = _limits.account_id
-$$;
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    base jsonb;
+    l record;
+    held bigint;
+    ends timestamptz;
+    now_ts timestamptz;
+    limits jsonb := '[]';
+BEGIN
+    -- the limits and their slices in one query of the account's shards
+    SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'scope', sl.scope, 'period', sl.period, 'limit_micros', sl.limit_micros,
+               'avail', s.avail, 'period_end', s.period_end)
+             ORDER BY sl.scope NULLS FIRST, pg_catalog.array_position('{day,week,month}'::text[], sl.period))
+      INTO base
+      FROM billing.spend_limits sl
+     CROSS JOIN LATERAL (SELECT pg_catalog.sum(x.available_micros)::bigint AS avail,
+                                pg_catalog.max(x.period_end) AS period_end
+                           FROM billing.limit_slices x
+                          WHERE x.account_id = sl.account_id AND x.limit_id = sl.limit_id) s
+     WHERE sl.account_id = _limits.account_id;
+    FOR l IN SELECT * FROM pg_catalog.jsonb_to_recordset(COALESCE(base, '[]'))
+                        AS x(scope text, period text, limit_micros bigint, avail bigint, period_end timestamptz)
+    LOOP
+        held := billing._limit_holds(_limits.account_id, l.scope, NULL);
+        now_ts := pg_catalog.clock_timestamp();
+        SELECT p.ends_at INTO ends FROM billing._limit_period(l.period, now_ts) p;
+        limits := limits || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+            'scope', l.scope, 'period', l.period, 'limit_micros', l.limit_micros,
+            'spent_micros', CASE WHEN l.period_end > now_ts THEN l.limit_micros - l.avail - held ELSE 0 END,
+            'held_micros', held,
+            'remaining_micros', GREATEST(CASE WHEN l.period_end > now_ts THEN l.avail
+                                              ELSE l.limit_micros - held END, 0),
+            'resets_at', CASE WHEN l.period_end > now_ts THEN l.period_end ELSE ends END));
+    END LOOP;
+    RETURN limits;
+END $$;
 
 CREATE OR REPLACE FUNCTION billing.set_spend_limit(account_id bigint, limit_micros bigint,
                                         period text DEFAULT 'month', scope text DEFAULT NULL)

@@ -1,16 +1,58 @@
 -- billing.verify(): every invariant of the data model, the invoices' included
 -- (so it is installed after invoice.sql).
 
--- Every invariant of the data model; no rows means all hold.
+-- Every invariant of the data model; no rows means all hold. In SQL around
+-- PL/pgSQL: a PL/pgSQL function's argument cannot share the name of its
+-- result column account_id, and Citus plans no SQL function's parameters.
 CREATE OR REPLACE FUNCTION billing.verify(account_id bigint DEFAULT NULL)
 RETURNS TABLE(account_id bigint, problem text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-WITH acct AS (
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM billing._verify(verify.account_id)
+$$;
+
+-- VOLATILE for the SET LOCAL on Citus; each account's checks see one snapshot.
+CREATE OR REPLACE FUNCTION billing._verify(only_account bigint)
+RETURNS TABLE(account_id bigint, problem text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    one bigint;
+BEGIN
+    IF NOT billing._distributed() THEN
+        RETURN QUERY SELECT * FROM billing._verify_checks(only_account);
+        RETURN QUERY SELECT * FROM billing._verify_reports(only_account);
+    ELSE
+        -- (usage reports are not on Citus yet, docs/citus.md)
+        -- On Citus, one account at a time, so that every query goes to the
+        -- account's shard. The checks call functions of billing's inside
+        -- queries of the account's tables, which then run on the shard and
+        -- query the same account's shards there: allowed for this
+        -- transaction, on every node (SET LOCAL is propagated).
+        SET LOCAL citus.propagate_set_commands = 'local';
+        SET LOCAL citus.allow_nested_distributed_execution = on;
+        FOR one IN SELECT a.account_id FROM billing.accounts a
+                    WHERE only_account IS NULL OR a.account_id = only_account ORDER BY 1 LOOP
+            RETURN QUERY SELECT * FROM billing._verify_checks(one);
+        END LOOP;
+        RESET citus.allow_nested_distributed_execution;
+    END IF;
+    IF only_account IS NULL THEN
+        RETURN QUERY SELECT * FROM billing._verify_invoice_numbers();
+    END IF;
+END $$;
+
+-- The invariants of one account, or of all (only_account NULL), but for
+-- the invoice numbers, which span accounts.
+CREATE OR REPLACE FUNCTION billing._verify_checks(only_account bigint)
+RETURNS TABLE(account_id bigint, problem text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY
+WITH acct AS NOT MATERIALIZED (
     SELECT a.account_id, a.billing_type, a.credit_limit_micros, a.currency
       FROM billing.accounts a
-     WHERE verify.account_id IS NULL OR a.account_id = verify.account_id
-), sums AS (
+     WHERE _verify_checks.only_account IS NULL OR a.account_id = _verify_checks.only_account
+), sums AS NOT MATERIALIZED (
     SELECT a.account_id, a.billing_type,
            CASE WHEN a.billing_type = 'postpaid' THEN a.credit_limit_micros ELSE 0 END AS credit,
            (SELECT COALESCE(sum(l.amount_micros), 0) FROM billing.ledger l
@@ -81,7 +123,7 @@ SELECT r.account_id, format('request %s: cost %s but usage entries total %s',
   LEFT JOIN (SELECT l.account_id, l.request_id, sum(l.amount_micros) AS total, count(*) AS n
                FROM billing.ledger l
               WHERE l.kind = 'usage' AND l.request_id IS NOT NULL
-                AND (verify.account_id IS NULL OR l.account_id = verify.account_id)
+                AND (_verify_checks.only_account IS NULL OR l.account_id = _verify_checks.only_account)
               GROUP BY l.account_id, l.request_id) u
          ON u.account_id = r.account_id AND u.request_id = r.request_id
  WHERE COALESCE(-u.total, 0) <> COALESCE(r.cost_micros, 0) OR u.n > 1
@@ -106,7 +148,7 @@ SELECT t.account_id, format('top-up %s is %s but has %s ledger entries for %s mi
   LEFT JOIN (SELECT l.account_id, l.topup_id, count(*) AS n, sum(l.amount_micros) AS total
                FROM billing.ledger l
               WHERE l.topup_id IS NOT NULL
-                AND (verify.account_id IS NULL OR l.account_id = verify.account_id)
+                AND (_verify_checks.only_account IS NULL OR l.account_id = _verify_checks.only_account)
               GROUP BY l.account_id, l.topup_id) e
          ON e.account_id = t.account_id AND e.topup_id = t.topup_id
  WHERE CASE WHEN t.status = 'succeeded' THEN e.n IS DISTINCT FROM 1 OR e.total <> t.amount_micros
@@ -117,7 +159,7 @@ SELECT o.account_id, format('%s rows of an account that does not exist', o.tbl)
         UNION SELECT r.account_id, 'request' FROM billing.requests r
         UNION SELECT s.account_id, 'slice' FROM billing.account_slices s
         UNION SELECT g.account_id, 'grant' FROM billing.grants g) o
- WHERE (verify.account_id IS NULL OR o.account_id = verify.account_id)
+ WHERE (_verify_checks.only_account IS NULL OR o.account_id = _verify_checks.only_account)
    AND NOT EXISTS (SELECT 1 FROM billing.accounts a WHERE a.account_id = o.account_id)
 UNION ALL
 SELECT l.account_id, format('ledger entry %s: invalid kind %s or amount %s',
@@ -133,7 +175,7 @@ SELECT f.account_id, format('refunds of request %s total %s micros, %s',
                                  ELSE format('more than its charge of %s', r.cost_micros) END)
   FROM (SELECT l.account_id, l.request_id, sum(l.amount_micros) AS total
           FROM billing.ledger l
-         WHERE l.kind = 'refund' AND (verify.account_id IS NULL OR l.account_id = verify.account_id)
+         WHERE l.kind = 'refund' AND (_verify_checks.only_account IS NULL OR l.account_id = _verify_checks.only_account)
          GROUP BY l.account_id, l.request_id) f
   LEFT JOIN billing.requests r ON r.request_id = f.request_id
  WHERE r.account_id IS DISTINCT FROM f.account_id OR f.total > COALESCE(r.cost_micros, 0)
@@ -146,7 +188,7 @@ SELECT c.account_id, format('%s %s does not match ledger entry %s', c.what, c.id
         UNION ALL
         SELECT d.account_id, 'adjustment', d.entry_id, d.entry_id, d.amount_micros, NULL
           FROM billing.adjustments d) c
- WHERE (verify.account_id IS NULL OR c.account_id = verify.account_id)
+ WHERE (_verify_checks.only_account IS NULL OR c.account_id = _verify_checks.only_account)
    AND NOT EXISTS (SELECT FROM billing.ledger l
                     WHERE l.account_id = c.account_id AND l.entry_id = c.entry_id
                       AND l.kind = c.what AND l.amount_micros = c.amount_micros
@@ -154,13 +196,10 @@ SELECT c.account_id, format('%s %s does not match ledger entry %s', c.what, c.id
 UNION ALL
 SELECT l.account_id, format('refund entry %s is recorded in no refund', l.entry_id)
   FROM billing.ledger l
- WHERE l.kind = 'refund' AND (verify.account_id IS NULL OR l.account_id = verify.account_id)
+ WHERE l.kind = 'refund' AND (_verify_checks.only_account IS NULL OR l.account_id = _verify_checks.only_account)
    AND NOT EXISTS (SELECT FROM billing.refunds f
                     WHERE f.account_id = l.account_id AND f.entry_id = l.entry_id)
-UNION ALL
-SELECT v.account_id, v.problem FROM billing._verify_invoices(verify.account_id) v
-UNION ALL
-SELECT v.account_id, v.problem FROM billing._verify_grants(verify.account_id) v
-UNION ALL
-SELECT v.account_id, v.problem FROM billing._verify_reports(verify.account_id) v;
-END;
+;
+RETURN QUERY SELECT * FROM billing._verify_invoices(_verify_checks.only_account);
+RETURN QUERY SELECT * FROM billing._verify_grants(_verify_checks.only_account);
+END $$;

@@ -11,6 +11,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     old_media text;
     exec_model text := COALESCE(set_model.executed_model, set_model.model);
+    make_default boolean;
 BEGIN
     IF set_model.model IS NULL OR set_model.model !~ '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$' THEN
         RAISE EXCEPTION 'invalid model name "%"', set_model.model USING ERRCODE = '22023',
@@ -41,11 +42,13 @@ BEGIN
         UPDATE billing.model_providers mp SET is_default = false
          WHERE mp.model = set_model.model AND mp.provider <> set_model.provider AND mp.is_default;
     END IF;
+    -- the first provider of a model is its default; decided before the
+    -- INSERT, whose VALUES Citus plans without subqueries
+    make_default := set_model.is_default OR NOT EXISTS (
+        SELECT FROM billing.model_providers d
+         WHERE d.model = set_model.model AND d.provider <> set_model.provider AND d.is_default);
     INSERT INTO billing.model_providers AS mp (model, provider, provider_name, executed_model, is_default)
-    VALUES (set_model.model, set_model.provider, set_model.provider_name, exec_model,
-            set_model.is_default OR NOT EXISTS (
-                SELECT FROM billing.model_providers d
-                 WHERE d.model = set_model.model AND d.provider <> set_model.provider AND d.is_default))
+    VALUES (set_model.model, set_model.provider, set_model.provider_name, exec_model, make_default)
     ON CONFLICT (model, provider) DO UPDATE
        SET provider_name = EXCLUDED.provider_name, executed_model = EXCLUDED.executed_model,
            is_default = EXCLUDED.is_default;

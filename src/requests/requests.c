@@ -88,10 +88,10 @@ status_finished(const char *status)
  * return metadata too and stay free of that lookup.
  */
 static void
-request_view_load(int64 request_id, bool with_refunds, RequestView *r)
+request_view_load(int64 account_id, int64 request_id, bool with_refunds, RequestView *r)
 {
 	static SPIPlanPtr plan;
-	Datum		v[1] = {Int64GetDatum(request_id)};
+	Datum		v[2] = {Int64GetDatum(request_id), Int64GetDatum(account_id)};
 	bool		isnull;
 
 	plan_exec(&plan,
@@ -103,8 +103,8 @@ request_view_load(int64 request_id, bool with_refunds, RequestView *r)
 			  "  FROM billing.requests r"
 			  " CROSS JOIN LATERAL (SELECT COALESCE(r.routing ->> 'provider', r.provider)) p(provider)"
 			  "  LEFT JOIN billing.model_providers m ON m.model = r.model AND m.provider = p.provider"
-			  " WHERE r.request_id = $1",
-			  1, (Oid[]) {INT8OID}, v, NULL, false, 0);
+			  " WHERE r.account_id = $2 AND r.request_id = $1",
+			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
@@ -123,7 +123,26 @@ request_view_load(int64 request_id, bool with_refunds, RequestView *r)
 		r->cost = 0;
 	r->scope = spi_text(11);
 	r->finished = status_finished(r->status);
-	r->refunded = with_refunds && r->cost > 0 ? request_refunded(spi_int64(10), request_id) : 0;
+	r->refunded = with_refunds && r->cost > 0 ? request_refunded(account_id, request_id) : 0;
+}
+
+/*
+ * The account of request_id; PB404 when unknown. Inside SPI. Every query
+ * after it names the account too, which on Citus routes it to the one shard
+ * that holds the request (requests are distributed by account_id).
+ */
+int64
+request_account(int64 request_id)
+{
+	static SPIPlanPtr plan;
+
+	plan_exec(&plan, "SELECT account_id FROM billing.requests WHERE request_id = $1",
+			  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(request_id)}, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_NOT_FOUND),
+				 errmsg("request " INT64_FORMAT " does not exist", request_id)));
+	return spi_int64(1);
 }
 
 void
@@ -142,15 +161,16 @@ request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold
 		topup_after_debit(&acct);
 }
 
-/* Metadata of request_id as jsonb, built in the context "upper". */
+/* Metadata of request_id of account_id as jsonb, built in the context "upper". */
 static Datum
-metadata_datum(int64 request_id, bool with_envelope, bool with_refunds, MemoryContext upper)
+metadata_datum(int64 account_id, int64 request_id, bool with_envelope, bool with_refunds,
+			   MemoryContext upper)
 {
 	RequestView r;
 	StringInfoData buf;
 	MemoryContext old;
 
-	request_view_load(request_id, with_refunds, &r);
+	request_view_load(account_id, request_id, with_refunds, &r);
 	old = MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
 	if (with_envelope)
@@ -386,7 +406,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 			topup_after_debit(&acct);
 		}
 	}
-	result = metadata_datum(request_id, true, false, upper);
+	result = metadata_datum(account_id, request_id, true, false, upper);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 }
@@ -426,7 +446,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	account_load(account_id, &acct, true);
 	if (key && (request_id = request_replay(account_id, key, model, params, outputs, scope)) != 0)
 	{
-		Datum		result = metadata_datum(request_id, false, false, upper);
+		Datum		result = metadata_datum(account_id, request_id, false, false, upper);
 
 		SPI_finish();
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
@@ -445,7 +465,7 @@ billing_charge(PG_FUNCTION_ARGS)
 		/* a concurrent charge with this key committed first: give the money back */
 		available_adjust(account_id, cost);
 		request_id = request_replay(account_id, key, model, params, outputs, scope);
-		result = metadata_datum(request_id, false, false, upper);
+		result = metadata_datum(account_id, request_id, false, false, upper);
 		SPI_finish();
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
@@ -478,7 +498,8 @@ billing_charge(PG_FUNCTION_ARGS)
 
 /*
  * Moves a request to a final state with one UPDATE (the trigger settles),
- * or returns the first result when it already reached that state.
+ * or returns the first result when it already reached that state. The
+ * UPDATE's last parameter is the request's account, filled in here.
  */
 static Datum
 request_finish(int64 request_id, const char *target, const char *update_sql,
@@ -488,15 +509,14 @@ request_finish(int64 request_id, const char *target, const char *update_sql,
 	MemoryContext upper = CurrentMemoryContext;
 	Datum		result;
 	char	   *status;
+	int64		account_id;
 
 	SPI_connect();
+	account_id = request_account(request_id);
 	plan_exec(&lock_plan,
-			  "SELECT status FROM billing.requests WHERE request_id = $1 FOR UPDATE",
-			  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(request_id)}, NULL, false, 0);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_NOT_FOUND),
-				 errmsg("request " INT64_FORMAT " does not exist", request_id)));
+			  "SELECT status FROM billing.requests WHERE account_id = $2 AND request_id = $1 FOR UPDATE",
+			  2, (Oid[]) {INT8OID, INT8OID},
+			  (Datum[]) {Int64GetDatum(request_id), Int64GetDatum(account_id)}, NULL, false, 0);
 	status = spi_text(1);
 	if (status_finished(status) && strcmp(status, target) != 0)
 		ereport(ERROR,
@@ -504,8 +524,11 @@ request_finish(int64 request_id, const char *target, const char *update_sql,
 				 errmsg("request " INT64_FORMAT " is already %s", request_id, status),
 				 errdetail("A finished request never changes state.")));
 	if (!status_finished(status))
+	{
+		values[nargs - 1] = Int64GetDatum(account_id);
 		plan_exec(plan, update_sql, nargs, types, values, nulls, false, 0);
-	result = metadata_datum(request_id, false, false, upper);
+	}
+	result = metadata_datum(account_id, request_id, false, false, upper);
 	SPI_finish();
 	return jsonb_from_text(DatumGetPointer(result));
 }
@@ -515,15 +538,15 @@ Datum
 billing_complete_request(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan;
-	Datum		v[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
+	Datum		v[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 
 	args_require(fcinfo, 3);
 	json_require_object(v[1], "outputs");
 	json_require_object(v[2], "routing");
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "completed",
 								   "UPDATE billing.requests SET status = 'completed', outputs = $2,"
-								   "       routing = routing || $3 WHERE request_id = $1",
-								   3, (Oid[]) {INT8OID, JSONBOID, JSONBOID}, v, NULL, &plan));
+								   "       routing = routing || $3 WHERE account_id = $4 AND request_id = $1",
+								   4, (Oid[]) {INT8OID, JSONBOID, JSONBOID, INT8OID}, v, NULL, &plan));
 }
 
 PG_FUNCTION_INFO_V1(billing_fail_request);
@@ -531,8 +554,8 @@ Datum
 billing_fail_request(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan;
-	Datum		v[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
-	char		nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' '};
+	Datum		v[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
+	char		nulls[4] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' ', ' '};
 
 	args_require(fcinfo, 1);
 	if (PG_ARGISNULL(2) || PG_GETARG_INT64(2) < 0)
@@ -542,8 +565,9 @@ billing_fail_request(PG_FUNCTION_ARGS)
 				 errdetail("A failed request may be charged from zero up to its estimate.")));
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "failed",
 								   "UPDATE billing.requests SET status = 'failed',"
-								   "       failure_reason = $2, cost_micros = $3 WHERE request_id = $1",
-								   3, (Oid[]) {INT8OID, TEXTOID, INT8OID}, v, nulls, &plan));
+								   "       failure_reason = $2, cost_micros = $3"
+								   " WHERE account_id = $4 AND request_id = $1",
+								   4, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID}, v, nulls, &plan));
 }
 
 PG_FUNCTION_INFO_V1(billing_cancel_request);
@@ -551,12 +575,13 @@ Datum
 billing_cancel_request(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr plan;
-	Datum		v[1] = {PG_GETARG_DATUM(0)};
+	Datum		v[2] = {PG_GETARG_DATUM(0)};
 
 	args_require(fcinfo, 1);
 	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "cancelled",
-								   "UPDATE billing.requests SET status = 'cancelled' WHERE request_id = $1",
-								   1, (Oid[]) {INT8OID}, v, NULL, &plan));
+								   "UPDATE billing.requests SET status = 'cancelled'"
+								   " WHERE account_id = $2 AND request_id = $1",
+								   2, (Oid[]) {INT8OID, INT8OID}, v, NULL, &plan));
 }
 
 PG_FUNCTION_INFO_V1(billing_response_metadata);
@@ -568,7 +593,8 @@ billing_response_metadata(PG_FUNCTION_ARGS)
 
 	args_require(fcinfo, 1);
 	SPI_connect();
-	result = metadata_datum(PG_GETARG_INT64(0), false, true, upper);
+	result = metadata_datum(request_account(PG_GETARG_INT64(0)), PG_GETARG_INT64(0), false, true,
+							upper);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 }

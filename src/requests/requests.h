@@ -11,5 +11,6 @@
  */
 extern void request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold,
 						   int64 cost);
+extern int64 request_account(int64 request_id);
 
 #endif

@@ -41,17 +41,32 @@ CREATE OR REPLACE FUNCTION billing.expire_requests(older_than interval)
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    cutoff timestamptz;
+    acct bigint;
     n integer;
+    total integer := 0;
 BEGIN
     IF older_than IS NULL OR older_than < interval '0' THEN
         RAISE EXCEPTION 'older_than must be a non-negative interval'
             USING ERRCODE = '22023';
     END IF;
-    UPDATE billing.requests r SET status = 'failed', failure_reason = 'expired'
-     WHERE r.request_id IN (SELECT x.request_id FROM billing.requests x
-                             WHERE x.status IN ('queued', 'in_progress')
-                               AND x.created_at < pg_catalog.now() - older_than
-                             FOR UPDATE SKIP LOCKED);
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    BEGIN
+        cutoff := pg_catalog.now() - older_than;
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RETURN 0;   -- before any time there is: no request is that old
+    END;
+    -- one account at a time: on Citus each statement then runs on the
+    -- account's shard, where FOR UPDATE is possible
+    FOR acct IN SELECT DISTINCT x.account_id FROM billing.requests x
+                 WHERE x.status IN ('queued', 'in_progress') AND x.created_at < cutoff LOOP
+        UPDATE billing.requests r SET status = 'failed', failure_reason = 'expired'
+         WHERE r.account_id = acct
+           AND r.request_id IN (SELECT x.request_id FROM billing.requests x
+                                 WHERE x.account_id = acct AND x.status IN ('queued', 'in_progress')
+                                   AND x.created_at < cutoff
+                                 FOR UPDATE SKIP LOCKED);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+    RETURN total;
 END $$;

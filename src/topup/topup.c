@@ -22,8 +22,11 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "args.h"
 #include "errors.h"
@@ -148,29 +151,21 @@ report_day_limit(int elevel, int64 account_id, int64 recent)
 
 /*
  * The transaction-level advisory lock under which top-ups of the account are
- * requested (keyed by billing.topups' oid and the account id). With wait
- * false, only tried: returns whether it was taken.
+ * requested. Its key is the whole account id and a kind of its own (field
+ * 4; the account gate of slices.c uses another, pg_advisory_lock() 1 and 2),
+ * the same on every node. With wait false, only tried: returns whether it
+ * was taken.
  */
+#define TOPUP_TAG_KIND 0xB112
+
 static bool
 request_lock(int64 account_id, bool wait)
 {
-	static SPIPlanPtr try_plan, wait_plan;
-	Oid			type[1] = {INT4OID};
-	Datum		value[1] = {Int32GetDatum((int32) account_id)};
+	LOCKTAG		tag;
 
-	if (wait)
-	{
-		plan_exec(&wait_plan,
-				  "SELECT pg_catalog.pg_advisory_xact_lock("
-				  "'billing.topups'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
-				  1, type, value, NULL, false, 1);
-		return true;
-	}
-	plan_exec(&try_plan,
-			  "SELECT pg_catalog.pg_try_advisory_xact_lock("
-			  "'billing.topups'::pg_catalog.regclass::pg_catalog.oid::pg_catalog.int4, $1)",
-			  1, type, value, NULL, false, 1);
-	return DatumGetBool(spi_col(1, NULL));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ((uint64) account_id >> 32),
+						 (uint32) account_id, TOPUP_TAG_KIND);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /*
@@ -344,15 +339,16 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
  * gets the same. amount is its amount_micros, rendered as currency units.
  */
 static Datum
-topup_json(int64 topup_id, int64 amount, const char *currency)
+topup_json(int64 account_id, int64 topup_id, int64 amount, const char *currency)
 {
 	static SPIPlanPtr plan;
-	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
-	Datum		values[3];
+	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[4];
 
 	values[0] = Int64GetDatum(topup_id);
 	values[1] = CStringGetTextDatum(money_format(amount));
 	values[2] = CStringGetTextDatum(currency);
+	values[3] = Int64GetDatum(account_id);
 	plan_exec(&plan,
 			  "SELECT pg_catalog.jsonb_build_object("
 			  " 'object', 'topup', 'topup_id', topup_id, 'account_id', account_id,"
@@ -361,8 +357,8 @@ topup_json(int64 topup_id, int64 amount, const char *currency)
 			  "   'currency', $3),"
 			  " 'payment_reference', payment_reference, 'failure_reason', failure_reason,"
 			  " 'created_at', created_at, 'completed_at', completed_at)"
-			  " FROM billing.topups WHERE topup_id = $1",
-			  3, types, values, NULL, false, 1);
+			  " FROM billing.topups WHERE account_id = $4 AND topup_id = $1",
+			  4, types, values, NULL, false, 1);
 	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
 }
 
@@ -410,10 +406,11 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr find_plan, lock_account_plan, lock_plan, finish_plan, failures_plan;
 	Oid			id_type[1] = {INT8OID};
-	Oid			finish_types[4] = {INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Oid			pair_types[2] = {INT8OID, INT8OID};
+	Oid			finish_types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
 	Oid			failures_types[3] = {INT8OID, BOOLOID, INT4OID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	int64		topup_id,
 				account_id,
 				amount;
@@ -456,16 +453,17 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 	account_load(account_id, &acct, true);
 
 	values[0] = Int64GetDatum(topup_id);
+	values[1] = Int64GetDatum(account_id);
 	plan_exec(&lock_plan,
 			  "SELECT amount_micros, status, payment_reference, failure_reason"
-			  " FROM billing.topups WHERE topup_id = $1 FOR UPDATE",
-			  1, id_type, values, NULL, false, 1);
+			  " FROM billing.topups WHERE account_id = $2 AND topup_id = $1 FOR UPDATE",
+			  2, pair_types, values, NULL, false, 1);
 	amount = spi_int64(1);
 	status = spi_text(2);
 	if (strcmp(status, "pending") != 0)
 	{
 		check_repeat(topup_id, succeeded, reference, status, spi_text(3), spi_text(4));
-		result = topup_json(topup_id, amount, acct.currency);
+		result = topup_json(account_id, topup_id, amount, acct.currency);
 		SPI_finish();
 		PG_RETURN_DATUM(result);
 	}
@@ -487,11 +485,14 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 	values[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
 	nulls[2] = reason ? ' ' : 'n';
 	values[3] = CStringGetTextDatum(succeeded ? "succeeded" : "failed");
+	/* the time as a parameter: Citus evaluates no volatile function in a SET */
+	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[5] = Int64GetDatum(account_id);
 	plan_exec(&finish_plan,
 			  "UPDATE billing.topups SET status = $4, payment_reference = $2,"
-			  " failure_reason = $3, completed_at = pg_catalog.clock_timestamp()"
-			  " WHERE topup_id = $1",
-			  4, finish_types, values, nulls, false, 0);
+			  " failure_reason = $3, completed_at = $5"
+			  " WHERE account_id = $6 AND topup_id = $1",
+			  6, finish_types, values, nulls, false, 0);
 	event_finished(account_id, topup_id, amount, succeeded, succeeded ? reference : reason);
 
 	/* a success resets the consecutive failures; the last one allowed turns auto top-up off */
@@ -508,7 +509,7 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 	if (acct.auto_topup_enabled && !DatumGetBool(spi_col(1, NULL)))
 		notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(2, NULL)));
 
-	result = topup_json(topup_id, amount, acct.currency);
+	result = topup_json(account_id, topup_id, amount, acct.currency);
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }

@@ -208,6 +208,53 @@ END $$;
 CREATE INDEX IF NOT EXISTS ledger_postpaid_usage ON billing.ledger (account_id, created_at)
     WHERE kind = 'usage' AND postpaid;
 
+-- Keys led by account_id (docs/citus.md): every unique key of a table of
+-- one account's rows includes account_id, so that the table can be
+-- distributed by it; lookups by id alone get an index of their own. The
+-- external ids move to a table of their own, unique across a cluster.
+ALTER TABLE billing.accounts DROP CONSTRAINT IF EXISTS accounts_external_id_key;
+CREATE TABLE IF NOT EXISTS billing.external_ids (
+    external_id text NOT NULL,
+    account_id  bigint NOT NULL,
+    CONSTRAINT accounts_external_id_key PRIMARY KEY (external_id)
+);
+INSERT INTO billing.external_ids (external_id, account_id)
+SELECT external_id, account_id FROM billing.accounts ON CONFLICT DO NOTHING;
+REVOKE ALL ON billing.external_ids FROM PUBLIC;
+ALTER TABLE billing.invoice_lines DROP CONSTRAINT IF EXISTS invoice_lines_invoice_id_fkey;
+DO $$
+DECLARE
+    k record;
+BEGIN
+    -- each key whose columns differ from a fresh install's is made again
+    FOR k IN SELECT * FROM (VALUES
+            ('requests', 'requests_pkey', 'PRIMARY KEY (account_id, request_id)'),
+            ('topups', 'topups_pkey', 'PRIMARY KEY (account_id, topup_id)'),
+            ('credit_limit_audit', 'credit_limit_audit_pkey', 'PRIMARY KEY (account_id, audit_id)'),
+            ('invoices', 'invoices_pkey', 'PRIMARY KEY (account_id, invoice_id)'),
+            ('invoices', 'invoices_account_id_invoice_number_key', 'UNIQUE (account_id, invoice_number)'),
+            ('invoice_lines', 'invoice_lines_pkey', 'PRIMARY KEY (account_id, invoice_id, model)'))
+            AS t(tbl, name, def)
+    LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint c
+                        WHERE c.conrelid = pg_catalog.format('billing.%I', k.tbl)::regclass
+                          AND c.conname = k.name AND pg_catalog.pg_get_constraintdef(c.oid) = k.def) THEN
+            EXECUTE pg_catalog.format('ALTER TABLE billing.%I DROP CONSTRAINT IF EXISTS %I', k.tbl, k.name);
+            EXECUTE pg_catalog.format('ALTER TABLE billing.%I ADD CONSTRAINT %I %s', k.tbl, k.name, k.def);
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint c
+                    WHERE c.conrelid = 'billing.invoice_lines'::regclass
+                      AND c.conname = 'invoice_lines_account_id_invoice_id_fkey') THEN
+        ALTER TABLE billing.invoice_lines ADD CONSTRAINT invoice_lines_account_id_invoice_id_fkey
+            FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoices (account_id, invoice_id);
+    END IF;
+END $$;
+ALTER TABLE billing.invoices DROP CONSTRAINT IF EXISTS invoices_invoice_number_key;
+CREATE INDEX IF NOT EXISTS requests_id ON billing.requests (request_id);
+CREATE INDEX IF NOT EXISTS topups_id ON billing.topups (topup_id);
+CREATE INDEX IF NOT EXISTS invoices_id ON billing.invoices (invoice_id);
+
 -- Dropped and re-signed functions.
 
 -- billing._unbilled_usage is replaced by billing._postpaid_position
@@ -215,6 +262,10 @@ CREATE INDEX IF NOT EXISTS ledger_postpaid_usage ON billing.ledger (account_id, 
 DROP FUNCTION IF EXISTS billing._unbilled_usage(bigint);
 -- billing._account_for_update is billing._account(account_id, true).
 DROP FUNCTION IF EXISTS billing._account_for_update(bigint);
+
+-- billing._verify_grants names its argument only_account, apart from its
+-- result column account_id (PL/pgSQL allows no such twin).
+DROP FUNCTION IF EXISTS billing._verify_grants(bigint);
 -- begin_request and charge take a last argument, scope (docs/limits.md).
 DROP FUNCTION IF EXISTS billing.begin_request(bigint, text, jsonb, text);
 DROP FUNCTION IF EXISTS billing.charge(bigint, text, jsonb, jsonb, jsonb, text);

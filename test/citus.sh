@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# The Citus suite (`make citus`; docs/citus.md): billing on a coordinator and
+# two workers on loopback, distributed by billing.citus_setup(). Checks
+#   1. the layout: every billing table distributed or a reference table,
+#      calls keyed by an account pushed down to its worker;
+#   2. the API through the coordinator (test/citus/api.sql);
+#   3. races over parallel connections: tight admission on one account, one
+#      idempotency key raced, complete against cancel;
+#   4. caches after a change (an account disabled, a new price), for a bare
+#      SELECT and inside a transaction block;
+#   5. ids distinct across the workers;
+#   6. billing.verify() clean at the end;
+#   7. a smoke load: charges per second on the cluster beside one plain
+#      server (a figure, not a target);
+#   8. DROP EXTENSION after billing.citus_drop(): no shard is left.
+# Needs Citus installed for PG_CONFIG (citus.control in its sharedir);
+# without it prints one line saying the suite was skipped and exits 77.
+# Environment: PG_CONFIG, CITUS_DIR (default /tmp/billing-citus), CITUS_PORT
+# (default 55450; the workers and the plain server take the next three).
+# Ends with "citus: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
+DIR=${CITUS_DIR:-/tmp/billing-citus}
+PORT=${CITUS_PORT:-55450}
+IMG='{"images":[{"width":1024,"height":1024}]}'	# one image, 0.04 at the default provider
+W1=$((PORT + 1)) W2=$((PORT + 2)) PLAIN=$((PORT + 3))
+
+if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/citus.control" ]; then
+	echo "citus: SKIPPED: Citus is not installed for $PG_CONFIG (no citus.control in $("$PG_CONFIG" --sharedir)/extension)"
+	exit 77
+fi
+. test/cluster.sh
+
+passed=0 failed=0
+check() {	# check NAME STATUS [output]
+	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "citus: ok: $1"
+	else failed=$((failed + 1)); echo "citus: FAILED: $1"; [ -n "${3:-}" ] && echo "$3" | tail -15; fi
+}
+# psql on a node (default the coordinator) that stops at the first error
+q() { local port=$PORT; [[ "${1:-}" =~ ^[0-9]+$ ]] && { port=$1; shift; }
+	psql -X -q -v ON_ERROR_STOP=1 -At -h 127.0.0.1 -p "$port" -U postgres -d billing "$@"; }
+# expect NAME SQL [PORT]: the query must print t
+expect() { local out; out=$(q ${3:-$PORT} -c "$2" 2>&1); [ "$out" = t ]; check "$1" $? "$out"; }
+
+NODES=("$DIR/coord:$PORT" "$DIR/w1:$W1" "$DIR/w2:$W2")
+stop_all() { for n in "${NODES[@]}" "$DIR/plain:$PLAIN"; do cluster_stop "${n%%:*}"; done; }
+[ -n "${CITUS_KEEP:-}" ] || trap stop_all EXIT	# CITUS_KEEP=1: the nodes stay up, for a look
+stop_all
+rm -rf "$DIR"; mkdir -p "$DIR"; chmod 755 "$DIR"
+
+# 0. three nodes and a plain server, billing preloaded beside Citus
+conf=("shared_preload_libraries = 'citus,billing'" "max_prepared_transactions = 100"
+	"citus.shard_count = 8" "shared_buffers = 128MB")
+for n in "${NODES[@]}"; do
+	cluster_start "${n%%:*}" "${n##*:}" "${conf[@]}" >/dev/null || { echo "citus: FAILED: node ${n##*:} does not start"; exit 1; }
+	createdb -h 127.0.0.1 -p "${n##*:}" -U postgres billing
+	q "${n##*:}" -c "SET client_min_messages = warning; CREATE EXTENSION citus;" || exit 1
+done
+cluster_start "$DIR/plain" "$PLAIN" "shared_buffers = 128MB" >/dev/null || exit 1
+createdb -h 127.0.0.1 -p "$PLAIN" -U postgres billing
+out=$(q 2>&1 <<EOF
+SET client_min_messages = warning;
+SELECT citus_set_coordinator_host('127.0.0.1', $PORT);
+SELECT 1 FROM citus_add_node('127.0.0.1', $W1);
+SELECT 1 FROM citus_add_node('127.0.0.1', $W2);
+CREATE EXTENSION billing;
+SELECT billing.citus_setup();
+SELECT billing.citus_setup();
+EOF
+); rc=$?
+check "CREATE EXTENSION billing and billing.citus_setup() twice" $rc "$out"
+[ $rc -eq 0 ] || exit 1
+
+# 1. layout
+expect "every billing table is distributed by account_id or a reference table" "
+SELECT bool_and(p.logicalrelid IS NOT NULL
+                AND (p.partmethod = 'n' OR (p.partmethod = 'h' AND column_to_column_name(p.logicalrelid, p.partkey) = 'account_id')))
+  FROM pg_class c LEFT JOIN pg_dist_partition p ON p.logicalrelid = c.oid
+ WHERE c.relnamespace = 'billing'::regnamespace AND c.relkind = 'r'"
+expect "the distributed tables are co-located" "
+SELECT count(DISTINCT colocationid) = 1 FROM pg_dist_partition
+ WHERE logicalrelid::text LIKE 'billing.%' AND partmethod = 'h'"
+expect "the shards are on both workers" "
+SELECT count(DISTINCT n.nodeport) = 2 FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+  JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'billing.accounts'::regclass"
+
+q -f test/citus/catalog.sql >"$DIR/catalog.log" 2>&1
+check "catalog: models and prices through the coordinator" $? "$(cat "$DIR/catalog.log")"
+A=$(q -c "SELECT billing.create_account('push-1')")
+q -c "SELECT billing.add_funds($A, 100000000)" >/dev/null
+for path in bare block; do
+	if [ $path = bare ]; then sql="SELECT billing.charge($A, 'ct-img', '{}', '$IMG');"
+	else sql="BEGIN; SELECT billing.charge($A, 'ct-img', '{}', '$IMG'); COMMIT;"; fi
+	out=$(q -c "SET client_min_messages = debug1;" -c "$sql" 2>&1)
+	echo "$out" | grep -q "pushing down the function call"
+	check "a charge ($path) is pushed down to the account's worker" $? "$out"
+done
+
+# 2. the API through the coordinator
+q -v ON_ERROR_STOP=1 -f test/citus/api.sql >"$DIR/api.log" 2>&1
+check "the API through the coordinator (test/citus/api.sql)" $? "$(cat "$DIR/api.log")"
+
+# 3. races: each parallel client is its own connection to the coordinator
+# tight admission: funds for exactly 30 charges of 0.04, 8 clients x 10 tries
+R=$(q -c "SELECT billing.create_account('race-tight')")
+q -c "SELECT billing.add_funds($R, 1200000)" >/dev/null
+for i in $(seq 8); do
+	(for j in $(seq 10); do
+		q -v VERBOSITY=sqlstate -c "SELECT billing.charge($R, 'ct-img', '{}', '$IMG')" 2>&1 | grep -c PB402
+	done >"$DIR/tight.$i") &
+done
+wait
+expect "tight admission: 30 charges admitted, 50 refused, nothing below zero" "
+SELECT count(*) = 30 AND sum(cost_micros) = 1200000 FROM billing.requests WHERE account_id = $R" 
+[ "$(cat "$DIR"/tight.* | awk '{s += $1} END {print s}')" = 50 ]; check "tight admission: the 50 refusals are PB402" $?
+# the balance as a call of its own: a function of billing inside a query of
+# billing's tables would run on the shard, where it cannot query further
+avail() { q -c "SELECT billing.balance($1)" | sed 's/.*"available_micros": \([-0-9]*\).*/\1/'; }
+held() { q -c "SELECT billing.balance($1)" | sed 's/.*"held_micros": \([-0-9]*\).*/\1/'; }
+[ "$(avail $R)" = 0 ]; check "tight admission: balance 0" $? "$(avail $R)"
+
+K=$(q -c "SELECT billing.create_account('race-key')")
+q -c "SELECT billing.add_funds($K, 10000000)" >/dev/null
+for i in $(seq 8); do
+	q -c "SELECT billing.charge($K, 'ct-img', '{}', '$IMG', '{}', 'same-key') ->> 'request_id'" >"$DIR/key.$i" 2>&1 &
+done
+wait
+[ "$(sort -u "$DIR"/key.* | wc -l)" = 1 ]; check "idempotency key raced: every client gets the same request" $? "$(cat "$DIR"/key.*)"
+expect "idempotency key raced: one request" "SELECT count(*) = 1 FROM billing.requests WHERE account_id = $K"
+[ "$(avail $K)" = $((10000000 - 40000)) ]; check "idempotency key raced: charged once" $? "$(avail $K)"
+
+C=$(q -c "SELECT billing.create_account('race-cc')")
+q -c "SELECT billing.add_funds($C, 10000000)" >/dev/null
+ok=0
+for i in $(seq 5); do
+	rid=$(q -c "SELECT billing.begin_request($C, 'ct-img', '{}') ->> 'request_id'")
+	q -v VERBOSITY=sqlstate -c "SELECT billing.complete_request($rid, '$IMG')" >"$DIR/cc-complete.$i" 2>&1 &
+	q -v VERBOSITY=sqlstate -c "SELECT billing.cancel_request($rid)" >"$DIR/cc-cancel.$i" 2>&1 &
+	wait
+	n=$(grep -l '"status"' "$DIR/cc-complete.$i" "$DIR/cc-cancel.$i" 2>/dev/null | wc -l)
+	grep -q PB409 "$DIR/cc-complete.$i" "$DIR/cc-cancel.$i" && [ "$n" = 1 ] && ok=$((ok + 1))
+done
+[ $ok = 5 ]; check "complete against cancel: one wins, the other gets PB409 (5 rounds)" $? "$(cat "$DIR"/cc-*)"
+used=$(q -c "SELECT COALESCE(sum(cost_micros), 0) FROM billing.requests WHERE account_id = $C AND status = 'completed'")
+[ "$(held $C)" = 0 ] && [ "$(avail $C)" = $((10000000 - used)) ]
+check "complete against cancel: no hold left, usage only for completed" $? "held $(held $C), available $(avail $C), used $used"
+
+# 4. caches: a session that has charged keeps charging only what is true now
+S=$(q -c "SELECT billing.create_account('stale-1')")
+q -c "SELECT billing.add_funds($S, 10000000)" >/dev/null
+for path in bare block; do
+	if [ $path = bare ]; then pre="" post=""; else pre="BEGIN;" post="COMMIT;"; fi
+	q -c "UPDATE billing.accounts SET active = true WHERE account_id = $S" >/dev/null
+	out=$(q 2>&1 <<EOF
+\set ON_ERROR_STOP 0
+$pre SELECT billing.charge($S, 'ct-img', '{}', '$IMG') ->> 'cost_micros' AS before_disable; $post
+\! psql -X -q -h 127.0.0.1 -p $PORT -U postgres -d billing -c "UPDATE billing.accounts SET active = false WHERE account_id = $S"
+$pre SELECT billing.charge($S, 'ct-img', '{}', '$IMG') ->> 'cost_micros' AS after_disable; $post
+EOF
+)
+	echo "$out" | grep -q "does not exist or is disabled"; check "stale cache ($path): a disabled account is refused" $? "$out"
+done
+q -c "UPDATE billing.accounts SET active = true WHERE account_id = $S" >/dev/null
+for path in bare block; do
+	if [ $path = bare ]; then pre="" post=""; else pre="BEGIN;" post="COMMIT;"; fi
+	price=$([ $path = bare ] && echo 50000 || echo 60000)
+	out=$(q 2>&1 <<EOF
+$pre SELECT billing.charge($S, 'ct-img', '{}', '$IMG') IS NOT NULL; $post
+\! psql -X -q -At -h 127.0.0.1 -p $PORT -U postgres -d billing -c "SELECT billing.set_price('ct-img', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":$price}]') > 0"
+$pre SELECT (billing.charge($S, 'ct-img', '{}', '$IMG') ->> 'cost_micros') = '$price'; $post
+EOF
+)
+	echo "$out" | tail -1 | grep -qx t; check "stale cache ($path): a new price is charged" $? "$out"
+done
+
+# 5. ids distinct across the workers
+for i in $(seq 16); do
+	a=$(q -c "SELECT billing.create_account('ids-$i')") &&
+		q -c "SELECT billing.add_funds($a, 1000000)" >/dev/null &&
+		q -c "SELECT billing.charge($a, 'ct-img', '{}', '$IMG')" >/dev/null || break
+done
+check "16 accounts charged" $?
+expect "the accounts are on both workers" "
+SELECT count(DISTINCT n.nodeport) = 2 FROM billing.external_ids e
+  JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('billing.accounts', e.account_id)
+  JOIN pg_dist_node n USING (groupid)
+ WHERE e.external_id LIKE 'ids-%'"
+for col in requests:request_id ledger:entry_id accounts:account_id; do
+	expect "${col#*:} is unique across the cluster" "
+SELECT count(*) = count(DISTINCT ${col#*:}) FROM billing.${col%%:*}"
+done
+
+# 6. invariants
+out=$(q -c "SELECT count(*) FROM billing.verify()" 2>&1)
+[ "$out" = 0 ]; check "billing.verify() returns no rows" $? "$out; $(q -c 'SELECT * FROM billing.verify()' 2>&1)"
+
+# 7. smoke load: charges per second, 8 clients, 10 s, 64 accounts; the same
+# on one plain server
+SMOKE_SECONDS=${CITUS_SMOKE_SECONDS:-10}
+q "$PLAIN" -c "CREATE EXTENSION billing" -f test/citus/catalog.sql >/dev/null
+for port in $PORT $PLAIN; do
+	q "$port" -c "SELECT billing.add_funds(billing.create_account('load-' || i), 1000000000000)
+	              FROM generate_series(1, 64) i" >/dev/null
+	first=$(q "$port" -c "SELECT min(account_id) FROM billing.external_ids WHERE external_id LIKE 'load-%'")
+	# the account id is looked up once per transaction; a charge by a constant id is pushed down
+	cat >"$DIR/load.sql" <<EOF
+\set a random(0, 63)
+SELECT billing.charge(:a + $first, 'ct-img', '{}', '$IMG');
+EOF
+	pgbench -n -h 127.0.0.1 -p "$port" -U postgres -c 8 -j 2 -T "$SMOKE_SECONDS" -f "$DIR/load.sql" billing \
+		>"$DIR/pgbench.$port" 2>&1
+	tps[$port]=$(sed -n 's/^tps = \([0-9]*\).*/\1/p' "$DIR/pgbench.$port")
+done
+[ -n "${tps[$PORT]}" ] && [ -n "${tps[$PLAIN]}" ]
+check "smoke load: ${tps[$PORT]:-?} charges/s on the coordinator and 2 workers, ${tps[$PLAIN]:-?} on one plain server" $? \
+	"$(cat "$DIR/pgbench.$PORT" "$DIR/pgbench.$PLAIN")"
+out=$(q -c "SELECT count(*) FROM billing.verify()" 2>&1)
+[ "$out" = 0 ]; check "billing.verify() returns no rows after the load" $? "$out"
+
+# 8. dropping billing: no shard is left behind
+out=$(q -c "SELECT billing.citus_drop()" -c "DROP EXTENSION billing" 2>&1); rc=$?
+check "billing.citus_drop() and DROP EXTENSION billing" $rc "$out"
+for port in $PORT $W1 $W2; do
+	expect "no billing table or shard left on the node at $port" "SELECT count(*) = 0 FROM pg_class c
+	  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'billing')" "$port"
+done
+
+echo "citus: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
