@@ -7,6 +7,7 @@
 
 #include "invoice/invoice.h"
 #include "ledger/ledger.h"
+#include "ledger/slices.h"
 #include "pricing/pricing.h"
 #include "topup/topup.h"
 

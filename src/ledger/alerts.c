@@ -18,19 +18,14 @@
 #include "spi_plan.h"
 
 void
-alerts_after_change(const Account *acct, int64 delta)
+alerts_after_change(const Account *acct, int64 delta, int64 available)
 {
 	static SPIPlanPtr fire_plan;
 	static SPIPlanPtr arm_plan;
 	Datum		v[2];
-	int64		available;
 	uint64		fired;
 	int64	   *thresholds;
 
-	/* every caller holds the account's gate once it moved money (delta != 0) */
-	if (delta == 0 || !account_has_alerts(acct->account_id))
-		return;
-	available = available_total(acct->account_id);
 	v[0] = Int64GetDatum(acct->account_id);
 	v[1] = Int64GetDatum(available);
 	if (delta > 0)

@@ -16,6 +16,7 @@
 #include "events.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
+#include "ledger/slices.h"
 #include "requests/requests.h"
 #include "money.h"
 #include "spi_plan.h"
@@ -231,7 +232,7 @@ billing_refund_request(PG_FUNCTION_ARGS)
 		if (!postpaid)
 			refund_keep_prepaid(account_id, amount);
 		entry_id = ledger_post(account_id, "refund", amount, postpaid, request_id, 0, 0, NULL, reason);
-		available_rebalance(account_id, amount);
+		available_rebalance(&acct, amount);
 		v[0] = Int64GetDatum(account_id);
 		v[1] = Int64GetDatum(request_id);
 		v[2] = Int64GetDatum(amount);
@@ -330,7 +331,7 @@ billing_adjust_balance(PG_FUNCTION_ARGS)
 		if (amount < 0)
 			available_take_exact(&acct, money_mul(amount, -1));
 		else
-			available_rebalance(account_id, amount);
+			available_rebalance(&acct, amount);
 		entry_id = ledger_post(account_id, "adjustment", amount, acct.postpaid, 0, 0, 0, NULL, reason);
 		v[0] = Int64GetDatum(account_id);
 		v[1] = Int64GetDatum(entry_id);

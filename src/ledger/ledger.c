@@ -1,175 +1,22 @@
-/* Accounts, the append-only ledger, balances. */
+/* The append-only ledger and balances: add_funds, balance, and the entry points of SQL. */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/jsonb.h"
 
 #include "args.h"
-#include "cache.h"
 #include "errors.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
+#include "ledger/slices.h"
 #include "money.h"
 #include "spi_plan.h"
 
 static const Oid types_int8[] = {INT8OID};
-
-/*
- * Accounts are read on every request and change rarely: they are cached per
- * backend and the cache is dropped on any write to billing.accounts (cache.c).
- */
-typedef struct AccountEntry
-{
-	int64		account_id;
-	Account		acct;
-	bool		active;
-	bool		has_limits;
-	bool		has_alerts;
-} AccountEntry;
-
-/* a backend that touches more accounts than this starts its cache afresh */
-#define ACCOUNT_CACHE_MAX 100000
-
-static HTAB *accounts = NULL;
-static Oid	accounts_relid = InvalidOid;
-static bool citus_present = false;
-/* writes to these drop the cache too: the account's has_limits, has_alerts */
-static Oid	limits_relid = InvalidOid;
-static Oid	alerts_relid = InvalidOid;
-
-static void
-account_cache_reset(Datum arg, Oid relid)
-{
-	if (accounts != NULL && (!OidIsValid(relid) || relid == accounts_relid ||
-							 relid == limits_relid || relid == alerts_relid))
-	{
-		hash_destroy(accounts);
-		accounts = NULL;
-	}
-}
-
-/* (Re)creates the cache when it was dropped or has grown too large. */
-static void
-account_cache_prepare(void)
-{
-	static bool registered = false;
-	HASHCTL		ctl;
-
-	if (accounts != NULL && hash_get_num_entries(accounts) < ACCOUNT_CACHE_MAX)
-		return;
-	if (!registered)
-		CacheRegisterRelcacheCallback(account_cache_reset, (Datum) 0);
-	registered = true;
-	if (accounts != NULL)
-		hash_destroy(accounts);
-	accounts_relid = cache_relid("accounts");
-	citus_present = OidIsValid(get_extension_oid("citus", true));
-	limits_relid = cache_relid("spend_limits");
-	alerts_relid = cache_relid("balance_alerts");
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = sizeof(AccountEntry);
-	ctl.hcxt = CacheMemoryContext;
-	accounts = hash_create("billing accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
-/*
- * On Citus, whether the account's row is in a shard of this node. Only such a
- * row is cached: the invalidations of a write reach the backends of the node
- * whose shard it changed (cache.c), so a node that reads the row from
- * another (the coordinator, a call not pushed down) reads it every time.
- */
-static bool
-account_row_local(int64 account_id)
-{
-	static SPIPlanPtr plan;
-	Datum		v[1] = {Int64GetDatum(account_id)};
-
-	plan_exec(&plan,
-			  "SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition p"
-			  "                          WHERE p.logicalrelid = 'billing.accounts'::pg_catalog.regclass)"
-			  " THEN pg_catalog.to_regclass(pg_catalog.format('billing.accounts_%s',"
-			  "        pg_catalog.get_shard_id_for_distribution_column('billing.accounts', $1))) IS NOT NULL"
-			  " ELSE true END",
-			  1, types_int8, v, NULL, false, 1);
-	return DatumGetBool(spi_col(1, NULL));
-}
-
-static AccountEntry *
-account_fetch(int64 account_id)
-{
-	static SPIPlanPtr plan;
-	static AccountEntry read;	/* valid until the next call */
-	Datum		v[1] = {Int64GetDatum(account_id)};
-	AccountEntry *e;
-
-	account_cache_prepare();
-	e = hash_search(accounts, &account_id, HASH_FIND, NULL);
-	if (e != NULL)
-		return e;
-
-	plan_exec(&plan,
-			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros, auto_topup_enabled,"
-			  "       auto_topup_threshold_micros, auto_topup_amount_micros, active,"
-			  "       EXISTS (SELECT FROM billing.spend_limits l WHERE l.account_id = $1),"
-			  "       EXISTS (SELECT FROM billing.balance_alerts b WHERE b.account_id = $1)"
-			  "  FROM billing.accounts WHERE account_id = $1",
-			  1, types_int8, v, NULL, false, 0);
-	if (SPI_processed == 0)
-		return NULL;
-	read.account_id = account_id;
-	read.acct.account_id = account_id;
-	read.acct.postpaid = DatumGetBool(spi_col(1, NULL));
-	strlcpy(read.acct.currency, spi_text(2), sizeof(read.acct.currency));
-	read.acct.credit_limit = spi_int64(3);
-	read.acct.auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
-	read.acct.auto_topup_threshold = spi_int64(5);
-	read.acct.auto_topup_amount = spi_int64(6);
-	read.active = DatumGetBool(spi_col(7, NULL));
-	read.has_limits = DatumGetBool(spi_col(8, NULL));
-	read.has_alerts = DatumGetBool(spi_col(9, NULL));
-	if (citus_present && !account_row_local(account_id))
-		return &read;
-	/* the queries may have taken in an invalidation that dropped the cache */
-	account_cache_prepare();
-	e = hash_search(accounts, &account_id, HASH_ENTER, NULL);
-	*e = read;
-	return e;
-}
-
-void
-account_load(int64 account_id, Account *acct, bool active_only)
-{
-	AccountEntry *e = account_fetch(account_id);
-
-	if (e == NULL || (active_only && !e->active))
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_NOT_FOUND),
-				 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
-	*acct = e->acct;
-}
-
-bool
-account_has_limits(int64 account_id)
-{
-	AccountEntry *e = account_fetch(account_id);
-
-	return e != NULL && e->has_limits;
-}
-
-bool
-account_has_alerts(int64 account_id)
-{
-	AccountEntry *e = account_fetch(account_id);
-
-	return e != NULL && e->has_alerts;
-}
 
 int64
 ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
@@ -257,7 +104,7 @@ billing_add_funds(PG_FUNCTION_ARGS)
 	{
 		entry_id = ledger_post(account_id, "funds", amount, false, 0, 0, 0, key, reference);
 		if (entry_id != 0)
-			available_rebalance(account_id, amount);
+			available_rebalance(&acct, amount);
 		else					/* a concurrent call with this key committed first */
 			entry_id = funds_replay(account_id, key, amount);
 	}
@@ -359,7 +206,7 @@ billing_move(PG_FUNCTION_ARGS)
 	account_load(account_id, &acct, false);
 	entry_id = ledger_post(account_id, kind, amount, acct.postpaid, 0, topup_id, invoice_id,
 						   NULL, reference);
-	available_rebalance(account_id, amount);
+	available_rebalance(&acct, amount);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);
 }
@@ -369,8 +216,12 @@ PG_FUNCTION_INFO_V1(billing_adjust_available);
 Datum
 billing_adjust_available(PG_FUNCTION_ARGS)
 {
+	Account		acct;
+
 	SPI_connect();
-	available_rebalance(PG_GETARG_INT64(0), PG_GETARG_INT64(1));
+	/* the callers in SQL have checked the account (billing._account) */
+	account_load(PG_GETARG_INT64(0), &acct, false);
+	available_rebalance(&acct, PG_GETARG_INT64(1));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -426,7 +277,7 @@ billing_balance(PG_FUNCTION_ARGS)
 	kept = spi_int64(5);
 	credit = acct.postpaid ? acct.credit_limit : 0;
 	balance = money_add(money_add(available, held), -credit);
-	threshold = low_balance_threshold(account_id);
+	threshold = available_threshold(account_id);
 	credits = balance_credits(account_id);
 
 	MemoryContextSwitchTo(upper);
@@ -450,7 +301,7 @@ billing_balance(PG_FUNCTION_ARGS)
 	json_add_int(&buf, "prepaid_credit_micros", kept);
 	json_add_int(&buf, "low_balance_threshold_micros", threshold);
 	json_add_str(&buf, "validation",
-				 fast_budget(available, threshold, held) > 0 ? "fast_path" : "per_request");
+				 available_fast_budget(available, threshold, held) > 0 ? "fast_path" : "per_request");
 	json_add_bool(&buf, "auto_topup", acct.auto_topup_enabled);
 	json_end(&buf);
 	SPI_finish();

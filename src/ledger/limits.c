@@ -31,6 +31,7 @@
 #include "args.h"
 #include "errors.h"
 #include "ledger/ledger.h"
+#include "ledger/slices.h"
 #include "money.h"
 #include "spi_plan.h"
 
@@ -129,7 +130,7 @@ limit_attempt(void *arg, bool wait_home)
 	LimitMove  *m = (LimitMove *) arg;
 	int			which = (m->delta > 0 ? 2 : 0) + (wait_home ? 1 : 0);
 	Datum		v[5] = {Int64GetDatum(m->account_id), Int64GetDatum(m->limit_id),
-		Int64GetDatum(m->delta), Int32GetDatum(slice_home()),
+		Int64GetDatum(m->delta), Int32GetDatum(slices_home()),
 	TimestampTzGetDatum(m->now)};
 
 	plan_exec(&plans[which], sql[which], 5,
@@ -153,7 +154,7 @@ limit_lock(int64 account_id, const SpendLimit *l, int64 except_request, Timestam
 	bool		isnull;
 	Datum		reached;
 
-	gate_lock(l->limit_id, GATE_LIMIT, ExclusiveLock);
+	slices_gate_lock(l->limit_id, GATE_LIMIT, ExclusiveLock);
 	plan_exec(&lock_plan,
 			  "SELECT s.available_micros, s.period_start, s.period_end, l.limit_micros,"
 			  "       l.reached_period_start IS NOT DISTINCT FROM s.period_start"
@@ -381,7 +382,7 @@ limits_move(const Account *acct, const char *scope, int64 except_request, int64 
 	{
 		LimitMove	m = {acct->account_id, limits[i].limit_id, delta, now};
 
-		if (!gated_try_fast(limits[i].limit_id, GATE_LIMIT, limit_attempt, &m))
+		if (!slices_try_fast(limits[i].limit_id, GATE_LIMIT, limit_attempt, &m))
 			limit_exact(acct, limits, n, i, except_request, delta, check, now);
 	}
 }
@@ -449,7 +450,7 @@ billing_set_spend_limit(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	account_load(account_id, &acct, true);
-	gate_lock(account_id, GATE_ACCOUNT, ExclusiveLock);
+	slices_gate_lock(account_id, GATE_ACCOUNT, ExclusiveLock);
 	v[0] = Int64GetDatum(account_id);
 	v[1] = text_or_null(l.scope, &n[1]);
 	v[2] = CStringGetTextDatum(l.period);
@@ -463,7 +464,7 @@ billing_set_spend_limit(PG_FUNCTION_ARGS)
 		v[1] = Int64GetDatum(l.limit_id);
 		if (removing)
 		{
-			gate_lock(l.limit_id, GATE_LIMIT, ExclusiveLock);
+			slices_gate_lock(l.limit_id, GATE_LIMIT, ExclusiveLock);
 			plan_exec(&delete_plan,
 					  "WITH s AS (DELETE FROM billing.limit_slices WHERE account_id = $1 AND limit_id = $2)"
 					  " DELETE FROM billing.spend_limits WHERE account_id = $1 AND limit_id = $2",

@@ -15,11 +15,11 @@
  * for that one row. Credits add to available_micros only, never to a
  * budget. Exact path (no budget covers it): lock every slice, decide on the
  * exact total, then lay the rest out again (lay_out) with a new budget,
- * fast_budget(): what the fast path can take before the next exact pass
+ * available_fast_budget(): what the fast path can take before the next exact pass
  * without the account falling below its low-balance threshold, however
  * that threshold rises with the spend it brings.
  *
- * balance() says "per_request" exactly when fast_budget() of the present
+ * balance() says "per_request" exactly when available_fast_budget() of the present
  * state is 0. While a slice still has budget b, the present state's budget
  * is at least b (the layout reserved room for everything taken and settled
  * since), so "per_request" means no slice has any: every request validates
@@ -49,6 +49,7 @@
 
 #include "errors.h"
 #include "ledger/ledger.h"
+#include "ledger/slices.h"
 #include "money.h"
 #include "spi_plan.h"
 
@@ -84,7 +85,7 @@ static const Oid types_acct_amount_slice[] = {INT8OID, INT8OID, INT4OID};
 static const Oid types_acct_slice[] = {INT8OID, INT4OID};
 
 int
-slice_home(void)
+slices_home(void)
 {
 	return MyProcPid % billing_balance_slices;
 }
@@ -125,7 +126,7 @@ gate_take(int64 key, uint16 kind, LOCKMODE mode, bool dont_wait)
 }
 
 void
-gate_lock(int64 key, uint16 kind, LOCKMODE mode)
+slices_gate_lock(int64 key, uint16 kind, LOCKMODE mode)
 {
 	gate_take(key, kind, mode, false);
 }
@@ -167,7 +168,7 @@ attempt_in_subxact(bool (*attempt) (void *arg, bool wait_home), void *arg, bool 
 }
 
 bool
-gated_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home), void *arg)
+slices_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home), void *arg)
 {
 	if (!gate_take(key, kind, ShareLock, true))
 		return false;			/* an exact path runs or waits: queue behind it */
@@ -177,17 +178,15 @@ gated_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_hom
 	return false;
 }
 
-bool
-available_try_fast(int64 account_id, bool (*attempt) (void *arg, bool wait_home), void *arg)
-{
-	return gated_try_fast(account_id, GATE_ACCOUNT, attempt, arg);
-}
-
-bool
-slice_take_home(int64 account_id, int64 amount)
+/*
+ * Waits for this backend's home slice and takes amount from it when its
+ * fast budget covers it; true when it did.
+ */
+static bool
+take_home(int64 account_id, int64 amount)
 {
 	static SPIPlanPtr plan;
-	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(amount), Int32GetDatum(slice_home())};
+	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(amount), Int32GetDatum(slices_home())};
 
 	plan_exec(&plan,
 			  "UPDATE billing.account_slices SET available_micros = available_micros - $2,"
@@ -209,11 +208,11 @@ take_attempt(void *arg, bool wait_home)
 	static SPIPlanPtr plan;
 	TakeArgs   *a = (TakeArgs *) arg;
 	Datum		v[3] = {Int64GetDatum(a->account_id), Int64GetDatum(a->amount),
-	Int32GetDatum(slice_home())};
+	Int32GetDatum(slices_home())};
 
 	if (wait_home)
-		return slice_take_home(a->account_id, a->amount);
-	plan_exec(&plan, SLICE_TAKE_SQL("$1", "$2", "$3"),
+		return take_home(a->account_id, a->amount);
+	plan_exec(&plan, AVAILABLE_TAKE_SQL("$1", "$2", "$3"),
 			  3, types_acct_amount_slice, v, NULL, false, 0);
 	return SPI_processed == 1;
 }
@@ -223,7 +222,7 @@ take_fast(int64 account_id, int64 amount)
 {
 	TakeArgs	a = {account_id, amount};
 
-	return available_try_fast(account_id, take_attempt, &a);
+	return slices_try_fast(account_id, GATE_ACCOUNT, take_attempt, &a);
 }
 
 /*
@@ -286,7 +285,7 @@ holds_total(int64 account_id)
 }
 
 int64
-fast_budget(int64 available, int64 threshold, int64 holds)
+available_fast_budget(int64 available, int64 threshold, int64 holds)
 {
 	int64		factor = billing_low_balance_factor;
 	int64		reserve;
@@ -312,7 +311,7 @@ static void
 lay_out(int64 account_id, int64 rest, int nslices, int64 request, int64 debit)
 {
 	static SPIPlanPtr plan;
-	int64		threshold = low_balance_threshold(account_id);
+	int64		threshold = available_threshold(account_id);
 	int64		holds;
 	int64		budget = 0;
 	int64		budgeted = 0;
@@ -320,7 +319,7 @@ lay_out(int64 account_id, int64 rest, int nslices, int64 request, int64 debit)
 	Datum		v[4];
 
 	if (rest > threshold && !pg_sub_s64_overflow(holds_total(account_id), debit, &holds))
-		budget = fast_budget(rest, threshold, holds);
+		budget = available_fast_budget(rest, threshold, holds);
 	if (budget > 0)
 	{
 		budgeted = nslices;
@@ -366,6 +365,17 @@ take_exact(const Account *acct, int64 amount)
 	lay_out(acct->account_id, total - amount, nslices, amount, -amount);
 }
 
+/*
+ * After the available amount moved by delta: the balance alerts it crossed.
+ * Every caller holds the account's gate once it moved money (delta != 0).
+ */
+static void
+after_change(const Account *acct, int64 delta)
+{
+	if (delta != 0 && account_has_alerts(acct->account_id))
+		alerts_after_change(acct, delta, available_total(acct->account_id));
+}
+
 void
 available_take(const Account *acct, int64 amount)
 {
@@ -373,14 +383,52 @@ available_take(const Account *acct, int64 amount)
 	/* a zero amount still needs a non-negative total: only the exact path knows */
 	if (!(amount > 0 && take_fast(acct->account_id, amount)))
 		take_exact(acct, amount);
-	alerts_after_change(acct, -amount);
+	after_change(acct, -amount);
 }
 
 void
 available_take_exact(const Account *acct, int64 amount)
 {
 	take_exact(acct, amount);
-	alerts_after_change(acct, -amount);
+	after_change(acct, -amount);
+}
+
+typedef struct TakeWithArgs
+{
+	int64		account_id;
+	int64		amount;
+	bool		(*fold) (void *arg, int home);
+	void		(*record) (void *arg);
+	void	   *arg;
+} TakeWithArgs;
+
+static bool
+take_with_attempt(void *arg, bool wait_home)
+{
+	TakeWithArgs *a = (TakeWithArgs *) arg;
+
+	if (!wait_home)
+		return a->fold(a->arg, slices_home());
+	if (!take_home(a->account_id, a->amount))
+		return false;
+	a->record(a->arg);
+	return true;
+}
+
+void
+available_take_with(const Account *acct, int64 amount, bool (*fold) (void *arg, int home),
+					void (*record) (void *arg), void *arg)
+{
+	TakeWithArgs a = {acct->account_id, amount, fold, record, arg};
+
+	if (amount > 0 && slices_try_fast(acct->account_id, GATE_ACCOUNT, take_with_attempt, &a))
+	{
+		after_change(acct, -amount);
+		return;
+	}
+	/* no slice covers it (or it is free): the exact path decides */
+	available_take_exact(acct, amount);
+	record(arg);
 }
 
 static void rebalance(int64 account_id, int64 delta);
@@ -391,7 +439,7 @@ adjust(int64 account_id, int64 delta)
 	static SPIPlanPtr pick_plan;
 	static SPIPlanPtr debt_plan;
 	static SPIPlanPtr add_plan;
-	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(delta), Int32GetDatum(slice_home())};
+	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(delta), Int32GetDatum(slices_home())};
 	int			slice = 0;
 	Datum		picked;
 	bool		isnull;
@@ -444,13 +492,10 @@ adjust(int64 account_id, int64 delta)
 }
 
 void
-available_adjust(int64 account_id, int64 delta)
+available_adjust(const Account *acct, int64 delta)
 {
-	Account		acct;
-
-	adjust(account_id, delta);
-	account_load(account_id, &acct, false);
-	alerts_after_change(&acct, delta);
+	adjust(acct->account_id, delta);
+	after_change(acct, delta);
 }
 
 static void
@@ -464,13 +509,10 @@ rebalance(int64 account_id, int64 delta)
 }
 
 void
-available_rebalance(int64 account_id, int64 delta)
+available_rebalance(const Account *acct, int64 delta)
 {
-	Account		acct;
-
-	rebalance(account_id, delta);
-	account_load(account_id, &acct, false);
-	alerts_after_change(&acct, delta);
+	rebalance(acct->account_id, delta);
+	after_change(acct, delta);
 }
 
 int64
@@ -497,7 +539,7 @@ available_total(int64 account_id)
 #define SPEND_SAMPLE 1000
 
 int64
-low_balance_threshold(int64 account_id)
+available_threshold(int64 account_id)
 {
 	static SPIPlanPtr plan;
 	TimestampTz now = GetCurrentTimestamp();

@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
+#include "ledger/slices.h"
 #include "money.h"
 #include "pricing/pricing.h"
 #include "requests/requests.h"
@@ -153,7 +154,7 @@ request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold
 
 	account_load(account_id, &acct, false);
 	delta = money_add(hold, -cost);
-	available_adjust(account_id, delta);
+	available_adjust(&acct, delta);
 	limits_settle(&acct, scope, request_id, delta);
 	if (cost != 0)
 		ledger_post(account_id, "usage", -cost, acct.postpaid, request_id, 0, 0, NULL, NULL);
@@ -272,40 +273,33 @@ static SPIPlanPtr charge_taken_plan;
 
 typedef struct ChargeArgs
 {
-	int64		account_id;
-	int64		cost;
 	Datum	   *values;
 	const char *nulls;
 	int64		request_id;		/* out: 0 when the key was taken */
 } ChargeArgs;
 
-/* Records the charge once its cost is taken; returns the request id or 0. */
-static int64
-charge_record_taken(ChargeArgs *a)
+/* Records the charge once its cost is taken, for available_take_with(). */
+static void
+charge_record_taken(void *arg)
 {
+	ChargeArgs *a = (ChargeArgs *) arg;
 	bool		isnull;
 
 	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 13, charge_types, a->values, a->nulls,
 			  false, 0);
-	return DatumGetInt64(spi_col(2, &isnull));
+	a->request_id = DatumGetInt64(spi_col(2, &isnull));
 }
 
-/* The fast path of a charge, for available_try_fast(). */
+/* The fast path of a charge, one statement, for available_take_with(). */
 static bool
-charge_attempt(void *arg, bool wait_home)
+charge_fold(void *arg, int home)
 {
 	static SPIPlanPtr plan;
 	ChargeArgs *a = (ChargeArgs *) arg;
 	bool		isnull;
 
-	if (wait_home)
-	{
-		if (!slice_take_home(a->account_id, a->cost))
-			return false;
-		a->request_id = charge_record_taken(a);
-		return true;
-	}
-	plan_exec(&plan, CHARGE_SQL(SLICE_TAKE_SQL("$1", "$7", "$11")), 13, charge_types,
+	a->values[10] = Int32GetDatum(home);
+	plan_exec(&plan, CHARGE_SQL(AVAILABLE_TAKE_SQL("$1", "$7", "$11")), 13, charge_types,
 			  a->values, a->nulls, false, 0);
 	if (DatumGetInt64(spi_col(1, NULL)) != 1)
 		return false;
@@ -326,21 +320,15 @@ charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum 
 	Datum		v[13] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, outputs, routing, Int64GetDatum(cost),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
-		key ? CStringGetTextDatum(key) : (Datum) 0, Int32GetDatum(slice_home()),
+		key ? CStringGetTextDatum(key) : (Datum) 0, (Datum) 0 /* $11, the home slice: charge_fold */ ,
 		Int64GetDatum(route->price_id), scope ? CStringGetTextDatum(scope) : (Datum) 0};
 	char		nulls[14] = "             ";
-	ChargeArgs	a = {acct->account_id, cost, v, nulls, 0};
+	ChargeArgs	a = {v, nulls, 0};
 
 	nulls[9] = key ? ' ' : 'n';
 	nulls[12] = scope ? ' ' : 'n';
-	if (cost > 0 && available_try_fast(acct->account_id, charge_attempt, &a))
-	{
-		alerts_after_change(acct, -cost);
-		return a.request_id;
-	}
-	/* no slice covers it (or it is free): the exact path decides */
-	available_take_exact(acct, cost);
-	return charge_record_taken(&a);
+	available_take_with(acct, cost, charge_fold, charge_record_taken, &a);
+	return a.request_id;
 }
 
 /* The scope argument (docs/limits.md): NULL, or 1 to 256 characters (22023). */
@@ -397,7 +385,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		if (request_id == 0)
 		{
 			/* a concurrent call with this key committed first: hand back its hold */
-			available_adjust(account_id, estimate);
+			available_adjust(&acct, estimate);
 			request_id = request_replay(account_id, key, model, params, (Datum) 0, scope);
 		}
 		else
@@ -463,7 +451,7 @@ billing_charge(PG_FUNCTION_ARGS)
 		Datum		result;
 
 		/* a concurrent charge with this key committed first: give the money back */
-		available_adjust(account_id, cost);
+		available_adjust(&acct, cost);
 		request_id = request_replay(account_id, key, model, params, outputs, scope);
 		result = metadata_datum(account_id, request_id, false, false, upper);
 		SPI_finish();

@@ -477,7 +477,7 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 					 errdetail("A top-up credits a prepaid balance only."),
 					 errhint("Refund the payment, or complete the top-up as failed.")));
 		ledger_post(account_id, "auto_topup", amount, false, 0, topup_id, 0, NULL, reference);
-		available_rebalance(account_id, amount);
+		available_rebalance(&acct, amount);
 	}
 
 	values[1] = reference ? CStringGetTextDatum(reference) : (Datum) 0;

@@ -1,0 +1,169 @@
+/*
+ * Accounts as the hot paths read them: a backend-local cache of the account
+ * row and of whether it has spend limits or balance alerts.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+
+#include "cache.h"
+#include "errors.h"
+#include "ledger/ledger.h"
+#include "spi_plan.h"
+
+static const Oid types_int8[] = {INT8OID};
+
+/*
+ * Accounts are read on every request and change rarely: they are cached per
+ * backend and the cache is dropped on any write to billing.accounts (cache.c).
+ */
+typedef struct AccountEntry
+{
+	int64		account_id;
+	Account		acct;
+	bool		active;
+	bool		has_limits;
+	bool		has_alerts;
+} AccountEntry;
+
+/* a backend that touches more accounts than this starts its cache afresh */
+#define ACCOUNT_CACHE_MAX 100000
+
+static HTAB *accounts = NULL;
+static Oid	accounts_relid = InvalidOid;
+static bool citus_present = false;
+/* writes to these drop the cache too: the account's has_limits, has_alerts */
+static Oid	limits_relid = InvalidOid;
+static Oid	alerts_relid = InvalidOid;
+
+static void
+account_cache_reset(Datum arg, Oid relid)
+{
+	if (accounts != NULL && (!OidIsValid(relid) || relid == accounts_relid ||
+							 relid == limits_relid || relid == alerts_relid))
+	{
+		hash_destroy(accounts);
+		accounts = NULL;
+	}
+}
+
+/* (Re)creates the cache when it was dropped or has grown too large. */
+static void
+account_cache_prepare(void)
+{
+	static bool registered = false;
+	HASHCTL		ctl;
+
+	if (accounts != NULL && hash_get_num_entries(accounts) < ACCOUNT_CACHE_MAX)
+		return;
+	if (!registered)
+		CacheRegisterRelcacheCallback(account_cache_reset, (Datum) 0);
+	registered = true;
+	if (accounts != NULL)
+		hash_destroy(accounts);
+	accounts_relid = cache_relid("accounts");
+	citus_present = OidIsValid(get_extension_oid("citus", true));
+	limits_relid = cache_relid("spend_limits");
+	alerts_relid = cache_relid("balance_alerts");
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(AccountEntry);
+	ctl.hcxt = CacheMemoryContext;
+	accounts = hash_create("billing accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/*
+ * On Citus, whether the account's row is in a shard of this node. Only such a
+ * row is cached: the invalidations of a write reach the backends of the node
+ * whose shard it changed (cache.c), so a node that reads the row from
+ * another (the coordinator, a call not pushed down) reads it every time.
+ */
+static bool
+account_row_local(int64 account_id)
+{
+	static SPIPlanPtr plan;
+	Datum		v[1] = {Int64GetDatum(account_id)};
+
+	plan_exec(&plan,
+			  "SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition p"
+			  "                          WHERE p.logicalrelid = 'billing.accounts'::pg_catalog.regclass)"
+			  " THEN pg_catalog.to_regclass(pg_catalog.format('billing.accounts_%s',"
+			  "        pg_catalog.get_shard_id_for_distribution_column('billing.accounts', $1))) IS NOT NULL"
+			  " ELSE true END",
+			  1, types_int8, v, NULL, false, 1);
+	return DatumGetBool(spi_col(1, NULL));
+}
+
+static AccountEntry *
+account_fetch(int64 account_id)
+{
+	static SPIPlanPtr plan;
+	static AccountEntry read;	/* valid until the next call */
+	Datum		v[1] = {Int64GetDatum(account_id)};
+	AccountEntry *e;
+
+	account_cache_prepare();
+	e = hash_search(accounts, &account_id, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+
+	plan_exec(&plan,
+			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros, auto_topup_enabled,"
+			  "       auto_topup_threshold_micros, auto_topup_amount_micros, active,"
+			  "       EXISTS (SELECT FROM billing.spend_limits l WHERE l.account_id = $1),"
+			  "       EXISTS (SELECT FROM billing.balance_alerts b WHERE b.account_id = $1)"
+			  "  FROM billing.accounts WHERE account_id = $1",
+			  1, types_int8, v, NULL, false, 0);
+	if (SPI_processed == 0)
+		return NULL;
+	read.account_id = account_id;
+	read.acct.account_id = account_id;
+	read.acct.postpaid = DatumGetBool(spi_col(1, NULL));
+	strlcpy(read.acct.currency, spi_text(2), sizeof(read.acct.currency));
+	read.acct.credit_limit = spi_int64(3);
+	read.acct.auto_topup_enabled = DatumGetBool(spi_col(4, NULL));
+	read.acct.auto_topup_threshold = spi_int64(5);
+	read.acct.auto_topup_amount = spi_int64(6);
+	read.active = DatumGetBool(spi_col(7, NULL));
+	read.has_limits = DatumGetBool(spi_col(8, NULL));
+	read.has_alerts = DatumGetBool(spi_col(9, NULL));
+	if (citus_present && !account_row_local(account_id))
+		return &read;
+	/* the queries may have taken in an invalidation that dropped the cache */
+	account_cache_prepare();
+	e = hash_search(accounts, &account_id, HASH_ENTER, NULL);
+	*e = read;
+	return e;
+}
+
+void
+account_load(int64 account_id, Account *acct, bool active_only)
+{
+	AccountEntry *e = account_fetch(account_id);
+
+	if (e == NULL || (active_only && !e->active))
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_NOT_FOUND),
+				 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
+	*acct = e->acct;
+}
+
+bool
+account_has_limits(int64 account_id)
+{
+	AccountEntry *e = account_fetch(account_id);
+
+	return e != NULL && e->has_limits;
+}
+
+bool
+account_has_alerts(int64 account_id)
+{
+	AccountEntry *e = account_fetch(account_id);
+
+	return e != NULL && e->has_alerts;
+}

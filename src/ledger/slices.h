@@ -1,0 +1,133 @@
+/*
+ * The available amount of an account, kept in slices (slices.c): every
+ * operation on it, its gates and its settings. Slices call no other file of
+ * the ledger but accounts.c and alerts.c; the ledger, requests, top-ups and
+ * corrections call them.
+ */
+#ifndef BILLING_SLICES_H
+#define BILLING_SLICES_H
+
+#include "postgres.h"
+
+#include "storage/lockdefs.h"
+
+#include "ledger/ledger.h"
+
+/* Settings of the slices (slices_init, called by _PG_init). */
+extern char *billing_low_balance_floor_micros;	/* micros, see money_setting() */
+extern int	billing_low_balance_factor;
+extern int	billing_low_balance_window;		/* seconds */
+extern int	billing_balance_slices;
+extern void slices_init(void);
+
+/*
+ * Admission: takes amount (>= 0) out of the available amount, or raises
+ * PB402 when it is not covered. Concurrent callers on one account usually
+ * take from the fast budgets of different slices (the fast path); when no
+ * budget covers the amount, every slice is locked and the exact total
+ * decides (per-request validation), then the slices are laid out again
+ * (slices.c): a new budget above the low-balance threshold, none below it.
+ */
+extern void available_take(const Account *acct, int64 amount);
+/* The exact path alone. */
+extern void available_take_exact(const Account *acct, int64 amount);
+
+/*
+ * The SQL of a fast-path take, for a statement that folds it into more work:
+ * takes amount (> 0) out of an unlocked slice of account acct whose fast
+ * budget covers it, trying slice home first (one index probe; COALESCE runs
+ * the scan of the others only when that one is locked or short); returns
+ * one row when it did. The arguments are the SQL of the three values, e.g.
+ * "$1". Only for the fold callback of available_take_with().
+ */
+#define AVAILABLE_TAKE_SQL(acct, amount, home) \
+	"UPDATE billing.account_slices SET available_micros = available_micros - " amount "," \
+	"       fast_micros = fast_micros - " amount \
+	" WHERE account_id = " acct " AND slice = COALESCE(" \
+	"       (SELECT slice FROM billing.account_slices" \
+	"         WHERE account_id = " acct " AND slice = " home \
+	"           AND fast_micros >= " amount " FOR UPDATE SKIP LOCKED)," \
+	"       (SELECT slice FROM billing.account_slices" \
+	"         WHERE account_id = " acct " AND fast_micros >= " amount \
+	"         ORDER BY slice LIMIT 1 FOR UPDATE SKIP LOCKED))" \
+	" RETURNING slice"
+
+/*
+ * available_take() for a caller that records the take with it (a charge),
+ * in one statement on the fast path. fold(arg, home) runs the caller's
+ * statement built around AVAILABLE_TAKE_SQL, home being the slice to try
+ * first, and returns whether it took amount. When it did not, and the home
+ * slice covers amount but was locked, the slices wait for it, take amount
+ * and call record(arg); when no budget covers amount (or it is 0), the
+ * exact path takes it (PB402 when not covered) and record(arg) follows.
+ * Each fast attempt runs in a subtransaction of its own.
+ */
+extern void available_take_with(const Account *acct, int64 amount,
+								bool (*fold) (void *arg, int home),
+								void (*record) (void *arg), void *arg);
+
+/*
+ * Moves delta into (> 0) or out of (< 0) the available amount without a
+ * coverage check: releases, refunds, credits, and the overrun of an
+ * effective cost past its estimate, which may leave the account below zero.
+ */
+extern void available_adjust(const Account *acct, int64 delta);
+
+/*
+ * Cold paths (funds, top-ups, invoices, credit limits): moves delta into or
+ * out of the available amount with every slice locked, and lays the result
+ * out as an exact validation would.
+ */
+extern void available_rebalance(const Account *acct, int64 delta);
+
+/*
+ * The fast path's budget for an account with this available amount,
+ * threshold and holds of unfinished requests: what the fast path can take
+ * before the next exact pass and still leave the account at or above its
+ * threshold. Taking b leaves at least available - b (credits only add); the
+ * spend still to come is at most b and the holds (their settlement), so the
+ * threshold rises by at most factor x (b + holds): the budget is the largest
+ * b with available - b >= threshold + factor x (b + holds). Exact while the
+ * window's spend is summed; when it is extrapolated from a sample, each
+ * exact pass follows the new estimate. 0 means every request validates
+ * exactly ("per_request").
+ */
+extern int64 available_fast_budget(int64 available, int64 threshold, int64 holds);
+
+/* Exact available amount as this transaction sees it (sum of slices). */
+extern int64 available_total(int64 account_id);
+
+/*
+ * Low-balance threshold of the account right now (README.md, Admission): the
+ * larger of the floor and factor x recent spend, saturated at PG_INT64_MAX
+ * (never an error).
+ */
+extern int64 available_threshold(int64 account_id);
+
+/*
+ * The gates (heavyweight locks held to commit) of an account's slices and of
+ * a spend limit's slices (limits.c, which keeps slices of its own in the
+ * same discipline): the fast path holds one in share mode, the exact path in
+ * exclusive mode. A new hold of an account's gate takes in the invalidations
+ * that transactions which held it before have sent (account_has_limits).
+ */
+#define GATE_ACCOUNT 0xB111
+#define GATE_LIMIT 0xB112
+extern void slices_gate_lock(int64 key, uint16 kind, LOCKMODE mode);
+
+/* The slice this backend tries first, so that backends spread over slices. */
+extern int	slices_home(void);
+
+/*
+ * A fast-path take under gate key of kind: attempt(arg, false) takes from
+ * any unlocked slice that covers it, attempt(arg, true) waits for the home
+ * slice. Each runs in a subtransaction of its own under the share gate, so
+ * that a failed one leaves no row lock behind (a waiter then holds no slice
+ * anyone could wait for). True when one took; the gate is then held to
+ * commit. False, with nothing kept, when an exact path holds the gate or
+ * both failed: the caller goes exact.
+ */
+extern bool slices_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home),
+							void *arg);
+
+#endif
