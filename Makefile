@@ -39,6 +39,12 @@ ISOLATION = charge_race idempotency_race complete_cancel_race double_complete ho
             expire_credits_race expire_credits_twice refund_race refund_close_race \
             events_order budget_race limit_race limit_hold alert_race limit_set_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
+# The TAP tests run last in make installcheck, through PGXS's prove_installcheck.
+# PostgreSQL::Test::Cluster starts servers of its own, so they need a user that
+# PostgreSQL runs as (not root); TAP_TESTS= skips them, PROVE_TESTS=test/t/x.pl
+# picks one.
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
 
 # PGXS tracks no header dependencies: every object depends on every header.
 $(OBJS): $(wildcard src/*.h src/*/*.h)

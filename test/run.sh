@@ -30,10 +30,10 @@ installcheck() {
 	for suite in regress isolation; do
 		log="$WORK/installcheck-$label-$suite.log"
 		if [ $suite = regress ]; then
-			make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= >"$log" 2>&1; rc=$?
+			make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= TAP_TESTS= >"$log" 2>&1; rc=$?
 			diffs=regression.diffs
 		else
-			make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= >"$log" 2>&1; rc=$?
+			make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= TAP_TESTS= >"$log" 2>&1; rc=$?
 			diffs=test/isolation/output_iso/regression.diffs
 		fi
 		grep -E '\.\.\. |tests (passed|failed)' "$log" | sed "s/^/$label: /"
@@ -76,14 +76,14 @@ for days in 40 400; do
 	echo "+${days}d: $(($(date +%s) - start)) s"
 done
 
-# 4. TAP tests (PostgreSQL::Test::Cluster starts its own servers, so they
-#    run as the cluster user from a copy it owns)
+# 4. TAP tests, one at a time through make installcheck (PGXS's
+#    prove_installcheck). PostgreSQL::Test::Cluster starts its own servers,
+#    so they run as the cluster user from a copy it owns
 if ls test/t/*.pl >/dev/null 2>&1; then
 	cp -a "$ROOT" "$WORK/tap"; chown -R "$CLUSTER_USER" "$WORK/tap"
 	for t in test/t/*.pl; do
 		(cd "$WORK/tap" && as_cluster_user env PATH="$PATH" PG_CONFIG="$PG_CONFIG" \
-			PG_REGRESS="$("$PG_CONFIG" --pgxs | sed 's|src/makefiles/pgxs.mk|src/test/regress/pg_regress|')" \
-			prove -I "$("$PG_CONFIG" --pgxs | sed 's|makefiles/pgxs.mk|test/perl|')" "$t") \
+			make -s installcheck PG_CONFIG="$PG_CONFIG" REGRESS= ISOLATION= PROVE_TESTS="$t") \
 			>"$WORK/$(basename "$t").log" 2>&1
 		rc=$?; tail -3 "$WORK/$(basename "$t").log"; tally "$t" $rc
 	done

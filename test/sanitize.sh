@@ -102,7 +102,7 @@ rc=0
 if [ $# -gt 0 ]; then suites=("$*"); else suites=("ISOLATION=" "REGRESS="); fi
 for suite in "${suites[@]}"; do
 	# shellcheck disable=SC2086
-	timeout 900 make -s PG_CONFIG="$PG_CONFIG" installcheck $suite >>"$DIR/installcheck.log" 2>&1 || rc=$?
+	timeout 900 make -s PG_CONFIG="$PG_CONFIG" installcheck TAP_TESTS= $suite >>"$DIR/installcheck.log" 2>&1 || rc=$?
 done
 grep -E '\.\.\. |tests (passed|failed)' "$DIR/installcheck.log" || true
 if [ $rc -ne 0 ]; then
