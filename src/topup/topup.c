@@ -32,6 +32,7 @@
 #include "errors.h"
 #include "events.h"
 #include "jsonout.h"
+#include "ledger/slices.h"
 #include "money.h"
 #include "spi_plan.h"
 #include "topup/topup.h"
