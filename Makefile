@@ -3,7 +3,7 @@ EXTENSION   = billing
 EXTVERSION  = 0.2.0
 
 MODULE_big  = billing
-OBJS = src/billing.o src/args.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o \
+OBJS = src/billing.o src/args.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o src/settings.o \
        src/pricing/pricing.o src/pricing/pricingparams.o src/pricing/pricingcomponents.o \
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/corrections.o \
@@ -70,11 +70,11 @@ billing.control: billing.control.in Makefile
 # stress test, fuzzer, benchmark driver, example payment worker.
 LIBPQ_CFLAGS = -O2 -Wall -Wextra $(COPT) -I$(shell $(PG_CONFIG) --includedir)
 LIBPQ_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq
-test/stress: test/stress.c
+test/stress: test/stress.c test/pqtool.h
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS) -lpthread
-test/fuzz: test/fuzz.c
+test/fuzz: test/fuzz.c test/pqtool.h
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS)
-bench/driver: bench/driver.c
+bench/driver: bench/driver.c test/pqtool.h
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS) -lpthread
 examples/payment_worker/payment_worker: examples/payment_worker/payment_worker.c
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS)

@@ -9,6 +9,7 @@
 #include "utils/guc.h"
 
 #include "money.h"
+#include "settings.h"
 
 static void
 money_out_of_range(void)
@@ -113,8 +114,8 @@ check_micros_setting(char **newval, void **extra, GucSource source)
 void
 money_define_setting(const char *name, const char *short_desc, char **var, const char *boot_micros)
 {
-	DefineCustomStringVariable(name, short_desc, "In micros: 1 USD = 1000000.", var, boot_micros,
-							   PGC_SUSET, 0, check_micros_setting, NULL, NULL);
+	settings_define_string(name, short_desc, "In micros: 1 USD = 1000000.", var, boot_micros,
+						   check_micros_setting);
 }
 
 int64

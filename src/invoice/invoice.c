@@ -11,6 +11,7 @@
 
 #include "invoice/invoice.h"
 #include "money.h"
+#include "settings.h"
 
 char	   *billing_timezone = NULL;
 int			billing_invoice_due_days = 30;
@@ -45,16 +46,11 @@ check_billing_timezone(char **newval, void **extra, GucSource source)
 void
 invoice_init(void)
 {
-	DefineCustomStringVariable("billing.timezone",
-							   "Time zone in which invoice months begin and end.",
-							   NULL,
-							   &billing_timezone, "UTC",
-							   PGC_SUSET, 0, check_billing_timezone, NULL, NULL);
-	DefineCustomIntVariable("billing.invoice_due_days",
-							"Days from the end of an invoiced month to its due date.",
-							NULL,
-							&billing_invoice_due_days, 30, 0, 365,
-							PGC_SUSET, 0, NULL, NULL, NULL);
+	settings_define_string("billing.timezone", "Time zone in which invoice months begin and end.",
+						   NULL, &billing_timezone, "UTC", check_billing_timezone);
+	settings_define_int("billing.invoice_due_days",
+						"Days from the end of an invoiced month to its due date.",
+						NULL, &billing_invoice_due_days, 30, 0, 365, 0);
 	money_define_setting("billing.credit_limit_floor_micros",
 						 "Lowest credit limit billing.suggest_credit_limit() suggests.",
 						 &billing_credit_limit_floor_micros, "10000000");

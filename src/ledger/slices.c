@@ -51,6 +51,7 @@
 #include "ledger/ledger.h"
 #include "ledger/slices.h"
 #include "money.h"
+#include "settings.h"
 #include "spi_plan.h"
 
 char	   *billing_low_balance_floor_micros = NULL;
@@ -64,21 +65,16 @@ slices_init(void)
 	money_define_setting("billing.low_balance_floor_micros",
 						 "Lowest low-balance threshold; below its threshold an account validates every request exactly.",
 						 &billing_low_balance_floor_micros, "1000000");
-	DefineCustomIntVariable("billing.low_balance_factor",
-							"Multiple of recent spend that sets the low-balance threshold.",
-							NULL,
-							&billing_low_balance_factor, 2, 0, 1000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("billing.low_balance_window",
-							"Window of recent spend for the low-balance threshold.",
-							NULL,
-							&billing_low_balance_window, 300, 1, 86400,
-							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("billing.balance_slices",
-							"Slices a new account's available amount is split into.",
-							"More slices let more requests of one account run at once.",
-							&billing_balance_slices, 16, 1, 256,
-							PGC_SUSET, 0, NULL, NULL, NULL);
+	settings_define_int("billing.low_balance_factor",
+						"Multiple of recent spend that sets the low-balance threshold.",
+						NULL, &billing_low_balance_factor, 2, 0, 1000, 0);
+	settings_define_int("billing.low_balance_window",
+						"Window of recent spend for the low-balance threshold.",
+						NULL, &billing_low_balance_window, 300, 1, 86400, GUC_UNIT_S);
+	settings_define_int("billing.balance_slices",
+						"Slices a new account's available amount is split into.",
+						"More slices let more requests of one account run at once.",
+						&billing_balance_slices, 16, 1, 256, 0);
 }
 
 static const Oid types_acct_amount_slice[] = {INT8OID, INT8OID, INT4OID};

@@ -17,6 +17,7 @@
 #include "jsonout.h"
 #include "money.h"
 #include "pricing/pricing_internal.h"
+#include "settings.h"
 #include "spi_plan.h"
 
 char	   *billing_catalog_currency = NULL;
@@ -34,11 +35,8 @@ check_catalog_currency(char **newval, void **extra, GucSource source)
 void
 pricing_init(void)
 {
-	DefineCustomStringVariable("billing.catalog_currency",
-							   "Currency of new prices.",
-							   NULL,
-							   &billing_catalog_currency, "USD",
-							   PGC_SUSET, 0, check_catalog_currency, NULL, NULL);
+	settings_define_string("billing.catalog_currency", "Currency of new prices.", NULL,
+						   &billing_catalog_currency, "USD", check_catalog_currency);
 }
 
 /* Route + price -> the JSON of docs/pricing.md (estimate or effective cost). */
