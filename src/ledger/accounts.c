@@ -152,6 +152,17 @@ account_load(int64 account_id, Account *acct, bool active_only)
 	*acct = e->acct;
 }
 
+void
+account_require_prepaid(const Account *acct, const char *detail, const char *hint)
+{
+	if (acct->postpaid)
+		ereport(ERROR,
+				(errcode(ERRCODE_BILLING_CONFLICT),
+				 errmsg("account " INT64_FORMAT " is postpaid", acct->account_id),
+				 errdetail("%s", detail),
+				 errhint("%s", hint)));
+}
+
 bool
 account_has_limits(int64 account_id)
 {

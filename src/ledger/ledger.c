@@ -59,21 +59,13 @@ static int64
 funds_replay(int64 account_id, const char *key, int64 amount)
 {
 	static SPIPlanPtr plan;
-	Datum		v[2] = {Int64GetDatum(account_id), CStringGetTextDatum(key)};
+	Datum		v[3] = {Int64GetDatum(account_id), CStringGetTextDatum(key), Int64GetDatum(amount)};
 
 	plan_exec(&plan,
-			  "SELECT entry_id, amount_micros, kind FROM billing.ledger"
+			  "SELECT entry_id, kind = 'funds' AND amount_micros = $3 FROM billing.ledger"
 			  " WHERE account_id = $1 AND idempotency_key = $2",
-			  2, (Oid[]) {INT8OID, TEXTOID}, v, NULL, false, 1);
-	if (SPI_processed == 0)
-		return 0;
-	if (spi_int64(2) != amount || strcmp(spi_text(3), "funds") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("idempotency key \"%s\" was already used with other parameters", key),
-				 errdetail("Entry " INT64_FORMAT " was posted with this key for " INT64_FORMAT " micros.",
-						   spi_int64(1), spi_int64(2))));
-	return spi_int64(1);
+			  3, (Oid[]) {INT8OID, TEXTOID, INT8OID}, v, NULL, false, 1);
+	return args_key_replay(key, "Entry", "posted");
 }
 
 PG_FUNCTION_INFO_V1(billing_add_funds);
@@ -92,12 +84,8 @@ billing_add_funds(PG_FUNCTION_ARGS)
 	args_check_idempotency_key(key);
 	SPI_connect();
 	account_load(account_id, &acct, true);
-	if (acct.postpaid)
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("account " INT64_FORMAT " is postpaid", account_id),
-				 errdetail("Funds are added to prepaid accounts only."),
-				 errhint("Postpaid usage is settled with billing.mark_invoice_paid().")));
+	account_require_prepaid(&acct, _("Funds are added to prepaid accounts only."),
+							_("Postpaid usage is settled with billing.mark_invoice_paid()."));
 	if (key)
 		entry_id = funds_replay(account_id, key, amount);
 	if (entry_id == 0)

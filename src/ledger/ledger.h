@@ -27,6 +27,12 @@ typedef struct Account
 extern void account_load(int64 account_id, Account *acct, bool active_only);
 
 /*
+ * Refuses (PB409 "account N is postpaid") to credit a postpaid account with
+ * a payment; detail and hint say what the caller's payment is for instead.
+ */
+extern void account_require_prepaid(const Account *acct, const char *detail, const char *hint);
+
+/*
  * Whether the account has spend limits, or balance alerts: only accounts
  * that have them pay for them. Call under the account's gate. An Account
  * loaded before the gate does not carry them, because it may predate a

@@ -34,6 +34,7 @@
 #include "jsonout.h"
 #include "ledger/slices.h"
 #include "money.h"
+#include "settings.h"
 #include "spi_plan.h"
 #include "topup/topup.h"
 
@@ -43,16 +44,12 @@ int			billing_auto_topup_max_per_day = 10;
 void
 topup_init(void)
 {
-	DefineCustomIntVariable("billing.auto_topup_max_failures",
-							"Consecutive failed auto top-ups after which auto top-up turns off.",
-							NULL,
-							&billing_auto_topup_max_failures, 3, 1, 100,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("billing.auto_topup_max_per_day",
-							"Most auto top-ups requested for one account in 24 hours.",
-							NULL,
-							&billing_auto_topup_max_per_day, 10, 1, 1000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
+	settings_define_int("billing.auto_topup_max_failures",
+						"Consecutive failed auto top-ups after which auto top-up turns off.",
+						NULL, &billing_auto_topup_max_failures, 3, 1, 100, 0);
+	settings_define_int("billing.auto_topup_max_per_day",
+						"Most auto top-ups requested for one account in 24 hours.",
+						NULL, &billing_auto_topup_max_per_day, 10, 1, 1000, 0);
 }
 
 #define TOPUP_CHANNEL "billing_topup"
@@ -72,48 +69,61 @@ require_non_negative(int64 amount, const char *what)
 }
 
 
-/* NOTIFY billing_topup (docs/topup.md) and its event in the log */
+/*
+ * NOTIFY billing_topup (docs/topup.md): the event and the account, and for a
+ * requested top-up (topup_id not 0) the top-up and its amount.
+ */
 static void
-notify_requested(int64 topup_id, int64 account_id, int64 amount)
+topup_notify(const char *event, int64 account_id, int64 topup_id, int64 amount)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	json_begin(&buf);
-	json_add_str(&buf, "event", "auto_topup_requested");
-	json_add_int(&buf, "topup_id", topup_id);
+	json_add_str(&buf, "event", event);
+	if (topup_id != 0)
+		json_add_int(&buf, "topup_id", topup_id);
 	json_add_int(&buf, "account_id", account_id);
-	json_add_int(&buf, "amount_micros", amount);
+	if (topup_id != 0)
+		json_add_int(&buf, "amount_micros", amount);
 	json_end(&buf);
 	Async_Notify(TOPUP_CHANNEL, buf.data);
+}
 
-	resetStringInfo(&buf);
+/*
+ * A top-up's event in the log (docs/events.md): the top-up, one number, and
+ * when text_key is not NULL one text (JSON null when text is NULL).
+ */
+static void
+topup_event(int64 account_id, const char *event, int64 topup_id, const char *int_key,
+			int64 value, const char *text_key, const char *text)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
 	json_begin(&buf);
 	json_add_int(&buf, "topup_id", topup_id);
-	json_add_int(&buf, "amount_micros", amount);
+	json_add_int(&buf, int_key, value);
+	if (text_key != NULL)
+		json_add_str(&buf, text_key, text);
 	json_end(&buf);
-	event_emit(account_id, "auto_topup_requested", buf.data);
+	event_emit(account_id, event, buf.data);
+}
+
+/* a top-up requested: its NOTIFY and its event */
+static void
+notify_requested(int64 topup_id, int64 account_id, int64 amount)
+{
+	topup_notify("auto_topup_requested", account_id, topup_id, amount);
+	topup_event(account_id, "auto_topup_requested", topup_id, "amount_micros", amount, NULL, NULL);
 }
 
 /* auto top-up turned off by the failure of topup_id, the failures-th in a row */
 static void
 notify_disabled(int64 account_id, int64 topup_id, int failures)
 {
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	json_begin(&buf);
-	json_add_str(&buf, "event", "auto_topup_disabled");
-	json_add_int(&buf, "account_id", account_id);
-	json_end(&buf);
-	Async_Notify(TOPUP_CHANNEL, buf.data);
-
-	resetStringInfo(&buf);
-	json_begin(&buf);
-	json_add_int(&buf, "topup_id", topup_id);
-	json_add_int(&buf, "failures", failures);
-	json_end(&buf);
-	event_emit(account_id, "auto_topup_disabled", buf.data);
+	topup_notify("auto_topup_disabled", account_id, 0, 0);
+	topup_event(account_id, "auto_topup_disabled", topup_id, "failures", failures, NULL, NULL);
 }
 
 /*
@@ -123,15 +133,8 @@ notify_disabled(int64 account_id, int64 topup_id, int failures)
 static void
 event_finished(int64 account_id, int64 topup_id, int64 amount, bool succeeded, const char *text)
 {
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	json_begin(&buf);
-	json_add_int(&buf, "topup_id", topup_id);
-	json_add_int(&buf, "amount_micros", amount);
-	json_add_str(&buf, succeeded ? "payment_reference" : "failure_reason", text);
-	json_end(&buf);
-	event_emit(account_id, succeeded ? "topup_succeeded" : "topup_failed", buf.data);
+	topup_event(account_id, succeeded ? "topup_succeeded" : "topup_failed", topup_id,
+				"amount_micros", amount, succeeded ? "payment_reference" : "failure_reason", text);
 }
 
 /*
@@ -471,12 +474,8 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 
 	if (succeeded)
 	{
-		if (acct.postpaid)
-			ereport(ERROR,
-					(errcode(ERRCODE_BILLING_CONFLICT),
-					 errmsg("account " INT64_FORMAT " is postpaid", account_id),
-					 errdetail("A top-up credits a prepaid balance only."),
-					 errhint("Refund the payment, or complete the top-up as failed.")));
+		account_require_prepaid(&acct, _("A top-up credits a prepaid balance only."),
+								_("Refund the payment, or complete the top-up as failed."));
 		ledger_post(account_id, "auto_topup", amount, false, 0, topup_id, 0, NULL, reference);
 		available_rebalance(&acct, amount);
 	}
