@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "libpq-fe.h"
+#include "../test/pqtool.h"
 
 #define CHARGE_SQL \
 	"SELECT billing.charge($1::bigint, 'bench-img', '{\"n\":1,\"size\":\"1024x1024\"}'::jsonb, " \
@@ -97,25 +98,6 @@ static atomic_int stop;
 static atomic_int setup_failed;
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 static int	reported_errors;
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static uint64_t
-next_rand(uint64_t *s)
-{
-	/* xorshift64*: independent per client, no shared state */
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ULL;
-}
 
 /* Prints the first few failures, so that a broken setup is visible. */
 static void
@@ -184,7 +166,7 @@ client_main(void *p)
 		ExecStatusType st;
 
 		if (mode == MODE_PLAIN_SPREAD)
-			account = 1 + (long) (next_rand(&c->rng) % (uint64_t) arg);
+			account = 1 + (long) (xorshift64(&c->rng) % (uint64_t) arg);
 		snprintf(idbuf, sizeof(idbuf), "%ld", account);
 		values[0] = idbuf;
 		values[1] = PLAIN_COST;

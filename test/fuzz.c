@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "libpq-fe.h"
+#include "pqtool.h"
 
 /* type OIDs of the arguments (pg_type.dat) */
 #define BOOLOID 16
@@ -131,10 +132,7 @@ static uint64_t rng_state;
 static uint64_t
 rnd(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 2685821657736338717ULL;
+	return xorshift64(&rng_state);
 }
 
 static int
@@ -249,29 +247,31 @@ static const char *bad_json_texts[] = {
 
 static void json_value(Buf *b, int depth);
 
+/* a JSON scalar of kind 0 (a number), 1 (a string) or 2 (null, true, false) */
+static void
+json_scalar(Buf *b, int kind)
+{
+	if (kind == 0)
+		buf_add(b, "%s", PICK(bad_json_numbers));
+	else if (kind == 1)
+		buf_add(b, "%s", PICK(bad_json_strings));
+	else
+		buf_add(b, "%s", PICK(((const char *[]) {"null", "true", "false"})));
+}
+
 static void
 json_token(Buf *b)
 {
-	switch (pick(6))
-	{
-		case 0:
-			buf_add(b, "%s", PICK(bad_json_numbers));
-			break;
-		case 1:
-			buf_add(b, "%s", PICK(bad_json_strings));
-			break;
-		case 2:
-			buf_add(b, "%s", PICK(((const char *[]) {"null", "true", "false"})));
-			break;
-		case 3:
-			buf_add(b, "[]");
-			break;
-		case 4:
-			buf_add(b, "{}");
-			break;
-		default:
-			json_value(b, 2);
-	}
+	int			k = pick(6);
+
+	if (k < 3)
+		json_scalar(b, k);
+	else if (k == 3)
+		buf_add(b, "[]");
+	else if (k == 4)
+		buf_add(b, "{}");
+	else
+		json_value(b, 2);
 }
 
 /* a random JSON value; keys come from the vocabulary of params and outputs */
@@ -287,17 +287,7 @@ json_value(Buf *b, int depth)
 
 	if (depth <= 0 || chance(50))
 	{
-		switch (pick(3))
-		{
-			case 0:
-				buf_add(b, "%s", PICK(bad_json_numbers));
-				break;
-			case 1:
-				buf_add(b, "%s", PICK(bad_json_strings));
-				break;
-			default:
-				buf_add(b, "%s", PICK(((const char *[]) {"null", "true", "false"})));
-		}
+		json_scalar(b, pick(3));
 		return;
 	}
 	k = pick(4);
@@ -646,14 +636,7 @@ connect_db(const char *dbname)
 static void
 must(PGconn *c, const char *sql)
 {
-	PGresult   *r = PQexec(c, sql);
-
-	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-	{
-		fprintf(stderr, "fuzz: setup failed: %s\n%s", sql, PQerrorMessage(c));
-		exit(1);
-	}
-	PQclear(r);
+	pq_must(c, "fuzz", sql);
 }
 
 /* the tiers, a statement timeout and the hostile search_path */

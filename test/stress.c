@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "libpq-fe.h"
+#include "pqtool.h"
 
 #define CLIENTS			12
 #define NACCOUNTS		5
@@ -135,22 +136,11 @@ static double deadline;
 static atomic_int failures;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
+/* each client's own sequence: no shared state */
 static uint64_t
 rnd(Client *c)
 {
-	c->rng ^= c->rng >> 12;
-	c->rng ^= c->rng << 25;
-	c->rng ^= c->rng >> 27;
-	return c->rng * 2685821657736338717ULL;
+	return xorshift64(&c->rng);
 }
 
 static int
@@ -212,15 +202,7 @@ connect_db(const char *conninfo)
 static void
 exec_ok(PGconn *conn, const char *sql)
 {
-	PGresult   *res = PQexec(conn, sql);
-	ExecStatusType st = PQresultStatus(res);
-
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-	{
-		fprintf(stderr, "stress: setup statement failed: %s\n", sql);
-		die("setup", conn);
-	}
-	PQclear(res);
+	pq_must(conn, "stress", sql);
 }
 
 static const char *
