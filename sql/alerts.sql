@@ -1,14 +1,11 @@
 -- Balance alerts (docs/limits.md): a threshold fires once on the way down
 -- (holds count), re-arms at or above it; refusals of set_balance_alerts.
 SET client_min_messages = warning;
-SELECT billing.set_model('al-img', 'image', 'acme', 'Acme Images');
-SELECT billing.set_price('al-img', '[{"type":"output","metric":"image","unit_price_micros":1000000}]',
-                         NULL, now() - interval '1 day') > 0 AS priced;
+SELECT regress.image_model('al-img', 1000000) AS priced;
 SELECT billing.create_account('al-a') AS a \gset
 SELECT billing.add_funds(:a, 10000000) > 0 AS funded;
 CREATE FUNCTION pg_temp.charge(a bigint, n integer) RETURNS text LANGUAGE sql AS $$
-    SELECT billing.charge(a, 'al-img', '{}', pg_catalog.jsonb_build_object('images',
-        (SELECT pg_catalog.jsonb_agg('{"width":1,"height":1}'::jsonb) FROM generate_series(1, n)))) ->> 'cost' $$;
+    SELECT billing.charge(a, 'al-img', '{}', regress.images(n)) ->> 'cost' $$;
 CREATE FUNCTION pg_temp.alerts(a bigint) RETURNS TABLE(threshold bigint, available bigint)
 LANGUAGE sql AS $$
     SELECT (payload ->> 'threshold_micros')::bigint, (payload ->> 'available_micros')::bigint

@@ -2,18 +2,13 @@
 -- every limit that applies, the PB402 refusal, balance()'s "limits", periods
 -- and their reset, the spend_limit_reached event.
 SET client_min_messages = warning;
-SELECT billing.set_model('lim-img', 'image', 'acme', 'Acme Images');
-SELECT billing.set_price('lim-img', '[{"type":"output","metric":"image","unit_price_micros":100000}]',
-                         NULL, now() - interval '1 day') > 0 AS priced;
+SELECT regress.image_model('lim-img', 100000) AS priced;
 SELECT billing.create_account('lim-a') AS a \gset
 SELECT billing.add_funds(:a, 100000000) > 0 AS funded;
-CREATE FUNCTION pg_temp.img(n integer) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT pg_catalog.jsonb_build_object('images',
-        (SELECT pg_catalog.jsonb_agg('{"width":1,"height":1}'::jsonb) FROM generate_series(1, n))) $$;
 CREATE FUNCTION pg_temp.charge(a bigint, n integer, scope text DEFAULT NULL, key text DEFAULT NULL)
 RETURNS text LANGUAGE sql AS $$
     SELECT regress.try(format('SELECT billing.charge(%s, %L, %L, %L, ''{}'', %L, %L)',
-                              a, 'lim-img', '{}', pg_temp.img(n), key, scope)) $$;
+                              a, 'lim-img', '{}', regress.images(n), key, scope)) $$;
 -- a refusal with its detail and hint
 CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -31,7 +26,7 @@ END $$;
 CREATE FUNCTION pg_temp.charge_full(a bigint, n integer, scope text DEFAULT NULL) RETURNS text
 LANGUAGE sql AS $$
     SELECT pg_temp.try(format('SELECT billing.charge(%s, %L, %L, %L, ''{}'', NULL, %L)',
-                              a, 'lim-img', '{}', pg_temp.img(n), scope)) $$;
+                              a, 'lim-img', '{}', regress.images(n), scope)) $$;
 CREATE FUNCTION pg_temp.limits(a bigint) RETURNS TABLE(scope text, period text, limit_micros bigint,
     spent bigint, held bigint, remaining bigint) LANGUAGE sql AS $$
     SELECT l ->> 'scope', l ->> 'period', (l ->> 'limit_micros')::bigint, (l ->> 'spent_micros')::bigint,
@@ -92,7 +87,7 @@ SELECT (billing.begin_request(:b, 'lim-img', '{"n":4}', NULL, 'job') -> 'metadat
 SELECT * FROM pg_temp.limits(:b);
 SELECT regress.try(format('SELECT billing.begin_request(%s, ''lim-img'', ''{"n":1}'', NULL, ''job'')', :b));
 -- the first request completes with 8 images: 0.20 over the limit, charged in full
-SELECT billing.complete_request(request_id, pg_temp.img(8)) ->> 'cost' AS cost
+SELECT billing.complete_request(request_id, regress.images(8)) ->> 'cost' AS cost
   FROM billing.requests WHERE account_id = :b ORDER BY request_id LIMIT 1;
 SELECT * FROM pg_temp.limits(:b);
 SELECT billing.cancel_request(request_id) ->> 'status' AS cancelled
@@ -111,11 +106,11 @@ SELECT pg_temp.charge_full(:b, 1);
 SELECT billing.set_spend_limit(:b, NULL, 'day');
 
 -- the scope is part of what an idempotency key matches; metadata shows it
-SELECT billing.charge(:b, 'lim-img', '{}', pg_temp.img(1), '{}', 'k1') ->> 'scope' AS no_scope;
+SELECT billing.charge(:b, 'lim-img', '{}', regress.images(1), '{}', 'k1') ->> 'scope' AS no_scope;
 SELECT pg_temp.charge(:b, 1, 'job', 'k1');
-SELECT billing.charge(:b, 'lim-img', '{}', pg_temp.img(1), '{}', 'k2', 'other') ->> 'scope' AS scope;
-SELECT billing.charge(:b, 'lim-img', '{}', pg_temp.img(1), '{}', 'k2', 'other') ->> 'scope' AS replayed;
-SELECT regress.try(format('SELECT billing.charge(%s, ''lim-img'', ''{}'', %L, ''{}'', NULL, '''')', :b, pg_temp.img(1)));
+SELECT billing.charge(:b, 'lim-img', '{}', regress.images(1), '{}', 'k2', 'other') ->> 'scope' AS scope;
+SELECT billing.charge(:b, 'lim-img', '{}', regress.images(1), '{}', 'k2', 'other') ->> 'scope' AS replayed;
+SELECT regress.try(format('SELECT billing.charge(%s, ''lim-img'', ''{}'', %L, ''{}'', NULL, '''')', :b, regress.images(1)));
 SELECT regress.try(format('SELECT billing.begin_request(%s, ''lim-img'', ''{}'', NULL, %L)', :b, repeat('s', 257)));
 
 -- periods in billing.timezone: resets_at is the next midnight, Monday, first of the month

@@ -189,18 +189,19 @@ BEGIN
     RETURN CASE op WHEN '=' THEN a = b WHEN '<>' THEN a <> b WHEN '<' THEN a < b
                    WHEN '<=' THEN a <= b WHEN '>' THEN a > b ELSE a >= b END;
 END $$;
-CREATE FUNCTION evil.int8eq(bigint, bigint) RETURNS boolean LANGUAGE sql
-AS $$ SELECT evil.int8cmp($1, $2, '=') $$;
-CREATE FUNCTION evil.int8ne(bigint, bigint) RETURNS boolean LANGUAGE sql
-AS $$ SELECT evil.int8cmp($1, $2, '<>') $$;
-CREATE FUNCTION evil.int8lt(bigint, bigint) RETURNS boolean LANGUAGE sql
-AS $$ SELECT evil.int8cmp($1, $2, '<') $$;
-CREATE FUNCTION evil.int8le(bigint, bigint) RETURNS boolean LANGUAGE sql
-AS $$ SELECT evil.int8cmp($1, $2, '<=') $$;
-CREATE FUNCTION evil.int8gt(bigint, bigint) RETURNS boolean LANGUAGE sql
-AS $$ SELECT evil.int8cmp($1, $2, '>') $$;
-CREATE FUNCTION evil.int8ge(bigint, bigint) RETURNS boolean LANGUAGE sql
-AS $$ SELECT evil.int8cmp($1, $2, '>=') $$;
+-- the six comparisons of bigint, each a function through evil.int8cmp and its operator
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT * FROM (VALUES ('eq', '='), ('ne', '<>'), ('lt', '<'), ('le', '<='),
+                                   ('gt', '>'), ('ge', '>=')) v(name, op) LOOP
+        EXECUTE format('CREATE FUNCTION evil.int8%s(bigint, bigint) RETURNS boolean LANGUAGE sql AS %L',
+                       c.name, format('SELECT evil.int8cmp($1, $2, %L)', c.op));
+        EXECUTE format('CREATE OPERATOR evil.%s (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8%s)',
+                       c.op, c.name);
+    END LOOP;
+END $$;
 CREATE FUNCTION evil.int8pl(a bigint, b bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN PERFORM evil.record('bigint +'); RETURN a + b; END $$;
@@ -216,12 +217,6 @@ BEGIN PERFORM evil.record('jsonb ->>'); RETURN a ->> k; END $$;
 CREATE FUNCTION evil.jsonb_field(a jsonb, k text) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN PERFORM evil.record('jsonb ->'); RETURN a -> k; END $$;
-CREATE OPERATOR evil.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8eq);
-CREATE OPERATOR evil.<> (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8ne);
-CREATE OPERATOR evil.< (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8lt);
-CREATE OPERATOR evil.<= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8le);
-CREATE OPERATOR evil.> (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8gt);
-CREATE OPERATOR evil.>= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8ge);
 CREATE OPERATOR evil.+ (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8pl);
 CREATE OPERATOR evil.- (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = evil.int8mi);
 CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.texteq);

@@ -44,3 +44,16 @@ BEGIN
     RETURN rid;
 END $$;
 SELECT regress.try_detail('SELECT 1/0');
+-- An image model of provider acme at unit_price micros an image, priced
+-- since yesterday; true once priced.
+CREATE FUNCTION regress.image_model(model text, unit_price bigint) RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT billing.set_model(model, 'image', 'acme', 'Acme Images');
+    SELECT billing.set_price(model, pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+               'type', 'output', 'metric', 'image', 'unit_price_micros', unit_price)),
+           NULL, pg_catalog.now() - interval '1 day') > 0 $$;
+-- The outputs of n images of one pixel.
+CREATE FUNCTION regress.images(n integer) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT pg_catalog.jsonb_build_object('images',
+        (SELECT pg_catalog.jsonb_agg('{"width":1,"height":1}'::jsonb) FROM pg_catalog.generate_series(1, n))) $$;
+SELECT regress.image_model('setup-img', 1000), regress.images(2);
