@@ -128,28 +128,6 @@ BEGIN
       INTO unbilled_micros, unpaid_micros, credit_micros;
 END $$;
 
--- The account row, locked when for_update; PB404 when it is unknown or
--- disabled. The cold paths' one check that an account exists (the hot
--- paths' is account_get() in ledger.c, with the same error).
-CREATE OR REPLACE FUNCTION billing._account(account_id bigint, for_update boolean) RETURNS billing.accounts
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    acct billing.accounts;
-BEGIN
-    IF for_update THEN
-        SELECT * INTO acct FROM billing.accounts a
-         WHERE a.account_id = _account.account_id AND a.active FOR UPDATE;
-    ELSE
-        SELECT * INTO acct FROM billing.accounts a
-         WHERE a.account_id = _account.account_id AND a.active;
-    END IF;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'account % does not exist or is disabled', account_id
-            USING ERRCODE = 'PB404';
-    END IF;
-    RETURN acct;
-END $$;
-
 CREATE OR REPLACE FUNCTION billing.set_credit_limit(account_id bigint, limit_micros bigint, reason text)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -227,17 +205,16 @@ BEGIN
                       HINT = 'Add funds to cover the balance before switching to postpaid billing.';
         END IF;
         -- it stays in the ledger and joins the credit kept for the invoices
-        UPDATE billing.accounts a
-           SET billing_type = 'postpaid', prepaid_credit_micros = credit + prepaid
+        UPDATE billing.accounts a SET billing_type = 'postpaid'
          WHERE a.account_id = set_billing_type.account_id;
+        PERFORM billing._keep_credit(account_id, prepaid);
     ELSE
         -- Credit not yet consumed is plain prepaid balance again, except what
         -- the invoices still to come for postpaid usage will consume: their
         -- usage less the corrections they credit.
-        UPDATE billing.accounts a
-           SET billing_type = 'prepaid',
-               prepaid_credit_micros = LEAST(credit, GREATEST(unbilled, 0))
+        UPDATE billing.accounts a SET billing_type = 'prepaid'
          WHERE a.account_id = set_billing_type.account_id;
+        PERFORM billing._keep_credit(account_id, LEAST(credit, GREATEST(unbilled, 0)) - credit);
     END IF;
 END $$;
 
@@ -475,11 +452,7 @@ BEGIN
         due_micros := inv.subtotal_micros - inv.corrections_micros;
         credit := LEAST(credit - credit % unit, GREATEST(due_micros, 0));
         carried := CASE WHEN postpaid_now THEN GREATEST(-due_micros, 0) ELSE 0 END;
-        IF credit > 0 OR carried > 0 THEN
-            UPDATE billing.accounts a
-               SET prepaid_credit_micros = a.prepaid_credit_micros - credit + carried
-             WHERE a.account_id = acct.account_id;
-        END IF;
+        PERFORM billing._keep_credit(acct.account_id, carried - credit);
         UPDATE billing.invoices i
            SET subtotal_micros = inv.subtotal_micros, corrections_micros = inv.corrections_micros,
                credit_micros = credit, total_micros = GREATEST(due_micros, 0) - credit,

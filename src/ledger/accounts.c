@@ -1,12 +1,15 @@
 /*
  * Accounts as the hot paths read them: a backend-local cache of the account
- * row and of whether it has spend limits or balance alerts.
+ * row and of whether it has spend limits or balance alerts. And the one
+ * check that an account exists and is active, for C (account_load, cached)
+ * and for SQL (billing._account, the row, locked when asked).
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -140,16 +143,56 @@ account_fetch(int64 account_id)
 	return e;
 }
 
+/* PB404: the account is unknown, or disabled where an active one is needed */
+static void
+account_refuse(int64 account_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_BILLING_NOT_FOUND),
+			 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
+}
+
 void
 account_load(int64 account_id, Account *acct, bool active_only)
 {
 	AccountEntry *e = account_fetch(account_id);
 
 	if (e == NULL || (active_only && !e->active))
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_NOT_FOUND),
-				 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
+		account_refuse(account_id);
 	*acct = e->acct;
+}
+
+/*
+ * billing._account(account_id, for_update) RETURNS billing.accounts: the row
+ * of an active account for the cold paths in SQL, locked when for_update
+ * (read after the lock, so a change committed meanwhile decides); PB404
+ * otherwise.
+ */
+PG_FUNCTION_INFO_V1(billing_account_row);
+Datum
+billing_account_row(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr read_plan,
+				lock_plan;
+	int64		account_id = PG_GETARG_INT64(0);
+	bool		for_update = PG_GETARG_BOOL(1);
+	Datum		v[1] = {Int64GetDatum(account_id)};
+	Datum		row;
+
+	SPI_connect();
+	if (for_update)
+		plan_exec(&lock_plan,
+				  "SELECT a, a.active FROM billing.accounts a WHERE a.account_id = $1 FOR UPDATE",
+				  1, types_int8, v, NULL, false, 0);
+	else
+		plan_exec(&read_plan,
+				  "SELECT a, a.active FROM billing.accounts a WHERE a.account_id = $1",
+				  1, types_int8, v, NULL, false, 0);
+	if (SPI_processed == 0 || !DatumGetBool(spi_col(2, NULL)))
+		account_refuse(account_id);
+	row = SPI_datumTransfer(spi_col(1, NULL), false, -1);
+	SPI_finish();
+	PG_RETURN_DATUM(row);
 }
 
 void

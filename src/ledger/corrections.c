@@ -156,26 +156,6 @@ refund_json(const Account *acct, int64 refund_id, MemoryContext upper)
 	return buf.data;
 }
 
-/*
- * A refund of prepaid usage gives prepaid money back: on an account that is
- * postpaid now it joins the prepaid credit kept for the invoices, as the
- * balance did at the switch (docs/invoices.md). The account row is locked
- * first, the order of set_billing_type, which then waits and counts this
- * refund; the type is read under that lock, so a switch that committed
- * meanwhile decides.
- */
-static void
-refund_keep_prepaid(int64 account_id, int64 amount)
-{
-	static SPIPlanPtr plan;
-
-	plan_exec(&plan,
-			  "UPDATE billing.accounts SET prepaid_credit_micros = prepaid_credit_micros + $2"
-			  " WHERE account_id = $1 AND billing_type = 'postpaid'",
-			  2, (Oid[]) {INT8OID, INT8OID},
-			  (Datum[]) {Int64GetDatum(account_id), Int64GetDatum(amount)}, NULL, false, 0);
-}
-
 PG_FUNCTION_INFO_V1(billing_refund_request);
 Datum
 billing_refund_request(PG_FUNCTION_ARGS)
@@ -229,8 +209,16 @@ billing_refund_request(PG_FUNCTION_ARGS)
 		if (all)
 			amount = charged - refunded;
 		postpaid = usage_postpaid(account_id, request_id, began);
+		/*
+		 * A refund of prepaid usage gives prepaid money back: on an account
+		 * that is postpaid now it joins the prepaid credit kept for the
+		 * invoices, as the balance did at the switch (docs/invoices.md). The
+		 * account row is locked first, the order of set_billing_type, which
+		 * then waits and counts this refund; the type is read under that
+		 * lock, so a switch that committed meanwhile decides.
+		 */
 		if (!postpaid)
-			refund_keep_prepaid(account_id, amount);
+			ledger_keep_credit(account_id, amount, true);
 		entry_id = ledger_post(account_id, "refund", amount, postpaid, request_id, 0, 0, NULL, reason);
 		available_rebalance(&acct, amount);
 		v[0] = Int64GetDatum(account_id);

@@ -214,6 +214,32 @@ billing_adjust_available(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+void
+ledger_keep_credit(int64 account_id, int64 delta, bool if_postpaid)
+{
+	static SPIPlanPtr plan;
+
+	if (delta == 0)
+		return;
+	plan_exec(&plan,
+			  "UPDATE billing.accounts SET prepaid_credit_micros = prepaid_credit_micros + $2"
+			  " WHERE account_id = $1 AND (NOT $3 OR billing_type = 'postpaid')",
+			  3, (Oid[]) {INT8OID, INT8OID, BOOLOID},
+			  (Datum[]) {Int64GetDatum(account_id), Int64GetDatum(delta), BoolGetDatum(if_postpaid)},
+			  NULL, false, 0);
+}
+
+/* billing._keep_credit: the kept prepaid credit moves, for invoicing's SQL. */
+PG_FUNCTION_INFO_V1(billing_keep_credit);
+Datum
+billing_keep_credit(PG_FUNCTION_ARGS)
+{
+	SPI_connect();
+	ledger_keep_credit(PG_GETARG_INT64(0), PG_GETARG_INT64(1), false);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
 /* balance()'s "credits" and "limits" (billing._credits, billing._limits), as a jsonb object. */
 static Datum
 balance_credits(int64 account_id)

@@ -79,6 +79,14 @@ extern void limits_settle(const Account *acct, const char *scope, int64 request_
  */
 extern void alerts_after_change(const Account *acct, int64 delta, int64 available);
 
+/*
+ * Moves the prepaid credit an account keeps for its invoices
+ * (accounts.prepaid_credit_micros) by delta; the money itself stays in the
+ * ledger. With if_postpaid, only while the account is postpaid. The one
+ * writer of the column: SQL reaches it through billing._keep_credit.
+ */
+extern void ledger_keep_credit(int64 account_id, int64 delta, bool if_postpaid);
+
 /* What request_id of account_id has had back in refunds (corrections.c). */
 extern int64 request_refunded(int64 account_id, int64 request_id);
 

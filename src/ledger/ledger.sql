@@ -32,6 +32,13 @@ BEGIN
       INTO available_micros, held_micros;
 END $$;
 
+-- Internal: the row of an active account, locked when for_update; PB404
+-- when it is unknown or disabled. The cold paths' check that an account
+-- exists, defined with the hot paths' one (accounts.c).
+CREATE OR REPLACE FUNCTION billing._account(account_id bigint, for_update boolean)
+RETURNS billing.accounts LANGUAGE C STRICT SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_account_row';
+
 -- Internal: money movements of the cold paths (top-ups, invoices). Granted to nobody.
 CREATE OR REPLACE FUNCTION billing._move(account_id bigint, amount_micros bigint, kind text,
                               reference text DEFAULT NULL, topup_id bigint DEFAULT NULL,
@@ -55,6 +62,12 @@ AS 'MODULE_PATHNAME', 'billing_ledger_entry_valid';
 CREATE OR REPLACE FUNCTION billing._adjust_available(account_id bigint, delta_micros bigint)
 RETURNS void LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_adjust_available';
+
+-- Internal: the prepaid credit kept for the invoices moves by delta_micros
+-- (the money stays in the ledger); invoicing's one way to it. Granted to nobody.
+CREATE OR REPLACE FUNCTION billing._keep_credit(account_id bigint, delta_micros bigint)
+RETURNS void LANGUAGE C STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_keep_credit';
 
 -- Internal: the exact available amount, with the account's slices locked
 -- under its exclusive gate to commit, for a cold path that must come
