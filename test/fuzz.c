@@ -151,6 +151,7 @@ chance(int percent)
 /* one of the first n entries of arr */
 #define PICK_N(arr, n) ((arr)[pick(n)])
 
+
 /*
  * While "calm" is set, generators make valid values only. A call is either
  * hostile throughout, or calm but for one argument: the latter reaches the
@@ -467,18 +468,65 @@ fmt_ll(long long v)
 	return strdup(s);
 }
 
+/* the words of a kind: the first nvalid are valid, the others not */
+typedef struct
+{
+	ArgKind		kind;
+	int			nvalid;
+	const char *words[16];		/* NULL after the last */
+} Vocabulary;
+
+/* text arguments, which gen_text() also gives hostile texts of its own */
+static const Vocabulary text_words[] = {
+	{A_MODEL, 3, {"fuzz-img", "fuzz-mp", "fuzz-vid", "no-such-model", "FUZZ-IMG"}},
+	{A_BILLING_TYPE, 2, {"prepaid", "postpaid", "PREPAID", "free", "post paid"}},
+	{A_CURRENCY, 1, {"USD", "EUR", "usd", "US", "USDD", "XXX"}},
+	{A_MEDIA, 2, {"image", "video", "audio", "IMAGE"}},
+	{A_PROVIDER, 2, {"prov-a", "prov-b", "prov-unknown"}},
+	{A_CATEGORY, 2, {"promotional", "paid", "PAID", "gift", "promotional "}},
+	{A_STATUS, 5, {"completed", "failed", "cancelled", "in_progress", "queued", "done", "COMPLETED"}},
+	{A_PERIOD, 3, {"day", "week", "month", "year", "DAY", "month "}},
+};
+
+/* other arguments given as text: valid values first */
+static const Vocabulary value_words[] = {
+	{A_BOOL, 2, {"true", "false", "t", "f", "yes", "no", "on", "maybe", "", "2"}},
+	{A_TSTZ, 2, {"now", "2020-01-01", "infinity", "-infinity", "epoch", "294277-01-01",
+	"garbage", "2026-01-01 00:00:00+00", "4714-11-24 BC", "2100-01-01", ""}},
+	{A_DATE, 2, {"2025-01-01", "2026-10-01", "infinity", "-infinity", "5874897-12-31",
+	"garbage", "2020-02-30", "1999-12-31", "0001-01-01", "2026-11-15", ""}},
+	{A_INTERVAL, 2, {"1 hour", "100 years", "-1 day", "infinity", "1000000000 years",
+	"garbage", "0", "1 second", "-178000000 years", "P1D", ""}},
+	{A_THRESHOLDS, 4, {"{}", "{1000000,500000}", "{100000000000}", "{0}",
+			"{NULL}", "{-1}", "{1,1}", "{{1,2},{3,4}}", "{9223372036854775807,1}",
+	"{9223372036854775808}", "garbage", "{1,NULL}", "[0:1]={1,2}", ""}},
+};
+
+/*
+ * A copy of a word of kind from table (of n vocabularies), a valid one
+ * while calm; NULL when the table has no words of kind.
+ */
+static char *
+pick_word(const Vocabulary *table, size_t n, ArgKind kind)
+{
+	for (size_t i = 0; i < n; i++)
+	{
+		int			nwords = 0;
+
+		if (table[i].kind != kind)
+			continue;
+		while (nwords < 16 && table[i].words[nwords] != NULL)
+			nwords++;
+		return strdup(table[i].words[pick(calm ? table[i].nvalid : nwords)]);
+	}
+	return NULL;
+}
+
 static char *
 gen_text(ArgKind kind)
 {
-	static const char *models[] = {"fuzz-img", "fuzz-mp", "fuzz-vid", "no-such-model", "FUZZ-IMG"};
-	static const char *btypes[] = {"prepaid", "postpaid", "PREPAID", "free", "post paid"};
-	static const char *currencies[] = {"USD", "EUR", "usd", "US", "USDD", "XXX"};
-	static const char *media[] = {"image", "video", "audio", "IMAGE"};
-	static const char *providers[] = {"prov-a", "prov-b", "prov-unknown"};
-	static const char *categories[] = {"promotional", "paid", "PAID", "gift", "promotional "};
-	static const char *statuses[] = {"completed", "failed", "cancelled", "in_progress", "queued", "done", "COMPLETED"};
-	static const char *periods[] = {"day", "week", "month", "year", "DAY", "month "};
 	char		s[64];
+	char	   *word;
 	int			r = calm ? 100 : pick(100);
 
 	if (r < 3)
@@ -487,22 +535,11 @@ gen_text(ArgKind kind)
 		return repeat('a', 256);
 	if (r < 35)
 		return strdup(PICK(bad_texts));
+	word = pick_word(text_words, sizeof(text_words) / sizeof(text_words[0]), kind);
+	if (word != NULL)
+		return word;
 	switch (kind)
 	{
-		case A_MODEL:
-			return strdup(calm ? PICK_N(models, 3) : PICK(models));
-		case A_BILLING_TYPE:
-			return strdup(calm ? PICK_N(btypes, 2) : PICK(btypes));
-		case A_CURRENCY:
-			return strdup(calm ? "USD" : PICK(currencies));
-		case A_MEDIA:
-			return strdup(calm ? PICK_N(media, 2) : PICK(media));
-		case A_PROVIDER:
-			return strdup(calm ? PICK_N(providers, 2) : PICK(providers));
-		case A_CATEGORY:
-			return strdup(calm ? PICK_N(categories, 2) : PICK(categories));
-		case A_STATUS:
-			return strdup(calm ? PICK_N(statuses, 5) : PICK(statuses));
 		case A_KEY:
 			/* a small pool, so that keys are reused with other parameters */
 			snprintf(s, sizeof(s), "key-%d", pick(40));
@@ -513,48 +550,39 @@ gen_text(ArgKind kind)
 				return NULL;
 			snprintf(s, sizeof(s), "scope-%d", pick(4));
 			return strdup(s);
-		case A_PERIOD:
-			return strdup(calm ? PICK_N(periods, 3) : PICK(periods));
 		default:
 			snprintf(s, sizeof(s), "fuzz-%d", pick(5000));
 			return strdup(s);
 	}
 }
 
+/* the ids that an argument of kind names, or NULL when it names none */
+static const Ids *
+ids_of(ArgKind kind)
+{
+	return kind == A_ACCOUNT ? &accounts : kind == A_REQUEST ? &requests :
+		kind == A_TOPUP ? &topups : kind == A_INVOICE ? &invoices :
+		kind == A_EVENT ? &events : NULL;
+}
+
 static char *
 gen_arg(ArgKind kind)
 {
-	/* valid values first: calm calls take those */
-	static const char *bools[] = {"true", "false", "t", "f", "yes", "no", "on", "maybe", "", "2"};
-	static const char *tstz[] = {"now", "2020-01-01", "infinity", "-infinity", "epoch", "294277-01-01",
-	"garbage", "2026-01-01 00:00:00+00", "4714-11-24 BC", "2100-01-01", ""};
-	static const char *dates[] = {"2025-01-01", "2026-10-01", "infinity", "-infinity", "5874897-12-31",
-	"garbage", "2020-02-30", "1999-12-31", "0001-01-01", "2026-11-15", ""};
-	static const char *intervals[] = {"1 hour", "100 years", "-1 day", "infinity", "1000000000 years",
-	"garbage", "0", "1 second", "-178000000 years", "P1D", ""};
-	static const char *thresholds[] = {"{}", "{1000000,500000}", "{100000000000}", "{0}",
-		"{NULL}", "{-1}", "{1,1}", "{{1,2},{3,4}}", "{9223372036854775807,1}",
-	"{9223372036854775808}", "garbage", "{1,NULL}", "[0:1]={1,2}", ""};
+	const Ids  *ids = ids_of(kind);
+	char	   *word;
 
 	if (hostile(4))
 		return NULL;			/* SQL NULL */
+	if (ids != NULL)
+	{
+		if (calm || chance(60))
+			return fmt_ll(some_id(ids));
+		if (chance(30))
+			return fmt_ll(some_id(ids) + 100000 + pick(1000));
+		return strdup(PICK(bad_ints));
+	}
 	switch (kind)
 	{
-		case A_ACCOUNT:
-		case A_REQUEST:
-		case A_TOPUP:
-		case A_INVOICE:
-		case A_EVENT:
-			{
-				const Ids  *ids = kind == A_ACCOUNT ? &accounts : kind == A_REQUEST ? &requests :
-				kind == A_TOPUP ? &topups : kind == A_INVOICE ? &invoices : &events;
-
-				if (calm || chance(60))
-					return fmt_ll(some_id(ids));
-				if (chance(30))
-					return fmt_ll(some_id(ids) + 100000 + pick(1000));
-				return strdup(PICK(bad_ints));
-			}
 		case A_AMOUNT:
 			if (calm || chance(40))
 				return fmt_ll(1 + (long long) (rnd() % 1000000000ULL));
@@ -568,31 +596,19 @@ gen_arg(ArgKind kind)
 		case A_ROUTING:
 		case A_COMPONENTS:
 			return gen_json(kind);
-		case A_BOOL:
-			return strdup(calm ? PICK_N(bools, 2) : PICK(bools));
-		case A_TSTZ:
-			return strdup(calm ? PICK_N(tstz, 2) : PICK(tstz));
-		case A_DATE:
-			return strdup(calm ? PICK_N(dates, 2) : PICK(dates));
-		case A_INTERVAL:
-			return strdup(calm ? PICK_N(intervals, 2) : PICK(intervals));
-		case A_THRESHOLDS:
-			return strdup(calm ? PICK_N(thresholds, 4) : PICK(thresholds));
 		default:
-			return gen_text(kind);
+			word = pick_word(value_words, sizeof(value_words) / sizeof(value_words[0]), kind);
+			return word != NULL ? word : gen_text(kind);
 	}
 }
 
 static Oid
 arg_type(ArgKind kind)
 {
+	if (ids_of(kind) != NULL)
+		return INT8OID;
 	switch (kind)
 	{
-		case A_ACCOUNT:
-		case A_REQUEST:
-		case A_TOPUP:
-		case A_INVOICE:
-		case A_EVENT:
 		case A_AMOUNT:
 			return INT8OID;
 		case A_COUNT:
@@ -748,34 +764,19 @@ snapshot(void)
 	" (SELECT concat_ws(',', count(*), sum(threshold_micros), count(*) FILTER (WHERE armed))"
 	"   FROM billing.balance_alerts),"
 	" (SELECT count(*) FROM billing.events))";
-	PGresult   *r = PQexec(conn_super, sql);
-	char	   *s;
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-	{
-		fprintf(stderr, "fuzz: snapshot failed: %s", PQerrorMessage(conn_super));
-		exit(1);
-	}
-	s = strdup(PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return s;
+	return pq_value(conn_super, "fuzz", sql);
 }
 
 /* total of positive ledger entries: only the admin tier may raise it */
 static long long
 credits(void)
 {
-	PGresult   *r = PQexec(conn_super,
-						   "SELECT coalesce(sum(amount_micros), 0) FROM billing.ledger WHERE amount_micros > 0");
-	long long	v;
+	char	   *s = pq_value(conn_super, "fuzz",
+								 "SELECT coalesce(sum(amount_micros), 0) FROM billing.ledger WHERE amount_micros > 0");
+	long long	v = atoll(s);
 
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
-	{
-		fprintf(stderr, "fuzz: %s", PQerrorMessage(conn_super));
-		exit(1);
-	}
-	v = atoll(PQgetvalue(r, 0, 0));
-	PQclear(r);
+	free(s);
 	return v;
 }
 

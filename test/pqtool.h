@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "libpq-fe.h"
@@ -46,6 +47,23 @@ pq_must(PGconn *conn, const char *prog, const char *sql)
 		exit(1);
 	}
 	PQclear(res);
+}
+
+/* A copy of the first value that query sql returns on conn, or it says what failed and exits 1. */
+static inline char *
+pq_value(PGconn *conn, const char *prog, const char *sql)
+{
+	PGresult   *res = PQexec(conn, sql);
+	char	   *value;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1)
+	{
+		fprintf(stderr, "%s: query failed: %s\n%s", prog, sql, PQerrorMessage(conn));
+		exit(1);
+	}
+	value = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return value;
 }
 
 #endif
