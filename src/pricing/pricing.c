@@ -20,7 +20,8 @@
 #include "settings.h"
 #include "spi_plan.h"
 
-char	   *billing_catalog_currency = NULL;
+/* the currency of new prices, which set_price (SQL) reads */
+static char *billing_catalog_currency = NULL;
 
 /* A bad currency is refused by SET itself (22023), not by set_price later. */
 static bool
@@ -83,57 +84,43 @@ billing_effective_cost(PG_FUNCTION_ARGS)
 							  NULL, PG_GETARG_JSONB_P(1)));
 }
 
-PG_FUNCTION_INFO_V1(billing_set_price);
+/*
+ * billing._check_price(model, components, provider): the one validation of
+ * a new price version, for billing.set_price (pricing.sql). The model must
+ * exist, and its row is locked FOR SHARE so that set_model cannot change
+ * its media under the new price; the components must be valid for that
+ * media (pricingcomponents.c); a provider, when given, must serve the model.
+ */
+PG_FUNCTION_INFO_V1(billing_check_price);
 Datum
-billing_set_price(PG_FUNCTION_ARGS)
+billing_check_price(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr model_plan = NULL;
 	static SPIPlanPtr provider_plan = NULL;
-	static SPIPlanPtr insert_plan = NULL;
-	static const Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	const char *cur = billing_catalog_currency;	/* valid: checked when set */
+	static const Oid types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
 	char	   *model;
-	char	   *media;
 	int			ncomps;
-	int64		price_id;
 
 	args_require(fcinfo, 2);
-	if (PG_ARGISNULL(3) || TIMESTAMP_NOT_FINITE(PG_GETARG_TIMESTAMPTZ(3)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("effective_from must be a finite time, not null or infinity")));
 	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_GETARG_DATUM(2);
-	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
-	values[2] = CStringGetTextDatum(cur);
-	values[3] = PG_GETARG_DATUM(1);
-	values[4] = PG_GETARG_DATUM(3);
+	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	/* FOR SHARE: set_model cannot change the media under this price */
+	SPI_connect();
 	plan_exec(&model_plan, "SELECT media FROM billing.models WHERE model = $1 FOR SHARE",
-			  1, types, values, nulls, false, 1);
+			  1, types, values, NULL, false, 1);
 	if (SPI_processed == 0)
 		pricing_no_model(model);
-	media = spi_text(1);
-	pricing_components_read(PG_GETARG_JSONB_P(1), media, &ncomps);
+	pricing_components_read(PG_GETARG_JSONB_P(1), spi_text(1), &ncomps);
 	if (!PG_ARGISNULL(2))
 	{
 		plan_exec(&provider_plan,
 				  "SELECT 1 FROM billing.model_providers WHERE model = $1 AND provider = $2",
-				  2, types, values, nulls, true, 1);
+				  2, types, values, NULL, true, 1);
 		if (SPI_processed == 0)
 			pricing_no_route(model, text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	}
-	plan_exec(&insert_plan,
-			  "INSERT INTO billing.prices (model, provider, currency, components, effective_from)"
-			  " VALUES ($1, $2, $3, $4, $5) RETURNING price_id",
-			  5, types, values, nulls, false, 0);
-	price_id = spi_int64(1);
 	SPI_finish();
-	PG_RETURN_INT64(price_id);
+	PG_RETURN_VOID();
 }

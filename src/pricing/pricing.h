@@ -60,8 +60,7 @@ extern void pricing_settlement_route(const char *model, const char *admitted_pro
 /* An explicit provider must be a non-empty name (22023); NULL means none. */
 extern void pricing_check_provider(const char *provider);
 
-/* The setting of pricing (pricing_init, called by _PG_init). */
-extern char *billing_catalog_currency;
+/* Defines pricing's setting, billing.catalog_currency (called by _PG_init). */
 extern void pricing_init(void);
 
 #endif

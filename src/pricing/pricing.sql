@@ -54,12 +54,33 @@ BEGIN
            is_default = EXCLUDED.is_default;
 END $$;
 
--- New price version; the components are checked in C (pricingcomponents.c).
+-- Internal: set_price's validation (the model, its components, the
+-- provider), in C beside the costing that reads the components (pricing.c).
+CREATE OR REPLACE FUNCTION billing._check_price(model text, components jsonb, provider text)
+RETURNS void LANGUAGE C VOLATILE CALLED ON NULL INPUT SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_check_price';
+
+-- New price version, in billing.catalog_currency; billing._check_price
+-- checks it and locks the model row.
 CREATE OR REPLACE FUNCTION billing.set_price(model text, components jsonb, provider text DEFAULT NULL,
                                   effective_from timestamptz DEFAULT pg_catalog.now())
 RETURNS bigint
-LANGUAGE C VOLATILE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'billing_set_price';
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint;
+BEGIN
+    IF model IS NULL OR components IS NULL THEN
+        RAISE EXCEPTION 'model and components must not be null' USING ERRCODE = '22023';
+    END IF;
+    IF effective_from IS NULL OR NOT pg_catalog.isfinite(effective_from) THEN
+        RAISE EXCEPTION 'effective_from must be a finite time, not null or infinity' USING ERRCODE = '22023';
+    END IF;
+    PERFORM billing._check_price(model, components, provider);
+    INSERT INTO billing.prices AS p (model, provider, currency, components, effective_from)
+    VALUES (model, provider, billing._setting('billing.catalog_currency'), components, effective_from)
+    RETURNING p.price_id INTO id;
+    RETURN id;
+END $$;
 
 -- The choice of a route's price, defined here once: at a time t the route
 -- (model, provider) is priced by the provider's own latest version in force
