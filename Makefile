@@ -23,11 +23,14 @@ SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
 # The upgrade from the previous release is assembled the same way: its
 # hand-written, idempotent schema changes (src/upgrade/FROM--TO.sql), then
 # every re-runnable part again, which brings each function body, view,
-# trigger and grant (and each C function's symbol) to this release's. A
+# trigger and grant (and each C function's symbol) to this release's, and
+# last the data changes that need those (src/upgrade/FROM--TO.after.sql). A
 # release that supports more than one older version builds one script per
 # version this way, the schema changes of each step in order.
 UPGRADE_FROM = 0.1.0
 UPGRADE = billing--$(UPGRADE_FROM)--$(EXTVERSION).sql
+UPGRADE_PARTS = src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).sql $(SQL_OBJECTS) \
+                src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).after.sql
 DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
@@ -60,7 +63,7 @@ include $(PGXS)
 
 billing--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $^ > $@
-$(UPGRADE): src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).sql $(SQL_OBJECTS)
+$(UPGRADE): $(UPGRADE_PARTS)
 	cat $^ > $@
 # PGXS builds the control file for "all"; its default_version is EXTVERSION.
 billing.control: billing.control.in Makefile

@@ -176,6 +176,9 @@ END $$;
 SELECT account_id AS pre FROM billing.accounts WHERE external_id = 'up-pre' \gset
 SELECT account_id AS post FROM billing.accounts WHERE external_id = 'up-post' \gset
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.verify()), 'verify() finds problems');
+SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.requests r
+                                   WHERE r.status IN ('queued', 'in_progress') AND r.price_id IS NULL),
+                      'an open request has no price version');
 SELECT pg_temp.expect(billing.complete_request(r.request_id, '{"duration_seconds":7.2}') ->> 'status' = 'completed',
                       'the request in progress does not complete')
   FROM billing.requests r WHERE r.idempotency_key = 'open-running';

@@ -110,20 +110,8 @@ ALTER TABLE billing.account_slices ADD COLUMN IF NOT EXISTS fast_micros bigint N
 -- The price version that priced an admission; schema.sql adds it last, as here.
 ALTER TABLE billing.requests ADD COLUMN IF NOT EXISTS price_id bigint;
 
--- Unfinished requests of 0.1.0 get the version that priced them: the one in
--- force at their start for their admitted provider (what 0.1.0 would have
--- settled with). The transition trigger freezes price_id, so it is off for
--- this one statement; finished requests keep NULL (they never settle again).
-ALTER TABLE billing.requests DISABLE TRIGGER requests_transition;
-UPDATE billing.requests r
-   SET price_id = (SELECT p.price_id FROM billing.prices p
-                    WHERE p.model = r.model
-                      AND COALESCE(p.provider, '') IN (r.provider, '')
-                      AND p.effective_from <= r.created_at
-                    ORDER BY p.provider IS NULL, p.effective_from DESC
-                    LIMIT 1)
- WHERE r.price_id IS NULL AND r.status IN ('queued', 'in_progress');
-ALTER TABLE billing.requests ENABLE TRIGGER requests_transition;
+-- Unfinished requests of 0.1.0 get their price version in
+-- 0.1.0--0.2.0.after.sql, which runs once the price choice is defined.
 
 -- Spend limits and balance alerts (docs/limits.md).
 ALTER TABLE billing.requests ADD COLUMN IF NOT EXISTS scope text;
