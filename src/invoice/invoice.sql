@@ -144,7 +144,7 @@ BEGIN
     IF reason IS NULL OR pg_catalog.btrim(reason) = '' THEN
         RAISE EXCEPTION 'a credit limit change needs a reason' USING ERRCODE = '22023';
     END IF;
-    acct := billing._account(account_id, true);
+    acct := billing._account(account_id, true, true);
     IF acct.credit_limit_micros = limit_micros THEN
         RETURN;                 -- not a change: nothing to audit
     END IF;
@@ -175,7 +175,7 @@ BEGIN
         RAISE EXCEPTION 'billing_type must not be null' USING ERRCODE = '22023';
     END IF;
     PERFORM billing._check_billing_type(billing_type);
-    acct := billing._account(account_id, true);
+    acct := billing._account(account_id, true, true);
     IF acct.billing_type = billing_type THEN
         RETURN;
     END IF;
@@ -241,7 +241,7 @@ BEGIN
     IF account_id IS NULL THEN
         RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
     END IF;
-    acct := billing._account(account_id, false);
+    acct := billing._account(account_id, false, true);
     -- the twelve latest paid invoices
     SELECT pg_catalog.count(*),
            pg_catalog.count(*) FILTER (WHERE (p.paid_at AT TIME ZONE tz)::date <= p.due_date),

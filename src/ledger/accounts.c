@@ -145,11 +145,13 @@ account_fetch(int64 account_id)
 
 /* PB404: the account is unknown, or disabled where an active one is needed */
 static void
-account_refuse(int64 account_id)
+account_refuse(int64 account_id, bool active_only)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_BILLING_NOT_FOUND),
-			 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id)));
+			 active_only ?
+			 errmsg("account " INT64_FORMAT " does not exist or is disabled", account_id) :
+			 errmsg("account " INT64_FORMAT " does not exist", account_id)));
 }
 
 void
@@ -158,15 +160,16 @@ account_load(int64 account_id, Account *acct, bool active_only)
 	AccountEntry *e = account_fetch(account_id);
 
 	if (e == NULL || (active_only && !e->active))
-		account_refuse(account_id);
+		account_refuse(account_id, active_only);
 	*acct = e->acct;
 }
 
 /*
- * billing._account(account_id, for_update) RETURNS billing.accounts: the row
- * of an active account for the cold paths in SQL, locked when for_update
- * (read after the lock, so a change committed meanwhile decides); PB404
- * otherwise.
+ * billing._account(account_id, for_update, active_only) RETURNS
+ * billing.accounts: the account's row for the cold paths in SQL, locked
+ * when for_update (read after the lock, so a change committed meanwhile
+ * decides); PB404 as account_load() when it is unknown, or disabled and
+ * active_only.
  */
 PG_FUNCTION_INFO_V1(billing_account_row);
 Datum
@@ -176,6 +179,7 @@ billing_account_row(PG_FUNCTION_ARGS)
 				lock_plan;
 	int64		account_id = PG_GETARG_INT64(0);
 	bool		for_update = PG_GETARG_BOOL(1);
+	bool		active_only = PG_GETARG_BOOL(2);
 	Datum		v[1] = {Int64GetDatum(account_id)};
 	Datum		row;
 
@@ -188,8 +192,8 @@ billing_account_row(PG_FUNCTION_ARGS)
 		plan_exec(&read_plan,
 				  "SELECT a, a.active FROM billing.accounts a WHERE a.account_id = $1",
 				  1, types_int8, v, NULL, false, 0);
-	if (SPI_processed == 0 || !DatumGetBool(spi_col(2, NULL)))
-		account_refuse(account_id);
+	if (SPI_processed == 0 || (active_only && !DatumGetBool(spi_col(2, NULL))))
+		account_refuse(account_id, active_only);
 	row = SPI_datumTransfer(spi_col(1, NULL), false, -1);
 	SPI_finish();
 	PG_RETURN_DATUM(row);

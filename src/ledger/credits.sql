@@ -161,7 +161,7 @@ BEGIN
     END IF;
 
     -- the account row, locked: concurrent grants with one key wait here
-    acct := billing._account(account_id, true);
+    acct := billing._account(account_id, true, true);
     IF acct.billing_type = 'postpaid' THEN
         RAISE EXCEPTION 'account % is postpaid', account_id
             USING ERRCODE = 'PB409', DETAIL = 'Credits are granted to prepaid accounts only.';

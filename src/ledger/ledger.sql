@@ -32,10 +32,10 @@ BEGIN
       INTO available_micros, held_micros;
 END $$;
 
--- Internal: the row of an active account, locked when for_update; PB404
--- when it is unknown or disabled. The cold paths' check that an account
--- exists, defined with the hot paths' one (accounts.c).
-CREATE OR REPLACE FUNCTION billing._account(account_id bigint, for_update boolean)
+-- Internal: the account's row, locked when for_update; PB404 when it is
+-- unknown, or disabled and active_only. The cold paths' check that an
+-- account exists, defined with the hot paths' one (accounts.c).
+CREATE OR REPLACE FUNCTION billing._account(account_id bigint, for_update boolean, active_only boolean)
 RETURNS billing.accounts LANGUAGE C STRICT SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_account_row';
 

@@ -127,7 +127,7 @@ BEGIN
           FROM pg_catalog.unnest(thresholds_micros) u(v)) THEN
         RAISE EXCEPTION 'alert thresholds must be distinct' USING ERRCODE = '22023';
     END IF;
-    PERFORM billing._account(set_balance_alerts.account_id, false);
+    PERFORM billing._account(set_balance_alerts.account_id, false, true);
     -- under the account's exclusive gate: an admission in flight commits
     -- first and is counted here, a later one sees the alerts (ledger.h,
     -- account_has_alerts)

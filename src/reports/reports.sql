@@ -61,9 +61,8 @@ BEGIN
     IF from_ts > to_ts THEN
         RAISE EXCEPTION 'from_ts % is after to_ts %', from_ts, to_ts USING ERRCODE = '22023';
     END IF;
-    IF account_id IS NOT NULL AND NOT EXISTS (
-           SELECT FROM billing.accounts a WHERE a.account_id = _report_window.account_id) THEN
-        RAISE EXCEPTION 'account % does not exist', account_id USING ERRCODE = 'PB404';
+    IF account_id IS NOT NULL THEN
+        PERFORM billing._account(account_id, false, false);
     END IF;
 END $$;
 
