@@ -15,13 +15,8 @@ int64
 event_emit(int64 account_id, const char *type, const char *payload_json)
 {
 	static SPIPlanPtr plan;
-	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
-	Datum		values[3];
 
-	values[0] = Int64GetDatum(account_id);
-	values[1] = CStringGetTextDatum(type);
-	values[2] = CStringGetTextDatum(payload_json);
-	plan_exec(&plan, "SELECT billing._event($1, $2, $3::pg_catalog.jsonb)",
-			  3, types, values, NULL, false, 1);
+	plan_run(&plan, "SELECT billing._event($1, $2, $3::pg_catalog.jsonb)", false, 1,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(type), ARG_TEXT(payload_json)));
 	return spi_int64(1);
 }

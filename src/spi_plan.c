@@ -30,6 +30,41 @@ plan_exec(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types,
 	return rc;
 }
 
+PlanArg
+plan_arg_text(const char *s)
+{
+	PlanArg		a = {TEXTOID, s ? CStringGetTextDatum(s) : (Datum) 0, s == NULL};
+
+	return a;
+}
+
+PlanArg
+plan_arg_id(int64 id)
+{
+	PlanArg		a = {INT8OID, Int64GetDatum(id), id == 0};
+
+	return a;
+}
+
+int
+plan_run(SPIPlanPtr *cache, const char *sql, bool read_only, long count,
+		 int nargs, const PlanArg *args)
+{
+	Oid			types[PLAN_MAX_ARGS];
+	Datum		values[PLAN_MAX_ARGS];
+	char		nulls[PLAN_MAX_ARGS];
+
+	if (nargs > PLAN_MAX_ARGS)
+		elog(ERROR, "too many plan arguments: %d", nargs);
+	for (int i = 0; i < nargs; i++)
+	{
+		types[i] = args[i].type;
+		values[i] = args[i].value;
+		nulls[i] = args[i].isnull ? 'n' : ' ';
+	}
+	return plan_exec(cache, sql, nargs, types, values, nulls, read_only, count);
+}
+
 Datum
 spi_col(int n, bool *isnull)
 {

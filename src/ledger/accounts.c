@@ -19,8 +19,6 @@
 #include "ledger/ledger.h"
 #include "spi_plan.h"
 
-static const Oid types_int8[] = {INT8OID};
-
 /*
  * Accounts are read on every request and change rarely: they are cached per
  * backend and the cache is dropped on any write to billing.accounts (cache.c).
@@ -89,15 +87,14 @@ static bool
 account_row_local(int64 account_id)
 {
 	static SPIPlanPtr plan;
-	Datum		v[1] = {Int64GetDatum(account_id)};
 
-	plan_exec(&plan,
-			  "SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition p"
-			  "                          WHERE p.logicalrelid = 'billing.accounts'::pg_catalog.regclass)"
-			  " THEN pg_catalog.to_regclass(pg_catalog.format('billing.accounts_%s',"
-			  "        pg_catalog.get_shard_id_for_distribution_column('billing.accounts', $1))) IS NOT NULL"
-			  " ELSE true END",
-			  1, types_int8, v, NULL, false, 1);
+	plan_run(&plan,
+			 "SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition p"
+			 "                          WHERE p.logicalrelid = 'billing.accounts'::pg_catalog.regclass)"
+			 " THEN pg_catalog.to_regclass(pg_catalog.format('billing.accounts_%s',"
+			 "        pg_catalog.get_shard_id_for_distribution_column('billing.accounts', $1))) IS NOT NULL"
+			 " ELSE true END",
+			 false, 1, PLAN_ARGS(ARG_INT8(account_id)));
 	return DatumGetBool(spi_col(1, NULL));
 }
 
@@ -106,7 +103,6 @@ account_fetch(int64 account_id)
 {
 	static SPIPlanPtr plan;
 	static AccountEntry read;	/* valid until the next call */
-	Datum		v[1] = {Int64GetDatum(account_id)};
 	AccountEntry *e;
 
 	account_cache_prepare();
@@ -114,13 +110,13 @@ account_fetch(int64 account_id)
 	if (e != NULL)
 		return e;
 
-	plan_exec(&plan,
-			  "SELECT billing_type = 'postpaid', currency, credit_limit_micros, auto_topup_enabled,"
-			  "       auto_topup_threshold_micros, auto_topup_amount_micros, active,"
-			  "       EXISTS (SELECT FROM billing.spend_limits l WHERE l.account_id = $1),"
-			  "       EXISTS (SELECT FROM billing.balance_alerts b WHERE b.account_id = $1)"
-			  "  FROM billing.accounts WHERE account_id = $1",
-			  1, types_int8, v, NULL, false, 0);
+	plan_run(&plan,
+			 "SELECT billing_type = 'postpaid', currency, credit_limit_micros, auto_topup_enabled,"
+			 "       auto_topup_threshold_micros, auto_topup_amount_micros, active,"
+			 "       EXISTS (SELECT FROM billing.spend_limits l WHERE l.account_id = $1),"
+			 "       EXISTS (SELECT FROM billing.balance_alerts b WHERE b.account_id = $1)"
+			 "  FROM billing.accounts WHERE account_id = $1",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
 	if (SPI_processed == 0)
 		return NULL;
 	read.account_id = account_id;
@@ -180,18 +176,16 @@ billing_account_row(PG_FUNCTION_ARGS)
 	int64		account_id = PG_GETARG_INT64(0);
 	bool		for_update = PG_GETARG_BOOL(1);
 	bool		active_only = PG_GETARG_BOOL(2);
-	Datum		v[1] = {Int64GetDatum(account_id)};
 	Datum		row;
 
 	SPI_connect();
 	if (for_update)
-		plan_exec(&lock_plan,
-				  "SELECT a, a.active FROM billing.accounts a WHERE a.account_id = $1 FOR UPDATE",
-				  1, types_int8, v, NULL, false, 0);
+		plan_run(&lock_plan,
+				 "SELECT a, a.active FROM billing.accounts a WHERE a.account_id = $1 FOR UPDATE",
+				 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
 	else
-		plan_exec(&read_plan,
-				  "SELECT a, a.active FROM billing.accounts a WHERE a.account_id = $1",
-				  1, types_int8, v, NULL, false, 0);
+		plan_run(&read_plan, "SELECT a, a.active FROM billing.accounts a WHERE a.account_id = $1",
+				 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
 	if (SPI_processed == 0 || (active_only && !DatumGetBool(spi_col(2, NULL))))
 		account_refuse(account_id, active_only);
 	row = SPI_datumTransfer(spi_col(1, NULL), false, -1);

@@ -22,25 +22,22 @@ alerts_after_change(const Account *acct, int64 delta, int64 available)
 {
 	static SPIPlanPtr fire_plan;
 	static SPIPlanPtr arm_plan;
-	Datum		v[2];
 	uint64		fired;
 	int64	   *thresholds;
 
-	v[0] = Int64GetDatum(acct->account_id);
-	v[1] = Int64GetDatum(available);
 	if (delta > 0)
 	{
-		plan_exec(&arm_plan,
-				  "UPDATE billing.balance_alerts SET armed = true"
-				  " WHERE account_id = $1 AND NOT armed AND threshold_micros <= $2",
-				  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+		plan_run(&arm_plan,
+				 "UPDATE billing.balance_alerts SET armed = true"
+				 " WHERE account_id = $1 AND NOT armed AND threshold_micros <= $2",
+				 false, 0, PLAN_ARGS(ARG_INT8(acct->account_id), ARG_INT8(available)));
 		return;
 	}
-	plan_exec(&fire_plan,
-			  "UPDATE billing.balance_alerts SET armed = false"
-			  " WHERE account_id = $1 AND armed AND threshold_micros > $2"
-			  " RETURNING threshold_micros",
-			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+	plan_run(&fire_plan,
+			 "UPDATE billing.balance_alerts SET armed = false"
+			 " WHERE account_id = $1 AND armed AND threshold_micros > $2"
+			 " RETURNING threshold_micros",
+			 false, 0, PLAN_ARGS(ARG_INT8(acct->account_id), ARG_INT8(available)));
 	fired = SPI_processed;
 	thresholds = palloc(sizeof(int64) * Max(fired, 1));
 	for (uint64 i = 0; i < fired; i++)

@@ -25,12 +25,11 @@ int64
 request_refunded(int64 account_id, int64 request_id)
 {
 	static SPIPlanPtr plan;
-	Datum		v[2] = {Int64GetDatum(account_id), Int64GetDatum(request_id)};
 
-	plan_exec(&plan,
-			  "SELECT COALESCE(pg_catalog.sum(amount_micros), 0)::bigint FROM billing.refunds"
-			  " WHERE account_id = $1 AND request_id = $2",
-			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+	plan_run(&plan,
+			 "SELECT COALESCE(pg_catalog.sum(amount_micros), 0)::bigint FROM billing.refunds"
+			 " WHERE account_id = $1 AND request_id = $2",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(request_id)));
 	return spi_int64(1);
 }
 
@@ -44,16 +43,14 @@ refund_replay(int64 account_id, const char *key, int64 request_id, const int64 *
 			  const char *reason)
 {
 	static SPIPlanPtr plan;
-	Datum		v[5] = {Int64GetDatum(account_id), CStringGetTextDatum(key),
-		Int64GetDatum(request_id), requested ? Int64GetDatum(*requested) : (Datum) 0,
-	reason ? CStringGetTextDatum(reason) : (Datum) 0};
-	char		nulls[5] = {' ', ' ', ' ', requested ? ' ' : 'n', reason ? ' ' : 'n'};
 
-	plan_exec(&plan,
-			  "SELECT refund_id, request_id = $3 AND requested_micros IS NOT DISTINCT FROM $4"
-			  "       AND reason IS NOT DISTINCT FROM $5"
-			  "  FROM billing.refunds WHERE account_id = $1 AND idempotency_key = $2",
-			  5, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID}, v, nulls, false, 0);
+	plan_run(&plan,
+			 "SELECT refund_id, request_id = $3 AND requested_micros IS NOT DISTINCT FROM $4"
+			 "       AND reason IS NOT DISTINCT FROM $5"
+			 "  FROM billing.refunds WHERE account_id = $1 AND idempotency_key = $2",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(key), ARG_INT8(request_id),
+					   requested ? ARG_INT8(*requested) : ARG_NULL(INT8OID), ARG_TEXT(reason)));
 	return args_key_replay(key, "Refund", "made");
 }
 
@@ -66,13 +63,13 @@ static bool
 usage_postpaid(int64 account_id, int64 request_id, Datum began)
 {
 	static SPIPlanPtr plan;
-	Datum		v[3] = {Int64GetDatum(account_id), Int64GetDatum(request_id), began};
 
-	plan_exec(&plan,
-			  "SELECT postpaid FROM billing.ledger"
-			  " WHERE account_id = $1 AND created_at >= $3 AND kind = 'usage' AND request_id = $2"
-			  " ORDER BY created_at LIMIT 1",
-			  3, (Oid[]) {INT8OID, INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0);
+	plan_run(&plan,
+			 "SELECT postpaid FROM billing.ledger"
+			 " WHERE account_id = $1 AND created_at >= $3 AND kind = 'usage' AND request_id = $2"
+			 " ORDER BY created_at LIMIT 1",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(request_id), ARG_DATUM(TIMESTAMPTZOID, began)));
 	if (SPI_processed == 0)
 		elog(ERROR, "request " INT64_FORMAT " was charged but has no usage entry", request_id);
 	return DatumGetBool(spi_col(1, NULL));
@@ -120,7 +117,6 @@ static char *
 refund_json(const Account *acct, int64 refund_id, MemoryContext upper)
 {
 	static SPIPlanPtr plan;
-	Datum		v[2] = {Int64GetDatum(acct->account_id), Int64GetDatum(refund_id)};
 	int64		request_id;
 	int64		amount;
 	int64		refunded;
@@ -128,12 +124,12 @@ refund_json(const Account *acct, int64 refund_id, MemoryContext upper)
 	MemoryContext old;
 	StringInfoData buf;
 
-	plan_exec(&plan,
-			  "SELECT f.request_id, f.amount_micros, f.reason,"
-			  "       (SELECT pg_catalog.sum(x.amount_micros)::bigint FROM billing.refunds x"
-			  "         WHERE x.account_id = f.account_id AND x.request_id = f.request_id)"
-			  "  FROM billing.refunds f WHERE f.account_id = $1 AND f.refund_id = $2",
-			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+	plan_run(&plan,
+			 "SELECT f.request_id, f.amount_micros, f.reason,"
+			 "       (SELECT pg_catalog.sum(x.amount_micros)::bigint FROM billing.refunds x"
+			 "         WHERE x.account_id = f.account_id AND x.request_id = f.request_id)"
+			 "  FROM billing.refunds f WHERE f.account_id = $1 AND f.refund_id = $2",
+			 false, 0, PLAN_ARGS(ARG_INT8(acct->account_id), ARG_INT8(refund_id)));
 	request_id = spi_int64(1);
 	amount = spi_int64(2);
 	reason = spi_text(3);
@@ -187,11 +183,10 @@ billing_refund_request(PG_FUNCTION_ARGS)
 	 * the lock holds up nobody else).
 	 */
 	account_id = request_account(request_id);
-	plan_exec(&lock_plan,
-			  "SELECT account_id, status, COALESCE(cost_micros, 0), created_at FROM billing.requests"
-			  " WHERE account_id = $2 AND request_id = $1 FOR NO KEY UPDATE",
-			  2, (Oid[]) {INT8OID, INT8OID},
-			  (Datum[]) {Int64GetDatum(request_id), Int64GetDatum(account_id)}, NULL, false, 0);
+	plan_run(&lock_plan,
+			 "SELECT account_id, status, COALESCE(cost_micros, 0), created_at FROM billing.requests"
+			 " WHERE account_id = $2 AND request_id = $1 FOR NO KEY UPDATE",
+			 false, 0, PLAN_ARGS(ARG_INT8(request_id), ARG_INT8(account_id)));
 	status = spi_text(2);
 	charged = spi_int64(3);
 	began = spi_col(4, NULL);
@@ -203,7 +198,6 @@ billing_refund_request(PG_FUNCTION_ARGS)
 		int64		refunded = request_refunded(account_id, request_id);
 		bool		postpaid;
 		int64		entry_id;
-		Datum		v[7];
 
 		refund_check(&acct, request_id, status, charged, refunded, amount, all);
 		if (all)
@@ -221,22 +215,16 @@ billing_refund_request(PG_FUNCTION_ARGS)
 			ledger_keep_credit(account_id, amount, true);
 		entry_id = ledger_post(account_id, "refund", amount, postpaid, request_id, 0, 0, NULL, reason);
 		available_rebalance(&acct, amount);
-		v[0] = Int64GetDatum(account_id);
-		v[1] = Int64GetDatum(request_id);
-		v[2] = Int64GetDatum(amount);
-		v[3] = all ? (Datum) 0 : Int64GetDatum(amount);
-		v[4] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-		v[5] = key ? CStringGetTextDatum(key) : (Datum) 0;
-		v[6] = Int64GetDatum(entry_id);
-		plan_exec(&insert_plan,
-				  "INSERT INTO billing.refunds (account_id, request_id, amount_micros, requested_micros,"
-				  "       reason, idempotency_key, entry_id)"
-				  " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-				  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
-				  " DO NOTHING RETURNING refund_id",
-				  7, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID, INT8OID}, v,
-				  (char[]) {' ', ' ', ' ', all ? 'n' : ' ', reason ? ' ' : 'n', key ? ' ' : 'n', ' '},
-				  false, 0);
+		plan_run(&insert_plan,
+				 "INSERT INTO billing.refunds (account_id, request_id, amount_micros, requested_micros,"
+				 "       reason, idempotency_key, entry_id)"
+				 " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+				 " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+				 " DO NOTHING RETURNING refund_id",
+				 false, 0,
+				 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(request_id), ARG_INT8(amount),
+						   all ? ARG_NULL(INT8OID) : ARG_INT8(amount), ARG_TEXT(reason), ARG_TEXT(key),
+						   ARG_INT8(entry_id)));
 		if (SPI_processed == 1)
 		{
 			refund_id = spi_int64(1);
@@ -266,13 +254,11 @@ static int64
 adjust_replay(int64 account_id, const char *key, int64 amount, const char *reason)
 {
 	static SPIPlanPtr plan;
-	Datum		v[4] = {Int64GetDatum(account_id), CStringGetTextDatum(key), Int64GetDatum(amount),
-	CStringGetTextDatum(reason)};
 
-	plan_exec(&plan,
-			  "SELECT entry_id, amount_micros = $3 AND reason = $4"
-			  "  FROM billing.adjustments WHERE account_id = $1 AND idempotency_key = $2",
-			  4, (Oid[]) {INT8OID, TEXTOID, INT8OID, TEXTOID}, v, NULL, false, 0);
+	plan_run(&plan,
+			 "SELECT entry_id, amount_micros = $3 AND reason = $4"
+			 "  FROM billing.adjustments WHERE account_id = $1 AND idempotency_key = $2",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(key), ARG_INT8(amount), ARG_TEXT(reason)));
 	return args_key_replay(key, "Adjustment entry", "posted");
 }
 
@@ -307,30 +293,23 @@ billing_adjust_balance(PG_FUNCTION_ARGS)
 	if (key)
 	{
 		/* keyed adjustments of an account one at a time: a replay sees the first */
-		plan_exec(&lock_plan,
-				  "SELECT FROM billing.accounts WHERE account_id = $1 FOR NO KEY UPDATE",
-				  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
+		plan_run(&lock_plan, "SELECT FROM billing.accounts WHERE account_id = $1 FOR NO KEY UPDATE",
+				 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
 		entry_id = adjust_replay(account_id, key, amount, reason);
 	}
 	if (entry_id == 0)
 	{
-		Datum		v[4];
-
 		if (amount < 0)
 			available_take_exact(&acct, money_mul(amount, -1));
 		else
 			available_rebalance(&acct, amount);
 		entry_id = ledger_post(account_id, "adjustment", amount, acct.postpaid, 0, 0, 0, NULL, reason);
-		v[0] = Int64GetDatum(account_id);
-		v[1] = Int64GetDatum(entry_id);
-		v[2] = Int64GetDatum(amount);
-		v[3] = CStringGetTextDatum(reason);
-		plan_exec(&insert_plan,
-				  "INSERT INTO billing.adjustments (account_id, entry_id, amount_micros, reason,"
-				  "       idempotency_key) VALUES ($1, $2, $3, $4, $5)",
-				  5, (Oid[]) {INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID},
-				  (Datum[]) {v[0], v[1], v[2], v[3], key ? CStringGetTextDatum(key) : (Datum) 0},
-				  key ? NULL : "    n", false, 0);
+		plan_run(&insert_plan,
+				 "INSERT INTO billing.adjustments (account_id, entry_id, amount_micros, reason,"
+				 "       idempotency_key) VALUES ($1, $2, $3, $4, $5)",
+				 false, 0,
+				 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(entry_id), ARG_INT8(amount), ARG_TEXT(reason),
+						   ARG_TEXT(key)));
 	}
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);

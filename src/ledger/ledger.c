@@ -16,7 +16,6 @@
 #include "money.h"
 #include "spi_plan.h"
 
-static const Oid types_int8[] = {INT8OID};
 
 int64
 ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
@@ -24,33 +23,19 @@ ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 			const char *key, const char *reference)
 {
 	static SPIPlanPtr plan;
-	Datum		v[9];
-	char		n[9] = "         ";
 
 	ledger_check_entry(kind, amount);
-	v[0] = Int64GetDatum(account_id);
-	v[1] = CStringGetTextDatum(kind);
-	v[2] = Int64GetDatum(amount);
-	v[3] = BoolGetDatum(postpaid);
-	v[4] = Int64GetDatum(request_id);
-	n[4] = request_id ? ' ' : 'n';
-	v[5] = Int64GetDatum(topup_id);
-	n[5] = topup_id ? ' ' : 'n';
-	v[6] = Int64GetDatum(invoice_id);
-	n[6] = invoice_id ? ' ' : 'n';
-	v[7] = key ? CStringGetTextDatum(key) : (Datum) 0;
-	n[7] = key ? ' ' : 'n';
-	v[8] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
-	n[8] = reference ? ' ' : 'n';
 	/* a key already used returns no row: the caller looks at the first entry */
-	plan_exec(&plan,
-			  "INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid,"
-			  "       request_id, topup_id, invoice_id, idempotency_key, reference)"
-			  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
-			  " DO NOTHING RETURNING entry_id",
-			  9, (Oid[]) {INT8OID, TEXTOID, INT8OID, BOOLOID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID},
-			  v, n, false, 0);
+	plan_run(&plan,
+			 "INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid,"
+			 "       request_id, topup_id, invoice_id, idempotency_key, reference)"
+			 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+			 " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+			 " DO NOTHING RETURNING entry_id",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(kind), ARG_INT8(amount), ARG_BOOL(postpaid),
+					   ARG_ID(request_id), ARG_ID(topup_id), ARG_ID(invoice_id), ARG_TEXT(key),
+					   ARG_TEXT(reference)));
 	return SPI_processed == 1 ? spi_int64(1) : 0;
 }
 
@@ -59,12 +44,11 @@ static int64
 funds_replay(int64 account_id, const char *key, int64 amount)
 {
 	static SPIPlanPtr plan;
-	Datum		v[3] = {Int64GetDatum(account_id), CStringGetTextDatum(key), Int64GetDatum(amount)};
 
-	plan_exec(&plan,
-			  "SELECT entry_id, kind = 'funds' AND amount_micros = $3 FROM billing.ledger"
-			  " WHERE account_id = $1 AND idempotency_key = $2",
-			  3, (Oid[]) {INT8OID, TEXTOID, INT8OID}, v, NULL, false, 1);
+	plan_run(&plan,
+			 "SELECT entry_id, kind = 'funds' AND amount_micros = $3 FROM billing.ledger"
+			 " WHERE account_id = $1 AND idempotency_key = $2",
+			 false, 1, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(key), ARG_INT8(amount)));
 	return args_key_replay(key, "Entry", "posted");
 }
 
@@ -131,7 +115,6 @@ billing_create_account(PG_FUNCTION_ARGS)
 	char	   *billing_type;
 	char	   *currency;
 	int			len;
-	Datum		v[3];
 	int64		account_id;
 
 	args_require(fcinfo, 3);
@@ -151,25 +134,21 @@ billing_create_account(PG_FUNCTION_ARGS)
 				 errhint("Use an ISO 4217 code such as \"USD\".")));
 
 	SPI_connect();
-	v[0] = PointerGetDatum(external_id);
-	v[1] = CStringGetTextDatum(billing_type);
-	v[2] = CStringGetTextDatum(currency);
-	plan_exec(&insert_plan,
-			  "INSERT INTO billing.accounts (external_id, billing_type, currency)"
-			  " VALUES ($1, $2, $3) RETURNING account_id",
-			  3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID}, v, NULL, false, 0);
+	plan_run(&insert_plan,
+			 "INSERT INTO billing.accounts (external_id, billing_type, currency)"
+			 " VALUES ($1, $2, $3) RETURNING account_id",
+			 false, 0,
+			 PLAN_ARGS(ARG_DATUM(TEXTOID, PointerGetDatum(external_id)), ARG_TEXT(billing_type),
+					   ARG_TEXT(currency)));
 	account_id = spi_int64(1);
 	/* the cluster-wide unique key (schema.sql); a taken external_id fails here */
-	v[1] = Int64GetDatum(account_id);
-	plan_exec(&external_plan,
-			  "INSERT INTO billing.external_ids (external_id, account_id) VALUES ($1, $2)",
-			  2, (Oid[]) {TEXTOID, INT8OID}, v, NULL, false, 0);
-	v[0] = Int64GetDatum(account_id);
-	v[1] = Int32GetDatum(billing_balance_slices);
-	plan_exec(&slices_plan,
-			  "INSERT INTO billing.account_slices (account_id, slice, available_micros)"
-			  " SELECT $1, s, 0 FROM pg_catalog.generate_series(0, $2 - 1) s",
-			  2, (Oid[]) {INT8OID, INT4OID}, v, NULL, false, 0);
+	plan_run(&external_plan,
+			 "INSERT INTO billing.external_ids (external_id, account_id) VALUES ($1, $2)",
+			 false, 0, PLAN_ARGS(ARG_DATUM(TEXTOID, PointerGetDatum(external_id)), ARG_INT8(account_id)));
+	plan_run(&slices_plan,
+			 "INSERT INTO billing.account_slices (account_id, slice, available_micros)"
+			 " SELECT $1, s, 0 FROM pg_catalog.generate_series(0, $2 - 1) s",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_INT4(billing_balance_slices)));
 	SPI_finish();
 	PG_RETURN_INT64(account_id);
 }
@@ -221,12 +200,10 @@ ledger_keep_credit(int64 account_id, int64 delta, bool if_postpaid)
 
 	if (delta == 0)
 		return;
-	plan_exec(&plan,
-			  "UPDATE billing.accounts SET prepaid_credit_micros = prepaid_credit_micros + $2"
-			  " WHERE account_id = $1 AND (NOT $3 OR billing_type = 'postpaid')",
-			  3, (Oid[]) {INT8OID, INT8OID, BOOLOID},
-			  (Datum[]) {Int64GetDatum(account_id), Int64GetDatum(delta), BoolGetDatum(if_postpaid)},
-			  NULL, false, 0);
+	plan_run(&plan,
+			 "UPDATE billing.accounts SET prepaid_credit_micros = prepaid_credit_micros + $2"
+			 " WHERE account_id = $1 AND (NOT $3 OR billing_type = 'postpaid')",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(delta), ARG_BOOL(if_postpaid)));
 }
 
 /* billing._keep_credit: the kept prepaid credit moves, for invoicing's SQL. */
@@ -246,9 +223,9 @@ balance_credits(int64 account_id)
 {
 	static SPIPlanPtr plan;
 
-	plan_exec(&plan, "SELECT pg_catalog.jsonb_build_object('credits', billing._credits($1),"
-			  "                                 'limits', billing._limits($1))",
-			  1, types_int8, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
+	plan_run(&plan, "SELECT pg_catalog.jsonb_build_object('credits', billing._credits($1),"
+			 "                                 'limits', billing._limits($1))",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
 	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
 }
 
@@ -279,11 +256,11 @@ billing_balance(PG_FUNCTION_ARGS)
 	 * Unbilled usage is a matter of invoice periods, defined once in SQL
 	 * (invoice.sql).
 	 */
-	plan_exec(&plan,
-			  "SELECT a.available_micros, a.held_micros, p.unbilled_micros, p.unpaid_micros,"
-			  "       p.credit_micros"
-			  "  FROM billing._available_position($1) a, billing._postpaid_position($1) p",
-			  1, types_int8, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
+	plan_run(&plan,
+			 "SELECT a.available_micros, a.held_micros, p.unbilled_micros, p.unpaid_micros,"
+			 "       p.credit_micros"
+			 "  FROM billing._available_position($1) a, billing._postpaid_position($1) p",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
 	available = spi_int64(1);
 	held = spi_int64(2);
 	unbilled = spi_int64(3);

@@ -54,28 +54,17 @@ typedef struct SpendState
 	bool		reached;		/* its event of this period was written */
 } SpendState;
 
-static Datum
-text_or_null(const char *s, char *null)
-{
-	*null = s ? ' ' : 'n';
-	return s ? CStringGetTextDatum(s) : (Datum) 0;
-}
-
 /* The limits that apply to a request of scope, in limit_id order. */
 static int
 limits_applying(int64 account_id, const char *scope, SpendLimit **out)
 {
 	static SPIPlanPtr plan;
-	Datum		v[2];
-	char		n[3] = "  ";
 	SpendLimit	   *l;
 
-	v[0] = Int64GetDatum(account_id);
-	v[1] = text_or_null(scope, &n[1]);
-	plan_exec(&plan,
-			  "SELECT limit_id, scope, period, limit_micros FROM billing.spend_limits"
-			  " WHERE account_id = $1 AND (scope IS NULL OR scope = $2) ORDER BY limit_id",
-			  2, (Oid[]) {INT8OID, TEXTOID}, v, n, false, 0);
+	plan_run(&plan,
+			 "SELECT limit_id, scope, period, limit_micros FROM billing.spend_limits"
+			 " WHERE account_id = $1 AND (scope IS NULL OR scope = $2) ORDER BY limit_id",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(scope)));
 	l = palloc(sizeof(SpendLimit) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -129,12 +118,10 @@ limit_attempt(void *arg, bool wait_home)
 	};
 	LimitMove  *m = (LimitMove *) arg;
 	int			which = (m->delta > 0 ? 2 : 0) + (wait_home ? 1 : 0);
-	Datum		v[5] = {Int64GetDatum(m->account_id), Int64GetDatum(m->limit_id),
-		Int64GetDatum(m->delta), Int32GetDatum(slices_home()),
-	TimestampTzGetDatum(m->now)};
 
-	plan_exec(&plans[which], sql[which], 5,
-			  (Oid[]) {INT8OID, INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID}, v, NULL, false, 0);
+	plan_run(&plans[which], sql[which], false, 0,
+			 PLAN_ARGS(ARG_INT8(m->account_id), ARG_INT8(m->limit_id), ARG_INT8(m->delta),
+					   ARG_INT4(slices_home()), ARG_TSTZ(m->now)));
 	return SPI_processed == 1;
 }
 
@@ -150,17 +137,16 @@ limit_lock(int64 account_id, const SpendLimit *l, int64 except_request, Timestam
 {
 	static SPIPlanPtr lock_plan;
 	static SPIPlanPtr refill_plan;
-	Datum		v[2] = {Int64GetDatum(account_id), Int64GetDatum(l->limit_id)};
 	bool		isnull;
 	Datum		reached;
 
 	slices_gate_lock(l->limit_id, GATE_LIMIT, ExclusiveLock);
-	plan_exec(&lock_plan,
-			  "SELECT s.available_micros, s.period_start, s.period_end, l.limit_micros,"
-			  "       l.reached_period_start IS NOT DISTINCT FROM s.period_start"
-			  "  FROM billing.limit_slices s JOIN billing.spend_limits l USING (account_id, limit_id)"
-			  " WHERE s.account_id = $1 AND s.limit_id = $2 ORDER BY s.slice FOR UPDATE OF s",
-			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+	plan_run(&lock_plan,
+			 "SELECT s.available_micros, s.period_start, s.period_end, l.limit_micros,"
+			 "       l.reached_period_start IS NOT DISTINCT FROM s.period_start"
+			 "  FROM billing.limit_slices s JOIN billing.spend_limits l USING (account_id, limit_id)"
+			 " WHERE s.account_id = $1 AND s.limit_id = $2 ORDER BY s.slice FOR UPDATE OF s",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l->limit_id)));
 	if (SPI_processed == 0)
 		return false;
 	st->total = 0;
@@ -178,21 +164,12 @@ limit_lock(int64 account_id, const SpendLimit *l, int64 except_request, Timestam
 		return true;
 
 	/* the period ended: a new one starts with the holds still in flight */
-	{
-		Datum		rv[5];
-		char		rn[5] = "     ";
-
-		rv[0] = CStringGetTextDatum(l->period);
-		rv[1] = TimestampTzGetDatum(now);
-		rv[2] = v[0];
-		rv[3] = text_or_null(l->scope, &rn[3]);
-		rv[4] = Int64GetDatum(except_request);
-		rn[4] = except_request ? ' ' : 'n';
-		plan_exec(&refill_plan,
-				  "SELECT p.starts_at, p.ends_at, billing._limit_holds($3, $4, $5)"
-				  "  FROM billing._limit_period($1, $2) p",
-				  5, (Oid[]) {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, INT8OID}, rv, rn, false, 0);
-	}
+	plan_run(&refill_plan,
+			 "SELECT p.starts_at, p.ends_at, billing._limit_holds($3, $4, $5)"
+			 "  FROM billing._limit_period($1, $2) p",
+			 false, 0,
+			 PLAN_ARGS(ARG_TEXT(l->period), ARG_TSTZ(now), ARG_INT8(account_id), ARG_TEXT(l->scope),
+					   ARG_ID(except_request)));
 	st->start = DatumGetTimestampTz(spi_col(1, NULL));
 	st->end = DatumGetTimestampTz(spi_col(2, NULL));
 	st->total = money_add(st->limit_micros, -spi_int64(3));
@@ -213,7 +190,6 @@ limit_lay_out(int64 account_id, const SpendLimit *l, const SpendState *st, int64
 	int64		budget = rest > 0 ? rest / 2 : 0;
 	int64		budgeted = 0;
 	int64		each = 0;
-	Datum		v[7];
 
 	if (budget > 0)
 	{
@@ -222,21 +198,16 @@ limit_lay_out(int64 account_id, const SpendLimit *l, const SpendState *st, int64
 			budgeted = Max(budget / request, 1);
 		each = budget / budgeted;
 	}
-	v[0] = Int64GetDatum(account_id);
-	v[1] = Int64GetDatum(l->limit_id);
-	v[2] = Int64GetDatum(rest - each * Max(budgeted - 1, 0));
-	v[3] = Int64GetDatum(each);
-	v[4] = Int64GetDatum(budgeted);
-	v[5] = TimestampTzGetDatum(st->start);
-	v[6] = TimestampTzGetDatum(st->end);
-	plan_exec(&plan,
-			  "UPDATE billing.limit_slices"
-			  "   SET available_micros = CASE WHEN slice = 0 THEN $3 WHEN slice < $5 THEN $4 ELSE 0 END,"
-			  "       fast_micros = CASE WHEN slice < $5 THEN $4 ELSE 0 END,"
-			  "       period_start = $6, period_end = $7"
-			  " WHERE account_id = $1 AND limit_id = $2",
-			  7, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID},
-			  v, NULL, false, 0);
+	plan_run(&plan,
+			 "UPDATE billing.limit_slices"
+			 "   SET available_micros = CASE WHEN slice = 0 THEN $3 WHEN slice < $5 THEN $4 ELSE 0 END,"
+			 "       fast_micros = CASE WHEN slice < $5 THEN $4 ELSE 0 END,"
+			 "       period_start = $6, period_end = $7"
+			 " WHERE account_id = $1 AND limit_id = $2",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l->limit_id),
+					   ARG_INT8(rest - each * Max(budgeted - 1, 0)), ARG_INT8(each), ARG_INT8(budgeted),
+					   ARG_TSTZ(st->start), ARG_TSTZ(st->end)));
 }
 
 /* The first move of a period that leaves nothing of the limit writes its event. */
@@ -244,27 +215,20 @@ static void
 limit_reached(int64 account_id, const SpendLimit *l, const SpendState *st, int64 rest)
 {
 	static SPIPlanPtr plan;
-	Datum		v[7];
-	char		n[8] = "       ";
 
 	if (rest > 0 || st->reached)
 		return;
-	v[0] = Int64GetDatum(account_id);
-	v[1] = Int64GetDatum(l->limit_id);
-	v[2] = TimestampTzGetDatum(st->start);
-	v[3] = text_or_null(l->scope, &n[3]);
-	v[4] = CStringGetTextDatum(l->period);
-	v[5] = Int64GetDatum(st->limit_micros);
-	v[6] = TimestampTzGetDatum(st->end);
-	plan_exec(&plan,
-			  "WITH u AS (UPDATE billing.spend_limits SET reached_period_start = $3"
-			  "            WHERE account_id = $1 AND limit_id = $2)"
-			  " SELECT billing._event($1, 'spend_limit_reached',"
-			  "        pg_catalog.jsonb_build_object('scope', $4::text, 'period', $5::text,"
-			  "            'limit_micros', $6::bigint, 'period_start', $3::timestamptz,"
-			  "            'resets_at', $7::timestamptz))",
-			  7, (Oid[]) {INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID},
-			  v, n, false, 0);
+	plan_run(&plan,
+			 "WITH u AS (UPDATE billing.spend_limits SET reached_period_start = $3"
+			 "            WHERE account_id = $1 AND limit_id = $2)"
+			 " SELECT billing._event($1, 'spend_limit_reached',"
+			 "        pg_catalog.jsonb_build_object('scope', $4::text, 'period', $5::text,"
+			 "            'limit_micros', $6::bigint, 'period_start', $3::timestamptz,"
+			 "            'resets_at', $7::timestamptz))",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l->limit_id), ARG_TSTZ(st->start),
+					   ARG_TEXT(l->scope), ARG_TEXT(l->period), ARG_INT8(st->limit_micros),
+					   ARG_TSTZ(st->end)));
 }
 
 /* What is left of a limit now and when its period ends, read without locks. */
@@ -272,27 +236,22 @@ static int64
 limit_left(int64 account_id, const SpendLimit *l, int64 except_request, TimestampTz *end)
 {
 	static SPIPlanPtr plan;
-	Datum		v[4];
-	char		n[5] = "    ";
 
-	v[0] = Int64GetDatum(account_id);
-	v[1] = Int64GetDatum(l->limit_id);
-	v[2] = text_or_null(l->scope, &n[2]);
-	v[3] = Int64GetDatum(except_request);
-	n[3] = except_request ? ' ' : 'n';
-	plan_exec(&plan,
-			  "SELECT CASE WHEN s.period_end > pg_catalog.clock_timestamp() THEN s.avail"
-			  "            ELSE x.limit_micros - billing._limit_holds($1, $3, $4) END,"
-			  "       CASE WHEN s.period_end > pg_catalog.clock_timestamp() THEN s.period_end"
-			  "            ELSE (SELECT ends_at FROM billing._limit_period(x.period,"
-			  "                                  pg_catalog.clock_timestamp())) END"
-			  "  FROM billing.spend_limits x,"
-			  "       LATERAL (SELECT pg_catalog.sum(available_micros)::bigint AS avail,"
-			  "                       pg_catalog.max(period_end) AS period_end"
-			  "                  FROM billing.limit_slices"
-			  "                 WHERE account_id = $1 AND limit_id = $2) s"
-			  " WHERE x.account_id = $1 AND x.limit_id = $2",
-			  4, (Oid[]) {INT8OID, INT8OID, TEXTOID, INT8OID}, v, n, false, 0);
+	plan_run(&plan,
+			 "SELECT CASE WHEN s.period_end > pg_catalog.clock_timestamp() THEN s.avail"
+			 "            ELSE x.limit_micros - billing._limit_holds($1, $3, $4) END,"
+			 "       CASE WHEN s.period_end > pg_catalog.clock_timestamp() THEN s.period_end"
+			 "            ELSE (SELECT ends_at FROM billing._limit_period(x.period,"
+			 "                                  pg_catalog.clock_timestamp())) END"
+			 "  FROM billing.spend_limits x,"
+			 "       LATERAL (SELECT pg_catalog.sum(available_micros)::bigint AS avail,"
+			 "                       pg_catalog.max(period_end) AS period_end"
+			 "                  FROM billing.limit_slices"
+			 "                 WHERE account_id = $1 AND limit_id = $2) s"
+			 " WHERE x.account_id = $1 AND x.limit_id = $2",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l->limit_id), ARG_TEXT(l->scope),
+					   ARG_ID(except_request)));
 	*end = DatumGetTimestampTz(spi_col(2, NULL));
 	return spi_int64(1);
 }
@@ -330,8 +289,7 @@ raise_limit_reached(const Account *acct, const SpendLimit *limits, int n, int re
 			end = e;
 		}
 	}
-	plan_exec(&time_plan, "SELECT billing._local_time($1)", 1, (Oid[]) {TIMESTAMPTZOID},
-			  (Datum[]) {TimestampTzGetDatum(end)}, NULL, false, 0);
+	plan_run(&time_plan, "SELECT billing._local_time($1)", false, 0, PLAN_ARGS(ARG_TSTZ(end)));
 	resets = spi_text(1);
 	whose = named->scope ? psprintf("scope \"%s\"", named->scope) : "the account";
 	ereport(ERROR,
@@ -421,8 +379,6 @@ billing_set_spend_limit(PG_FUNCTION_ARGS)
 	SpendLimit		l;
 	Account		acct;
 	SpendState	st;
-	Datum		v[5];
-	char		n[6] = "     ";
 	TimestampTz now = GetCurrentTimestamp();
 
 	args_require(fcinfo, 1);
@@ -451,57 +407,53 @@ billing_set_spend_limit(PG_FUNCTION_ARGS)
 	SPI_connect();
 	account_load(account_id, &acct, true);
 	slices_gate_lock(account_id, GATE_ACCOUNT, ExclusiveLock);
-	v[0] = Int64GetDatum(account_id);
-	v[1] = text_or_null(l.scope, &n[1]);
-	v[2] = CStringGetTextDatum(l.period);
-	plan_exec(&find_plan,
-			  "SELECT limit_id FROM billing.spend_limits"
-			  " WHERE account_id = $1 AND scope IS NOT DISTINCT FROM $2 AND period = $3",
-			  3, (Oid[]) {INT8OID, TEXTOID, TEXTOID}, v, n, false, 0);
+	plan_run(&find_plan,
+			 "SELECT limit_id FROM billing.spend_limits"
+			 " WHERE account_id = $1 AND scope IS NOT DISTINCT FROM $2 AND period = $3",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(l.scope), ARG_TEXT(l.period)));
 	if (SPI_processed == 1)
 	{
 		l.limit_id = spi_int64(1);
-		v[1] = Int64GetDatum(l.limit_id);
 		if (removing)
 		{
 			slices_gate_lock(l.limit_id, GATE_LIMIT, ExclusiveLock);
-			plan_exec(&delete_plan,
-					  "WITH s AS (DELETE FROM billing.limit_slices WHERE account_id = $1 AND limit_id = $2)"
-					  " DELETE FROM billing.spend_limits WHERE account_id = $1 AND limit_id = $2",
-					  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+			plan_run(&delete_plan,
+					 "WITH s AS (DELETE FROM billing.limit_slices WHERE account_id = $1 AND limit_id = $2)"
+					 " DELETE FROM billing.spend_limits WHERE account_id = $1 AND limit_id = $2",
+					 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l.limit_id)));
 		}
 		else if (limit_lock(account_id, &l, 0, now, &st))
 		{
 			int64		rest = money_add(st.total, money_add(limit_micros, -st.limit_micros));
 
 			/* a limit raised above what was spent may be reached again */
-			v[2] = Int64GetDatum(limit_micros);
-			v[3] = BoolGetDatum(rest > 0);
-			plan_exec(&update_plan,
-					  "UPDATE billing.spend_limits SET limit_micros = $3,"
-					  "       reached_period_start = CASE WHEN $4 THEN NULL ELSE reached_period_start END"
-					  " WHERE account_id = $1 AND limit_id = $2",
-					  4, (Oid[]) {INT8OID, INT8OID, INT8OID, BOOLOID}, v, NULL, false, 0);
+			plan_run(&update_plan,
+					 "UPDATE billing.spend_limits SET limit_micros = $3,"
+					 "       reached_period_start = CASE WHEN $4 THEN NULL ELSE reached_period_start END"
+					 " WHERE account_id = $1 AND limit_id = $2",
+					 false, 0,
+					 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l.limit_id), ARG_INT8(limit_micros),
+							   ARG_BOOL(rest > 0)));
 			limit_lay_out(account_id, &l, &st, rest, 0);
 		}
 	}
 	else if (!removing)
 	{
 		/* a new limit starts from what its period has charged and holds */
-		v[3] = Int64GetDatum(limit_micros);
-		v[4] = Int32GetDatum(billing_balance_slices);
-		plan_exec(&insert_plan,
-				  "WITH p AS (SELECT * FROM billing._limit_period($3, pg_catalog.clock_timestamp())),"
-				  " l AS (INSERT INTO billing.spend_limits (account_id, scope, period, limit_micros)"
-				  "       VALUES ($1, $2, $3, $4) RETURNING limit_id),"
-				  " s AS (INSERT INTO billing.limit_slices (account_id, limit_id, slice,"
-				  "              available_micros, period_start, period_end)"
-				  "       SELECT $1, l.limit_id, g, 0, p.starts_at, p.ends_at"
-				  "         FROM l, p, pg_catalog.generate_series(0, $5 - 1) g)"
-				  " SELECT l.limit_id, p.starts_at, p.ends_at,"
-				  "        $4 - billing._limit_spent($1, $2, p.starts_at) - billing._limit_holds($1, $2, NULL)"
-				  "   FROM l, p",
-				  5, (Oid[]) {INT8OID, TEXTOID, TEXTOID, INT8OID, INT4OID}, v, n, false, 0);
+		plan_run(&insert_plan,
+				 "WITH p AS (SELECT * FROM billing._limit_period($3, pg_catalog.clock_timestamp())),"
+				 " l AS (INSERT INTO billing.spend_limits (account_id, scope, period, limit_micros)"
+				 "       VALUES ($1, $2, $3, $4) RETURNING limit_id),"
+				 " s AS (INSERT INTO billing.limit_slices (account_id, limit_id, slice,"
+				 "              available_micros, period_start, period_end)"
+				 "       SELECT $1, l.limit_id, g, 0, p.starts_at, p.ends_at"
+				 "         FROM l, p, pg_catalog.generate_series(0, $5 - 1) g)"
+				 " SELECT l.limit_id, p.starts_at, p.ends_at,"
+				 "        $4 - billing._limit_spent($1, $2, p.starts_at) - billing._limit_holds($1, $2, NULL)"
+				 "   FROM l, p",
+				 false, 0,
+				 PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(l.scope), ARG_TEXT(l.period),
+						   ARG_INT8(limit_micros), ARG_INT4(billing_balance_slices)));
 		l.limit_id = spi_int64(1);
 		st.start = DatumGetTimestampTz(spi_col(2, NULL));
 		st.end = DatumGetTimestampTz(spi_col(3, NULL));

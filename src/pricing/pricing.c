@@ -97,27 +97,22 @@ billing_check_price(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr model_plan = NULL;
 	static SPIPlanPtr provider_plan = NULL;
-	static const Oid types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
 	char	   *model;
 	int			ncomps;
 
 	args_require(fcinfo, 2);
 	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	values[0] = PG_GETARG_DATUM(0);
-	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 
 	SPI_connect();
-	plan_exec(&model_plan, "SELECT media FROM billing.models WHERE model = $1 FOR SHARE",
-			  1, types, values, NULL, false, 1);
+	plan_run(&model_plan, "SELECT media FROM billing.models WHERE model = $1 FOR SHARE",
+			 false, 1, PLAN_ARGS(ARG_TEXT(model)));
 	if (SPI_processed == 0)
 		pricing_no_model(model);
 	pricing_components_read(PG_GETARG_JSONB_P(1), spi_text(1), &ncomps);
 	if (!PG_ARGISNULL(2))
 	{
-		plan_exec(&provider_plan,
-				  "SELECT 1 FROM billing.model_providers WHERE model = $1 AND provider = $2",
-				  2, types, values, NULL, true, 1);
+		plan_run(&provider_plan, "SELECT 1 FROM billing.model_providers WHERE model = $1 AND provider = $2",
+				 true, 1, PLAN_ARGS(ARG_TEXT(model), ARG_TEXT(args_text(fcinfo, 2))));
 		if (SPI_processed == 0)
 			pricing_no_route(model, text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	}

@@ -64,30 +64,23 @@ route_load(const char *model, const char *provider, TimestampTz at, bool admitti
 		   MemoryContext cxt, PriceRoute *route)
 {
 	static SPIPlanPtr plan = NULL;
-	static const Oid types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
 	MemoryContext old;
-	Datum		values[3];
-	char		nulls[3] = {' ', provider ? ' ' : 'n', ' '};
 	bool		isnull;
-
-	values[0] = CStringGetTextDatum(model);
-	values[1] = provider ? CStringGetTextDatum(provider) : (Datum) 0;
-	values[2] = TimestampTzGetDatum(at);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* p.model = $1, not mp.model: a constant reaches into the view's window */
-	plan_exec(&plan,
-			  "SELECT m.media, m.active, mp.provider, mp.provider_name, mp.executed_model,"
-			  "       p.price_id, p.currency, p.components, p.effective_from,"
-			  "       pg_catalog.upper(p.span)"
-			  "  FROM billing.models m"
-			  "  LEFT JOIN billing.model_providers mp ON mp.model = m.model"
-			  "       AND (mp.provider = $2 OR ($2 IS NULL AND mp.is_default))"
-			  "  LEFT JOIN billing._route_prices p ON p.model = $1"
-			  "       AND p.provider = mp.provider AND p.span @> $3"
-			  " WHERE m.model = $1",
-			  3, types, values, nulls, false, 1);
+	plan_run(&plan,
+			 "SELECT m.media, m.active, mp.provider, mp.provider_name, mp.executed_model,"
+			 "       p.price_id, p.currency, p.components, p.effective_from,"
+			 "       pg_catalog.upper(p.span)"
+			 "  FROM billing.models m"
+			 "  LEFT JOIN billing.model_providers mp ON mp.model = m.model"
+			 "       AND (mp.provider = $2 OR ($2 IS NULL AND mp.is_default))"
+			 "  LEFT JOIN billing._route_prices p ON p.model = $1"
+			 "       AND p.provider = mp.provider AND p.span @> $3"
+			 " WHERE m.model = $1",
+			 false, 1, PLAN_ARGS(ARG_TEXT(model), ARG_TEXT(provider), ARG_TSTZ(at)));
 	if (SPI_processed == 0)
 		pricing_no_model(model);
 	if (admitting && !DatumGetBool(spi_col(2, &isnull)))
@@ -136,18 +129,17 @@ price_version(int64 price_id, MemoryContext cxt, PriceRoute *route)
 {
 	static SPIPlanPtr plan = NULL;
 	MemoryContext old;
-	Datum		values[1] = {Int64GetDatum(price_id)};
 
 	if (price_cache_get(price_id, route))
 		return;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	plan_exec(&plan,
-			  "SELECT p.model, m.media, p.currency, p.components"
-			  "  FROM billing.prices p JOIN billing.models m ON m.model = p.model"
-			  " WHERE p.price_id = $1",
-			  1, (Oid[]) {INT8OID}, values, NULL, false, 1);
+	plan_run(&plan,
+			 "SELECT p.model, m.media, p.currency, p.components"
+			 "  FROM billing.prices p JOIN billing.models m ON m.model = p.model"
+			 " WHERE p.price_id = $1",
+			 false, 1, PLAN_ARGS(ARG_INT8(price_id)));
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -180,18 +180,14 @@ static void
 topup_request(int64 account_id)
 {
 	static SPIPlanPtr pending_plan, state_plan, insert_plan;
-	Oid			types[2] = {INT8OID, INT8OID};
-	Datum		values[2];
 	int64		threshold,
 				amount,
 				recent;
 
-	values[0] = Int64GetDatum(account_id);
-
 	/* the common case below the threshold: a top-up is already on its way */
-	plan_exec(&pending_plan,
-			  "SELECT 1 FROM billing.topups WHERE account_id = $1 AND status = 'pending'",
-			  1, types, values, NULL, false, 1);
+	plan_run(&pending_plan,
+			 "SELECT 1 FROM billing.topups WHERE account_id = $1 AND status = 'pending'",
+			 false, 1, PLAN_ARGS(ARG_INT8(account_id)));
 	if (SPI_processed > 0)
 		return;
 
@@ -204,14 +200,14 @@ topup_request(int64 account_id)
 		return;
 
 	/* under the lock, with a fresh snapshot: the config and the day's count */
-	plan_exec(&state_plan,
-			  "SELECT a.auto_topup_threshold_micros, a.auto_topup_amount_micros,"
-			  " (SELECT pg_catalog.count(*) FROM billing.topups t"
-			  "   WHERE t.account_id = a.account_id"
-			  "     AND t.created_at > pg_catalog.clock_timestamp() - interval '24 hours')"
-			  " FROM billing.accounts a"
-			  " WHERE a.account_id = $1 AND a.auto_topup_enabled AND a.billing_type = 'prepaid'",
-			  1, types, values, NULL, false, 1);
+	plan_run(&state_plan,
+			 "SELECT a.auto_topup_threshold_micros, a.auto_topup_amount_micros,"
+			 " (SELECT pg_catalog.count(*) FROM billing.topups t"
+			 "   WHERE t.account_id = a.account_id"
+			 "     AND t.created_at > pg_catalog.clock_timestamp() - interval '24 hours')"
+			 " FROM billing.accounts a"
+			 " WHERE a.account_id = $1 AND a.auto_topup_enabled AND a.billing_type = 'prepaid'",
+			 false, 1, PLAN_ARGS(ARG_INT8(account_id)));
 	if (SPI_processed == 0)
 		return;
 	threshold = spi_int64(1);
@@ -228,12 +224,11 @@ topup_request(int64 account_id)
 	}
 
 	/* the index topups_one_pending makes a second pending top-up impossible */
-	values[1] = Int64GetDatum(amount);
-	plan_exec(&insert_plan,
-			  "INSERT INTO billing.topups (account_id, amount_micros) VALUES ($1, $2)"
-			  " ON CONFLICT (account_id) WHERE status = 'pending' DO NOTHING"
-			  " RETURNING topup_id",
-			  2, types, values, NULL, false, 1);
+	plan_run(&insert_plan,
+			 "INSERT INTO billing.topups (account_id, amount_micros) VALUES ($1, $2)"
+			 " ON CONFLICT (account_id) WHERE status = 'pending' DO NOTHING"
+			 " RETURNING topup_id",
+			 false, 1, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(amount)));
 	if (SPI_processed > 0)
 		notify_requested(spi_int64(1), account_id, amount);
 }
@@ -260,9 +255,6 @@ Datum
 billing_configure_auto_topup(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr update_plan, cancel_plan;
-	Oid			types[4] = {INT8OID, INT8OID, INT8OID, BOOLOID};
-	Oid			cancel_types[2] = {INT8OID, TEXTOID};
-	Datum		values[4];
 	int64		account_id,
 				threshold,
 				amount;
@@ -296,18 +288,15 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 				 errhint("A postpaid account draws on its credit limit instead.")));
 
 	/* turning it on starts a fresh count of consecutive failures */
-	values[0] = Int64GetDatum(account_id);
-	values[1] = Int64GetDatum(threshold);
-	values[2] = Int64GetDatum(amount);
-	values[3] = BoolGetDatum(enabled);
-	plan_exec(&update_plan,
-			  "UPDATE billing.accounts SET auto_topup_threshold_micros = $2,"
-			  " auto_topup_amount_micros = $3,"
-			  " auto_topup_failures = CASE WHEN $4 AND NOT auto_topup_enabled"
-			  "   THEN 0 ELSE auto_topup_failures END,"
-			  " auto_topup_enabled = $4"
-			  " WHERE account_id = $1",
-			  4, types, values, NULL, false, 0);
+	plan_run(&update_plan,
+			 "UPDATE billing.accounts SET auto_topup_threshold_micros = $2,"
+			 " auto_topup_amount_micros = $3,"
+			 " auto_topup_failures = CASE WHEN $4 AND NOT auto_topup_enabled"
+			 "   THEN 0 ELSE auto_topup_failures END,"
+			 " auto_topup_enabled = $4"
+			 " WHERE account_id = $1",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(threshold), ARG_INT8(amount), ARG_BOOL(enabled)));
 
 	if (enabled)
 	{
@@ -323,13 +312,12 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 		 * Turned off: a pending top-up is cancelled, so that no payment is
 		 * taken after the owner said stop. It does not count as a failure.
 		 */
-		values[1] = CStringGetTextDatum(TOPUP_CANCELLED_REASON);
-		plan_exec(&cancel_plan,
-				  "UPDATE billing.topups SET status = 'failed', failure_reason = $2,"
-				  " completed_at = pg_catalog.clock_timestamp()"
-				  " WHERE account_id = $1 AND status = 'pending'"
-				  " RETURNING topup_id, amount_micros",
-				  2, cancel_types, values, NULL, false, 0);
+		plan_run(&cancel_plan,
+				 "UPDATE billing.topups SET status = 'failed', failure_reason = $2,"
+				 " completed_at = pg_catalog.clock_timestamp()"
+				 " WHERE account_id = $1 AND status = 'pending'"
+				 " RETURNING topup_id, amount_micros",
+				 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(TOPUP_CANCELLED_REASON)));
 		/* at most one pending top-up (topups_one_pending) */
 		if (SPI_processed > 0)
 			event_finished(account_id, spi_int64(1), spi_int64(2), false, TOPUP_CANCELLED_REASON);
@@ -346,23 +334,19 @@ static Datum
 topup_json(int64 account_id, int64 topup_id, int64 amount, const char *currency)
 {
 	static SPIPlanPtr plan;
-	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
-	Datum		values[4];
 
-	values[0] = Int64GetDatum(topup_id);
-	values[1] = CStringGetTextDatum(money_format(amount));
-	values[2] = CStringGetTextDatum(currency);
-	values[3] = Int64GetDatum(account_id);
-	plan_exec(&plan,
-			  "SELECT pg_catalog.jsonb_build_object("
-			  " 'object', 'topup', 'topup_id', topup_id, 'account_id', account_id,"
-			  " 'status', status, 'amount_micros', amount_micros,"
-			  " 'amount', pg_catalog.jsonb_build_object('amount', $2::pg_catalog.numeric,"
-			  "   'currency', $3),"
-			  " 'payment_reference', payment_reference, 'failure_reason', failure_reason,"
-			  " 'created_at', created_at, 'completed_at', completed_at)"
-			  " FROM billing.topups WHERE account_id = $4 AND topup_id = $1",
-			  4, types, values, NULL, false, 1);
+	plan_run(&plan,
+			 "SELECT pg_catalog.jsonb_build_object("
+			 " 'object', 'topup', 'topup_id', topup_id, 'account_id', account_id,"
+			 " 'status', status, 'amount_micros', amount_micros,"
+			 " 'amount', pg_catalog.jsonb_build_object('amount', $2::pg_catalog.numeric,"
+			 "   'currency', $3),"
+			 " 'payment_reference', payment_reference, 'failure_reason', failure_reason,"
+			 " 'created_at', created_at, 'completed_at', completed_at)"
+			 " FROM billing.topups WHERE account_id = $4 AND topup_id = $1",
+			 false, 1,
+			 PLAN_ARGS(ARG_INT8(topup_id), ARG_TEXT(money_format(amount)), ARG_TEXT(currency),
+					   ARG_INT8(account_id)));
 	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
 }
 
@@ -409,12 +393,6 @@ Datum
 billing_complete_topup(PG_FUNCTION_ARGS)
 {
 	static SPIPlanPtr find_plan, lock_account_plan, lock_plan, finish_plan, failures_plan;
-	Oid			id_type[1] = {INT8OID};
-	Oid			pair_types[2] = {INT8OID, INT8OID};
-	Oid			finish_types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
-	Oid			failures_types[3] = {INT8OID, BOOLOID, INT4OID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	int64		topup_id,
 				account_id,
 				amount;
@@ -436,10 +414,8 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 				 errmsg("failure_reason is only for a failed top-up")));
 
 	SPI_connect();
-	values[0] = Int64GetDatum(topup_id);
-	plan_exec(&find_plan,
-			  "SELECT account_id FROM billing.topups WHERE topup_id = $1",
-			  1, id_type, values, NULL, false, 1);
+	plan_run(&find_plan, "SELECT account_id FROM billing.topups WHERE topup_id = $1",
+			 false, 1, PLAN_ARGS(ARG_INT8(topup_id)));
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
@@ -450,18 +426,15 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 	 * Lock order: account, top-up, slices. configure_auto_topup holds the
 	 * account row when it cancels a pending top-up.
 	 */
-	values[0] = Int64GetDatum(account_id);
-	plan_exec(&lock_account_plan,
-			  "SELECT 1 FROM billing.accounts WHERE account_id = $1 FOR NO KEY UPDATE",
-			  1, id_type, values, NULL, false, 1);
+	plan_run(&lock_account_plan,
+			 "SELECT 1 FROM billing.accounts WHERE account_id = $1 FOR NO KEY UPDATE",
+			 false, 1, PLAN_ARGS(ARG_INT8(account_id)));
 	account_load(account_id, &acct, true);
 
-	values[0] = Int64GetDatum(topup_id);
-	values[1] = Int64GetDatum(account_id);
-	plan_exec(&lock_plan,
-			  "SELECT amount_micros, status, payment_reference, failure_reason"
-			  " FROM billing.topups WHERE account_id = $2 AND topup_id = $1 FOR UPDATE",
-			  2, pair_types, values, NULL, false, 1);
+	plan_run(&lock_plan,
+			 "SELECT amount_micros, status, payment_reference, failure_reason"
+			 " FROM billing.topups WHERE account_id = $2 AND topup_id = $1 FOR UPDATE",
+			 false, 1, PLAN_ARGS(ARG_INT8(topup_id), ARG_INT8(account_id)));
 	amount = spi_int64(1);
 	status = spi_text(2);
 	if (strcmp(status, "pending") != 0)
@@ -480,32 +453,26 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 		available_rebalance(&acct, amount);
 	}
 
-	values[1] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
-	nulls[1] = reference ? ' ' : 'n';
-	values[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-	nulls[2] = reason ? ' ' : 'n';
-	values[3] = CStringGetTextDatum(succeeded ? "succeeded" : "failed");
 	/* the time as a parameter: Citus evaluates no volatile function in a SET */
-	values[4] = TimestampTzGetDatum(GetCurrentTimestamp());
-	values[5] = Int64GetDatum(account_id);
-	plan_exec(&finish_plan,
-			  "UPDATE billing.topups SET status = $4, payment_reference = $2,"
-			  " failure_reason = $3, completed_at = $5"
-			  " WHERE account_id = $6 AND topup_id = $1",
-			  6, finish_types, values, nulls, false, 0);
+	plan_run(&finish_plan,
+			 "UPDATE billing.topups SET status = $4, payment_reference = $2,"
+			 " failure_reason = $3, completed_at = $5"
+			 " WHERE account_id = $6 AND topup_id = $1",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(topup_id), ARG_TEXT(reference), ARG_TEXT(reason),
+					   ARG_TEXT(succeeded ? "succeeded" : "failed"), ARG_TSTZ(GetCurrentTimestamp()),
+					   ARG_INT8(account_id)));
 	event_finished(account_id, topup_id, amount, succeeded, succeeded ? reference : reason);
 
 	/* a success resets the consecutive failures; the last one allowed turns auto top-up off */
-	values[0] = Int64GetDatum(account_id);
-	values[1] = BoolGetDatum(succeeded);
-	values[2] = Int32GetDatum(billing_auto_topup_max_failures);
-	plan_exec(&failures_plan,
-			  "UPDATE billing.accounts SET"
-			  " auto_topup_failures = CASE WHEN $2 THEN 0 ELSE auto_topup_failures + 1 END,"
-			  " auto_topup_enabled = auto_topup_enabled AND ($2 OR auto_topup_failures + 1 < $3)"
-			  " WHERE account_id = $1"
-			  " RETURNING auto_topup_enabled, auto_topup_failures",
-			  3, failures_types, values, NULL, false, 0);
+	plan_run(&failures_plan,
+			 "UPDATE billing.accounts SET"
+			 " auto_topup_failures = CASE WHEN $2 THEN 0 ELSE auto_topup_failures + 1 END,"
+			 " auto_topup_enabled = auto_topup_enabled AND ($2 OR auto_topup_failures + 1 < $3)"
+			 " WHERE account_id = $1"
+			 " RETURNING auto_topup_enabled, auto_topup_failures",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_BOOL(succeeded), ARG_INT4(billing_auto_topup_max_failures)));
 	if (acct.auto_topup_enabled && !DatumGetBool(spi_col(1, NULL)))
 		notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(2, NULL)));
 
