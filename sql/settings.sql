@@ -3,6 +3,16 @@
 -- function that reads it.
 SET client_min_messages = warning;
 SET TimeZone = 'UTC';
+-- SET name to each of vals in turn: what each answered, and the value in force after it
+CREATE FUNCTION pg_temp.try_set(name text, VARIADIC vals text[])
+RETURNS TABLE(value text, result text, in_force text) LANGUAGE plpgsql AS $$
+BEGIN
+    FOREACH value IN ARRAY vals LOOP
+        result := regress.try(format('SET %s = %L', name, value));
+        in_force := current_setting(name);
+        RETURN NEXT;
+    END LOOP;
+END $$;
 
 -- Until billing's library is loaded in a session, PostgreSQL keeps any
 -- billing.* value as a placeholder; loading the library (the first call of a
@@ -13,15 +23,9 @@ SELECT regress.try($$SELECT billing.balance(-1)$$);
 SHOW billing.timezone;
 
 -- Once it is loaded, SET refuses a bad value and keeps the one before.
-SELECT regress.try($$SET billing.timezone = 'Mars/Base'$$);
-SELECT regress.try($$SET billing.timezone = ''$$);
-SELECT regress.try($$SET billing.timezone = 'America/New_York; DROP TABLE x'$$);
-SHOW billing.timezone;
+SELECT * FROM pg_temp.try_set('billing.timezone', 'Mars/Base', '', 'America/New_York; DROP TABLE x');
 -- any name PostgreSQL's own TimeZone accepts (pg_timezone_names, POSIX rules)
-SELECT regress.try($$SET billing.timezone = 'America/New_York'$$);
-SHOW billing.timezone;
-SELECT regress.try($$SET billing.timezone = 'EST5EDT'$$);
-SELECT regress.try($$SET billing.timezone = 'europe/berlin'$$);
+SELECT * FROM pg_temp.try_set('billing.timezone', 'America/New_York', 'EST5EDT', 'europe/berlin');
 -- the zone invoice months are cut in (Berlin is UTC+2 in July)
 SELECT starts, ends FROM billing._period_bounds('2025-07-01', current_setting('billing.timezone'));
 -- a stored setting is checked too, and so is one of a function's SET clause
@@ -31,13 +35,7 @@ RESET billing.timezone;
 SHOW billing.timezone;
 
 -- billing.catalog_currency: three upper-case letters, as accounts and prices
-SELECT regress.try($$SET billing.catalog_currency = 'eur'$$);
-SELECT regress.try($$SET billing.catalog_currency = 'EURO'$$);
-SELECT regress.try($$SET billing.catalog_currency = ''$$);
-SELECT regress.try($$SET billing.catalog_currency = 'E1R'$$);
-SHOW billing.catalog_currency;
-SELECT regress.try($$SET billing.catalog_currency = 'EUR'$$);
-SHOW billing.catalog_currency;
+SELECT * FROM pg_temp.try_set('billing.catalog_currency', 'eur', 'EURO', '', 'E1R', 'EUR');
 -- new prices carry it
 SELECT billing.set_model('set-img', 'image', 'acme', 'Acme');
 SELECT billing.set_price('set-img', '[{"type":"output","metric":"image","unit_price_micros":50000}]') > 0 AS priced;
@@ -46,14 +44,9 @@ RESET billing.catalog_currency;
 SHOW billing.catalog_currency;
 
 -- settings in micros hold any bigint amount: a credit limit cap of 50,000 USD
-SELECT regress.try($$SET billing.credit_limit_cap_micros = '50000000000'$$);
-SHOW billing.credit_limit_cap_micros;
-SELECT regress.try($$SET billing.credit_limit_cap_micros = '9223372036854775807'$$);
-SELECT regress.try($$SET billing.credit_limit_cap_micros = '9223372036854775808'$$);
-SELECT regress.try($$SET billing.credit_limit_cap_micros = '-1'$$);
-SELECT regress.try($$SET billing.credit_limit_cap_micros = '1.5'$$);
-SELECT regress.try($$SET billing.low_balance_floor_micros = ''$$);
-SELECT regress.try($$SET billing.low_balance_floor_micros = ' 5'$$);
+SELECT * FROM pg_temp.try_set('billing.credit_limit_cap_micros', '50000000000', '9223372036854775807',
+                              '9223372036854775808', '-1', '1.5');
+SELECT * FROM pg_temp.try_set('billing.low_balance_floor_micros', '', ' 5');
 RESET billing.credit_limit_cap_micros;
 SHOW billing.credit_limit_cap_micros;
 -- the threshold reads the floor: 5,000 USD

@@ -6,6 +6,16 @@ SET TimeZone = 'UTC';
 CREATE FUNCTION pg_temp.problems(acct bigint) RETURNS SETOF text LANGUAGE sql AS $$
     SELECT regexp_replace(problem, '(entry|request|invoice|top-up) \d+', '\1 N', 'g')
       FROM billing.verify(acct) ORDER BY 1 $$;
+-- The problems of acct once its ledger has a usage entry of 40000 that
+-- names request, balanced by funds. Call it in a transaction that is rolled
+-- back.
+CREATE FUNCTION pg_temp.usage_damaged(acct bigint, request bigint)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO billing.ledger (account_id, kind, amount_micros, request_id)
+    VALUES (acct, 'usage', -40000, request), (acct, 'funds', 40000, NULL);
+    RETURN QUERY SELECT pg_temp.problems(acct);
+END $$;
 -- The problems of acct once request's row is changed by "SET assignment"
 -- (the transition trigger disabled, or it would refuse). Call it in a
 -- transaction that is rolled back.
@@ -33,17 +43,12 @@ SELECT * FROM pg_temp.problems(:pat);
 
 -- 1. A usage entry whose request_id names no request, balanced by funds.
 BEGIN;
-INSERT INTO billing.ledger (account_id, kind, amount_micros, request_id)
-VALUES (:pat, 'usage', -40000, (SELECT max(request_id) + 1000 FROM billing.requests)),
-       (:pat, 'funds', 40000, NULL);
-SELECT * FROM pg_temp.problems(:pat);
+SELECT * FROM pg_temp.usage_damaged(:pat, (SELECT max(request_id) + 1000 FROM billing.requests));
 ROLLBACK;
 -- ... or a request of another account
 SELECT billing.create_account('vf-quinn') AS quinn \gset
 BEGIN;
-INSERT INTO billing.ledger (account_id, kind, amount_micros, request_id)
-VALUES (:quinn, 'usage', -40000, :charged), (:quinn, 'funds', 40000, NULL);
-SELECT * FROM pg_temp.problems(:quinn);
+SELECT * FROM pg_temp.usage_damaged(:quinn, :charged);
 ROLLBACK;
 
 -- 2. A request whose status is none of the five.
@@ -92,9 +97,7 @@ BEGIN;
 SELECT * FROM pg_temp.request_damaged(:pat, :charged, $$cost_micros = 30000$$);
 ROLLBACK;
 BEGIN;
-INSERT INTO billing.ledger (account_id, kind, amount_micros, request_id)
-VALUES (:pat, 'usage', -40000, :open), (:pat, 'funds', 40000, NULL);
-SELECT * FROM pg_temp.problems(:pat);
+SELECT * FROM pg_temp.usage_damaged(:pat, :open);
 ROLLBACK;
 BEGIN;
 INSERT INTO billing.ledger (account_id, kind, amount_micros, topup_id)
