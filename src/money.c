@@ -11,33 +11,30 @@
 #include "money.h"
 #include "settings.h"
 
-static void
-money_out_of_range(void)
+/* op(a, b) of common/int.h, refused (22023) when it overflows */
+static inline int64
+money_checked(bool (*op) (int64, int64, int64 *), int64 a, int64 b)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("amount out of range"),
-			 errdetail("Amounts are integer micros and must fit in a bigint.")));
+	int64		r;
+
+	if (op(a, b, &r))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount out of range"),
+				 errdetail("Amounts are integer micros and must fit in a bigint.")));
+	return r;
 }
 
 int64
 money_add(int64 a, int64 b)
 {
-	int64		r;
-
-	if (pg_add_s64_overflow(a, b, &r))
-		money_out_of_range();
-	return r;
+	return money_checked(pg_add_s64_overflow, a, b);
 }
 
 int64
 money_mul(int64 a, int64 b)
 {
-	int64		r;
-
-	if (pg_mul_s64_overflow(a, b, &r))
-		money_out_of_range();
-	return r;
+	return money_checked(pg_mul_s64_overflow, a, b);
 }
 
 void
