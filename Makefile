@@ -49,17 +49,21 @@ ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
-# PGXS tracks no header dependencies: every object depends on every header.
-$(OBJS): $(wildcard src/*.h src/*/*.h)
-
 # Warnings are errors in CI only: test/setup.sh builds with COPT=-Werror.
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
+# billing.so exports only the billing_ names PostgreSQL calls (src/exports.map).
+SHLIB_LINK = -Wl,--version-script=src/exports.map
 EXTRA_CLEAN = billing.control test/stress test/fuzz bench/driver examples/payment_worker/payment_worker \
               test/isolation/output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: every object depends on every header.
+# (After the include, so that "all" stays the default goal.)
+$(OBJS): $(wildcard src/*.h src/*/*.h)
+$(shlib): src/exports.map
 
 billing--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $^ > $@
