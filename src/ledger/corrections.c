@@ -1,8 +1,9 @@
 /*
  * Refunds of requests and manual corrections of a balance (docs/refunds.md).
  * Cold paths: each moves money with every slice locked, as add_funds does.
- * What a request has had back is kept in billing.refunds and read only here
- * and by response_metadata, so settling a request costs nothing more.
+ * What a request has had back is kept in billing.refunds and read only by
+ * refunds and response_metadata (request_refunded, requests.c), so settling
+ * a request costs nothing more.
  */
 #include "postgres.h"
 
@@ -20,18 +21,6 @@
 #include "requests/requests.h"
 #include "money.h"
 #include "spi_plan.h"
-
-int64
-request_refunded(int64 account_id, int64 request_id)
-{
-	static SPIPlanPtr plan;
-
-	plan_run(&plan,
-			 "SELECT COALESCE(pg_catalog.sum(amount_micros), 0)::bigint FROM billing.refunds"
-			 " WHERE account_id = $1 AND request_id = $2",
-			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(request_id)));
-	return spi_int64(1);
-}
 
 /*
  * The refund an idempotency key already names, or 0. Refuses (PB409) the

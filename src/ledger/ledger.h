@@ -87,7 +87,4 @@ extern void alerts_after_change(const Account *acct, int64 delta, int64 availabl
  */
 extern void ledger_keep_credit(int64 account_id, int64 delta, bool if_postpaid);
 
-/* What request_id of account_id has had back in refunds (corrections.c). */
-extern int64 request_refunded(int64 account_id, int64 request_id);
-
 #endif

@@ -146,6 +146,18 @@ request_account(int64 request_id)
 	return spi_int64(1);
 }
 
+int64
+request_refunded(int64 account_id, int64 request_id)
+{
+	static SPIPlanPtr plan;
+
+	plan_run(&plan,
+			 "SELECT COALESCE(pg_catalog.sum(amount_micros), 0)::bigint FROM billing.refunds"
+			 " WHERE account_id = $1 AND request_id = $2",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(request_id)));
+	return spi_int64(1);
+}
+
 void
 request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold, int64 cost)
 {

@@ -12,5 +12,7 @@
 extern void request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold,
 						   int64 cost);
 extern int64 request_account(int64 request_id);
+/* What request_id of account_id has had back in refunds (billing.refunds). */
+extern int64 request_refunded(int64 account_id, int64 request_id);
 
 #endif
