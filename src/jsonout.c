@@ -1,7 +1,9 @@
 /* Building JSON results (jsonout.h). */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -75,6 +77,19 @@ json_add_money(StringInfo buf, const char *key, int64 micros)
 {
 	json_key(buf, key);
 	money_append(buf, micros);
+}
+
+void
+json_add_time(StringInfo buf, const char *key, TimestampTz t, bool isnull)
+{
+	char		text[MAXDATELEN + 1];
+
+	if (isnull)
+	{
+		json_add_str(buf, key, NULL);
+		return;
+	}
+	json_add_str(buf, key, JsonEncodeDateTime(text, TimestampTzGetDatum(t), TIMESTAMPTZOID, NULL));
 }
 
 void

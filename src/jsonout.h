@@ -9,6 +9,7 @@
 
 #include "postgres.h"
 #include "lib/stringinfo.h"
+#include "utils/timestamp.h"
 
 /* Parses JSON text into a jsonb Datum (in the current memory context). */
 extern Datum jsonb_from_text(const char *json);
@@ -27,6 +28,8 @@ extern void json_add_int(StringInfo buf, const char *key, int64 value);
 extern void json_add_bool(StringInfo buf, const char *key, bool value);
 /* "key":d, micros as an exact decimal of currency units (money_format) */
 extern void json_add_money(StringInfo buf, const char *key, int64 micros);
+/* "key":"2026-01-31T12:00:00+00:00" (ISO 8601, as jsonb renders a timestamptz), or null */
+extern void json_add_time(StringInfo buf, const char *key, TimestampTz t, bool isnull);
 /* "key":json, json already JSON text */
 extern void json_add_raw(StringInfo buf, const char *key, const char *json);
 /* Refuses (22023) a jsonb argument that is not an object; what names it. */

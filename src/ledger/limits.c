@@ -30,6 +30,8 @@
 
 #include "args.h"
 #include "errors.h"
+#include "events.h"
+#include "jsonout.h"
 #include "ledger/ledger.h"
 #include "ledger/slices.h"
 #include "money.h"
@@ -215,20 +217,23 @@ static void
 limit_reached(int64 account_id, const SpendLimit *l, const SpendState *st, int64 rest)
 {
 	static SPIPlanPtr plan;
+	StringInfoData buf;
 
 	if (rest > 0 || st->reached)
 		return;
 	plan_run(&plan,
-			 "WITH u AS (UPDATE billing.spend_limits SET reached_period_start = $3"
-			 "            WHERE account_id = $1 AND limit_id = $2)"
-			 " SELECT billing._event($1, 'spend_limit_reached',"
-			 "        pg_catalog.jsonb_build_object('scope', $4::text, 'period', $5::text,"
-			 "            'limit_micros', $6::bigint, 'period_start', $3::timestamptz,"
-			 "            'resets_at', $7::timestamptz))",
-			 false, 0,
-			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l->limit_id), ARG_TSTZ(st->start),
-					   ARG_TEXT(l->scope), ARG_TEXT(l->period), ARG_INT8(st->limit_micros),
-					   ARG_TSTZ(st->end)));
+			 "UPDATE billing.spend_limits SET reached_period_start = $3"
+			 " WHERE account_id = $1 AND limit_id = $2",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l->limit_id), ARG_TSTZ(st->start)));
+	initStringInfo(&buf);
+	json_begin(&buf);
+	json_add_str(&buf, "scope", l->scope);
+	json_add_str(&buf, "period", l->period);
+	json_add_int(&buf, "limit_micros", st->limit_micros);
+	json_add_time(&buf, "period_start", st->start, false);
+	json_add_time(&buf, "resets_at", st->end, false);
+	json_end(&buf);
+	event_emit(account_id, "spend_limit_reached", buf.data);
 }
 
 /* What is left of a limit now and when its period ends, read without locks. */

@@ -329,25 +329,42 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 /*
  * The JSON of a top-up, built from its row only, so that a repeated call
  * gets the same. amount is its amount_micros, rendered as currency units.
+ * The jsonb is in the caller's context, outside SPI.
  */
 static Datum
 topup_json(int64 account_id, int64 topup_id, int64 amount, const char *currency)
 {
 	static SPIPlanPtr plan;
+	StringInfoData buf;
+	bool		created_null,
+				completed_null;
+	TimestampTz created,
+				completed;
 
 	plan_run(&plan,
-			 "SELECT pg_catalog.jsonb_build_object("
-			 " 'object', 'topup', 'topup_id', topup_id, 'account_id', account_id,"
-			 " 'status', status, 'amount_micros', amount_micros,"
-			 " 'amount', pg_catalog.jsonb_build_object('amount', $2::pg_catalog.numeric,"
-			 "   'currency', $3),"
-			 " 'payment_reference', payment_reference, 'failure_reason', failure_reason,"
-			 " 'created_at', created_at, 'completed_at', completed_at)"
-			 " FROM billing.topups WHERE account_id = $4 AND topup_id = $1",
-			 false, 1,
-			 PLAN_ARGS(ARG_INT8(topup_id), ARG_TEXT(money_format(amount)), ARG_TEXT(currency),
-					   ARG_INT8(account_id)));
-	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
+			 "SELECT status, payment_reference, failure_reason, created_at, completed_at"
+			 "  FROM billing.topups WHERE account_id = $1 AND topup_id = $2",
+			 false, 1, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(topup_id)));
+	created = DatumGetTimestampTz(spi_col(4, &created_null));
+	completed = DatumGetTimestampTz(spi_col(5, &completed_null));
+	initStringInfo(&buf);
+	json_begin(&buf);
+	json_add_str(&buf, "object", "topup");
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "account_id", account_id);
+	json_add_str(&buf, "status", spi_text(1));
+	json_add_int(&buf, "amount_micros", amount);
+	json_key(&buf, "amount");
+	json_begin(&buf);
+	json_add_money(&buf, "amount", amount);
+	json_add_str(&buf, "currency", currency);
+	json_end(&buf);
+	json_add_str(&buf, "payment_reference", spi_text(2));
+	json_add_str(&buf, "failure_reason", spi_text(3));
+	json_add_time(&buf, "created_at", created, created_null);
+	json_add_time(&buf, "completed_at", completed, completed_null);
+	json_end(&buf);
+	return SPI_datumTransfer(jsonb_from_text(buf.data), false, -1);
 }
 
 /*
