@@ -13,7 +13,8 @@
 #   7. a smoke load: charges per second on the cluster beside one plain
 #      server (a figure, not a target);
 #   8. DROP EXTENSION after billing.citus_drop(): no shard is left.
-# Needs Citus installed for PG_CONFIG (citus.control in its sharedir);
+# Needs Citus installed for PG_CONFIG (citus.control in its sharedir), or
+# CITUS_SRC (below);
 # without it prints one line saying the suite was skipped and exits 77.
 # Environment: PG_CONFIG, CITUS_DIR (default /tmp/billing-citus), CITUS_PORT
 # (default 55450; the workers and the plain server take the next three).
@@ -27,8 +28,40 @@ PORT=${CITUS_PORT:-55450}
 IMG='{"images":[{"width":1024,"height":1024}]}'	# one image, 0.04 at the default provider
 W1=$((PORT + 1)) W2=$((PORT + 2)) PLAIN=$((PORT + 3))
 
+# CITUS_SRC: a Citus source tree (13.x), built and installed into PG_CONFIG
+# first. The build runs on a copy (CITUS_BUILD_DIR), never in the tree
+# itself, and is skipped while nothing in the tree is newer than the last
+# build for this PG_CONFIG.
+build_citus() {
+	local build=${CITUS_BUILD_DIR:-${DIR%/}-build} stamp log
+	stamp=$build/.built-for
+	log=$build.log
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$PG_CONFIG" ] && [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] &&
+		[ -z "$(find "$CITUS_SRC" -newer "$stamp" -print -quit)" ]; then
+		echo "citus: Citus from $CITUS_SRC is built and installed already ($build)"
+		return 0
+	fi
+	echo "citus: building Citus from $CITUS_SRC in $build (log: $log)"
+	rm -rf "$build"; mkdir -p "$build"
+	tar -C "$CITUS_SRC" --exclude=.git -cf - . | tar -C "$build" -xf - || return 1
+	# PostgreSQL 15.20 exports have_createdb_privilege() (commands/dbcommands.h),
+	# which Citus 13.2 still defines for PostgreSQL 15 as a static shim: the
+	# build of the copy uses the server's
+	if grep -q 'bool have_createdb_privilege' "$("$PG_CONFIG" --includedir-server)/commands/dbcommands.h"; then
+		perl -0pi -e 's/static inline bool\s*\nhave_createdb_privilege\(void\)\s*\{.*?\n\}\n/#include "commands\/dbcommands.h"\n/s' \
+			"$build/src/include/pg_version_compat.h" || return 1
+	fi
+	(cd "$build" && ./configure PG_CONFIG="$PG_CONFIG" && make -j"$(nproc)" && make install) >"$log" 2>&1 ||
+		{ tail -20 "$log"; return 1; }
+	echo "$PG_CONFIG" >"$stamp"
+}
+if [ -n "${CITUS_SRC:-}" ]; then
+	[ -f "$CITUS_SRC/src/backend/distributed/citus.control" ] ||
+		{ echo "citus: FAILED: CITUS_SRC=$CITUS_SRC is not a Citus source tree"; exit 1; }
+	build_citus || { echo "citus: FAILED: building Citus from $CITUS_SRC"; echo "citus: 0 passed, 1 failed"; exit 1; }
+fi
 if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/citus.control" ]; then
-	echo "citus: SKIPPED: Citus is not installed for $PG_CONFIG (no citus.control in $("$PG_CONFIG" --sharedir)/extension)"
+	echo "citus: SKIPPED: Citus is not installed for $PG_CONFIG (no citus.control in $("$PG_CONFIG" --sharedir)/extension) and CITUS_SRC names no Citus source tree to build"
 	exit 77
 fi
 . test/cluster.sh
