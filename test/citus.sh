@@ -126,10 +126,21 @@ q -c "SELECT billing.add_funds($A, 100000000)" >/dev/null
 for path in bare block; do
 	if [ $path = bare ]; then sql="SELECT billing.charge($A, 'ct-img', '{}', '$IMG');"
 	else sql="BEGIN; SELECT billing.charge($A, 'ct-img', '{}', '$IMG'); COMMIT;"; fi
-	out=$(q -c "SET client_min_messages = debug1;" -c "$sql" 2>&1)
+	out=$(q -c "SET client_min_messages = debug1;" -c "SET citus.log_remote_commands = on;" -c "$sql" 2>&1)
 	echo "$out" | grep -q "pushing down the function call"
 	check "a charge ($path) is pushed down to the account's worker" $? "$out"
+	# the call itself, and (in a block) the transaction's own commands only
+	[ "$(echo "$out" | grep -c 'NOTICE:  issuing .*billing\.')" = 1 ]
+	check "a charge ($path) sends one command of billing's to one worker" $? "$out"
 done
+# on the worker, the charge stays there: single-shard statements run locally,
+# nothing sent to another node, no two-phase commit
+home=$(q -c "SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+              WHERE p.shardid = get_shard_id_for_distribution_column('billing.accounts', $A)")
+out=$(q "$home" -c "SET citus.log_remote_commands = on;" -c "SET client_min_messages = debug1;" \
+	-c "SELECT billing.charge($A, 'ct-img', '{}', '$IMG') ->> 'cost_micros'" 2>&1)
+! echo "$out" | grep -qE "issuing|PREPARE|intermediate|subplan" && echo "$out" | tail -1 | grep -qx 40000
+check "a charge on the account's worker runs there alone (no remote command, no intermediate result)" $? "$out"
 
 # 2. the API through the coordinator
 q -v ON_ERROR_STOP=1 -f test/citus/api.sql >"$DIR/api.log" 2>&1
