@@ -103,7 +103,7 @@ BEGIN
             s record;
         BEGIN
             FOR s IN SELECT schemaname, sequencename, last_value FROM pg_catalog.pg_sequences
-                      WHERE schemaname = 'billing' LOOP
+                      WHERE schemaname = 'billing' AND sequencename <> 'event_node' LOOP
                 IF COALESCE(s.last_value, 0) < g << 48 THEN
                     PERFORM pg_catalog.setval(pg_catalog.format('%I.%I', s.schemaname, s.sequencename),
                                               g << 48, true);
@@ -112,7 +112,19 @@ BEGIN
         END $do$
     $cmd$);
 
-    -- 4. calls keyed by an account run on its worker, in a transaction
+    -- 4. event ids: each node's group in billing.event_node (docs/events.md);
+    -- the base starts at 0 and billing.events_after raises it on a node
+    -- that lags behind the others
+    IF (SELECT pg_catalog.max(groupid) FROM pg_catalog.pg_dist_node) > 63 THEN
+        RAISE EXCEPTION 'billing on Citus supports node groups 0 to 63'
+            USING ERRCODE = '0A000', DETAIL = 'Event ids hold the node group in 6 bits.';
+    END IF;
+    PERFORM pg_catalog.run_command_on_all_nodes($cmd$
+        SELECT pg_catalog.setval('billing.event_node', g.groupid, true)
+          FROM billing.event_node s, pg_catalog.pg_dist_local_group g WHERE NOT s.is_called
+    $cmd$);
+
+    -- 5. calls keyed by an account run on its worker, in a transaction
     -- block too (force_delegation). Not billing.verify, whose account may be
     -- NULL (all of them; Citus would push a NULL down to some worker).
     FOR fn IN

@@ -236,6 +236,57 @@ for col in requests:request_id ledger:entry_id accounts:account_id; do
 SELECT count(*) = count(DISTINCT ${col#*:}) FROM billing.${col%%:*}"
 done
 
+# 5b. event ids (docs/events.md): distinct across the workers, and a reader
+# that keeps the last id it handled misses nothing and sees nothing twice,
+# with one worker's transaction counter far ahead of the other's and a
+# writer that commits after later events were read
+acct_on() {	# acct_on PORT: an account of ids-* on the node at PORT
+	q -c "SELECT min(e.account_id) FROM billing.external_ids e
+	        JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('billing.accounts', e.account_id)
+	        JOIN pg_dist_node n USING (groupid) WHERE e.external_id LIKE 'ids-%' AND n.nodeport = $1"; }
+grant() { q -c "SELECT billing.grant_credits($1, 1000, NULL, 'promotional')" >/dev/null; }
+E1=$(acct_on $W1) E2=$(acct_on $W2)
+: >"$DIR/events.seen"; last=0
+poll() {	# the reader: every event after the last one it handled
+	local before
+	while :; do
+		before=$last
+		q -c "SELECT event_id FROM billing.events_after($last, 7)" >>"$DIR/events.seen" || return 1
+		[ -s "$DIR/events.seen" ] && last=$(tail -1 "$DIR/events.seen")
+		[ "$last" = "$before" ] && return 0
+	done
+}
+for a in $E1 $E2 $E1 $E2; do grant "$a"; done
+poll
+# the first worker's transaction counter runs far ahead of the second's
+echo 'SELECT pg_current_xact_id();' >"$DIR/xids.sql"
+pgbench -n -h 127.0.0.1 -p "$W1" -U postgres -c 2 -T 2 -f "$DIR/xids.sql" billing >/dev/null 2>&1
+grant "$E1"; poll
+expect "events_after returns a new event of the worker that is ahead at once" "
+SELECT count(*) = $(wc -l <"$DIR/events.seen") FROM billing.events"
+expect "the worker behind had its event base raised" "SELECT last_value >> 6 > 0 FROM billing.event_node" "$W2"
+grant "$E2"; poll
+# a writer on the second worker commits after later events were read
+q >/dev/null 2>&1 <<EOF &
+BEGIN;
+SELECT billing.grant_credits($E2, 1000, NULL, 'promotional');
+SELECT pg_sleep(3);
+COMMIT;
+EOF
+sleep 1
+for a in $E1 $E2 $E1; do grant "$a"; poll; done
+wait
+poll
+[ "$(sort "$DIR/events.seen" | uniq -d | wc -l)" = 0 ] && [ "$(sort -n "$DIR/events.seen")" = "$(cat "$DIR/events.seen")" ]
+check "events_after: no event returned twice, ids in order" $? "$(cat "$DIR/events.seen")"
+expect "events_after: every committed event returned ($(wc -l <"$DIR/events.seen") seen)" "
+SELECT count(*) = $(wc -l <"$DIR/events.seen") FROM billing.events"
+expect "event_id is unique across the cluster" "SELECT count(*) = count(DISTINCT event_id) FROM billing.events"
+expect "events were written on both workers" "
+SELECT count(DISTINCT n.nodeport) = 2 FROM billing.events e
+  JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('billing.events', e.account_id)
+  JOIN pg_dist_node n USING (groupid)"
+
 # 6. invariants
 out=$(q -c "SELECT count(*) FROM billing.verify()" 2>&1)
 [ "$out" = 0 ]; check "billing.verify() returns no rows" $? "$out; $(q -c 'SELECT * FROM billing.verify()' 2>&1)"
