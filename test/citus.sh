@@ -322,5 +322,68 @@ for port in $PORT $W1 $W2; do
 	  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'billing')" "$port"
 done
 
+# 9. the upgrade on a Citus cluster: 0.1.0 installed on the coordinator and
+# two workers (CREATE EXTENSION reaches the workers; 0.1.0 cannot be
+# distributed), filled through its API; then the current build, ALTER
+# EXTENSION billing UPDATE (it runs again on every worker), citus_setup()
+# and the API on the distributed tables. A copy of this PostgreSQL (with
+# Citus) of its own, on the same ports.
+UPG_RELEASE=3403213	# the commit of release 0.1.0 (test/upgrade.sh)
+upgrade_on_citus() {
+	local pgc u n a r
+	git cat-file -e "$UPG_RELEASE^{commit}" 2>/dev/null || { echo "commit $UPG_RELEASE (0.1.0) is not in this clone"; return 1; }
+	stop_all
+	pgc=$(pg_private_copy "$PG_CONFIG" "$DIR/upg/pg") || return 1
+	rm -f "$("$pgc" --pkglibdir)/billing.so" "$("$pgc" --sharedir)"/extension/billing[.-]*
+	mkdir -p "$DIR/upg/old"; git archive "$UPG_RELEASE" | tar -C "$DIR/upg/old" -xf -
+	tree_copy . "$DIR/upg/new"
+	extension_install "$DIR/upg/old" "$pgc" >"$DIR/upg/build-old.log" 2>&1 || { tail "$DIR/upg/build-old.log"; return 1; }
+	PATH="$("$pgc" --bindir):$PATH"
+	for n in "${NODES[@]}"; do
+		u=$DIR/upg/${n##*/}; u=${u%%:*}
+		cluster_start "$u" "${n##*:}" "${conf[@]}" >/dev/null || return 1
+		createdb -h 127.0.0.1 -p "${n##*:}" -U postgres billing
+		q "${n##*:}" -c "SET client_min_messages = warning; CREATE EXTENSION citus;" || return 1
+	done
+	q >"$DIR/upg/fill.log" 2>&1 <<EOF || { cat "$DIR/upg/fill.log"; return 1; }
+SET client_min_messages = warning;
+SELECT citus_set_coordinator_host('127.0.0.1', $PORT);
+SELECT 1 FROM citus_add_node('127.0.0.1', $W1);
+SELECT 1 FROM citus_add_node('127.0.0.1', $W2);
+CREATE EXTENSION billing VERSION '0.1.0';
+SELECT billing.set_model('ct-img', 'image', 'acme', 'Acme Imaging', 'acme-img-v2');
+SELECT billing.set_price('ct-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]');
+SELECT billing.add_funds(billing.create_account('upg-' || i), 10000000) FROM generate_series(1, 8) i;
+SELECT billing.charge(account_id, 'ct-img', '{}', '$IMG') FROM billing.accounts;
+SELECT billing.begin_request(account_id, 'ct-img', '{}', 'open') FROM billing.accounts;
+EOF
+	for n in "${NODES[@]}"; do u=$DIR/upg/${n##*/}; cluster_stop "${u%%:*}"; done
+	extension_install "$DIR/upg/new" "$pgc" >"$DIR/upg/build-new.log" 2>&1 || { tail "$DIR/upg/build-new.log"; return 1; }
+	for n in "${NODES[@]}"; do
+		u=$DIR/upg/${n##*/}; u=${u%%:*}
+		as_cluster_user pg_ctl -D "$u/data" -l "$u/server.log" -w start >/dev/null || return 1
+	done
+	q -c "SET client_min_messages = warning" -c "ALTER EXTENSION billing UPDATE" -c "SELECT billing.citus_setup()" || return 1
+	for n in "${NODES[@]}"; do
+		[ "$(q "${n##*:}" -c "SELECT extversion FROM pg_extension WHERE extname = 'billing'")" = "$(q -c "SELECT default_version FROM pg_available_extensions WHERE name = 'billing'")" ] ||
+			{ echo "the node at ${n##*:} is not updated"; return 1; }
+	done
+	[ "$(q -c "SELECT count(*) FROM billing.requests")" = 16 ] || { echo "requests lost"; return 1; }
+	a=$(q -c "SELECT min(account_id) FROM billing.accounts")
+	# the open requests of 0.1.0 settle, new work is charged, on the workers
+	r=$(q -c "SELECT request_id FROM billing.requests WHERE account_id = $a AND idempotency_key = 'open'")
+	q -c "SELECT billing.complete_request($r, '$IMG')" >/dev/null || return 1
+	out=$(q -c "SET client_min_messages = debug1" -c "SELECT billing.charge($a, 'ct-img', '{}', '$IMG')" 2>&1)
+	echo "$out" | grep -q "pushing down the function call" && echo "$out" | grep -q '"cost_micros": 40000' || { echo "$out"; return 1; }
+	q -c "SELECT billing.charge(account_id, 'ct-img', '{}', '$IMG') FROM billing.external_ids" >/dev/null || return 1
+	[ "$(q -c "SELECT count(*) = count(DISTINCT request_id) FROM billing.requests")" = t ] || { echo "request ids repeat"; return 1; }
+	out=$(q -c "SELECT count(*) FROM billing.verify()"); [ "$out" = 0 ] || { q -c "SELECT * FROM billing.verify()"; return 1; }
+	q -c "SELECT billing.citus_drop()" -c "DROP EXTENSION billing" || return 1
+	for n in "${NODES[@]}"; do u=$DIR/upg/${n##*/}; cluster_stop "${u%%:*}"; done
+}
+out=$(upgrade_on_citus 2>&1); rc=$?
+check "the upgrade from 0.1.0 on a Citus cluster: ALTER EXTENSION UPDATE on every node, citus_setup(), open requests settle, verify() clean" $rc "$out"
+for n in "${NODES[@]}"; do u=$DIR/upg/${n##*/}; cluster_stop "${u%%:*}"; done
+
 echo "citus: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
