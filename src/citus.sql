@@ -75,11 +75,15 @@ BEGIN
          ORDER BY c.relname = 'models' DESC, c.relname
     LOOP
         PERFORM pg_catalog.create_reference_table(t);
+        -- the rows are in the shards now; the table's own copy, invisible,
+        -- would only take disk space
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(t);
     END LOOP;
 
     -- 2. the tables of one account's rows, accounts first
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'billing.accounts'::regclass) THEN
         PERFORM pg_catalog.create_distributed_table('billing.accounts', 'account_id', colocate_with => 'none');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table('billing.accounts');
     END IF;
     FOR t IN
         SELECT c.oid::regclass FROM pg_catalog.pg_class c
@@ -88,6 +92,7 @@ BEGIN
          ORDER BY c.relname
     LOOP
         PERFORM pg_catalog.create_distributed_table(t, 'account_id', colocate_with => 'billing.accounts');
+        PERFORM pg_catalog.truncate_local_data_after_distributing_table(t);
     END LOOP;
     FOREACH cmd IN ARRAY COALESCE(fkeys, '{}') LOOP
         EXECUTE cmd;

@@ -2,22 +2,29 @@
 # The Citus suite (`make citus`; docs/citus.md): billing on a coordinator and
 # two workers on loopback, distributed by billing.citus_setup(). Checks
 #   1. the layout: every billing table distributed or a reference table,
-#      calls keyed by an account pushed down to its worker;
-#   2. the API through the coordinator (test/citus/api.sql);
+#      calls keyed by an account pushed down to its worker, and a charge on
+#      its worker sending nothing to another node;
+#   2. the API through the coordinator (test/citus/api.sql), reports of one
+#      account included;
 #   3. races over parallel connections: tight admission on one account, one
 #      idempotency key raced, complete against cancel;
 #   4. caches after a change (an account disabled, a new price), for a bare
 #      SELECT and inside a transaction block;
-#   5. ids distinct across the workers;
-#   6. billing.verify() clean at the end;
+#   5. ids distinct across the workers, events included, and events_after
+#      missing nothing with one worker far ahead and a late writer;
+#   6. billing.verify() clean;
 #   7. a smoke load: charges per second on the cluster beside one plain
 #      server (a figure, not a target);
-#   8. DROP EXTENSION after billing.citus_drop(): no shard is left.
+#   8. DROP EXTENSION after billing.citus_drop(): no shard is left;
+#   9. the upgrade from 0.1.0 on a cluster (a PostgreSQL copy of its own).
 # Needs Citus installed for PG_CONFIG (citus.control in its sharedir), or
-# CITUS_SRC (below);
-# without it prints one line saying the suite was skipped and exits 77.
-# Environment: PG_CONFIG, CITUS_DIR (default /tmp/billing-citus), CITUS_PORT
-# (default 55450; the workers and the plain server take the next three).
+# CITUS_SRC, a Citus source tree that it builds and installs into PG_CONFIG
+# first; without either it prints one line saying the suite was skipped and
+# exits 77.
+# Environment: PG_CONFIG, CITUS_SRC, CITUS_BUILD_DIR (where the copy of
+# CITUS_SRC is built; default CITUS_DIR-build), CITUS_DIR (default
+# /tmp/billing-citus), CITUS_PORT (default 55450; the workers and the plain
+# server take the next three), CITUS_SMOKE_SECONDS (default 10), CITUS_KEEP.
 # Ends with "citus: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
