@@ -2,9 +2,10 @@
 
 -- The one definition of an event's insert: appends it in the calling
 -- transaction and sends the wake-up NOTIFY billing_events (at commit). The
--- id's high bits are the transaction's xid8 (plus the node's base on
--- Citus), its low 22 bits count the transaction's events (on Citus: the
--- node's group in bits 16 to 21, the count below them). The count is a
+-- id's high bits are the transaction's xid8 (plus the node's base once
+-- billing.event_node is set: on Citus, or after leaving it), its low 22
+-- bits count the transaction's events (with the base set: the node's
+-- group in bits 16 to 21, the count below them). The count is a
 -- transaction-local setting: a rolled back savepoint takes back its count
 -- with its rows.
 CREATE OR REPLACE FUNCTION billing._event(account_id bigint, type text, payload jsonb)
@@ -14,7 +15,7 @@ DECLARE
     xid bigint := pg_catalog.pg_current_xact_id()::text::bigint;
     n bigint := COALESCE(NULLIF(pg_catalog.current_setting('billing_event.count', true), ''), '0')::bigint;
     node bigint;
-    on_citus boolean;
+    based boolean;      -- billing.event_node is set: on Citus, or after leaving it
     high bigint;
     cap bigint;
     id bigint;
@@ -22,25 +23,25 @@ BEGIN
     -- a raise of the node's base (billing._event_horizon) waits for every
     -- transaction that read the old one
     PERFORM pg_catalog.pg_advisory_xact_lock_shared(7091318301086082414);
-    SELECT s.last_value, s.is_called INTO node, on_citus FROM billing.event_node s;
-    IF NOT on_citus AND pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL
+    SELECT s.last_value, s.is_called INTO node, based FROM billing.event_node s;
+    IF NOT based AND pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL
        AND billing._distributed() THEN
         RAISE EXCEPTION 'billing.citus_setup() has not run since this node joined the cluster'
             USING ERRCODE = '55000',
                   HINT = 'Run SELECT billing.citus_setup() on the coordinator after adding a node.';
     END IF;
-    high := xid + CASE WHEN on_citus THEN node >> 6 ELSE 0 END;
+    high := xid + CASE WHEN based THEN node >> 6 ELSE 0 END;
     IF high >= 2199023255552 THEN    -- 2^41: the id would not fit in a bigint
         RAISE EXCEPTION 'transaction id % is too large for an event id', high
             USING ERRCODE = '54000';
     END IF;
-    cap := CASE WHEN on_citus THEN 65536 ELSE 4194304 END;
+    cap := CASE WHEN based THEN 65536 ELSE 4194304 END;
     IF n >= cap THEN
         RAISE EXCEPTION 'too many events in one transaction' USING ERRCODE = '54000',
             DETAIL = pg_catalog.format('A transaction can append at most %s events%s.', cap,
-                                       CASE WHEN on_citus THEN ' on one node' ELSE '' END);
+                                       CASE WHEN based THEN ' on one node' ELSE '' END);
     END IF;
-    id := (high << 22) + CASE WHEN on_citus THEN (node & 63) << 16 ELSE 0 END + n;
+    id := (high << 22) + CASE WHEN based THEN (node & 63) << 16 ELSE 0 END + n;
     PERFORM pg_catalog.set_config('billing_event.count', (n + 1)::text, true);
     INSERT INTO billing.events (account_id, event_id, type, payload)
     VALUES (_event.account_id, id, _event.type, _event.payload);
@@ -142,7 +143,9 @@ BEGIN
         SELECT e.event_id, e.account_id, e.type, e.payload, e.created_at
           FROM billing.events e
          WHERE e.event_id > COALESCE(after_event_id, -1)
-           AND e.event_id < (pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint << 22)
+           AND e.event_id < ((pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint
+                              + (SELECT CASE WHEN s.is_called THEN s.last_value >> 6 ELSE 0 END
+                                   FROM billing.event_node s)) << 22)
          ORDER BY e.event_id
          LIMIT max_events;
 END $$;
