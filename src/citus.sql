@@ -15,6 +15,15 @@ BEGIN
     RETURN distributed;
 END $$;
 
+-- Once a table is distributed its rows are in the shards; the table's own
+-- copy, invisible, would only take disk space. Truncated with billing's
+-- triggers off (they refuse a TRUNCATE of the ledger or of prices).
+CREATE OR REPLACE FUNCTION billing._citus_truncate_local(t regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET session_replication_role = replica AS $$
+BEGIN
+    PERFORM pg_catalog.truncate_local_data_after_distributing_table(t);
+END $$;
+
 -- Distributes billing on the cluster of this coordinator: every table of one
 -- account's rows by account_id, all co-located with billing.accounts; the
 -- catalog and the external ids as reference tables (a copy on every node);
@@ -75,15 +84,13 @@ BEGIN
          ORDER BY c.relname = 'models' DESC, c.relname
     LOOP
         PERFORM pg_catalog.create_reference_table(t);
-        -- the rows are in the shards now; the table's own copy, invisible,
-        -- would only take disk space
-        PERFORM pg_catalog.truncate_local_data_after_distributing_table(t);
+        PERFORM billing._citus_truncate_local(t);
     END LOOP;
 
     -- 2. the tables of one account's rows, accounts first
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'billing.accounts'::regclass) THEN
         PERFORM pg_catalog.create_distributed_table('billing.accounts', 'account_id', colocate_with => 'none');
-        PERFORM pg_catalog.truncate_local_data_after_distributing_table('billing.accounts');
+        PERFORM billing._citus_truncate_local('billing.accounts');
     END IF;
     FOR t IN
         SELECT c.oid::regclass FROM pg_catalog.pg_class c
@@ -92,7 +99,7 @@ BEGIN
          ORDER BY c.relname
     LOOP
         PERFORM pg_catalog.create_distributed_table(t, 'account_id', colocate_with => 'billing.accounts');
-        PERFORM pg_catalog.truncate_local_data_after_distributing_table(t);
+        PERFORM billing._citus_truncate_local(t);
     END LOOP;
     FOREACH cmd IN ARRAY COALESCE(fkeys, '{}') LOOP
         EXECUTE cmd;

@@ -115,21 +115,20 @@ BEGIN
         -- Citus: below the lowest horizon of the nodes that hold events,
         -- each taken before the read (which sees all that was final then);
         -- a node far behind is raised to the others first
-        SELECT pg_catalog.min(r.result::bigint), pg_catalog.max(r.result::bigint),
-               pg_catalog.bool_and(r.success)
-          INTO horizon, highest, reached
-          FROM pg_catalog.run_command_on_all_nodes('SELECT billing._event_horizon(NULL)') r
-         WHERE NOT r.success OR r.result <> '';
-        IF NOT reached THEN
-            RAISE EXCEPTION 'cannot read the event horizon of every node'
-                USING ERRCODE = '08006', HINT = 'Every node that holds events must be reachable.';
-        END IF;
-        IF horizon < highest THEN
-            SELECT pg_catalog.min(r.result::bigint) INTO horizon
-              FROM pg_catalog.run_command_on_all_nodes(
-                       pg_catalog.format('SELECT billing._event_horizon(%s)', highest)) r
-             WHERE r.success AND r.result <> '';
-        END IF;
+        FOR round IN 1 .. 2 LOOP
+            SELECT pg_catalog.min(r.result::bigint) FILTER (WHERE r.success),
+                   pg_catalog.max(r.result::bigint) FILTER (WHERE r.success),
+                   COALESCE(pg_catalog.bool_and(r.success), true)
+              INTO horizon, highest, reached
+              FROM pg_catalog.run_command_on_all_nodes(pg_catalog.format(
+                       'SELECT billing._event_horizon(%s)', CASE WHEN round = 2 THEN highest::text ELSE 'NULL' END)) r
+             WHERE NOT r.success OR r.result <> '';
+            IF NOT reached THEN
+                RAISE EXCEPTION 'cannot read the event horizon of every node'
+                    USING ERRCODE = '08006', HINT = 'Every node that holds events must be reachable.';
+            END IF;
+            EXIT WHEN horizon IS NULL OR horizon >= highest;
+        END LOOP;
         RETURN QUERY
             SELECT e.event_id, e.account_id, e.type, e.payload, e.created_at
               FROM billing.events e
