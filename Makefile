@@ -94,7 +94,7 @@ bench: bench/driver
 	bash bench/run.sh
 
 # billing on a Citus cluster of three local nodes (test/citus.sh); needs
-# Citus installed for PG_CONFIG
+# Citus installed for PG_CONFIG, or CITUS_SRC (a Citus source tree to build)
 citus:
 	PG_CONFIG=$(PG_CONFIG) bash test/citus.sh
 .PHONY: citus

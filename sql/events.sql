@@ -189,4 +189,17 @@ SELECT type, payload ->> 'amount_micros' AS amount_micros, payload ->> 'reason' 
        (payload ->> 'request_id')::bigint = :rf_req AS names_its_request
   FROM billing.events WHERE account_id = :rf;
 
+-- a base in billing.event_node (set on Citus, or after leaving it,
+-- docs/citus.md): new ids start above it, with the node group in bits 16
+-- to 21, and events_after's horizon moves with it
+SELECT billing.create_account('ev-base') AS eb \gset
+SELECT max(event_id) AS before_base FROM billing.events \gset
+SELECT setval('billing.event_node', ((:before_base >> 22) + 1000) << 6 | 5, true) > 0 AS base_set;
+SELECT billing._event(:eb, 'invoice_paid', '{}') AS based_id \gset
+SELECT :based_id >= ((:before_base >> 22) + 1000) << 22 AS above_the_base,
+       (:based_id >> 16) & 63 = 5 AS carries_the_group;
+SELECT array_agg(event_id) = ARRAY[:based_id]::bigint[] AS returned
+  FROM billing.events_after(:before_base, 10);
+SELECT setval('billing.event_node', 0, false) = 0 AS base_unset;
+
 SELECT * FROM billing.verify();

@@ -15,6 +15,15 @@ BEGIN
     RETURN distributed;
 END $$;
 
+-- Once a table is distributed its rows are in the shards; the table's own
+-- copy, invisible, would only take disk space. Truncated with billing's
+-- triggers off (they refuse a TRUNCATE of the ledger or of prices).
+CREATE OR REPLACE FUNCTION billing._citus_truncate_local(t regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET session_replication_role = replica AS $$
+BEGIN
+    PERFORM pg_catalog.truncate_local_data_after_distributing_table(t);
+END $$;
+
 -- Distributes billing on the cluster of this coordinator: every table of one
 -- account's rows by account_id, all co-located with billing.accounts; the
 -- catalog and the external ids as reference tables (a copy on every node);
@@ -75,11 +84,13 @@ BEGIN
          ORDER BY c.relname = 'models' DESC, c.relname
     LOOP
         PERFORM pg_catalog.create_reference_table(t);
+        PERFORM billing._citus_truncate_local(t);
     END LOOP;
 
     -- 2. the tables of one account's rows, accounts first
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'billing.accounts'::regclass) THEN
         PERFORM pg_catalog.create_distributed_table('billing.accounts', 'account_id', colocate_with => 'none');
+        PERFORM billing._citus_truncate_local('billing.accounts');
     END IF;
     FOR t IN
         SELECT c.oid::regclass FROM pg_catalog.pg_class c
@@ -88,6 +99,7 @@ BEGIN
          ORDER BY c.relname
     LOOP
         PERFORM pg_catalog.create_distributed_table(t, 'account_id', colocate_with => 'billing.accounts');
+        PERFORM billing._citus_truncate_local(t);
     END LOOP;
     FOREACH cmd IN ARRAY COALESCE(fkeys, '{}') LOOP
         EXECUTE cmd;
@@ -103,7 +115,7 @@ BEGIN
             s record;
         BEGIN
             FOR s IN SELECT schemaname, sequencename, last_value FROM pg_catalog.pg_sequences
-                      WHERE schemaname = 'billing' LOOP
+                      WHERE schemaname = 'billing' AND sequencename <> 'event_node' LOOP
                 IF COALESCE(s.last_value, 0) < g << 48 THEN
                     PERFORM pg_catalog.setval(pg_catalog.format('%I.%I', s.schemaname, s.sequencename),
                                               g << 48, true);
@@ -112,7 +124,19 @@ BEGIN
         END $do$
     $cmd$);
 
-    -- 4. calls keyed by an account run on its worker, in a transaction
+    -- 4. event ids: each node's group in billing.event_node (docs/events.md);
+    -- the base starts at 0 and billing.events_after raises it on a node
+    -- that lags behind the others
+    IF (SELECT pg_catalog.max(groupid) FROM pg_catalog.pg_dist_node) > 63 THEN
+        RAISE EXCEPTION 'billing on Citus supports node groups 0 to 63'
+            USING ERRCODE = '0A000', DETAIL = 'Event ids hold the node group in 6 bits.';
+    END IF;
+    PERFORM pg_catalog.run_command_on_all_nodes($cmd$
+        SELECT pg_catalog.setval('billing.event_node', g.groupid, true)
+          FROM billing.event_node s, pg_catalog.pg_dist_local_group g WHERE NOT s.is_called
+    $cmd$);
+
+    -- 5. calls keyed by an account run on its worker, in a transaction
     -- block too (force_delegation). Not billing.verify, whose account may be
     -- NULL (all of them; Citus would push a NULL down to some worker).
     FOR fn IN

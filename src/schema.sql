@@ -348,6 +348,10 @@ CREATE TABLE billing.events (
 );
 -- events_after reads in id order across accounts
 CREATE INDEX events_order ON billing.events (event_id);
+-- On Citus, this node's part of the event ids (billing._event): its base
+-- (last_value >> 6, added to the xid8) and its node group (the low 6 bits),
+-- set by billing.citus_setup() (is_called then true). Each node has its own.
+CREATE SEQUENCE billing.event_node MINVALUE 0 START 0;
 
 -- Usage reports (docs/reports.md). billing.rollup_usage() folds the usage
 -- and refund entries of the ledger into quarter-hour sums; a report reads

@@ -2,21 +2,29 @@
 # The Citus suite (`make citus`; docs/citus.md): billing on a coordinator and
 # two workers on loopback, distributed by billing.citus_setup(). Checks
 #   1. the layout: every billing table distributed or a reference table,
-#      calls keyed by an account pushed down to its worker;
-#   2. the API through the coordinator (test/citus/api.sql);
+#      calls keyed by an account pushed down to its worker, and a charge on
+#      its worker sending nothing to another node;
+#   2. the API through the coordinator (test/citus/api.sql), reports of one
+#      account included;
 #   3. races over parallel connections: tight admission on one account, one
 #      idempotency key raced, complete against cancel;
 #   4. caches after a change (an account disabled, a new price), for a bare
 #      SELECT and inside a transaction block;
-#   5. ids distinct across the workers;
-#   6. billing.verify() clean at the end;
+#   5. ids distinct across the workers, events included, and events_after
+#      missing nothing with one worker far ahead and a late writer;
+#   6. billing.verify() clean;
 #   7. a smoke load: charges per second on the cluster beside one plain
 #      server (a figure, not a target);
-#   8. DROP EXTENSION after billing.citus_drop(): no shard is left.
-# Needs Citus installed for PG_CONFIG (citus.control in its sharedir);
-# without it prints one line saying the suite was skipped and exits 77.
-# Environment: PG_CONFIG, CITUS_DIR (default /tmp/billing-citus), CITUS_PORT
-# (default 55450; the workers and the plain server take the next three).
+#   8. DROP EXTENSION after billing.citus_drop(): no shard is left;
+#   9. the upgrade from 0.1.0 on a cluster (a PostgreSQL copy of its own).
+# Needs Citus installed for PG_CONFIG (citus.control in its sharedir), or
+# CITUS_SRC, a Citus source tree that it builds and installs into PG_CONFIG
+# first; without either it prints one line saying the suite was skipped and
+# exits 77.
+# Environment: PG_CONFIG, CITUS_SRC, CITUS_BUILD_DIR (where the copy of
+# CITUS_SRC is built; default CITUS_DIR-build), CITUS_DIR (default
+# /tmp/billing-citus), CITUS_PORT (default 55450; the workers and the plain
+# server take the next three), CITUS_SMOKE_SECONDS (default 10), CITUS_KEEP.
 # Ends with "citus: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +35,40 @@ PORT=${CITUS_PORT:-55450}
 IMG='{"images":[{"width":1024,"height":1024}]}'	# one image, 0.04 at the default provider
 W1=$((PORT + 1)) W2=$((PORT + 2)) PLAIN=$((PORT + 3))
 
+# CITUS_SRC: a Citus source tree (13.x), built and installed into PG_CONFIG
+# first. The build runs on a copy (CITUS_BUILD_DIR), never in the tree
+# itself, and is skipped while nothing in the tree is newer than the last
+# build for this PG_CONFIG.
+build_citus() {
+	local build=${CITUS_BUILD_DIR:-${DIR%/}-build} stamp log
+	stamp=$build/.built-for
+	log=$build.log
+	if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$PG_CONFIG" ] && [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ] &&
+		[ -z "$(find "$CITUS_SRC" -newer "$stamp" -print -quit)" ]; then
+		echo "citus: Citus from $CITUS_SRC is built and installed already ($build)"
+		return 0
+	fi
+	echo "citus: building Citus from $CITUS_SRC in $build (log: $log)"
+	rm -rf "$build"; mkdir -p "$build"
+	tar -C "$CITUS_SRC" --exclude=.git -cf - . | tar -C "$build" -xf - || return 1
+	# PostgreSQL 15.20 exports have_createdb_privilege() (commands/dbcommands.h),
+	# which Citus 13.2 still defines for PostgreSQL 15 as a static shim: the
+	# build of the copy uses the server's
+	if grep -q 'bool have_createdb_privilege' "$("$PG_CONFIG" --includedir-server)/commands/dbcommands.h"; then
+		perl -0pi -e 's/static inline bool\s*\nhave_createdb_privilege\(void\)\s*\{.*?\n\}\n/#include "commands\/dbcommands.h"\n/s' \
+			"$build/src/include/pg_version_compat.h" || return 1
+	fi
+	(cd "$build" && ./configure PG_CONFIG="$PG_CONFIG" && make -j"$(nproc)" && make install) >"$log" 2>&1 ||
+		{ tail -20 "$log"; return 1; }
+	echo "$PG_CONFIG" >"$stamp"
+}
+if [ -n "${CITUS_SRC:-}" ]; then
+	[ -f "$CITUS_SRC/src/backend/distributed/citus.control" ] ||
+		{ echo "citus: FAILED: CITUS_SRC=$CITUS_SRC is not a Citus source tree"; exit 1; }
+	build_citus || { echo "citus: FAILED: building Citus from $CITUS_SRC"; echo "citus: 0 passed, 1 failed"; exit 1; }
+fi
 if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/citus.control" ]; then
-	echo "citus: SKIPPED: Citus is not installed for $PG_CONFIG (no citus.control in $("$PG_CONFIG" --sharedir)/extension)"
+	echo "citus: SKIPPED: Citus is not installed for $PG_CONFIG (no citus.control in $("$PG_CONFIG" --sharedir)/extension) and CITUS_SRC names no Citus source tree to build"
 	exit 77
 fi
 . test/cluster.sh
@@ -93,10 +133,21 @@ q -c "SELECT billing.add_funds($A, 100000000)" >/dev/null
 for path in bare block; do
 	if [ $path = bare ]; then sql="SELECT billing.charge($A, 'ct-img', '{}', '$IMG');"
 	else sql="BEGIN; SELECT billing.charge($A, 'ct-img', '{}', '$IMG'); COMMIT;"; fi
-	out=$(q -c "SET client_min_messages = debug1;" -c "$sql" 2>&1)
+	out=$(q -c "SET client_min_messages = debug1;" -c "SET citus.log_remote_commands = on;" -c "$sql" 2>&1)
 	echo "$out" | grep -q "pushing down the function call"
 	check "a charge ($path) is pushed down to the account's worker" $? "$out"
+	# the call itself, and (in a block) the transaction's own commands only
+	[ "$(echo "$out" | grep -c 'NOTICE:  issuing .*billing\.')" = 1 ]
+	check "a charge ($path) sends one command of billing's to one worker" $? "$out"
 done
+# on the worker, the charge stays there: single-shard statements run locally,
+# nothing sent to another node, no two-phase commit
+home=$(q -c "SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid)
+              WHERE p.shardid = get_shard_id_for_distribution_column('billing.accounts', $A)")
+out=$(q "$home" -c "SET citus.log_remote_commands = on;" -c "SET client_min_messages = debug1;" \
+	-c "SELECT billing.charge($A, 'ct-img', '{}', '$IMG') ->> 'cost_micros'" 2>&1)
+! echo "$out" | grep -qE "issuing|PREPARE|intermediate|subplan" && echo "$out" | tail -1 | grep -qx 40000
+check "a charge on the account's worker runs there alone (no remote command, no intermediate result)" $? "$out"
 
 # 2. the API through the coordinator
 q -v ON_ERROR_STOP=1 -f test/citus/api.sql >"$DIR/api.log" 2>&1
@@ -192,6 +243,57 @@ for col in requests:request_id ledger:entry_id accounts:account_id; do
 SELECT count(*) = count(DISTINCT ${col#*:}) FROM billing.${col%%:*}"
 done
 
+# 5b. event ids (docs/events.md): distinct across the workers, and a reader
+# that keeps the last id it handled misses nothing and sees nothing twice,
+# with one worker's transaction counter far ahead of the other's and a
+# writer that commits after later events were read
+acct_on() {	# acct_on PORT: an account of ids-* on the node at PORT
+	q -c "SELECT min(e.account_id) FROM billing.external_ids e
+	        JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('billing.accounts', e.account_id)
+	        JOIN pg_dist_node n USING (groupid) WHERE e.external_id LIKE 'ids-%' AND n.nodeport = $1"; }
+grant() { q -c "SELECT billing.grant_credits($1, 1000, NULL, 'promotional')" >/dev/null; }
+E1=$(acct_on $W1) E2=$(acct_on $W2)
+: >"$DIR/events.seen"; last=0
+poll() {	# the reader: every event after the last one it handled
+	local before
+	while :; do
+		before=$last
+		q -c "SELECT event_id FROM billing.events_after($last, 7)" >>"$DIR/events.seen" || return 1
+		[ -s "$DIR/events.seen" ] && last=$(tail -1 "$DIR/events.seen")
+		[ "$last" = "$before" ] && return 0
+	done
+}
+for a in $E1 $E2 $E1 $E2; do grant "$a"; done
+poll
+# the first worker's transaction counter runs far ahead of the second's
+echo 'SELECT pg_current_xact_id();' >"$DIR/xids.sql"
+pgbench -n -h 127.0.0.1 -p "$W1" -U postgres -c 2 -T 2 -f "$DIR/xids.sql" billing >/dev/null 2>&1
+grant "$E1"; poll
+expect "events_after returns a new event of the worker that is ahead at once" "
+SELECT count(*) = $(wc -l <"$DIR/events.seen") FROM billing.events"
+expect "the worker behind had its event base raised" "SELECT last_value >> 6 > 0 FROM billing.event_node" "$W2"
+grant "$E2"; poll
+# a writer on the second worker commits after later events were read
+q >/dev/null 2>&1 <<EOF &
+BEGIN;
+SELECT billing.grant_credits($E2, 1000, NULL, 'promotional');
+SELECT pg_sleep(3);
+COMMIT;
+EOF
+sleep 1
+for a in $E1 $E2 $E1; do grant "$a"; poll; done
+wait
+poll
+[ "$(sort "$DIR/events.seen" | uniq -d | wc -l)" = 0 ] && [ "$(sort -n "$DIR/events.seen")" = "$(cat "$DIR/events.seen")" ]
+check "events_after: no event returned twice, ids in order" $? "$(cat "$DIR/events.seen")"
+expect "events_after: every committed event returned ($(wc -l <"$DIR/events.seen") seen)" "
+SELECT count(*) = $(wc -l <"$DIR/events.seen") FROM billing.events"
+expect "event_id is unique across the cluster" "SELECT count(*) = count(DISTINCT event_id) FROM billing.events"
+expect "events were written on both workers" "
+SELECT count(DISTINCT n.nodeport) = 2 FROM billing.events e
+  JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('billing.events', e.account_id)
+  JOIN pg_dist_node n USING (groupid)"
+
 # 6. invariants
 out=$(q -c "SELECT count(*) FROM billing.verify()" 2>&1)
 [ "$out" = 0 ]; check "billing.verify() returns no rows" $? "$out; $(q -c 'SELECT * FROM billing.verify()' 2>&1)"
@@ -226,6 +328,69 @@ for port in $PORT $W1 $W2; do
 	expect "no billing table or shard left on the node at $port" "SELECT count(*) = 0 FROM pg_class c
 	  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'billing')" "$port"
 done
+
+# 9. the upgrade on a Citus cluster: 0.1.0 installed on the coordinator and
+# two workers (CREATE EXTENSION reaches the workers; 0.1.0 cannot be
+# distributed), filled through its API; then the current build, ALTER
+# EXTENSION billing UPDATE (it runs again on every worker), citus_setup()
+# and the API on the distributed tables. A copy of this PostgreSQL (with
+# Citus) of its own, on the same ports.
+UPG_RELEASE=3403213	# the commit of release 0.1.0 (test/upgrade.sh)
+upgrade_on_citus() {
+	local pgc u n a r
+	git cat-file -e "$UPG_RELEASE^{commit}" 2>/dev/null || { echo "commit $UPG_RELEASE (0.1.0) is not in this clone"; return 1; }
+	stop_all
+	pgc=$(pg_private_copy "$PG_CONFIG" "$DIR/upg/pg") || return 1
+	rm -f "$("$pgc" --pkglibdir)/billing.so" "$("$pgc" --sharedir)"/extension/billing[.-]*
+	mkdir -p "$DIR/upg/old"; git archive "$UPG_RELEASE" | tar -C "$DIR/upg/old" -xf -
+	tree_copy . "$DIR/upg/new"
+	extension_install "$DIR/upg/old" "$pgc" >"$DIR/upg/build-old.log" 2>&1 || { tail "$DIR/upg/build-old.log"; return 1; }
+	PATH="$("$pgc" --bindir):$PATH"
+	for n in "${NODES[@]}"; do
+		u=$DIR/upg/${n##*/}; u=${u%%:*}
+		cluster_start "$u" "${n##*:}" "${conf[@]}" >/dev/null || return 1
+		createdb -h 127.0.0.1 -p "${n##*:}" -U postgres billing
+		q "${n##*:}" -c "SET client_min_messages = warning; CREATE EXTENSION citus;" || return 1
+	done
+	q >"$DIR/upg/fill.log" 2>&1 <<EOF || { cat "$DIR/upg/fill.log"; return 1; }
+SET client_min_messages = warning;
+SELECT citus_set_coordinator_host('127.0.0.1', $PORT);
+SELECT 1 FROM citus_add_node('127.0.0.1', $W1);
+SELECT 1 FROM citus_add_node('127.0.0.1', $W2);
+CREATE EXTENSION billing VERSION '0.1.0';
+SELECT billing.set_model('ct-img', 'image', 'acme', 'Acme Imaging', 'acme-img-v2');
+SELECT billing.set_price('ct-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]');
+SELECT billing.add_funds(billing.create_account('upg-' || i), 10000000) FROM generate_series(1, 8) i;
+SELECT billing.charge(account_id, 'ct-img', '{}', '$IMG') FROM billing.accounts;
+SELECT billing.begin_request(account_id, 'ct-img', '{}', 'open') FROM billing.accounts;
+EOF
+	for n in "${NODES[@]}"; do u=$DIR/upg/${n##*/}; cluster_stop "${u%%:*}"; done
+	extension_install "$DIR/upg/new" "$pgc" >"$DIR/upg/build-new.log" 2>&1 || { tail "$DIR/upg/build-new.log"; return 1; }
+	for n in "${NODES[@]}"; do
+		u=$DIR/upg/${n##*/}; u=${u%%:*}
+		as_cluster_user pg_ctl -D "$u/data" -l "$u/server.log" -w start >/dev/null || return 1
+	done
+	q -c "SET client_min_messages = warning" -c "ALTER EXTENSION billing UPDATE" -c "SELECT billing.citus_setup()" || return 1
+	for n in "${NODES[@]}"; do
+		[ "$(q "${n##*:}" -c "SELECT extversion FROM pg_extension WHERE extname = 'billing'")" = "$(q -c "SELECT default_version FROM pg_available_extensions WHERE name = 'billing'")" ] ||
+			{ echo "the node at ${n##*:} is not updated"; return 1; }
+	done
+	[ "$(q -c "SELECT count(*) FROM billing.requests")" = 16 ] || { echo "requests lost"; return 1; }
+	a=$(q -c "SELECT min(account_id) FROM billing.accounts")
+	# the open requests of 0.1.0 settle, new work is charged, on the workers
+	r=$(q -c "SELECT request_id FROM billing.requests WHERE account_id = $a AND idempotency_key = 'open'")
+	q -c "SELECT billing.complete_request($r, '$IMG')" >/dev/null || return 1
+	out=$(q -c "SET client_min_messages = debug1" -c "SELECT billing.charge($a, 'ct-img', '{}', '$IMG')" 2>&1)
+	echo "$out" | grep -q "pushing down the function call" && echo "$out" | grep -q '"cost_micros": 40000' || { echo "$out"; return 1; }
+	q -c "SELECT billing.charge(account_id, 'ct-img', '{}', '$IMG') FROM billing.external_ids" >/dev/null || return 1
+	[ "$(q -c "SELECT count(*) = count(DISTINCT request_id) FROM billing.requests")" = t ] || { echo "request ids repeat"; return 1; }
+	out=$(q -c "SELECT count(*) FROM billing.verify()"); [ "$out" = 0 ] || { q -c "SELECT * FROM billing.verify()"; return 1; }
+	q -c "SELECT billing.citus_drop()" -c "DROP EXTENSION billing" || return 1
+	for n in "${NODES[@]}"; do u=$DIR/upg/${n##*/}; cluster_stop "${u%%:*}"; done
+}
+out=$(upgrade_on_citus 2>&1); rc=$?
+check "the upgrade from 0.1.0 on a Citus cluster: ALTER EXTENSION UPDATE on every node, citus_setup(), open requests settle, verify() clean" $rc "$out"
+for n in "${NODES[@]}"; do u=$DIR/upg/${n##*/}; cluster_stop "${u%%:*}"; done
 
 echo "citus: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -4,7 +4,7 @@
 # the bad-input generator, pg_regress + isolation specs again on servers whose
 # clock is 40 and 400 days ahead (faketime), the TAP tests, the sanitizer run,
 # the upgrade from 0.1.0, the reference gateway over HTTP and the Citus suite
-# (where Citus is installed).
+# (where Citus is installed, or built from the source tree CITUS_SRC names).
 # Installs what is missing first. Ends with "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."

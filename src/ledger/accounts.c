@@ -38,6 +38,7 @@ typedef struct AccountEntry
 static HTAB *accounts = NULL;
 static Oid	accounts_relid = InvalidOid;
 static bool citus_present = false;
+static int	distributed = -1;	/* accounts_distributed(); -1: not known yet */
 /* writes to these drop the cache too: the account's has_limits, has_alerts */
 static Oid	limits_relid = InvalidOid;
 static Oid	alerts_relid = InvalidOid;
@@ -69,6 +70,7 @@ account_cache_prepare(void)
 		hash_destroy(accounts);
 	accounts_relid = cache_relid("accounts");
 	citus_present = OidIsValid(get_extension_oid("citus", true));
+	distributed = -1;
 	limits_relid = cache_relid("spend_limits");
 	alerts_relid = cache_relid("balance_alerts");
 	ctl.keysize = sizeof(int64);
@@ -96,6 +98,25 @@ account_row_local(int64 account_id)
 			 " ELSE true END",
 			 false, 1, PLAN_ARGS(ARG_INT8(account_id)));
 	return DatumGetBool(spi_col(1, NULL));
+}
+
+bool
+accounts_distributed(void)
+{
+	static SPIPlanPtr plan;
+
+	account_cache_prepare();
+	if (distributed < 0)
+	{
+		if (!citus_present)
+			distributed = 0;
+		else
+		{
+			plan_exec(&plan, "SELECT billing._distributed()", 0, NULL, NULL, NULL, true, 1);
+			distributed = DatumGetBool(spi_col(1, NULL));
+		}
+	}
+	return distributed;
 }
 
 static AccountEntry *

@@ -46,6 +46,13 @@ extern bool account_has_limits(int64 account_id);
 extern bool account_has_alerts(int64 account_id);
 
 /*
+ * Whether billing's tables are distributed by Citus (billing.citus_setup()
+ * ran): statements that Citus would not route to one shard take another
+ * form there. Known per backend, with the account cache.
+ */
+extern bool accounts_distributed(void);
+
+/*
  * Refuses (22023) an entry that ledger_post() does not write: a kind not in
  * the list of kinds.c, or posted by credits.sql, or a zero amount.
  */

@@ -12,31 +12,22 @@ CREATE OR REPLACE FUNCTION billing._usage_slot(at timestamptz) RETURNS timestamp
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.date_bin('15 minutes', at, '2000-01-01 00:00:00+00');
 
--- The facts a report sums, for the ledger entries that l names: usage and
--- refund entries with their request's model, executing provider and scope.
--- One definition shared by rollup_usage, usage and verify. No SET clause:
--- the planner inlines it (a BEGIN ATOMIC body is bound when it is created,
--- so the search_path of the caller does not matter).
-CREATE OR REPLACE FUNCTION billing._usage_facts(account_id bigint, after_entry bigint,
-                                                upto_entry bigint, from_ts timestamptz,
-                                                to_ts timestamptz)
-RETURNS TABLE(account_id bigint, entry_id bigint, created_at timestamptz, model text,
-              provider text, scope text, requests bigint, cost_micros bigint,
-              refunded_micros bigint)
-LANGUAGE sql STABLE
-BEGIN ATOMIC
+-- The facts a report sums: usage and refund entries of the ledger with
+-- their request's model, executing provider and scope. One definition
+-- shared by rollup_usage, usage and verify, which filter it by account,
+-- entry ids and time. A view: the planner (and Citus, which plans no SQL
+-- function that queries a distributed table) sees through it to the
+-- ledger's indexes. A request is joined by its account too, which routes
+-- a report of one account to that account's shard on Citus.
+CREATE OR REPLACE VIEW billing._usage_facts AS
     SELECT l.account_id, l.entry_id, l.created_at, q.model,
-           COALESCE(q.routing ->> 'provider', q.provider), q.scope,
-           (l.kind = 'usage')::integer,
-           CASE WHEN l.kind = 'usage' THEN -l.amount_micros ELSE 0 END,
-           CASE WHEN l.kind = 'refund' THEN l.amount_micros ELSE 0 END
+           COALESCE(q.routing ->> 'provider', q.provider) AS provider, q.scope,
+           (l.kind = 'usage')::integer AS requests,
+           CASE WHEN l.kind = 'usage' THEN -l.amount_micros ELSE 0 END AS cost_micros,
+           CASE WHEN l.kind = 'refund' THEN l.amount_micros ELSE 0 END AS refunded_micros
       FROM billing.ledger l
-      LEFT JOIN billing.requests q ON q.request_id = l.request_id
-     WHERE l.kind IN ('usage', 'refund')
-       AND (_usage_facts.account_id IS NULL OR l.account_id = _usage_facts.account_id)
-       AND l.entry_id > _usage_facts.after_entry AND l.entry_id <= _usage_facts.upto_entry
-       AND l.created_at >= _usage_facts.from_ts AND l.created_at < _usage_facts.to_ts;
-END;
+      LEFT JOIN billing.requests q ON q.account_id = l.account_id AND q.request_id = l.request_id
+     WHERE l.kind IN ('usage', 'refund');
 
 -- Whether the role that called a SECURITY DEFINER function is an admin:
 -- the role set with SET ROLE, else the session's.
@@ -105,6 +96,12 @@ BEGIN
         RAISE EXCEPTION 'permission denied to report the usage of every account'
             USING ERRCODE = '42501', HINT = 'Name an account, or ask a billing_admin.';
     END IF;
+    IF usage.account_id IS NULL AND billing._distributed() THEN
+        RAISE EXCEPTION 'billing.usage() of every account is not supported on Citus'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'A report of every account would read every shard from inside a call delegated to one worker.',
+                  HINT = 'Ask for each account''s usage (docs/citus.md).';
+    END IF;
     PERFORM billing._report_window(usage.account_id, from_ts, to_ts);
 
     SELECT s.rolled_up_to INTO horizon FROM billing.rollup_state s;
@@ -119,18 +116,19 @@ BEGIN
         hi := from_ts;
     END IF;
     -- EXECUTE plans with the values, so that an account's report reads its
-    -- own index ranges.
-    RETURN QUERY EXECUTE $q$
+    -- own index ranges; the account is written into the query, which Citus
+    -- then routes to the account's shard (a parameter it would not).
+    RETURN QUERY EXECUTE pg_catalog.replace($q$
     WITH slots AS MATERIALIZED (
-        SELECT r.*, $5 IS NOT NULL
-                    AND pg_catalog.date_trunc($5, r.slot_start, $6)
-                        <> pg_catalog.date_trunc($5, r.slot_start + interval '15 minutes'
-                                                     - interval '1 microsecond', $6) AS cut
+        SELECT r.*, $4 IS NOT NULL
+                    AND pg_catalog.date_trunc($4, r.slot_start, $5)
+                        <> pg_catalog.date_trunc($4, r.slot_start + interval '15 minutes'
+                                                     - interval '1 microsecond', $5) AS cut
           FROM billing.usage_rollup r
-         WHERE ($1 IS NULL OR r.account_id = $1) AND r.slot_start >= $8 AND r.slot_start < $9
+         WHERE ({account} IS NULL OR r.account_id = {account}) AND r.slot_start >= $7 AND r.slot_start < $8
     ), gaps AS (
-        SELECT g.r FROM (SELECT pg_catalog.tstzrange($2, $8)
-                         UNION ALL SELECT pg_catalog.tstzrange($9, $3)
+        SELECT g.r FROM (SELECT pg_catalog.tstzrange($1, $7)
+                         UNION ALL SELECT pg_catalog.tstzrange($8, $2)
                          UNION SELECT pg_catalog.tstzrange(s.slot_start, s.slot_start + interval '15 minutes')
                                  FROM slots s WHERE s.cut) g(r)
          WHERE NOT pg_catalog.isempty(g.r)
@@ -140,52 +138,29 @@ BEGIN
           FROM slots r WHERE NOT r.cut
         UNION ALL
         SELECT f.created_at, f.model, f.provider, f.scope, f.requests, f.cost_micros, f.refunded_micros
-          FROM billing._usage_facts($1, $4, 9223372036854775807, $2, $3) f
+          FROM billing._usage_facts f
+         WHERE ({account} IS NULL OR f.account_id = {account}) AND f.entry_id > $3
+           AND f.created_at >= $1 AND f.created_at < $2
         UNION ALL
         SELECT f.created_at, f.model, f.provider, f.scope, f.requests, f.cost_micros, f.refunded_micros
           FROM gaps g CROSS JOIN LATERAL
                -- OFFSET 0: one index range per gap, not a join of the account's entries
-               (SELECT * FROM billing._usage_facts($1, 0, $4, pg_catalog.lower(g.r),
-                                                   pg_catalog.upper(g.r)) OFFSET 0) f
+               (SELECT * FROM billing._usage_facts f
+                 WHERE ({account} IS NULL OR f.account_id = {account}) AND f.entry_id <= $3
+                   AND f.created_at >= pg_catalog.lower(g.r) AND f.created_at < pg_catalog.upper(g.r)
+                OFFSET 0) f
     )
-    SELECT CASE WHEN $5 IS NOT NULL THEN pg_catalog.date_trunc($5, f.at, $6) END,
-           CASE WHEN 'model' = ANY ($7) THEN f.model END,
-           CASE WHEN 'provider' = ANY ($7) THEN f.provider END,
-           CASE WHEN 'scope' = ANY ($7) THEN f.scope END,
+    SELECT CASE WHEN $4 IS NOT NULL THEN pg_catalog.date_trunc($4, f.at, $5) END,
+           CASE WHEN 'model' = ANY ($6) THEN f.model END,
+           CASE WHEN 'provider' = ANY ($6) THEN f.provider END,
+           CASE WHEN 'scope' = ANY ($6) THEN f.scope END,
            pg_catalog.sum(f.requests)::bigint, pg_catalog.sum(f.cost_micros)::bigint,
            pg_catalog.sum(f.refunded_micros)::bigint
       FROM facts f
      GROUP BY 1, 2, 3, 4
      ORDER BY 1, 2, 3, 4
-    $q$ USING usage.account_id, from_ts, to_ts, horizon, unit, tz, group_by, lo, hi;
-END $$;
-
--- An account's balance right after the entries before before_entry: the
--- latest checkpoint before it and the entries since.
-CREATE OR REPLACE FUNCTION billing._balance_before(account_id bigint, before_entry bigint)
-RETURNS bigint
--- plpgsql: its plans are kept for the session (a SQL function plans anew
--- at every call)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    from_entry bigint := 0;
-    balance bigint := 0;
-BEGIN
-    SELECT k.entry_id, k.balance_micros INTO from_entry, balance
-      FROM billing.ledger_checkpoints k
-     WHERE k.account_id = _balance_before.account_id AND k.entry_id < before_entry
-     ORDER BY k.entry_id DESC LIMIT 1;
-    RETURN COALESCE(balance, 0)
-           -- the row comparison repeats the lower bound in a form only the
-           -- primary key serves: the planner cannot tell how few of the
-           -- account's entries lie in the range, and would read them all
-           -- through the (account_id, created_at) index
-           + COALESCE((SELECT pg_catalog.sum(l.amount_micros) FROM billing.ledger l
-                        WHERE l.account_id = _balance_before.account_id
-                          AND l.entry_id > COALESCE(from_entry, 0)
-                          AND l.entry_id < before_entry
-                          AND (l.account_id, l.entry_id)
-                              > (_balance_before.account_id, COALESCE(from_entry, 0))), 0)::bigint;
+    $q$, '{account}', COALESCE(usage.account_id::text, 'NULL::bigint'))
+    USING from_ts, to_ts, horizon, unit, tz, group_by, lo, hi;
 END $$;
 
 CREATE OR REPLACE FUNCTION billing.statement(account_id bigint, from_ts timestamptz,
@@ -202,18 +177,19 @@ BEGIN
     -- account (one run, unless a clock time fell out of order): each run
     -- starts from the balance before it (a checkpoint and the entries since)
     -- and adds up its own entries.
-    RETURN QUERY
+    -- The account is written into the query, which Citus then routes to the
+    -- account's shard (a parameter it would not).
+    RETURN QUERY EXECUTE pg_catalog.replace($q$
     WITH w AS (
         SELECT l.entry_id, l.created_at, l.kind, l.amount_micros, l.request_id, l.reference,
                pg_catalog.lag(l.entry_id) OVER (ORDER BY l.entry_id) AS prev
           FROM billing.ledger l
-         WHERE l.account_id = statement.account_id
-           AND l.created_at >= from_ts AND l.created_at < to_ts
+         WHERE l.account_id = {account} AND l.created_at >= $1 AND l.created_at < $2
     ), r AS (
         SELECT w.*, pg_catalog.count(*) FILTER (
                         WHERE w.prev IS NULL OR EXISTS (
                             SELECT FROM billing.ledger x
-                             WHERE x.account_id = statement.account_id
+                             WHERE x.account_id = {account}
                                AND x.entry_id > w.prev AND x.entry_id < w.entry_id))
                         OVER (ORDER BY w.entry_id) AS run
           FROM w
@@ -222,17 +198,35 @@ BEGIN
                pg_catalog.sum(r.amount_micros) OVER (runs ROWS UNBOUNDED PRECEDING) AS run_sum
           FROM r WINDOW runs AS (PARTITION BY r.run ORDER BY r.entry_id)
     ), s AS MATERIALIZED (
-        -- once per run, not per entry
-        SELECT x.run_start, billing._balance_before(statement.account_id, x.run_start) AS balance_micros
+        -- once per run, not per entry: the balance before the run is the
+        -- latest checkpoint before it and the entries since
+        SELECT x.run_start,
+               COALESCE(k.balance_micros, 0) + COALESCE((
+                   SELECT pg_catalog.sum(l.amount_micros) FROM billing.ledger l
+                    WHERE l.account_id = {account}
+                      AND l.entry_id > COALESCE(k.entry_id, 0) AND l.entry_id < x.run_start
+                      -- the row comparison repeats the lower bound in a form
+                      -- only the primary key serves: the planner cannot tell
+                      -- how few of the account's entries lie in the range,
+                      -- and would read them all through the (account_id,
+                      -- created_at) index
+                      AND (l.account_id, l.entry_id) > ({account}, COALESCE(k.entry_id, 0))), 0)
+               AS balance_micros
           FROM (SELECT DISTINCT b.run_start FROM b) x
+          LEFT JOIN LATERAL (
+              SELECT k.entry_id, k.balance_micros FROM billing.ledger_checkpoints k
+               WHERE k.account_id = {account} AND k.entry_id < x.run_start
+               ORDER BY k.entry_id DESC LIMIT 1) k ON true
     )
     SELECT b.entry_id, b.created_at, b.kind, b.amount_micros,
            (s.balance_micros + b.run_sum)::bigint, b.request_id,
            -- a lookup per entry: a page never joins the whole requests table
-           (SELECT q.model FROM billing.requests q WHERE q.request_id = b.request_id),
+           (SELECT q.model FROM billing.requests q
+             WHERE q.account_id = {account} AND q.request_id = b.request_id),
            b.reference
       FROM b JOIN s USING (run_start)
-     ORDER BY b.entry_id;
+     ORDER BY b.entry_id
+    $q$, '{account}', statement.account_id::text) USING from_ts, to_ts;
 END $$;
 
 -- Folds the ledger into usage_rollup and ledger_checkpoints up to a horizon
@@ -251,6 +245,12 @@ DECLARE
     taken bigint := 0;
     n bigint;
 BEGIN
+    IF billing._distributed() THEN
+        RAISE EXCEPTION 'billing.rollup_usage() is not supported on Citus'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Its horizon is one server''s: the last entry id of one sequence and the transactions of one node.',
+                  HINT = 'Reports read the ledger itself on Citus (docs/citus.md).';
+    END IF;
     -- an older snapshot would miss entries that committed after it began
     PERFORM billing._require_read_committed('billing.rollup_usage()');
     SELECT * INTO st FROM billing.rollup_state FOR UPDATE;
@@ -268,7 +268,8 @@ BEGIN
                        l.provider, l.scope, pg_catalog.sum(l.requests)::bigint AS requests,
                        pg_catalog.sum(l.cost_micros) AS cost_micros,
                        pg_catalog.sum(l.refunded_micros) AS refunded_micros
-                  FROM billing._usage_facts(NULL, st.rolled_up_to, upto, '-infinity', 'infinity') l
+                  FROM billing._usage_facts l
+                 WHERE l.entry_id > st.rolled_up_to AND l.entry_id <= upto
                  GROUP BY 1, 2, 3, 4, 5)
             INSERT INTO billing.usage_rollup AS r
             SELECT * FROM f
@@ -336,8 +337,9 @@ BEGIN ATOMIC
         SELECT f.account_id, billing._usage_slot(f.created_at) AS slot_start, f.model,
                f.provider, f.scope, sum(f.requests) AS requests,
                sum(f.cost_micros) AS cost_micros, sum(f.refunded_micros) AS refunded_micros
-          FROM h, billing._usage_facts(_verify_reports.account_id, 0, h.rolled_up_to,
-                                       '-infinity', 'infinity') f
+          FROM h, billing._usage_facts f
+         WHERE (_verify_reports.account_id IS NULL OR f.account_id = _verify_reports.account_id)
+           AND f.entry_id <= h.rolled_up_to
          GROUP BY 1, 2, 3, 4, 5),
     r AS (
         SELECT r.* FROM billing.usage_rollup r

@@ -290,6 +290,40 @@ typedef struct ChargeArgs
 	int64		request_id;		/* out: 0 when the key was taken */
 } ChargeArgs;
 
+/*
+ * On Citus (docs/citus.md) the charge is not one statement: Citus does not
+ * route a statement with INSERTs in CTEs to one shard, but plans each apart,
+ * sends their results to every node and commits on all of them. There the
+ * take and the two inserts are single-shard statements of their own, which
+ * run on the account's worker without leaving it.
+ */
+static void
+charge_record_routed(ChargeArgs *a)
+{
+	static SPIPlanPtr request_plan;
+	static SPIPlanPtr usage_plan;
+	Datum		v[4] = {a->values[0], a->values[6], a->values[8], (Datum) 0};
+	bool		isnull;
+
+	plan_exec(&request_plan,
+			  "INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,"
+			  "       routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid,"
+			  "       idempotency_key, price_id, completed_at, scope)"
+			  " VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12,"
+			  "       pg_catalog.clock_timestamp(), $13)"
+			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+			  " DO NOTHING RETURNING request_id",
+			  13, charge_types, a->values, a->nulls, false, 0);
+	a->request_id = SPI_processed == 1 ? DatumGetInt64(spi_col(1, &isnull)) : 0;
+	if (a->request_id == 0 || DatumGetInt64(a->values[6]) == 0)
+		return;
+	v[3] = Int64GetDatum(a->request_id);
+	plan_exec(&usage_plan,
+			  "INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id)"
+			  " VALUES ($1, 'usage', -$2, $3, $4)",
+			  4, (Oid[]) {INT8OID, INT8OID, BOOLOID, INT8OID}, v, NULL, false, 0);
+}
+
 /* Records the charge once its cost is taken, for available_take_with(). */
 static void
 charge_record_taken(void *arg)
@@ -297,6 +331,11 @@ charge_record_taken(void *arg)
 	ChargeArgs *a = (ChargeArgs *) arg;
 	bool		isnull;
 
+	if (accounts_distributed())
+	{
+		charge_record_routed(a);
+		return;
+	}
 	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 13, charge_types, a->values, a->nulls,
 			  false, 0);
 	a->request_id = DatumGetInt64(spi_col(2, &isnull));
@@ -307,10 +346,22 @@ static bool
 charge_fold(void *arg, int home)
 {
 	static SPIPlanPtr plan;
+	static SPIPlanPtr routed_take_plan;
 	ChargeArgs *a = (ChargeArgs *) arg;
 	bool		isnull;
 
 	a->values[10] = Int32GetDatum(home);
+	if (accounts_distributed())
+	{
+		Datum		v[3] = {a->values[0], a->values[6], a->values[10]};
+
+		plan_exec(&routed_take_plan, AVAILABLE_TAKE_SQL("$1", "$2", "$3"), 3,
+				  (Oid[]) {INT8OID, INT8OID, INT4OID}, v, NULL, false, 0);
+		if (SPI_processed != 1)
+			return false;
+		charge_record_routed(a);
+		return true;
+	}
 	plan_exec(&plan, CHARGE_SQL(AVAILABLE_TAKE_SQL("$1", "$7", "$11")), 13, charge_types,
 			  a->values, a->nulls, false, 0);
 	if (DatumGetInt64(spi_col(1, NULL)) != 1)

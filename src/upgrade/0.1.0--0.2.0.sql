@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS billing.events (
     PRIMARY KEY (account_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS events_order ON billing.events (event_id);
+CREATE SEQUENCE IF NOT EXISTS billing.event_node MINVALUE 0 START 0;
 REVOKE ALL ON billing.events FROM PUBLIC;
 
 -- The fast path's budget per slice (src/ledger/slices.c). Upgraded
