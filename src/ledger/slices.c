@@ -35,6 +35,12 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "common/int.h"
 #include "catalog/pg_type.h"
@@ -42,11 +48,16 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "direct.h"
 #include "errors.h"
 #include "ledger/ledger.h"
 #include "ledger/slices.h"
@@ -429,6 +440,97 @@ available_take_with(const Account *acct, int64 amount, bool (*fold) (void *arg, 
 	/* no slice covers it (or it is free): the exact path decides */
 	available_take_exact(acct, amount);
 	record(arg);
+}
+
+/*
+ * The direct fast path's take from one slice that the scan found: only when
+ * its budget covers amount, and only that version, locked without waiting
+ * (so it is the latest and covers amount still). A slice locked, changed or
+ * short is left alone, and nothing is locked then.
+ */
+static bool
+take_direct_row(TupleTableSlot *found, TupleTableSlot *locked, Snapshot snap, int64 amount)
+{
+	Relation	rel = direct_relation(DIRECT_SLICES);
+	Datum		v[DS_COLUMNS];
+	bool		n[DS_COLUMNS];
+	TM_FailureData tmfd;
+	bool		isnull;
+
+	if (DatumGetInt64(slot_getattr(found, direct_attnum(DIRECT_SLICES, DS_FAST), &isnull)) < amount)
+		return false;
+	if (table_tuple_lock(rel, &found->tts_tid, snap, locked, GetCurrentCommandId(true),
+						 LockTupleExclusive, LockWaitSkip, 0, &tmfd) != TM_Ok)
+		return false;
+	for (int c = 0; c < DS_COLUMNS; c++)
+		v[c] = slot_getattr(locked, direct_attnum(DIRECT_SLICES, c), &n[c]);
+	v[DS_AVAILABLE] = Int64GetDatum(DatumGetInt64(v[DS_AVAILABLE]) - amount);
+	v[DS_FAST] = Int64GetDatum(DatumGetInt64(v[DS_FAST]) - amount);
+	Assert(DatumGetInt64(v[DS_FAST]) >= 0);
+	direct_update(DIRECT_SLICES, &locked->tts_tid, v, n);
+	return true;
+}
+
+/*
+ * One index scan of the account's slices: slice home only, or (home < 0)
+ * every slice but -home - 1 in slice order; takes from the first it can.
+ */
+static bool
+take_direct_scan(int64 account_id, int home, int64 amount, Snapshot snap,
+				 TupleTableSlot *found, TupleTableSlot *locked)
+{
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	bool		taken = false;
+	int			nkeys = home >= 0 ? 2 : 1;
+	AttrNumber	slice_att = direct_attnum(DIRECT_SLICES, DS_SLICE);
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(account_id));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(home));
+	scan = index_beginscan(direct_relation(DIRECT_SLICES), direct_slices_key(), snap, nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	while (!taken && index_getnext_slot(scan, ForwardScanDirection, found))
+	{
+		bool		isnull;
+
+		if (home < 0 && DatumGetInt32(slot_getattr(found, slice_att, &isnull)) == -home - 1)
+			continue;
+		taken = take_direct_row(found, locked, snap, amount);
+	}
+	index_endscan(scan);
+	return taken;
+}
+
+bool
+available_take_direct(const Account *acct, int64 amount)
+{
+	Relation	rel = direct_relation(DIRECT_SLICES);
+	int			home = slices_home();
+	Snapshot	snap;
+	TupleTableSlot *found;
+	TupleTableSlot *locked;
+	bool		taken;
+
+	Assert(amount > 0);
+	if (!gate_take(acct->account_id, GATE_ACCOUNT, ShareLock, true))
+		return false;
+	/* what this transaction wrote so far, and every commit until now */
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	found = table_slot_create(rel, NULL);
+	locked = table_slot_create(rel, NULL);
+	taken = take_direct_scan(acct->account_id, home, amount, snap, found, locked) ||
+		take_direct_scan(acct->account_id, -home - 1, amount, snap, found, locked);
+	ExecDropSingleTupleTableSlot(found);
+	ExecDropSingleTupleTableSlot(locked);
+	UnregisterSnapshot(snap);
+	if (!taken)
+	{
+		gate_release_share(acct->account_id, GATE_ACCOUNT);
+		return false;
+	}
+	after_change(acct, -amount);
+	return true;
 }
 
 static void rebalance(int64 account_id, int64 delta);

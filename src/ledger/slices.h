@@ -67,6 +67,18 @@ extern void available_take_with(const Account *acct, int64 amount,
 								void (*record) (void *arg), void *arg);
 
 /*
+ * The fast path without the executor, while direct_open() (direct.h) holds:
+ * takes amount (> 0) out of an unlocked slice whose fast budget covers it,
+ * home slice first, as AVAILABLE_TAKE_SQL does, and fires the alerts it
+ * crosses. A slice is locked only once its budget was seen to cover amount,
+ * so a failed attempt leaves no lock behind and needs no subtransaction.
+ * False, with nothing taken, when no unlocked slice covers amount: the
+ * caller then takes the SPI path (available_take_with), which waits for the
+ * home slice or goes exact.
+ */
+extern bool available_take_direct(const Account *acct, int64 amount);
+
+/*
  * Moves delta into (> 0) or out of (< 0) the available amount without a
  * coverage check: releases, refunds, credits, and the overrun of an
  * effective cost past its estimate, which may leave the account below zero.
