@@ -56,6 +56,12 @@ static const DirectColumn slice_columns[DS_COLUMNS] = {
 	{"fast_micros", INT8OID}
 };
 
+static const DirectColumn limit_slice_columns[DLS_COLUMNS] = {
+	{"account_id", INT8OID}, {"limit_id", INT8OID}, {"slice", INT4OID},
+	{"available_micros", INT8OID}, {"fast_micros", INT8OID},
+	{"period_start", TIMESTAMPTZOID}, {"period_end", TIMESTAMPTZOID}
+};
+
 static const DirectColumn request_columns[DR_COLUMNS] = {
 	{"account_id", INT8OID}, {"request_id", INT8OID}, {"model", TEXTOID},
 	{"provider", TEXTOID}, {"status", TEXTOID}, {"params", JSONBOID}, {"outputs", JSONBOID},
@@ -80,12 +86,16 @@ typedef struct DirectSpec
 	int			ncolumns;
 	int			identity;		/* the identity column, -1 for none */
 	CmdType		cmd;			/* what the charge does to it */
+	int			nkey;			/* the primary key the slice takes scan, or 0 */
+	int			key[3];
 } DirectSpec;
 
 static const DirectSpec specs[DIRECT_TABLES] = {
-	{"account_slices", slice_columns, DS_COLUMNS, -1, CMD_UPDATE},
-	{"requests", request_columns, DR_COLUMNS, DR_REQUEST_ID, CMD_INSERT},
-	{"ledger", ledger_columns, DL_COLUMNS, DL_ENTRY_ID, CMD_INSERT}
+	{"account_slices", slice_columns, DS_COLUMNS, -1, CMD_UPDATE, 2, {DS_ACCOUNT_ID, DS_SLICE}},
+	{"limit_slices", limit_slice_columns, DLS_COLUMNS, -1, CMD_UPDATE, 3,
+	{DLS_ACCOUNT_ID, DLS_LIMIT_ID, DLS_SLICE}},
+	{"requests", request_columns, DR_COLUMNS, DR_REQUEST_ID, CMD_INSERT, 0},
+	{"ledger", ledger_columns, DL_COLUMNS, DL_ENTRY_ID, CMD_INSERT, 0}
 };
 
 #define DIRECT_MAX_COLUMNS DR_COLUMNS
@@ -99,7 +109,9 @@ typedef struct DirectRel
 	Oid		   *index_oids;
 	ResultRelInfo *rri;			/* its IndexInfos kept; relations set per charge */
 	TupleTableSlot *slot;		/* virtual, on a copy of the descriptor */
+	Oid			key_oid;		/* the primary key, when spec->nkey */
 	Relation	rel;			/* open during a charge */
+	Relation	key;
 } DirectRel;
 
 typedef enum DirectStatus
@@ -113,9 +125,8 @@ static DirectStatus status = DIRECT_UNKNOWN;
 static MemoryContext direct_cxt = NULL;
 static EState *estate = NULL;
 static DirectRel rels[DIRECT_TABLES];
-static Oid	slices_key_oid = InvalidOid;
-static Relation slices_key = NULL;
 static bool is_open = false;
+static SubTransactionId open_subid;	/* where the relations were opened */
 
 static void
 direct_invalidate(Datum arg, Oid relid)
@@ -199,9 +210,9 @@ rel_usable(Relation rel, const DirectSpec *spec, DirectRel *d)
 	return true;
 }
 
-/* Whether the slices' primary key is the (account_id, slice) btree the take scans. */
+/* Whether the primary key is the btree on spec->key that the slice takes scan. */
 static bool
-slices_key_usable(Relation rel)
+key_usable(Relation rel, const DirectSpec *spec, DirectRel *d)
 {
 	Relation	index;
 	bool		ok;
@@ -210,11 +221,11 @@ slices_key_usable(Relation rel)
 	if (!OidIsValid(rel->rd_pkindex))
 		return false;
 	index = index_open(rel->rd_pkindex, RowExclusiveLock);
-	ok = index->rd_rel->relam == BTREE_AM_OID && index->rd_index->indnkeyatts == 2 &&
-		index->rd_index->indkey.values[0] == rels[DIRECT_SLICES].attnums[DS_ACCOUNT_ID] &&
-		index->rd_index->indkey.values[1] == rels[DIRECT_SLICES].attnums[DS_SLICE];
+	ok = index->rd_rel->relam == BTREE_AM_OID && index->rd_index->indnkeyatts == spec->nkey;
+	for (int k = 0; ok && k < spec->nkey; k++)
+		ok = index->rd_index->indkey.values[k] == d->attnums[spec->key[k]];
 	index_close(index, NoLock);
-	slices_key_oid = rel->rd_pkindex;
+	d->key_oid = rel->rd_pkindex;
 	return ok;
 }
 
@@ -257,7 +268,7 @@ direct_build(void)
 		}
 		rel = table_open(rels[t].relid, RowExclusiveLock);
 		ok = rel_usable(rel, &specs[t], &rels[t]) &&
-			(t != DIRECT_SLICES || slices_key_usable(rel));
+			(specs[t].nkey == 0 || key_usable(rel, &specs[t], &rels[t]));
 		table_close(rel, NoLock);
 	}
 	if (ok)
@@ -281,21 +292,65 @@ close_all(void)
 				index_close(d->rri->ri_IndexRelationDescs[i], NoLock);
 				d->rri->ri_IndexRelationDescs[i] = NULL;
 			}
+		if (d->key != NULL)
+			index_close(d->key, NoLock);
+		d->key = NULL;
 		if (d->rel != NULL)
 			table_close(d->rel, NoLock);
 		d->rel = NULL;
 		if (d->rri != NULL)
 			d->rri->ri_RelationDesc = NULL;
 	}
-	if (slices_key != NULL)
-		index_close(slices_key, NoLock);
-	slices_key = NULL;
 	is_open = false;
+}
+
+/* After an error between direct_open() and direct_close(): the abort closed them. */
+static void
+forget_all(void)
+{
+	if (!is_open)
+		return;
+	for (int t = 0; t < DIRECT_TABLES; t++)
+	{
+		DirectRel  *d = &rels[t];
+
+		for (int i = 0; i < d->nindexes; i++)
+			d->rri->ri_IndexRelationDescs[i] = NULL;
+		d->key = NULL;
+		d->rel = NULL;
+		if (d->rri != NULL)
+			d->rri->ri_RelationDesc = NULL;
+	}
+	is_open = false;
+}
+
+static void
+direct_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		forget_all();
+}
+
+static void
+direct_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && mySubid == open_subid)
+		forget_all();
 }
 
 bool
 direct_open(void)
 {
+	static bool registered = false;
+
+	if (!registered)
+	{
+		RegisterXactCallback(direct_xact_callback, NULL);
+		RegisterSubXactCallback(direct_subxact_callback, NULL);
+		registered = true;
+	}
+	Assert(!is_open);
 	if (XactReadOnly || IsolationUsesXactSnapshot() || IsInParallelMode())
 		return false;
 	for (;;)
@@ -305,6 +360,8 @@ direct_open(void)
 		if (status == DIRECT_UNKNOWN && !direct_build())
 			return false;
 		/* taking the locks takes in invalidations: the cache holds if none came */
+		is_open = true;
+		open_subid = GetCurrentSubTransactionId();
 		for (int t = 0; t < DIRECT_TABLES; t++)
 		{
 			DirectRel  *d = &rels[t];
@@ -312,6 +369,8 @@ direct_open(void)
 			d->rel = try_table_open(d->relid, RowExclusiveLock);
 			if (d->rel == NULL)
 				break;
+			if (specs[t].nkey > 0)
+				d->key = index_open(d->key_oid, RowExclusiveLock);
 			d->rri->ri_RelationDesc = d->rel;
 			for (int i = 0; i < d->nindexes; i++)
 			{
@@ -321,16 +380,20 @@ direct_open(void)
 				d->rri->ri_IndexRelationInfo[i]->ii_Context = CurrentMemoryContext;
 			}
 		}
-		if (rels[DIRECT_LEDGER].rel != NULL)
-			slices_key = index_open(slices_key_oid, RowExclusiveLock);
-		is_open = true;
-		if (status == DIRECT_YES && rels[DIRECT_LEDGER].rel != NULL)
+		if (status == DIRECT_YES && rels[DIRECT_TABLES - 1].rel != NULL)
 			break;
 		close_all();
 		status = DIRECT_UNKNOWN;
 	}
 	CheckCmdReplicaIdentity(rels[DIRECT_SLICES].rel, CMD_UPDATE);
+	CheckCmdReplicaIdentity(rels[DIRECT_LIMIT_SLICES].rel, CMD_UPDATE);
 	return true;
+}
+
+bool
+direct_is_open(void)
+{
+	return is_open;
 }
 
 void
@@ -347,10 +410,10 @@ direct_relation(DirectTable t)
 }
 
 Relation
-direct_slices_key(void)
+direct_primary_key(DirectTable t)
 {
-	Assert(is_open);
-	return slices_key;
+	Assert(is_open && rels[t].key != NULL);
+	return rels[t].key;
 }
 
 AttrNumber

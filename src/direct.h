@@ -23,6 +23,7 @@
 typedef enum DirectTable
 {
 	DIRECT_SLICES,				/* billing.account_slices */
+	DIRECT_LIMIT_SLICES,		/* billing.limit_slices */
 	DIRECT_REQUESTS,			/* billing.requests */
 	DIRECT_LEDGER,				/* billing.ledger */
 	DIRECT_TABLES
@@ -33,6 +34,12 @@ typedef enum DirectSliceColumn
 {
 	DS_ACCOUNT_ID, DS_SLICE, DS_AVAILABLE, DS_FAST, DS_COLUMNS
 } DirectSliceColumn;
+
+typedef enum DirectLimitSliceColumn
+{
+	DLS_ACCOUNT_ID, DLS_LIMIT_ID, DLS_SLICE, DLS_AVAILABLE, DLS_FAST, DLS_PERIOD_START,
+	DLS_PERIOD_END, DLS_COLUMNS
+} DirectLimitSliceColumn;
 
 typedef enum DirectRequestColumn
 {
@@ -50,18 +57,26 @@ typedef enum DirectLedgerColumn
 } DirectLedgerColumn;
 
 /*
- * Opens the three tables and their indexes (RowExclusiveLock, held to
- * commit) for one charge; false, with nothing opened, when the direct path
- * does not apply: the tables are not as above, or the transaction is read
- * only, in parallel mode, or REPEATABLE READ or SERIALIZABLE (whose snapshot
- * rules the SPI path keeps). direct_close() when done.
+ * Opens the tables and their indexes (RowExclusiveLock, held to commit) for
+ * one charge, before it writes anything, so that every invalidation that
+ * the locks take in is seen first; false, with nothing opened, when the
+ * direct path does not apply: the tables are not as above, or the
+ * transaction is read only, in parallel mode, or REPEATABLE READ or
+ * SERIALIZABLE (whose snapshot rules the SPI path keeps). direct_close()
+ * when done; an error in between needs nothing (the relations are closed by
+ * the abort, and the next direct_open() forgets them).
  */
 extern bool direct_open(void);
+extern bool direct_is_open(void);
 extern void direct_close(void);
 
-/* While open: a table, and the (account_id, slice) primary key of the slices. */
+/*
+ * While open: a table; its primary key (for the slice tables: the key
+ * before the slice column, then slice, all bigint but the integer slice);
+ * the attribute number of one of its columns.
+ */
 extern Relation direct_relation(DirectTable t);
-extern Relation direct_slices_key(void);
+extern Relation direct_primary_key(DirectTable t);
 extern AttrNumber direct_attnum(DirectTable t, int column);
 
 /* While open: the next value of the table's identity column (requests, ledger). */

@@ -29,6 +29,7 @@
 #include "utils/timestamp.h"
 
 #include "args.h"
+#include "direct.h"
 #include "errors.h"
 #include "ledger/ledger.h"
 #include "ledger/slices.h"
@@ -382,6 +383,9 @@ limits_move(const Account *acct, const char *scope, int64 except_request, int64 
 	{
 		LimitMove	m = {acct->account_id, limits[i].limit_id, delta, now};
 
+		if (delta < 0 && direct_is_open() &&
+			slices_take_limit_direct(acct->account_id, limits[i].limit_id, -delta, now))
+			continue;
 		if (!slices_try_fast(limits[i].limit_id, GATE_LIMIT, limit_attempt, &m))
 			limit_exact(acct, limits, n, i, except_request, delta, check, now);
 	}

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "storage/lockdefs.h"
+#include "utils/timestamp.h"
 
 #include "ledger/ledger.h"
 
@@ -139,6 +140,16 @@ extern int	slices_home(void);
  * commit. False, with nothing kept, when an exact path holds the gate or
  * both failed: the caller goes exact.
  */
+/*
+ * slices_try_fast() of a take from a spend limit's slices without the
+ * executor, while direct_open() holds: takes amount (> 0) from an unlocked
+ * slice of limit_id whose budget covers it and whose period ends after now,
+ * under the limit's gate, as available_take_direct() does. False, with
+ * nothing taken, when none could: the caller takes the SPI path.
+ */
+extern bool slices_take_limit_direct(int64 account_id, int64 limit_id, int64 amount,
+									 TimestampTz now);
+
 extern bool slices_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home),
 							void *arg);
 

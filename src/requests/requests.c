@@ -309,8 +309,9 @@ charge_fold(void *arg, int home)
 }
 
 /*
- * The charge without the executor (direct.h), when the tables allow it and
- * the charge has no key (a keyed charge needs ON CONFLICT: the SPI path):
+ * The charge without the executor (direct.h), while billing_charge() holds
+ * the tables open (direct_open: they allow it and the charge has no key; a
+ * keyed charge needs ON CONFLICT, which is the SPI path's):
  * the fast take from a slice, then the request row and its usage entry,
  * the rows the SPI path's statement writes, with the same defaults. Returns
  * the request's id, or 0 with nothing done when no unlocked slice's budget
@@ -324,7 +325,7 @@ charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum 
 	bool		n[DR_COLUMNS];
 	int64		request_id = 0;
 
-	if (!direct_open())
+	if (!direct_is_open())
 		return 0;
 	if (available_take_direct(acct, cost))
 	{
@@ -353,7 +354,6 @@ charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum 
 		direct_insert(DIRECT_REQUESTS, v, n);
 		ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
 	}
-	direct_close();
 	return request_id;
 }
 
@@ -498,6 +498,9 @@ billing_charge(PG_FUNCTION_ARGS)
 	check_currency(&acct, &route);
 	cost = pricing_cost(route.components, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
 						route.media, NULL);
+	/* the take, the rows and the limits' takes go direct when they can */
+	if (key == NULL && cost > 0)
+		direct_open();
 	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key, scope);
 	if (request_id == 0)
 	{
@@ -511,6 +514,8 @@ billing_charge(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
 	limits_admit(&acct, scope, request_id, cost);
+	if (direct_is_open())
+		direct_close();
 	topup_after_debit(&acct);
 
 	view.request_id = request_id;
