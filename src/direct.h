@@ -1,7 +1,7 @@
 /*
- * Direct table access for the charge's fast path (direct.c): the slices,
- * requests and ledger tables written with the table AM and
- * ExecInsertIndexTuples, without the executor, planner or SPI.
+ * Direct table access for the charge's fast path (direct.c): the account
+ * and limit slices, the requests and the ledger written with the table AM
+ * and ExecInsertIndexTuples, without the executor, planner or SPI.
  *
  * Only when those tables are plain local tables that this file knows
  * whole: no Citus, no row triggers or rules the path would skip, no column,
@@ -9,8 +9,9 @@
  * lists what it checks). Otherwise direct_open() says no and the caller
  * takes its SPI path, which does the same in SQL. The decision is made once
  * per backend and made again after any change to the tables' definitions
- * (a relcache invalidation of one of them: ALTER TABLE, CREATE INDEX,
- * citus_setup() distributing them, the extension re-created).
+ * (a relcache invalidation of one of them: ALTER TABLE, CREATE INDEX, the
+ * extension re-created; citus_setup(), which distributes them, sends one
+ * too, so a backend that decided before Citus was installed decides again).
  */
 #ifndef BILLING_DIRECT_H
 #define BILLING_DIRECT_H
