@@ -3,7 +3,7 @@ EXTENSION   = billing
 EXTVERSION  = 0.2.0
 
 MODULE_big  = billing
-OBJS = src/billing.o src/args.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o src/settings.o \
+OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o src/settings.o \
        src/pricing/pricing.o src/pricing/pricingparams.o src/pricing/pricingcomponents.o \
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/corrections.o \
@@ -35,7 +35,7 @@ DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits refunds postpaid_refunds events \
-          threshold verify limits alerts reports distribution
+          threshold verify limits alerts reports distribution direct
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \

@@ -1,7 +1,7 @@
 /*
  * bench/driver: closed-loop load generator for billing (libpq, pthreads).
  *
- *   driver MODE CLIENTS SECONDS ARG
+ *   driver MODE CLIENTS SECONDS ARG [CALLS]
  *
  * MODE is one of
  *   charge        billing.charge() of one 1024x1024 image on account ARG
@@ -23,6 +23,16 @@
  * counting only calls that finished inside the window. Latency is per call,
  * client side. Exit status 1 when any call failed (a refusal is not a
  * failure: refused counts PB402 and plain debits that found no funds).
+ *
+ * With CALLS, each client makes exactly CALLS calls instead (SECONDS is then
+ * ignored), and the line ends with what one call cost the server:
+ *
+ *   ... cpu_us=X wal_bytes=X
+ *
+ * cpu_us is the CPU time of the clients' backends (/proc/PID/schedstat: the
+ * driver must run on the server's host) and wal_bytes the WAL written
+ * (pg_current_wal_lsn() before and after), each divided by the calls. Run
+ * alone on the cluster, the WAL is the calls' own.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -86,6 +96,7 @@ typedef struct Client
 	long		ok;
 	long		refused;
 	long		errors;
+	int			backend_pid;
 	uint32_t   *lat_us;		/* latencies of the calls inside the window */
 	size_t		nlat;
 	size_t		caplat;
@@ -93,6 +104,7 @@ typedef struct Client
 
 static enum mode mode;
 static long arg;
+static long fixed_calls;		/* CALLS, 0 for a timed run */
 static pthread_barrier_t start_barrier;
 static atomic_int stop;
 static atomic_int setup_failed;
@@ -150,12 +162,13 @@ client_main(void *p)
 			atomic_store(&setup_failed, 1);
 		}
 		PQclear(res);
+		c->backend_pid = PQbackendPID(c->conn);
 	}
 	pthread_barrier_wait(&start_barrier);
 	if (atomic_load(&setup_failed))
 		return NULL;
 
-	while (!atomic_load(&stop))
+	for (long n = 0; fixed_calls ? n < fixed_calls : !atomic_load(&stop); n++)
 	{
 		char		idbuf[32];
 		const char *values[2];
@@ -205,6 +218,56 @@ client_main(void *p)
 	return NULL;
 }
 
+/* CPU time a process has run, in nanoseconds; -1 when unknown. */
+static long long
+process_cpu_ns(int pid)
+{
+	char		path[64];
+	long long	ns = -1;
+	FILE	   *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/schedstat", pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	if (fscanf(f, "%lld", &ns) != 1)
+		ns = -1;
+	fclose(f);
+	return ns;
+}
+
+/* Sum of process_cpu_ns() over the clients' backends; -1 when unknown. */
+static long long
+backends_cpu_ns(const Client *clients, int nclients)
+{
+	long long	total = 0;
+
+	for (int i = 0; i < nclients; i++)
+	{
+		long long	ns = process_cpu_ns(clients[i].backend_pid);
+
+		if (ns < 0)
+			return -1;
+		total += ns;
+	}
+	return total;
+}
+
+/* The server's WAL insert position in bytes, from a connection of its own. */
+static double
+wal_position(PGconn *conn)
+{
+	PGresult   *res = PQexec(conn, "SELECT pg_current_wal_lsn() - '0/0'");
+	double		pos = -1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		pos = atof(PQgetvalue(res, 0, 0));
+	else
+		report("wal position", PQerrorMessage(conn));
+	PQclear(res);
+	return pos;
+}
+
 static int
 cmp_u32(const void *a, const void *b)
 {
@@ -233,7 +296,7 @@ percentile_ms(const uint32_t *sorted, size_t n, double p)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: driver charge|charge-scoped|plain-spread|plain-one|report|statement CLIENTS SECONDS ARG\n");
+	fprintf(stderr, "usage: driver charge|charge-scoped|plain-spread|plain-one|report|statement CLIENTS SECONDS ARG [CALLS]\n");
 	exit(2);
 }
 
@@ -243,15 +306,20 @@ main(int argc, char **argv)
 	int			nclients;
 	double		seconds,
 				t0,
-				elapsed;
+				elapsed = 0;
 	Client	   *clients;
 	long		ok = 0,
 				refused = 0,
 				errors = 0;
 	size_t		nlat = 0;
 	uint32_t   *all;
+	PGconn	   *wal_conn = NULL;
+	double		wal0 = 0,
+				wal1 = 0;
+	long long	cpu0 = 0,
+				cpu1 = 0;
 
-	if (argc != 5)
+	if (argc != 5 && argc != 6)
 		usage();
 	if (strcmp(argv[1], "charge") == 0)
 		mode = MODE_CHARGE;
@@ -270,8 +338,19 @@ main(int argc, char **argv)
 	nclients = atoi(argv[2]);
 	seconds = atof(argv[3]);
 	arg = atol(argv[4]);
-	if (nclients < 1 || nclients > 1000 || seconds <= 0 || arg < 1)
+	fixed_calls = argc == 6 ? atol(argv[5]) : 0;
+	if (nclients < 1 || nclients > 1000 || (seconds <= 0 && fixed_calls == 0) || arg < 1 ||
+		(argc == 6 && fixed_calls < 1))
 		usage();
+	if (fixed_calls)
+	{
+		wal_conn = PQconnectdb("");
+		if (PQstatus(wal_conn) != CONNECTION_OK)
+		{
+			report("connect", PQerrorMessage(wal_conn));
+			return 2;
+		}
+	}
 
 	clients = calloc(nclients, sizeof(Client));
 	if (clients == NULL)
@@ -289,7 +368,13 @@ main(int argc, char **argv)
 	}
 	pthread_barrier_wait(&start_barrier);
 	t0 = now_s();
-	if (!atomic_load(&setup_failed))
+	if (fixed_calls && !atomic_load(&setup_failed))
+	{
+		/* the clients started already: their first call is not yet done */
+		cpu0 = backends_cpu_ns(clients, nclients);
+		wal0 = wal_position(wal_conn);
+	}
+	if (!atomic_load(&setup_failed) && !fixed_calls)
 	{
 		struct timespec ts = {(time_t) seconds,
 		(long) ((seconds - (time_t) seconds) * 1e9)};
@@ -297,12 +382,22 @@ main(int argc, char **argv)
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;
 	}
-	atomic_store(&stop, 1);
-	elapsed = now_s() - t0;
-
+	if (!fixed_calls)
+	{
+		atomic_store(&stop, 1);
+		elapsed = now_s() - t0;
+	}
+	for (int i = 0; i < nclients; i++)
+		pthread_join(clients[i].thread, NULL);
+	if (fixed_calls)
+		elapsed = now_s() - t0;
+	if (fixed_calls && !atomic_load(&setup_failed))
+	{
+		cpu1 = backends_cpu_ns(clients, nclients);
+		wal1 = wal_position(wal_conn);
+	}
 	for (int i = 0; i < nclients; i++)
 	{
-		pthread_join(clients[i].thread, NULL);
 		ok += clients[i].ok;
 		refused += clients[i].refused;
 		errors += clients[i].errors;
@@ -326,9 +421,19 @@ main(int argc, char **argv)
 	qsort(all, nlat, sizeof(uint32_t), cmp_u32);
 
 	printf("mode=%s clients=%d seconds=%.2f ok=%ld refused=%ld errors=%ld tps=%.1f "
-		   "p50_ms=%.3f p99_ms=%.3f\n",
+		   "p50_ms=%.3f p99_ms=%.3f",
 		   argv[1], nclients, elapsed, ok, refused, errors, ok / elapsed,
 		   percentile_ms(all, nlat, 0.50), percentile_ms(all, nlat, 0.99));
+	if (fixed_calls)
+	{
+		double		calls = (double) fixed_calls * nclients;
+
+		printf(" cpu_us=%.1f wal_bytes=%.0f",
+			   cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / 1e3 / calls : -1.0,
+			   (wal1 - wal0) / calls);
+		PQfinish(wal_conn);
+	}
+	printf("\n");
 	free(all);
 	free(clients);
 	return errors ? 1 : 0;

@@ -103,6 +103,9 @@ SELECT pg_temp.charge(:b, 3);
 -- limit 0 refuses everything that costs money; a free request passes
 SELECT billing.set_spend_limit(:b, 0, 'day');
 SELECT pg_temp.charge_full(:b, 1);
+-- a changed limit is the one the next refusal names (limits are cached per backend)
+SELECT billing.set_spend_limit(:b, 50000, 'day');
+SELECT pg_temp.charge_full(:b, 1);
 SELECT billing.set_spend_limit(:b, NULL, 'day');
 
 -- the scope is part of what an idempotency key matches; metadata shows it

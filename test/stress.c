@@ -701,7 +701,10 @@ check_limits(PGconn *conn, const char *day_start, long limited)
 	PQclear(res);
 }
 
-/* The reports agree with the ledger while charges go on (one snapshot each). */
+/*
+ * The reports agree with the ledger while charges go on (one snapshot each;
+ * before the first usage entry, both sides are no usage).
+ */
 #define REPORT_CHECK_SQL \
 	"SELECT (SELECT row(COALESCE(sum(requests), 0), sum(cost_micros)," \
 	"                  COALESCE(sum(refunded_micros), 0))::text" \

@@ -4,11 +4,14 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "args.h"
+#include "direct.h"
 #include "errors.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
@@ -37,6 +40,33 @@ ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 					   ARG_ID(request_id), ARG_ID(topup_id), ARG_ID(invoice_id), ARG_TEXT(key),
 					   ARG_TEXT(reference)));
 	return SPI_processed == 1 ? spi_int64(1) : 0;
+}
+
+int64
+ledger_post_direct(int64 account_id, const char *kind, int64 amount, bool postpaid,
+				   int64 request_id)
+{
+	Datum		v[DL_COLUMNS];
+	bool		n[DL_COLUMNS];
+	int64		entry_id;
+
+	ledger_check_entry(kind, amount);
+	entry_id = direct_next_id(DIRECT_LEDGER);
+	for (int c = 0; c < DL_COLUMNS; c++)
+		n[c] = true;
+	v[DL_ACCOUNT_ID] = Int64GetDatum(account_id);
+	v[DL_ENTRY_ID] = Int64GetDatum(entry_id);
+	v[DL_KIND] = CStringGetTextDatum(kind);
+	v[DL_AMOUNT] = Int64GetDatum(amount);
+	v[DL_POSTPAID] = BoolGetDatum(postpaid);
+	v[DL_REQUEST_ID] = Int64GetDatum(request_id);
+	/* the defaults of schema.sql */
+	v[DL_CREATED_AT] = TimestampTzGetDatum(GetCurrentTimestamp());
+	v[DL_CREATED_BY] = CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
+	n[DL_ACCOUNT_ID] = n[DL_ENTRY_ID] = n[DL_KIND] = n[DL_AMOUNT] = n[DL_POSTPAID] =
+		n[DL_REQUEST_ID] = n[DL_CREATED_AT] = n[DL_CREATED_BY] = false;
+	direct_insert(DIRECT_LEDGER, v, n);
+	return entry_id;
 }
 
 /* The first add_funds with this key, or PB409 when it credited another amount. */

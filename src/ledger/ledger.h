@@ -68,6 +68,13 @@ extern int64 ledger_post(int64 account_id, const char *kind, int64 amount, bool 
 						 const char *key, const char *reference);
 
 /*
+ * ledger_post() of an entry of a request without a key, topup or invoice,
+ * written without the executor while direct_open() holds (direct.h).
+ */
+extern int64 ledger_post_direct(int64 account_id, const char *kind, int64 amount, bool postpaid,
+								int64 request_id);
+
+/*
  * Spend limits (limits.c, docs/limits.md). limits_admit takes amount (> 0)
  * from every limit that applies to a request of scope (NULL: none but the
  * account's), or raises PB402 "spend limit reached" naming the one with

@@ -26,9 +26,14 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "args.h"
+#include "cache.h"
+#include "direct.h"
 #include "errors.h"
 #include "events.h"
 #include "jsonout.h"
@@ -58,7 +63,7 @@ typedef struct SpendState
 
 /* The limits that apply to a request of scope, in limit_id order. */
 static int
-limits_applying(int64 account_id, const char *scope, SpendLimit **out)
+limits_read(int64 account_id, const char *scope, SpendLimit **out)
 {
 	static SPIPlanPtr plan;
 	SpendLimit	   *l;
@@ -81,6 +86,102 @@ limits_applying(int64 account_id, const char *scope, SpendLimit **out)
 	}
 	*out = l;
 	return (int) SPI_processed;
+}
+
+/*
+ * limits_read() cached per backend for (account, scope), while the direct
+ * path holds (direct.h: no Citus, so that every write to spend_limits is on
+ * this node). The trigger spend_limits_changed drops it at every INSERT,
+ * DELETE and change of limit_micros, and the account's gate, taken before,
+ * took in the invalidations of every such change committed before it.
+ */
+#define LIMITS_CACHE_KEY 300	/* digits, ':', a scope of 256 characters */
+#define LIMITS_CACHE_MAX 10000
+
+typedef struct LimitsEntry
+{
+	char		key[LIMITS_CACHE_KEY];
+	int			n;
+	SpendLimit *limits;
+} LimitsEntry;
+
+static HTAB *limits_cache = NULL;
+static MemoryContext limits_cxt = NULL;
+static Oid	limits_cache_relid = InvalidOid;
+
+static void
+limits_cache_reset(Datum arg, Oid relid)
+{
+	if (limits_cache != NULL && (!OidIsValid(relid) || relid == limits_cache_relid))
+	{
+		limits_cache = NULL;
+		MemoryContextReset(limits_cxt);
+	}
+}
+
+/* A copy of n limits in the current context. */
+static SpendLimit *
+limits_copy(const SpendLimit *from, int n)
+{
+	SpendLimit *l = palloc(sizeof(SpendLimit) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		l[i] = from[i];
+		l[i].scope = from[i].scope ? pstrdup(from[i].scope) : NULL;
+		l[i].period = pstrdup(from[i].period);
+	}
+	return l;
+}
+
+/* limits_read() through the cache; the answer is a copy, which an invalidation leaves alone. */
+static int
+limits_applying(int64 account_id, const char *scope, SpendLimit **out)
+{
+	char		key[LIMITS_CACHE_KEY];
+	LimitsEntry *e;
+	bool		found;
+	MemoryContext old;
+	int			n;
+
+	if (!direct_is_open())
+		return limits_read(account_id, scope, out);
+	if (limits_cache == NULL || hash_get_num_entries(limits_cache) >= LIMITS_CACHE_MAX)
+	{
+		static bool registered = false;
+		HASHCTL		ctl;
+
+		if (!registered)
+		{
+			CacheRegisterRelcacheCallback(limits_cache_reset, (Datum) 0);
+			limits_cxt = AllocSetContextCreate(CacheMemoryContext, "billing spend limits",
+											   ALLOCSET_SMALL_SIZES);
+			registered = true;
+		}
+		MemoryContextReset(limits_cxt);
+		limits_cache_relid = cache_relid("spend_limits");
+		ctl.keysize = LIMITS_CACHE_KEY;
+		ctl.entrysize = sizeof(LimitsEntry);
+		ctl.hcxt = limits_cxt;
+		limits_cache = hash_create("billing spend limits", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	snprintf(key, sizeof(key), INT64_FORMAT "%s%s", account_id, scope ? ":" : "", scope ? scope : "");
+	e = hash_search(limits_cache, key, HASH_FIND, NULL);
+	if (e != NULL)
+	{
+		*out = limits_copy(e->limits, e->n);
+		return e->n;
+	}
+	n = limits_read(account_id, scope, out);
+	/* the query may have taken in an invalidation that dropped the cache */
+	if (limits_cache == NULL)
+		return n;
+	e = hash_search(limits_cache, key, HASH_ENTER, &found);
+	old = MemoryContextSwitchTo(limits_cxt);
+	e->n = n;
+	e->limits = limits_copy(*out, n);
+	MemoryContextSwitchTo(old);
+	return n;
 }
 
 /* A fast move of a limit's available amount by delta (< 0 a take). */
@@ -345,6 +446,9 @@ limits_move(const Account *acct, const char *scope, int64 except_request, int64 
 	{
 		LimitMove	m = {acct->account_id, limits[i].limit_id, delta, now};
 
+		if (delta < 0 && direct_is_open() &&
+			slices_take_limit_direct(acct->account_id, limits[i].limit_id, -delta, now))
+			continue;
 		if (!slices_try_fast(limits[i].limit_id, GATE_LIMIT, limit_attempt, &m))
 			limit_exact(acct, limits, n, i, except_request, delta, check, now);
 	}

@@ -144,8 +144,10 @@ BEGIN
 END $$;
 
 -- Whether an account has limits or alerts is cached with the account
--- (ledger.c): adding or removing them drops the caches.
-CREATE OR REPLACE TRIGGER spend_limits_changed AFTER INSERT OR DELETE OR TRUNCATE ON billing.spend_limits
+-- (ledger.c), and the limits that apply to a scope with the limits
+-- (limits.c): adding, removing or changing them drops the caches.
+CREATE OR REPLACE TRIGGER spend_limits_changed
+    AFTER INSERT OR UPDATE OF limit_micros OR DELETE OR TRUNCATE ON billing.spend_limits
     FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
 CREATE OR REPLACE TRIGGER balance_alerts_changed AFTER INSERT OR DELETE OR TRUNCATE ON billing.balance_alerts
     FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();

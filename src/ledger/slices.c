@@ -35,6 +35,12 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "common/int.h"
 #include "catalog/pg_type.h"
@@ -42,11 +48,16 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "direct.h"
 #include "errors.h"
 #include "ledger/ledger.h"
 #include "ledger/slices.h"
@@ -425,6 +436,157 @@ available_take_with(const Account *acct, int64 amount, bool (*fold) (void *arg, 
 	/* no slice covers it (or it is free): the exact path decides */
 	available_take_exact(acct, amount);
 	record(arg);
+}
+
+/*
+ * A table of slices as the direct fast path sees it (direct.h): the key
+ * columns before the slice (bigint), and the columns it reads and writes.
+ */
+typedef struct SliceTable
+{
+	DirectTable table;
+	int			nprefix;
+	int			slice;
+	int			available;
+	int			fast;
+	int			period_end;		/* -1: slices without a period */
+	int			ncolumns;
+} SliceTable;
+
+static const SliceTable account_slices = {
+	DIRECT_SLICES, 1, DS_SLICE, DS_AVAILABLE, DS_FAST, -1, DS_COLUMNS
+};
+static const SliceTable limit_slices = {
+	DIRECT_LIMIT_SLICES, 2, DLS_SLICE, DLS_AVAILABLE, DLS_FAST, DLS_PERIOD_END, DLS_COLUMNS
+};
+
+typedef struct DirectTake
+{
+	const SliceTable *st;
+	int64		amount;
+	TimestampTz now;			/* a slice's period must end after it */
+	Snapshot	snap;
+	TupleTableSlot *found;
+	TupleTableSlot *locked;
+} DirectTake;
+
+/*
+ * The direct take from one slice that the scan found: only when its budget
+ * covers amount (and its period has not ended), and only that version,
+ * locked without waiting (so it is the latest and covers amount still). A
+ * slice locked, changed or short is left alone, and nothing is locked then.
+ */
+static bool
+take_direct_row(DirectTake *dt)
+{
+	const SliceTable *st = dt->st;
+	Relation	rel = direct_relation(st->table);
+	Datum		v[DLS_COLUMNS];
+	bool		n[DLS_COLUMNS];
+	TM_FailureData tmfd;
+	bool		isnull;
+
+	if (DatumGetInt64(slot_getattr(dt->found, direct_attnum(st->table, st->fast), &isnull)) < dt->amount)
+		return false;
+	if (st->period_end >= 0 &&
+		DatumGetTimestampTz(slot_getattr(dt->found, direct_attnum(st->table, st->period_end),
+										 &isnull)) <= dt->now)
+		return false;
+	if (table_tuple_lock(rel, &dt->found->tts_tid, dt->snap, dt->locked, GetCurrentCommandId(true),
+						 LockTupleExclusive, LockWaitSkip, 0, &tmfd) != TM_Ok)
+		return false;
+	for (int c = 0; c < st->ncolumns; c++)
+		v[c] = slot_getattr(dt->locked, direct_attnum(st->table, c), &n[c]);
+	v[st->available] = Int64GetDatum(DatumGetInt64(v[st->available]) - dt->amount);
+	v[st->fast] = Int64GetDatum(DatumGetInt64(v[st->fast]) - dt->amount);
+	Assert(DatumGetInt64(v[st->fast]) >= 0);
+	direct_update(st->table, &dt->locked->tts_tid, v, n);
+	return true;
+}
+
+/*
+ * One scan of the primary key for the slices of prefix: slice home only,
+ * or (home < 0) every slice but -home - 1 in slice order; takes from the
+ * first it can.
+ */
+static bool
+take_direct_scan(DirectTake *dt, const Datum *prefix, int home)
+{
+	const SliceTable *st = dt->st;
+	ScanKeyData keys[3];
+	IndexScanDesc scan;
+	bool		taken = false;
+	int			nkeys = st->nprefix + (home >= 0 ? 1 : 0);
+	AttrNumber	slice_att = direct_attnum(st->table, st->slice);
+
+	for (int k = 0; k < st->nprefix; k++)
+		ScanKeyInit(&keys[k], k + 1, BTEqualStrategyNumber, F_INT8EQ, prefix[k]);
+	ScanKeyInit(&keys[st->nprefix], st->nprefix + 1, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(home));
+	scan = index_beginscan(direct_relation(st->table), direct_primary_key(st->table), dt->snap,
+						   nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	while (!taken && index_getnext_slot(scan, ForwardScanDirection, dt->found))
+	{
+		bool		isnull;
+
+		if (home < 0 && DatumGetInt32(slot_getattr(dt->found, slice_att, &isnull)) == -home - 1)
+			continue;
+		taken = take_direct_row(dt);
+	}
+	index_endscan(scan);
+	return taken;
+}
+
+/*
+ * The direct fast path of a table of slices under the gate key of kind:
+ * the gate in share mode without waiting, then the home slice, then the
+ * others. False, with nothing taken and the gate given back, when none
+ * could take amount.
+ */
+static bool
+take_direct(const SliceTable *st, int64 key, uint16 kind, const Datum *prefix, int64 amount,
+			TimestampTz now)
+{
+	Relation	rel = direct_relation(st->table);
+	int			home = slices_home();
+	DirectTake	dt = {st, amount, now};
+	bool		taken;
+
+	Assert(amount > 0);
+	if (!gate_take(key, kind, ShareLock, true))
+		return false;
+	/* what this transaction wrote so far, and every commit until now */
+	CommandCounterIncrement();
+	dt.snap = RegisterSnapshot(GetLatestSnapshot());
+	dt.found = table_slot_create(rel, NULL);
+	dt.locked = table_slot_create(rel, NULL);
+	taken = take_direct_scan(&dt, prefix, home) || take_direct_scan(&dt, prefix, -home - 1);
+	ExecDropSingleTupleTableSlot(dt.found);
+	ExecDropSingleTupleTableSlot(dt.locked);
+	UnregisterSnapshot(dt.snap);
+	if (!taken)
+		gate_release_share(key, kind);
+	return taken;
+}
+
+bool
+available_take_direct(const Account *acct, int64 amount)
+{
+	Datum		prefix[1] = {Int64GetDatum(acct->account_id)};
+
+	if (!take_direct(&account_slices, acct->account_id, GATE_ACCOUNT, prefix, amount, 0))
+		return false;
+	after_change(acct, -amount);
+	return true;
+}
+
+bool
+slices_take_limit_direct(int64 account_id, int64 limit_id, int64 amount, TimestampTz now)
+{
+	Datum		prefix[2] = {Int64GetDatum(account_id), Int64GetDatum(limit_id)};
+
+	return take_direct(&limit_slices, limit_id, GATE_LIMIT, prefix, amount, now);
 }
 
 static void rebalance(int64 account_id, int64 delta);

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "storage/lockdefs.h"
+#include "utils/timestamp.h"
 
 #include "ledger/ledger.h"
 
@@ -65,6 +66,18 @@ extern void available_take_exact(const Account *acct, int64 amount);
 extern void available_take_with(const Account *acct, int64 amount,
 								bool (*fold) (void *arg, int home),
 								void (*record) (void *arg), void *arg);
+
+/*
+ * The fast path without the executor, while direct_open() (direct.h) holds:
+ * takes amount (> 0) out of an unlocked slice whose fast budget covers it,
+ * home slice first, as AVAILABLE_TAKE_SQL does, and fires the alerts it
+ * crosses. A slice is locked only once its budget was seen to cover amount,
+ * so a failed attempt leaves no lock behind and needs no subtransaction.
+ * False, with nothing taken, when no unlocked slice covers amount: the
+ * caller then takes the SPI path (available_take_with), which waits for the
+ * home slice or goes exact.
+ */
+extern bool available_take_direct(const Account *acct, int64 amount);
 
 /*
  * Moves delta into (> 0) or out of (< 0) the available amount without a
@@ -127,6 +140,16 @@ extern int	slices_home(void);
  * commit. False, with nothing kept, when an exact path holds the gate or
  * both failed: the caller goes exact.
  */
+/*
+ * slices_try_fast() of a take from a spend limit's slices without the
+ * executor, while direct_open() holds: takes amount (> 0) from an unlocked
+ * slice of limit_id whose budget covers it and whose period ends after now,
+ * under the limit's gate, as available_take_direct() does. False, with
+ * nothing taken, when none could: the caller takes the SPI path.
+ */
+extern bool slices_take_limit_direct(int64 account_id, int64 limit_id, int64 amount,
+									 TimestampTz now);
+
 extern bool slices_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home),
 							void *arg);
 

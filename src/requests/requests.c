@@ -15,6 +15,7 @@
 #include "utils/fmgrprotos.h"
 
 #include "args.h"
+#include "direct.h"
 #include "errors.h"
 #include "jsonout.h"
 #include "ledger/ledger.h"
@@ -371,6 +372,55 @@ charge_fold(void *arg, int home)
 }
 
 /*
+ * The charge without the executor (direct.h), while billing_charge() holds
+ * the tables open (direct_open: they allow it and the charge has no key; a
+ * keyed charge needs ON CONFLICT, which is the SPI path's):
+ * the fast take from a slice, then the request row and its usage entry,
+ * the rows the SPI path's statement writes, with the same defaults. Returns
+ * the request's id, or 0 with nothing done when no unlocked slice's budget
+ * covers cost: the SPI path then waits for the home slice or goes exact.
+ */
+static int64
+charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
+			  Datum routing, int64 cost, const char *scope)
+{
+	Datum		v[DR_COLUMNS];
+	bool		n[DR_COLUMNS];
+	int64		request_id = 0;
+
+	if (!direct_is_open())
+		return 0;
+	if (available_take_direct(acct, cost))
+	{
+		request_id = direct_next_id(DIRECT_REQUESTS);
+		for (int c = 0; c < DR_COLUMNS; c++)
+			n[c] = false;
+		v[DR_ACCOUNT_ID] = Int64GetDatum(acct->account_id);
+		v[DR_REQUEST_ID] = Int64GetDatum(request_id);
+		v[DR_MODEL] = CStringGetTextDatum(route->model);
+		v[DR_PROVIDER] = CStringGetTextDatum(route->provider);
+		v[DR_STATUS] = CStringGetTextDatum("completed");
+		v[DR_PARAMS] = params;
+		v[DR_OUTPUTS] = outputs;
+		v[DR_ROUTING] = routing;
+		v[DR_COST_ESTIMATE] = Int64GetDatum(cost);
+		v[DR_COST] = Int64GetDatum(cost);
+		v[DR_HOLD] = Int64GetDatum(0);
+		v[DR_CURRENCY] = CStringGetTextDatum(acct->currency);
+		v[DR_POSTPAID] = BoolGetDatum(acct->postpaid);
+		n[DR_IDEMPOTENCY_KEY] = n[DR_FAILURE_REASON] = true;
+		v[DR_CREATED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		v[DR_COMPLETED_AT] = TimestampTzGetDatum(GetCurrentTimestamp());
+		v[DR_PRICE_ID] = Int64GetDatum(route->price_id);
+		v[DR_SCOPE] = scope ? CStringGetTextDatum(scope) : (Datum) 0;
+		n[DR_SCOPE] = scope == NULL;
+		direct_insert(DIRECT_REQUESTS, v, n);
+		ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
+	}
+	return request_id;
+}
+
+/*
  * Takes cost (PB402 when not covered) and records the completed request.
  * Returns its id, or 0 when a concurrent charge with the key came first
  * (the cost is then taken but not recorded: the caller gives it back).
@@ -388,6 +438,9 @@ charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum 
 	char		nulls[14] = "             ";
 	ChargeArgs	a = {v, nulls, 0};
 
+	if (key == NULL && cost > 0 &&
+		(a.request_id = charge_direct(acct, route, params, outputs, routing, cost, scope)) != 0)
+		return a.request_id;
 	nulls[9] = key ? ' ' : 'n';
 	nulls[12] = scope ? ' ' : 'n';
 	available_take_with(acct, cost, charge_fold, charge_record_taken, &a);
@@ -508,6 +561,9 @@ billing_charge(PG_FUNCTION_ARGS)
 	check_currency(&acct, &route);
 	cost = pricing_cost(route.components, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
 						route.media, NULL);
+	/* the take, the rows and the limits' takes go direct when they can */
+	if (key == NULL && cost > 0)
+		direct_open();
 	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key, scope);
 	if (request_id == 0)
 	{
@@ -521,6 +577,8 @@ billing_charge(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
 	limits_admit(&acct, scope, request_id, cost);
+	if (direct_is_open())
+		direct_close();
 	topup_after_debit(&acct);
 
 	view.request_id = request_id;
