@@ -438,8 +438,8 @@ charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum 
 	char		nulls[14] = "             ";
 	ChargeArgs	a = {v, nulls, 0};
 
-	if (key == NULL && cost > 0 &&
-		(a.request_id = charge_direct(acct, route, params, outputs, routing, cost, scope)) != 0)
+	/* billing_charge() opened the direct path only for a charge it suits */
+	if ((a.request_id = charge_direct(acct, route, params, outputs, routing, cost, scope)) != 0)
 		return a.request_id;
 	nulls[9] = key ? ' ' : 'n';
 	nulls[12] = scope ? ' ' : 'n';
