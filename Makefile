@@ -1,6 +1,6 @@
 # billing: PGXS build. The version is set here once.
 EXTENSION   = billing
-EXTVERSION  = 0.2.0
+EXTVERSION  = 0.3.0
 
 MODULE_big  = billing
 OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o src/settings.o \
@@ -18,24 +18,24 @@ SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/
               src/requests/requests.sql src/topup/topup.sql \
               src/invoice/invoice.sql src/ledger/credits.sql src/ledger/limits.sql \
               src/reports/reports.sql src/citus.sql \
-              src/ledger/verify.sql src/security.sql
+              src/ledger/verify.sql src/security.sql src/backup.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
 # The upgrade from the previous release is assembled the same way: its
 # hand-written, idempotent schema changes (src/upgrade/FROM--TO.sql), then
 # every re-runnable part again, which brings each function body, view,
-# trigger and grant (and each C function's symbol) to this release's, and
-# last the data changes that need those (src/upgrade/FROM--TO.after.sql). A
-# release that supports more than one older version builds one script per
-# version this way, the schema changes of each step in order.
-UPGRADE_FROM = 0.1.0
+# trigger and grant (and each C function's symbol) to this release's. The
+# upgrade scripts of earlier releases are kept as they were released
+# (src/upgrade/billing--*.sql): PostgreSQL chains them (0.1.0 -> 0.2.0 ->
+# 0.3.0), so a C function of an earlier release keeps its symbol.
+UPGRADE_FROM = 0.2.0
 UPGRADE = billing--$(UPGRADE_FROM)--$(EXTVERSION).sql
-UPGRADE_PARTS = src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).sql $(SQL_OBJECTS) \
-                src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).after.sql
+UPGRADE_PARTS = src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).sql $(SQL_OBJECTS)
+DATA = $(wildcard src/upgrade/billing--*.sql)
 DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits refunds postpaid_refunds events \
-          threshold verify limits alerts reports distribution direct
+          threshold verify limits alerts reports distribution direct cancel
 REGRESS_OPTS =
 ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
             threshold_race topup_race topup_cross close_period_race disable_in_flight \

@@ -1,5 +1,54 @@
 -- events: the durable event log. The design and its proof are in docs/events.md.
 
+-- Keeps event ids growing across a restore (docs/operations.md). An id is
+-- its transaction's xid plus the base of billing.event_node, and xids
+-- start again low on the server a dump is restored into: there the restored
+-- ids would lie above every new one, and above the horizon of events_after.
+-- So on the first call on a server and database other than the ones
+-- billing.event_clock names (a restore, or pg_upgrade), the base is raised
+-- above the highest id, then the clock names this server and database.
+-- Not on Citus (docs/citus.md) and not in a read-only transaction, where
+-- nothing can be written (a standby replays what its primary did).
+CREATE OR REPLACE FUNCTION billing._event_clock() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    here bigint := (pg_catalog.pg_control_system()).system_identifier;
+    db oid := (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+    top bigint;
+    xmin bigint;
+    node bigint;
+    based boolean;
+BEGIN
+    FOR pass IN 1 .. 2 LOOP
+        IF EXISTS (SELECT FROM billing.event_clock c
+                    WHERE c.system_identifier = here AND c.database_oid = db) THEN
+            RETURN;
+        END IF;
+        IF pass = 1 THEN
+            IF pg_catalog.current_setting('transaction_read_only')::boolean OR billing._distributed() THEN
+                RETURN;
+            END IF;
+            -- as a raise of the base on Citus: when no transaction that read
+            -- the old base is left
+            PERFORM pg_catalog.pg_advisory_xact_lock(7091318301086082414);
+        END IF;
+    END LOOP;
+    SELECT e.event_id >> 22 INTO top FROM billing.events e ORDER BY e.event_id DESC LIMIT 1;
+    xmin := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint;
+    SELECT s.last_value, s.is_called INTO node, based FROM billing.event_node s;
+    IF NOT based THEN
+        node := 0;
+    END IF;
+    IF top >= xmin + (node >> 6) THEN
+        -- every transaction from xmin on, the only ones that can still write,
+        -- makes ids above top
+        PERFORM pg_catalog.setval('billing.event_node', ((top + 1 - xmin) << 6) | (node & 63), true);
+    END IF;
+    INSERT INTO billing.event_clock AS c (system_identifier, database_oid) VALUES (here, db)
+        ON CONFLICT (singleton) DO UPDATE SET system_identifier = excluded.system_identifier,
+                                              database_oid = excluded.database_oid;
+END $$;
+
 -- The one definition of an event's insert: appends it in the calling
 -- transaction and sends the wake-up NOTIFY billing_events (at commit). The
 -- id's high bits are the transaction's xid8 (plus the node's base once
@@ -20,6 +69,7 @@ DECLARE
     cap bigint;
     id bigint;
 BEGIN
+    PERFORM billing._event_clock();
     -- a raise of the node's base (billing._event_horizon) waits for every
     -- transaction that read the old one
     PERFORM pg_catalog.pg_advisory_xact_lock_shared(7091318301086082414);
@@ -137,6 +187,7 @@ BEGIN
              LIMIT max_events;
         RETURN;
     END IF;
+    PERFORM billing._event_clock();
     -- one statement: its snapshot is the one whose xmin bounds the ids
     RETURN QUERY
         SELECT e.event_id, e.account_id, e.type, e.payload, e.created_at

@@ -353,6 +353,16 @@ CREATE INDEX events_order ON billing.events (event_id);
 -- set by billing.citus_setup() (is_called then true). Each node has its own.
 CREATE SEQUENCE billing.event_node MINVALUE 0 START 0;
 
+-- The server and database the event ids were last made on (billing._event_clock):
+-- an id's high bits count transaction ids, which start again low on a new
+-- server, so a restored database raises billing.event_node's base above its
+-- restored ids before it makes or reads new ones. No row until then.
+CREATE TABLE billing.event_clock (
+    singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    system_identifier   bigint NOT NULL,
+    database_oid        oid NOT NULL
+);
+
 -- Usage reports (docs/reports.md). billing.rollup_usage() folds the usage
 -- and refund entries of the ledger into quarter-hour sums; a report reads
 -- these sums and the ledger entries they have not taken in yet. Only
@@ -394,7 +404,8 @@ CREATE TABLE billing.rollup_state (
     candidate_at    timestamptz,
     rolled_up_at    timestamptz
 );
-INSERT INTO billing.rollup_state DEFAULT VALUES;
+-- (no row yet: billing.rollup_usage() writes it, so that the row of a
+-- restored dump never meets one of the install)
 -- rollup_usage reads the ledger by entry_id ranges. A BRIN index costs the
 -- charge path next to nothing: entries are appended in entry_id order.
 CREATE INDEX ledger_entry_brin ON billing.ledger USING brin (entry_id);

@@ -26,6 +26,11 @@
  * one snapshot, that billing.usage() equals the ledger's usage and refunds
  * and that a statement's last balance is the sum of the account's entries.
  * Every statement has a timeout and every loop a bound: it cannot hang.
+ *
+ * STRESS_POOLER, when set, is the connection string of a pooler in
+ * transaction mode (test/pgbouncer.sh) that the clients connect through;
+ * a named prepared statement does not outlive a transaction there, so they
+ * send each statement's text instead. Setup and checks connect directly.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -247,10 +252,23 @@ static const char *const prepared[][2] = {
  * caller); any other outcome is a failure of the run, and the connection
  * must still be usable afterwards.
  */
+static const char *pooler;
+
 static PGresult *
 call(Client *c, const char *stmt, int n, const char *const *values, int *refused)
 {
-	PGresult   *res = PQexecPrepared(c->conn, stmt, n, values, NULL, NULL, 0);
+	PGresult   *res = NULL;
+
+	if (pooler)
+	{
+		for (size_t i = 0; i < sizeof(prepared) / sizeof(prepared[0]); i++)
+			if (strcmp(prepared[i][0], stmt) == 0)
+				res = PQexecParams(c->conn, prepared[i][1], n, NULL, values, NULL, NULL, 0);
+		if (res == NULL)
+			die(stmt, c->conn);
+	}
+	else
+		res = PQexecPrepared(c->conn, stmt, n, values, NULL, NULL, 0);
 
 	*refused = 0;
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
@@ -754,8 +772,8 @@ client_main(void *p)
 {
 	Client	   *c = p;
 
-	c->conn = connect_db(DB_CONNINFO);
-	for (size_t i = 0; i < sizeof(prepared) / sizeof(prepared[0]); i++)
+	c->conn = connect_db(pooler ? pooler : DB_CONNINFO);
+	for (size_t i = 0; !pooler && i < sizeof(prepared) / sizeof(prepared[0]); i++)
 	{
 		PGresult   *res = PQprepare(c->conn, prepared[i][0], prepared[i][1], 0, NULL);
 
@@ -805,6 +823,7 @@ main(void)
 
 	if (seconds < 1 || seconds > 40)
 		seconds = 15;
+	pooler = getenv("STRESS_POOLER");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	conn = connect_db("dbname=postgres connect_timeout=10");

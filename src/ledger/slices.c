@@ -154,17 +154,39 @@ gate_release_share(int64 key, uint16 kind)
 	LockRelease(&tag, ShareLock, false);
 }
 
-/* Runs one attempt in a subtransaction; keeps what it did only on success. */
+/*
+ * Runs one attempt in a subtransaction; keeps what it did only on success.
+ * An error inside (a cancel or timeout while it waits for its slice, a
+ * deadlock, a read-only transaction) rolls the subtransaction back before
+ * it is re-thrown, as a PL/pgSQL exception block does: the caller's
+ * statement then fails like any other, and its session goes on.
+ */
 static bool
 attempt_in_subxact(bool (*attempt) (void *arg, bool wait_home), void *arg, bool wait_home)
 {
 	MemoryContext mcxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	bool		taken;
+	bool		taken = false;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(mcxt);
-	taken = attempt(arg, wait_home);
+	PG_TRY();
+	{
+		taken = attempt(arg, wait_home);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(mcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(mcxt);
+		CurrentResourceOwner = owner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	if (taken)
 		ReleaseCurrentSubTransaction();
 	else

@@ -12,6 +12,12 @@ CREATE OR REPLACE FUNCTION billing._usage_slot(at timestamptz) RETURNS timestamp
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.date_bin('15 minutes', at, '2000-01-01 00:00:00+00');
 
+-- How far the rollup has come (0: nothing rolled up yet, before the first
+-- billing.rollup_usage() writes the state row).
+CREATE OR REPLACE FUNCTION billing._rolled_up_to() RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN COALESCE((SELECT s.rolled_up_to FROM billing.rollup_state s), 0);
+
 -- The facts a report sums: usage and refund entries of the ledger with
 -- their request's model, executing provider and scope. One definition
 -- shared by rollup_usage, usage and verify, which filter it by account,
@@ -104,7 +110,7 @@ BEGIN
     END IF;
     PERFORM billing._report_window(usage.account_id, from_ts, to_ts);
 
-    SELECT s.rolled_up_to INTO horizon FROM billing.rollup_state s;
+    horizon := billing._rolled_up_to();
     -- [lo, hi): the whole slots of the window. The rollup is read for the
     -- slots in it that no bucket boundary cuts; the ledger for the edges of
     -- the window, the cut slots (gaps) and every entry after the horizon.
@@ -253,6 +259,9 @@ BEGIN
     END IF;
     -- an older snapshot would miss entries that committed after it began
     PERFORM billing._require_read_committed('billing.rollup_usage()');
+    -- the state row is written by the first run, not by CREATE EXTENSION, so
+    -- that a restored dump's row does not meet one of the install's
+    INSERT INTO billing.rollup_state DEFAULT VALUES ON CONFLICT DO NOTHING;
     SELECT * INTO st FROM billing.rollup_state FOR UPDATE;
     FOR pass IN 1 .. 2 LOOP
         -- a candidate of an earlier run (pass 1), or the one just taken (pass 2)
@@ -332,7 +341,7 @@ CREATE OR REPLACE FUNCTION billing._verify_reports(account_id bigint)
 RETURNS TABLE(account_id bigint, problem text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    WITH h AS (SELECT s.rolled_up_to FROM billing.rollup_state s),
+    WITH h AS (SELECT billing._rolled_up_to() AS rolled_up_to),
     l AS (
         SELECT f.account_id, billing._usage_slot(f.created_at) AS slot_start, f.model,
                f.provider, f.scope, sum(f.requests) AS requests,

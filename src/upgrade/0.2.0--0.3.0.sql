@@ -1,0 +1,11 @@
+-- The schema changes of 0.3.0 for a database at 0.2.0 (idempotent: the
+-- update test runs this script twice). The re-runnable parts follow it and
+-- bring every function, view, trigger and grant to 0.3.0, and mark every
+-- table and sequence for pg_dump (src/backup.sql).
+
+-- billing._event_clock: the server and database event ids were last made on
+CREATE TABLE IF NOT EXISTS billing.event_clock (
+    singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    system_identifier   bigint NOT NULL,
+    database_oid        oid NOT NULL
+);
