@@ -97,3 +97,21 @@ extension_install() {
 	make "${args[@]}" "$@" clean >/dev/null && make "${args[@]}" "$@" all &&
 		make "${args[@]}" "$@" install
 }
+
+# rows_script [psql args]: a psql script, made from the billing tables of a
+# database as they are now (their columns then), that prints every row of
+# every billing table in a stable order and the state of every sequence; run
+# on two databases, equal output means equal rows
+rows_script() {
+	psql -X -q -v ON_ERROR_STOP=1 -At "$@" <<'EOF'
+SELECT pg_catalog.format(E'\\echo table %1$s\nCOPY (SELECT %2$s FROM billing.%1$I ORDER BY %2$s) TO STDOUT;',
+                         c.relname, pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum))
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+ WHERE c.relnamespace = 'billing'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+ GROUP BY c.relname
+UNION ALL
+SELECT pg_catalog.format(E'\\echo sequence %1$s\nSELECT last_value, is_called FROM billing.%1$I;', c.relname)
+  FROM pg_catalog.pg_class c WHERE c.relnamespace = 'billing'::regnamespace AND c.relkind = 'S'
+ ORDER BY 1;
+EOF
+}

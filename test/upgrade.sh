@@ -109,17 +109,7 @@ EOF
 
 # every row of every 0.1.0 table, by the 0.1.0 columns (0.2.0 may add some),
 # and the state of every sequence
-q >"$DIR/snapshot.sql" <<'EOF'
-SELECT pg_catalog.format(E'\\echo table %1$s\nCOPY (SELECT %2$s FROM billing.%1$I ORDER BY %2$s) TO STDOUT;',
-                         c.relname, pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum))
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
- WHERE c.relnamespace = 'billing'::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
- GROUP BY c.relname
-UNION ALL
-SELECT pg_catalog.format(E'\\echo sequence %1$s\nSELECT last_value, is_called FROM billing.%1$I;', c.relname)
-  FROM pg_catalog.pg_class c WHERE c.relnamespace = 'billing'::regnamespace AND c.relkind = 'S'
- ORDER BY 1;
-EOF
+rows_script >"$DIR/snapshot.sql"
 q -f "$DIR/snapshot.sql" >"$DIR/rows-before.txt" || fail "the rows of $FROM cannot be read"
 rows=$(grep -cvE '^(table|sequence) ' "$DIR/rows-before.txt")
 
