@@ -3,7 +3,8 @@
 # pg_regress + isolation specs (make installcheck), the libpq stress program,
 # the bad-input generator, pg_regress + isolation specs again on servers whose
 # clock is 40 and 400 days ahead (faketime), the TAP tests, the sanitizer run,
-# the upgrade from 0.1.0, the reference gateway over HTTP and the Citus suite
+# the upgrades from 0.2.0 and 0.1.0, dump and restore, PgBouncer, the
+# reference gateway over HTTP and the Citus suite
 # (where Citus is installed, or built from the source tree CITUS_SRC names).
 # Installs what is missing first. Ends with "N passed, N failed".
 set -uo pipefail
@@ -95,12 +96,25 @@ if [ -f test/sanitize.sh ]; then
 	tail -5 "$WORK/sanitize.log"; tally "sanitize" $rc
 fi
 
-# 6. the upgrade from 0.1.0 (test/upgrade.sh builds 0.1.0 and the current
-#    tree into a copy of PostgreSQL of its own)
+# 6. the upgrades from 0.2.0 and from 0.1.0 (test/upgrade.sh builds the
+#    release and the current tree into a copy of PostgreSQL of its own)
 if [ -f test/upgrade.sh ]; then
-	UPGRADE_DIR=${UPGRADE_DIR:-$WORK/upgrade} UPGRADE_PORT=${UPGRADE_PORT:-$((PORT + 2))} \
-		bash test/upgrade.sh >"$WORK/upgrade.log" 2>&1; rc=$?
-	tail -5 "$WORK/upgrade.log"; tally "upgrade" $rc
+	for from in 0.2.0 0.1.0; do
+		UPGRADE_FROM=$from UPGRADE_DIR=${UPGRADE_DIR:-$WORK/upgrade}-$from UPGRADE_PORT=${UPGRADE_PORT:-$((PORT + 2))} \
+			bash test/upgrade.sh >"$WORK/upgrade-$from.log" 2>&1; rc=$?
+		tail -5 "$WORK/upgrade-$from.log"; tally "upgrade from $from" $rc
+	done
+fi
+
+# 6b. backup and restore on a second server, and PgBouncer in transaction
+#     pooling (ports 10 to 13 above PORT)
+if [ -f test/dump.sh ]; then
+	DUMP_DIR=$WORK/dump DUMP_PORT=$((PORT + 10)) bash test/dump.sh >"$WORK/dump.log" 2>&1; rc=$?
+	tail -5 "$WORK/dump.log"; tally "dump and restore" $rc
+fi
+if [ -f test/pgbouncer.sh ]; then
+	PGBOUNCER_TEST_DIR=$WORK/pgbouncer PGBOUNCER_TEST_PORT=$((PORT + 12)) bash test/pgbouncer.sh >"$WORK/pgbouncer.log" 2>&1; rc=$?
+	grep -E '^(FAILED|ok)' "$WORK/pgbouncer.log"; tail -1 "$WORK/pgbouncer.log"; tally "pgbouncer" $rc
 fi
 
 # 7. the reference gateway (examples/gateway/) over real HTTP, on a cluster

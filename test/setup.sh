@@ -7,7 +7,7 @@
 set -euo pipefail
 
 PKGS="postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libipc-run-perl
-      postgresql-15-cron faketime make gcc libc6-dev python3-psycopg"
+      postgresql-15-cron faketime make gcc libc6-dev python3-psycopg pgbouncer"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The upgrade from 0.1.0: builds release 0.1.0 from this repository's git
-# history into a private copy of PostgreSQL, fills a database through the
-# 0.1.0 API, installs the current build over it, runs ALTER EXTENSION billing
-# UPDATE and checks that
+# The upgrade from an earlier release (UPGRADE_FROM: 0.2.0, the default, or
+# 0.1.0, which PostgreSQL takes through 0.2.0 by the scripts as released):
+# builds that release from this repository's git history into a private
+# copy of PostgreSQL, fills a database through its API (0.2.0: test/fill.sql),
+# installs the current build over it, runs ALTER EXTENSION billing UPDATE
+# and checks that
 #   a) the schema equals a fresh install's (pg_dump --schema-only),
 #   b) every row of 0.1.0 is kept, and every identity sequence,
 #   c) requests left open by 0.1.0 still settle and new work is charged,
 #   d) billing.verify() returns no rows,
-#   e) the update script run a second time changes nothing.
+#   e) the update script run a second time changes nothing,
+#   f) the upgraded database dumps and restores whole (pg_dump -Fc, pg_restore).
 # Ends with a line of what it showed, or "upgrade: FAILED: why" (exit status 1).
 #
 # Needs root (or the cluster user), git and the PostgreSQL to copy.
@@ -20,8 +23,12 @@ ROOT=$PWD
 SYS_PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 DIR=${UPGRADE_DIR:-/tmp/billing-upgrade}
 PORT=${UPGRADE_PORT:-55438}
-RELEASE=3403213		# the commit of release 0.1.0
-FROM=0.1.0
+FROM=${UPGRADE_FROM:-0.2.0}
+case $FROM in		# the commit of each release
+0.1.0) RELEASE=3403213 ;;
+0.2.0) RELEASE=ca2b76a ;;
+*) echo "upgrade: FAILED: no release $FROM"; exit 1 ;;
+esac
 
 fail() { echo "upgrade: FAILED: $*"; exit 1; }
 # psql that stops at the first error and prints bare values
@@ -45,47 +52,51 @@ trap 'cluster_stop "$DIR/cluster"' EXIT
 cluster_start "$DIR/cluster" "$PORT" || fail "the cluster does not start"
 export PGDATABASE=upgraded
 
-# 2. a database filled through the 0.1.0 API. Usage of March 2025 is
-# invoiced: its settled requests are re-dated there (as superuser, past the
-# triggers), so nothing depends on today's date.
+# 2. a database filled through the API of the release. Usage of March 2025
+# is invoiced: its settled requests are re-dated there (as superuser, past
+# the triggers), so nothing depends on today's date.
 createdb upgraded
+if [ "$FROM" = 0.2.0 ]; then
+	q -c "CREATE EXTENSION billing VERSION '$FROM'" -f test/fill.sql >"$DIR/fill.log" 2>&1 ||
+		{ cat "$DIR/fill.log"; fail "the $FROM database cannot be filled"; }
+else
 q <<'EOF' >"$DIR/fill.log" 2>&1 || { cat "$DIR/fill.log"; fail "the 0.1.0 database cannot be filled"; }
 SET client_min_messages = warning;
 CREATE EXTENSION billing VERSION '0.1.0';
-SELECT billing.set_model('up-img', 'image', 'acme', 'Acme Imaging', 'acme-img-v2');
-SELECT billing.set_model('up-img', 'image', 'blue', 'Blue Imaging', 'blue-img', false);
-SELECT billing.set_price('up-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]');
-SELECT billing.set_price('up-img', '[{"type":"output","metric":"image","unit_price_micros":30000}]', 'blue');
-SELECT billing.set_model('up-vid', 'video', 'vendo', 'Vendo Video');
-SELECT billing.set_price('up-vid', '[{"type":"output","metric":"second","unit_price_micros":50000}]');
+SELECT billing.set_model('fill-img', 'image', 'acme', 'Acme Imaging', 'acme-img-v2');
+SELECT billing.set_model('fill-img', 'image', 'blue', 'Blue Imaging', 'blue-img', false);
+SELECT billing.set_price('fill-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]');
+SELECT billing.set_price('fill-img', '[{"type":"output","metric":"image","unit_price_micros":30000}]', 'blue');
+SELECT billing.set_model('fill-vid', 'video', 'vendo', 'Vendo Video');
+SELECT billing.set_price('fill-vid', '[{"type":"output","metric":"second","unit_price_micros":50000}]');
 
 -- prepaid, with an auto top-up that the payment provider confirmed
-SELECT billing.create_account('up-pre') AS pre \gset
+SELECT billing.create_account('fill-pre') AS pre \gset
 SELECT billing.add_funds(:pre, 3000000, 'pay-1', 'card');
 SELECT billing.configure_auto_topup(:pre, 2900000, 5000000);
-SELECT billing.charge(:pre, 'up-img', '{"n":2}', '{"images":[{},{}]}', '{}', 'c-1');
+SELECT billing.charge(:pre, 'fill-img', '{"n":2}', '{"images":[{},{}]}', '{}', 'fill-c-1');
 -- below the threshold: a top-up is requested
-SELECT billing.charge(:pre, 'up-img', '{"n":1}', '{"images":[{}]}', '{"provider":"blue"}');
+SELECT billing.charge(:pre, 'fill-img', '{"n":1}', '{"images":[{}]}', '{"provider":"blue"}');
 SELECT billing.complete_topup(topup_id, true, 'psp-1') FROM billing.topups WHERE account_id = :pre;
 -- settled requests: completed, failed, cancelled
-SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":4}') ->> 'request_id' AS r \gset
+SELECT billing.begin_request(:pre, 'fill-vid', '{"duration_seconds":4}') ->> 'request_id' AS r \gset
 SELECT billing.complete_request(:r, '{"duration_seconds":3.5}', '{"upstream_id":"u-1"}');
-SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":4}') ->> 'request_id' AS r \gset
+SELECT billing.begin_request(:pre, 'fill-vid', '{"duration_seconds":4}') ->> 'request_id' AS r \gset
 SELECT billing.fail_request(:r, 'upstream timeout', 10000);
-SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":2}') ->> 'request_id' AS r \gset
+SELECT billing.begin_request(:pre, 'fill-vid', '{"duration_seconds":2}') ->> 'request_id' AS r \gset
 SELECT billing.cancel_request(:r);
 -- open ones: queued and in progress
-SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":6}', 'open-queued');
-SELECT billing.begin_request(:pre, 'up-vid', '{"duration_seconds":8}', 'open-running') ->> 'request_id' AS r \gset
+SELECT billing.begin_request(:pre, 'fill-vid', '{"duration_seconds":6}', 'fill-queued');
+SELECT billing.begin_request(:pre, 'fill-vid', '{"duration_seconds":8}', 'fill-running') ->> 'request_id' AS r \gset
 UPDATE billing.requests SET status = 'in_progress', routing = '{"upstream_id":"u-2"}' WHERE request_id = :r;
 
 -- postpaid, with a prepaid balance carried over, a credit limit and an invoice
-SELECT billing.create_account('up-post') AS post \gset
+SELECT billing.create_account('fill-post') AS post \gset
 SELECT billing.add_funds(:post, 100000);
 SELECT billing.set_billing_type(:post, 'postpaid');
 SELECT billing.set_credit_limit(:post, 10000000, 'onboarding');
-SELECT billing.charge(:post, 'up-img', '{"n":3}', '{"images":[{},{},{}]}');
-SELECT billing.begin_request(:post, 'up-vid', '{"duration_seconds":3}') ->> 'request_id' AS r \gset
+SELECT billing.charge(:post, 'fill-img', '{"n":3}', '{"images":[{},{},{}]}');
+SELECT billing.begin_request(:post, 'fill-vid', '{"duration_seconds":3}') ->> 'request_id' AS r \gset
 SELECT billing.complete_request(:r, '{"duration_seconds":2.2}');
 SET session_replication_role = replica;
 UPDATE billing.ledger SET created_at = '2025-03-14 12:00+00' WHERE account_id = :post AND kind = 'usage';
@@ -93,8 +104,8 @@ UPDATE billing.requests SET created_at = '2025-03-14 11:59+00', completed_at = '
  WHERE account_id = :post;
 RESET session_replication_role;
 SELECT billing.close_period('2025-03-01');
-SELECT billing.charge(:post, 'up-img', '{"n":1}', '{"images":[{}]}');
-SELECT billing.begin_request(:post, 'up-img', '{"n":2}', 'open-post');
+SELECT billing.charge(:post, 'fill-img', '{"n":1}', '{"images":[{}]}');
+SELECT billing.begin_request(:post, 'fill-img', '{"n":2}', 'fill-post-open');
 DO $$
 BEGIN
     IF (SELECT pg_catalog.count(*) FROM billing.topups WHERE status = 'succeeded') <> 1
@@ -106,6 +117,7 @@ BEGIN
 END $$;
 
 EOF
+fi
 
 # every row of every 0.1.0 table, by the 0.1.0 columns (0.2.0 may add some),
 # and the state of every sequence
@@ -129,7 +141,8 @@ built=$(q -c "SELECT default_version FROM pg_catalog.pg_available_extensions WHE
 # objects only in binary-upgrade mode, which adds what pg_upgrade keeps of the
 # storage: OIDs, file numbers, frozen transaction ids, the stored default of
 # an added column, sequence positions (data, compared in b). Those are masked;
-# everything else must be equal.
+# everything else must be equal (and the names of the relations marked for
+# pg_dump, whose OIDs the extension's line lists).
 schema() {
 	pg_dump --schema-only --binary-upgrade -d "$1" | sed -E \
 		-e '/^SELECT pg_catalog\.binary_upgrade_set_(next_|missing_value)/d' \
@@ -137,8 +150,12 @@ schema() {
 		-e '/^\\(un)?restrict /d' \
 		-e "s/^(SET relfrozenxid = )'[0-9]+', relminmxid = '[0-9]+'/\1N, relminmxid = N/" \
 		-e "s/^(WHERE oid = )'[0-9]+';/\1N;/" \
-		-e "s/^(SELECT pg_catalog\.setval\('[^']+', )[0-9]+, (true|false)\);/\1N);/" |
+		-e "s/^(SELECT pg_catalog\.setval\('[^']+', )[0-9]+, (true|false)\);/\1N);/" \
+		-e "s/^(SELECT pg_catalog\.binary_upgrade_create_empty_extension\('billing', 'billing', false, '[^']+', )'\{[0-9,]+\}'/\1'{OIDs}'/" |
 		cat -s	# and the blank lines around what was deleted
+	# the tables and sequences marked for pg_dump, by name (their OIDs are masked above)
+	q -d "$1" -c "SELECT 'marked for pg_dump: ' || pg_catalog.string_agg(c::pg_catalog.regclass::text, ' ' ORDER BY c::pg_catalog.regclass::text)
+	                FROM pg_catalog.pg_extension e, pg_catalog.unnest(e.extconfig) c WHERE e.extname = 'billing'"
 }
 createdb fresh
 q -d fresh -c 'CREATE EXTENSION billing' || fail "a fresh CREATE EXTENSION billing failed"
@@ -163,28 +180,28 @@ BEGIN
         RAISE EXCEPTION 'after the update: %', what;
     END IF;
 END $$;
-SELECT account_id AS pre FROM billing.accounts WHERE external_id = 'up-pre' \gset
-SELECT account_id AS post FROM billing.accounts WHERE external_id = 'up-post' \gset
+SELECT account_id AS pre FROM billing.accounts WHERE external_id = 'fill-pre' \gset
+SELECT account_id AS post FROM billing.accounts WHERE external_id = 'fill-post' \gset
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.verify()), 'verify() finds problems');
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.requests r
                                    WHERE r.status IN ('queued', 'in_progress') AND r.price_id IS NULL),
                       'an open request has no price version');
 SELECT pg_temp.expect(billing.complete_request(r.request_id, '{"duration_seconds":7.2}') ->> 'status' = 'completed',
                       'the request in progress does not complete')
-  FROM billing.requests r WHERE r.idempotency_key = 'open-running';
+  FROM billing.requests r WHERE r.idempotency_key = 'fill-running';
 SELECT pg_temp.expect(billing.cancel_request(r.request_id) ->> 'status' = 'cancelled',
                       'the queued request is not cancelled')
-  FROM billing.requests r WHERE r.idempotency_key = 'open-queued';
+  FROM billing.requests r WHERE r.idempotency_key = 'fill-queued';
 SELECT pg_temp.expect(billing.fail_request(r.request_id, 'upstream gone') ->> 'status' = 'failed',
                       'the postpaid request does not fail')
-  FROM billing.requests r WHERE r.idempotency_key = 'open-post';
+  FROM billing.requests r WHERE r.idempotency_key = 'fill-post-open';
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.requests r WHERE r.status IN ('queued', 'in_progress')),
                       'requests are still open');
 SELECT pg_temp.expect((billing.balance(a) ->> 'held_micros')::bigint = 0, 'money is still held')
   FROM (VALUES (:pre), (:post)) v(a);
-SELECT pg_temp.expect((billing.charge(:pre, 'up-img', '{"n":1}', '{"images":[{}]}') ->> 'cost_micros')::bigint = 40000,
+SELECT pg_temp.expect((billing.charge(:pre, 'fill-img', '{"n":1}', '{"images":[{}]}') ->> 'cost_micros')::bigint = 40000,
                       'a new prepaid charge is not billed 40000');
-SELECT pg_temp.expect((billing.charge(:post, 'up-vid', '{"duration_seconds":1}', '{"duration_seconds":1}')
+SELECT pg_temp.expect((billing.charge(:post, 'fill-vid', '{"duration_seconds":1}', '{"duration_seconds":1}')
                        ->> 'cost_micros')::bigint = 50000, 'a new postpaid charge is not billed 50000');
 SELECT pg_temp.expect(billing.add_funds(:pre, 1000000, 'pay-2') > 0, 'funds cannot be added');
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.verify()), 'verify() finds problems');
@@ -194,7 +211,7 @@ EOF
 # that has the objects already): its script again, as the update to a
 # version of its own, leaves the schema as it was
 share=$("$PG_CONFIG" --sharedir)/extension
-cp "$share/billing--$FROM--$version.sql" "$share/billing--$version--$version-again.sql"
+cp "$share/billing--0.2.0--$version.sql" "$share/billing--$version--$version-again.sql"
 q -c "ALTER EXTENSION billing UPDATE TO '$version-again'" >"$DIR/again.log" 2>&1 ||
 	{ cat "$DIR/again.log"; fail "the update script does not run a second time"; }
 schema upgraded | sed "s/'$version-again'/'$version'/" >"$DIR/schema-again.sql"
@@ -202,4 +219,17 @@ diff -u "$DIR/schema-fresh.sql" "$DIR/schema-again.sql" >"$DIR/schema-again.diff
 	{ head -200 "$DIR/schema-again.diff"; fail "the update script run twice changes the schema (diff above)"; }
 [ -z "$(q -c 'SELECT * FROM billing.verify()')" ] || fail "verify() finds problems after the second run"
 
-echo "upgrade: $FROM -> $version: the schema equals a fresh install's, $rows rows kept, open requests settled, verify() clean, the script runs twice"
+
+# f) the upgraded database dumps and restores whole
+rows_script >"$DIR/snapshot-upgraded.sql"
+q -f "$DIR/snapshot-upgraded.sql" >"$DIR/rows-upgraded.txt"
+pg_dump -Fc -d upgraded -f "$DIR/upgraded.dump" || fail "pg_dump of the upgraded database failed"
+createdb restored
+pg_restore -d restored --exit-on-error "$DIR/upgraded.dump" >"$DIR/restore.log" 2>&1 ||
+	{ cat "$DIR/restore.log"; fail "pg_restore of the upgraded database failed"; }
+q -d restored -f "$DIR/snapshot-upgraded.sql" >"$DIR/rows-restored.txt"
+diff -u "$DIR/rows-upgraded.txt" "$DIR/rows-restored.txt" >"$DIR/rows-restored.diff" ||
+	{ head -60 "$DIR/rows-restored.diff"; fail "the restore of the upgraded database differs (diff above)"; }
+[ -z "$(q -d restored -c 'SELECT * FROM billing.verify()')" ] || fail "verify() finds problems after the restore"
+
+echo "upgrade: $FROM -> $version: the schema equals a fresh install's, $rows rows kept, open requests settled, verify() clean, the script runs twice, the upgraded database dumps and restores whole"

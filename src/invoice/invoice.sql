@@ -50,6 +50,19 @@ BEGIN
 END
 $$;
 
+-- A housekeeping function that may find nothing to do still refuses in a
+-- read-only transaction (a hot standby), as every function that writes
+-- does: a job scheduled there learns that it runs in the wrong place.
+CREATE OR REPLACE FUNCTION billing._require_writable(caller text) RETURNS void
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF pg_catalog.current_setting('transaction_read_only')::boolean THEN
+        RAISE EXCEPTION 'cannot execute % in a read-only transaction', caller
+            USING ERRCODE = '25006';
+    END IF;
+END
+$$;
+
 -- Bounds of the calendar month that starts on period_start, in time zone tz.
 CREATE OR REPLACE FUNCTION billing._period_bounds(period_start date, tz text,
                                        OUT starts timestamptz, OUT ends timestamptz)

@@ -222,6 +222,7 @@ DECLARE
     posted integer := 0;
 BEGIN
     -- each statement must see what committed before the locks were taken
+    PERFORM billing._require_writable('billing.expire_credits()');
     PERFORM billing._require_read_committed('expire_credits()');
     FOR acct IN
         SELECT DISTINCT g.account_id

@@ -50,6 +50,7 @@ BEGIN
         RAISE EXCEPTION 'older_than must be a non-negative interval'
             USING ERRCODE = '22023';
     END IF;
+    PERFORM billing._require_writable('billing.expire_requests()');
     BEGIN
         cutoff := pg_catalog.now() - older_than;
     EXCEPTION WHEN datetime_field_overflow THEN
