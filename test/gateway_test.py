@@ -92,24 +92,28 @@ db.execute("""
     CREATE ROLE gateway_test LOGIN IN ROLE billing_app;
     CREATE ROLE gateway_nobody LOGIN;
 """)
-FUNDS = {"alice": 10000000, "bob": 1000000, "crowd": 1000000, "poor": 50000, "limited": 10000000}
+# the sdk_ accounts are those of the SDK test (test/gateway_sdk/sdk_test.mjs), on a gateway of their own
+FUNDS = {"alice": 10000000, "bob": 1000000, "crowd": 1000000, "poor": 50000, "limited": 10000000,
+         "sdk": 10000000, "sdk_crowd": 1000000, "sdk_poor": 50000, "sdk_limited": 10000000}
 ACCOUNTS = {name: sql("SELECT billing.create_account(%s)", name) for name in FUNDS}
 for name, micros in FUNDS.items():
     sql("SELECT billing.add_funds(%s, %s)", ACCOUNTS[name], micros)
-ACCOUNTS["post"] = sql("SELECT billing.create_account('post', 'postpaid')")
-sql("SELECT billing.set_credit_limit(%s, 100000, 'gateway test')", ACCOUNTS["post"])
+for name in ("post", "sdk_post"):
+    ACCOUNTS[name] = sql("SELECT billing.create_account(%s, 'postpaid')", name)
+    sql("SELECT billing.set_credit_limit(%s, 100000, 'gateway test')", ACCOUNTS[name])
 KEYS = {f"sk_{name}": {"account_id": account, "scope": f"key_{name}"} for name, account in ACCOUNTS.items()}
-KEYS["sk_limited"]["limits"] = {"day": 150000}
+KEYS["sk_limited"]["limits"] = KEYS["sk_sdk_limited"]["limits"] = {"day": 150000}
+SDK_KEYS = {k: KEYS.pop(k) for k in list(KEYS) if k.startswith("sk_sdk")}
 
 
-def start_gateway(role, port, keys):
-    keys_file = os.path.join(WORK, f"keys-{role}.json")
+def start_gateway(role, port, keys, failure_rate="0.4"):
+    keys_file = os.path.join(WORK, f"keys-{port}.json")
     with open(keys_file, "w") as f:
         json.dump(keys, f)
     dsn = f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} dbname=postgres user={role}"
     proc = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "examples/gateway/gateway.py"),
                              "--keys", keys_file, "--port", str(port), "--dsn", dsn, "--quiet",
-                             "--seed", "7", "--video-seconds", "0.6", "--failure-rate", "0.4"],
+                             "--seed", "7", "--video-seconds", "0.6", "--failure-rate", failure_rate],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("listening"):
@@ -132,6 +136,8 @@ gateways = []
 try:
     gateways.append(start_gateway("gateway_test", PORT, KEYS))
     gateways.append(start_gateway("gateway_nobody", PORT + 1, {"sk_alice": KEYS["sk_alice"]}))
+    # the SDK's: every video job succeeds, so that each SDK check sees what it expects
+    gateways.append(start_gateway("gateway_test", PORT + 2, SDK_KEYS, failure_rate="0"))
     alice = ACCOUNTS["alice"]
 
     # --- keys, routes, the catalog, the balance
@@ -354,6 +360,19 @@ try:
     error = gateway.ApiError.from_billing(type("Error", (), {"diag": diag})())
     check(error.status == 402 and error.body["error"]["code"] == "payment_overdue"
           and error.body["error"]["hint"] == "Pay open invoices.", "PB402 payment overdue: 402 payment_overdue", error.body)
+
+    # --- the same API through OpenAI's own SDK (Node), then billing's view of what it did
+    sdk_dir = os.environ.get("GATEWAY_SDK_DIR")
+    if not sdk_dir:
+        check(False, "the SDK test needs GATEWAY_SDK_DIR, a folder with the openai npm package (test/gateway.sh)")
+    else:
+        env = dict(os.environ, OPENAI_SDK_DIR=sdk_dir, GATEWAY_SDK_URL=f"http://127.0.0.1:{PORT + 2}/v1",
+                   GATEWAY_NOBODY_URL=f"http://127.0.0.1:{PORT + 1}/v1")
+        started = time.time()
+        rc = subprocess.run(["node", os.path.join(ROOT, "test/gateway_sdk/sdk_test.mjs")], env=env).returncode
+        check(rc == 0, f"the SDK test passed ({time.time() - started:.1f} s)", f"exit status {rc}")
+        check(available(ACCOUNTS["sdk_crowd"]) == 40000 and available(ACCOUNTS["sdk_poor"]) == 50000,
+              "billing agrees with the SDK test: 0.04 left of the crowd's 1.00, the 402s charged nothing")
 
     # --- the usage report: the ledger's usage of the day, by model
     if sql("SELECT to_regproc('billing.usage') IS NULL"):
