@@ -7,6 +7,8 @@ import path from 'node:path';
 
 const require = createRequire(path.join(process.env.OPENAI_SDK_DIR, 'package.json'));
 const OpenAI = require('openai');
+// Debian 12's own Node (18) has no global File, which the SDK's uploads need
+globalThis.File ??= (await import('node:buffer')).File;
 
 const client = new OpenAI({ apiKey: process.env.API_KEY, baseURL: process.env.GATEWAY_URL });
 const show = (code, value) => console.log(`> ${code}\n${JSON.stringify(value, null, 2)}`);

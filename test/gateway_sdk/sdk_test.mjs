@@ -15,6 +15,8 @@ import path from 'node:path';
 
 const require = createRequire(path.join(process.env.OPENAI_SDK_DIR, 'package.json'));
 const OpenAI = require('openai');
+// Debian 12's own Node (18) has no global File, which the SDK's uploads need
+globalThis.File ??= (await import('node:buffer')).File;
 const { toFile } = OpenAI;
 const baseURL = process.env.GATEWAY_SDK_URL;
 
