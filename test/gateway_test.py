@@ -179,6 +179,10 @@ try:
     status, got = call("POST", "/v1/images/edits?dryRun=true", data, headers=[header])
     check(status == 200 and got == sql("""SELECT billing.estimate('edit', '{"n":2,"size":"1024x1024","input_images":2}')""")
           and got["total_cost_micros"] == 100000, "dry run of a multipart edit with two images: input_images 2", got)
+    data, header = form({"model": "vid", "prompt": "4", "seconds": "4", "size": "720x1280", "audio": "false"})
+    status, got = call("POST", "/v1/videos?dryRun=true", data, headers=[header])
+    check(status == 200 and got == sql("""SELECT billing.estimate('vid', '{"duration_seconds":4,"resolution":"720p","audio":false}')"""),
+          "dry run of a multipart video: text fields as numbers and booleans, 720x1280 is 720p", got)
     check(request_count() == before and available(alice) == FUNDS["alice"], "dry runs write and hold nothing")
 
     # --- an image: generated with the size asked for, metadata.cost charged

@@ -112,7 +112,8 @@ def parse_form(content_type, raw):
         if part.get_filename() is not None:
             files.setdefault(name, []).append((part.get_filename(), data))
         else:
-            fields[name] = form_value(data.decode("utf-8", "replace"))
+            text = data.decode("utf-8", "replace")
+            fields[name] = text if name in ("model", "prompt") else form_value(text)
     return fields, files
 
 
