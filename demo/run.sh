@@ -2,11 +2,18 @@
 # The demo: installs what is missing, builds billing, starts a throwaway
 # PostgreSQL 15 cluster, runs demo/demo.sql (a day of an AI media API's
 # billing in SQL), then starts the reference gateway (examples/gateway/) and
-# walks through the API's billing page with curl, and ends with the SQL view
-# of the same day. Removes the cluster and stops everything it started.
+# walks through the API's billing page with curl, then the same flow with
+# OpenAI's own Node SDK (demo/sdk_demo.mjs; the npm package `openai` goes into
+# the throwaway folder), and ends with the SQL view of the same day. Removes
+# the cluster and stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/setup.sh
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export PATH="$("$PG_CONFIG" --bindir):$PATH"
 . test/cluster.sh
@@ -53,13 +60,16 @@ wait_video() {
 	done
 }
 
-say 'the API backend: a login role with only billing_app, a customer with 1.00 USD, two API keys'
+say 'the API backend: a login role with only billing_app, a customer with 1.00 USD and two API keys, one with 0.50 USD and a key for the SDK'
 ACCT=$(sql "SELECT billing.create_account('cus_web')")
 sql "SELECT billing.add_funds($ACCT, 1000000, 'stripe:pi_web', 'card payment')" >/dev/null
+SDK_ACCT=$(sql "SELECT billing.create_account('cus_sdk')")
+sql "SELECT billing.add_funds($SDK_ACCT, 500000, 'stripe:pi_sdk', 'card payment')" >/dev/null
 sql "CREATE ROLE api_gateway LOGIN; GRANT billing_app TO api_gateway"
 cat >"$DIR/keys.json" <<EOF
 {"sk_live_web":  {"account_id": $ACCT, "scope": null},
- "sk_live_team": {"account_id": $ACCT, "scope": "team-key", "limits": {"day": 100000}}}
+ "sk_live_team": {"account_id": $ACCT, "scope": "team-key", "limits": {"day": 100000}},
+ "sk_live_sdk":  {"account_id": $SDK_ACCT, "scope": null}}
 EOF
 cat "$DIR/keys.json"
 /usr/bin/python3 examples/gateway/gateway.py --keys "$DIR/keys.json" --port "$HTTP" --quiet \
@@ -76,8 +86,8 @@ call POST '/v1/images/generations?dryRun=true' sk_live_web '{"model":"flux-pro",
 say 'the same request for real: the images, and metadata.cost (charged once per Idempotency-Key)'
 call POST /v1/images/generations sk_live_web '{"model":"flux-pro","n":2,"size":"1024x1536","prompt":"a lighthouse at dawn"}' 'Idempotency-Key: web-img-1'
 
-say 'a video job: 202 with metadata.cost_estimate (held), polled until it carries metadata.cost'
-post_video '{"model":"veo-3","duration_seconds":8,"resolution":"1080p","prompt":"waves"}'
+say 'a video job (OpenAI fields: seconds "8" and size "1920x1080" are 8 s of 1080p): 202 with metadata.cost_estimate (held), polled until it carries metadata.cost'
+post_video '{"model":"veo-3","seconds":"8","size":"1920x1080","prompt":"waves"}'
 wait_video
 call GET "/v1/videos/$VID"
 
@@ -87,7 +97,7 @@ call POST /v1/images/generations sk_live_team '{"model":"flux-pro","size":"1024x
 call GET /v1/balance sk_live_team
 
 say 'out of funds: HTTP 402 with the remedies'
-call POST /v1/videos sk_live_web '{"model":"veo-3","duration_seconds":8,"resolution":"1080p"}'
+call POST /v1/videos sk_live_web '{"model":"veo-3","seconds":"8","size":"1920x1080"}'
 
 say 'remedy: enable auto top-up (below the threshold already, so a top-up is requested at once)'
 call POST /v1/auto_topup sk_live_web '{"threshold_micros":500000,"amount_micros":2000000}'
@@ -96,7 +106,7 @@ echo '$ examples/payment_worker/payment_worker --max-events 0 "host=... user=pos
 examples/payment_worker/payment_worker --max-events 0 --timeout 30 "host=$DIR port=$PORT dbname=postgres user=postgres"
 call GET /v1/balance
 say 'the video again: admitted now'
-post_video '{"model":"veo-3","duration_seconds":8,"resolution":"1080p"}'
+post_video '{"model":"veo-3","seconds":"8","size":"1920x1080"}'
 wait_video
 call GET "/v1/videos/$VID"
 
@@ -106,6 +116,12 @@ if [ "$(sql "SELECT to_regproc('billing.usage') IS NOT NULL")" = t ]; then
 else
 	echo '(billing.usage() is not in this version of billing: skipped)'
 fi
+
+say "the same flow with OpenAI's Node SDK (npm package openai), its baseURL pointed at the gateway"
+mkdir -p "$DIR/openai-sdk"
+echo '{"private": true}' >"$DIR/openai-sdk/package.json"
+npm install --prefix "$DIR/openai-sdk" --no-audit --no-fund --loglevel=error openai@7.60.0 >/dev/null
+OPENAI_SDK_DIR=$DIR/openai-sdk GATEWAY_URL=$API/v1 API_KEY=sk_live_sdk node demo/sdk_demo.mjs
 
 say 'the SQL view of the same day: the ledger of cus_web, its requests, its balance, verify()'
 psql -X -q -v ON_ERROR_STOP=1 -d postgres <<EOF

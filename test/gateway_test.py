@@ -34,7 +34,8 @@ def check(ok, what, got=None):
 
 
 def call(method, path, body=None, key="sk_alice", port=PORT, headers=()):
-    """(status, JSON body) of one HTTP request; decimals read exactly."""
+    """(status, JSON body) of one HTTP request; decimals read exactly; a
+    body that is not JSON comes back as bytes."""
     data = body if isinstance(body, bytes) else None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
     if key:
@@ -43,9 +44,20 @@ def call(method, path, body=None, key="sk_alice", port=PORT, headers=()):
         req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read(), parse_float=Decimal)
+            data, status, ctype = r.read(), r.status, r.headers["Content-Type"]
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read(), parse_float=Decimal)
+        data, status, ctype = e.read(), e.code, e.headers["Content-Type"]
+    return status, json.loads(data, parse_float=Decimal) if ctype == "application/json" else data
+
+
+def form(fields, files=()):
+    """A multipart/form-data body as OpenAI's SDKs send it: (body, header)."""
+    boundary = "----formdata-test-4f1c"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{name}"\r\n'
+              f'Content-Type: image/png\r\n\r\n'.encode() + data + b"\r\n" for k, name, data in files]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), ("Content-Type", f"multipart/form-data; boundary={boundary}")
 
 
 db = psycopg.connect("dbname=postgres", autocommit=True)
@@ -69,6 +81,9 @@ db.execute("""
     CREATE EXTENSION billing;
     SELECT billing.set_model('img', 'image', 'acme', 'Acme Imaging', 'img-1.1');
     SELECT billing.set_price('img', '[{"type":"output","metric":"megapixel","unit_price_micros":60000}]');
+    SELECT billing.set_model('edit', 'image', 'acme', 'Acme Imaging', 'edit-2');
+    SELECT billing.set_price('edit', '[{"type":"output","metric":"image","unit_price_micros":40000},
+                                       {"type":"input","metric":"input_image","unit_price_micros":10000}]');
     SELECT billing.set_model('vid', 'video', 'vendo', 'Vendo Video', 'vid-3.0');
     SELECT billing.set_price('vid', '[
       {"type":"output","metric":"second","unit_price_micros":30000,"conditions":{"resolution":"720p","audio":false}},
@@ -77,28 +92,33 @@ db.execute("""
     CREATE ROLE gateway_test LOGIN IN ROLE billing_app;
     CREATE ROLE gateway_nobody LOGIN;
 """)
-FUNDS = {"alice": 10000000, "bob": 1000000, "crowd": 1000000, "poor": 50000, "limited": 10000000}
+# the sdk_ accounts are those of the SDK test (test/gateway_sdk/sdk_test.mjs), on a gateway of their own
+FUNDS = {"alice": 10000000, "bob": 1000000, "crowd": 1000000, "poor": 50000, "limited": 10000000,
+         "sdk": 10000000, "sdk_crowd": 1000000, "sdk_poor": 50000, "sdk_limited": 10000000}
 ACCOUNTS = {name: sql("SELECT billing.create_account(%s)", name) for name in FUNDS}
 for name, micros in FUNDS.items():
     sql("SELECT billing.add_funds(%s, %s)", ACCOUNTS[name], micros)
-ACCOUNTS["post"] = sql("SELECT billing.create_account('post', 'postpaid')")
-sql("SELECT billing.set_credit_limit(%s, 100000, 'gateway test')", ACCOUNTS["post"])
+for name in ("post", "sdk_post"):
+    ACCOUNTS[name] = sql("SELECT billing.create_account(%s, 'postpaid')", name)
+    sql("SELECT billing.set_credit_limit(%s, 100000, 'gateway test')", ACCOUNTS[name])
 KEYS = {f"sk_{name}": {"account_id": account, "scope": f"key_{name}"} for name, account in ACCOUNTS.items()}
-KEYS["sk_limited"]["limits"] = {"day": 150000}
+KEYS["sk_limited"]["limits"] = KEYS["sk_sdk_limited"]["limits"] = {"day": 150000}
+SDK_KEYS = {k: KEYS.pop(k) for k in list(KEYS) if k.startswith("sk_sdk")}
 
 
-def start_gateway(role, port, keys):
-    keys_file = os.path.join(WORK, f"keys-{role}.json")
+def start_gateway(role, port, keys, failure_rate="0.4"):
+    keys_file = os.path.join(WORK, f"keys-{port}.json")
     with open(keys_file, "w") as f:
         json.dump(keys, f)
     dsn = f"host={os.environ['PGHOST']} port={os.environ['PGPORT']} dbname=postgres user={role}"
     proc = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "examples/gateway/gateway.py"),
                              "--keys", keys_file, "--port", str(port), "--dsn", dsn, "--quiet",
-                             "--seed", "7", "--video-seconds", "0.6", "--failure-rate", "0.4"],
+                             "--seed", "7", "--video-seconds", "0.6", "--failure-rate", failure_rate],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("listening"):
         proc.kill()
+        proc.wait()
         sys.exit(f"the gateway as {role} did not start: {line}")
     return proc
 
@@ -112,9 +132,12 @@ def usage_report(account, spent):
     check(by_model.get("img", {}).get("requests") == 1, "one image request in the report", body)
 
 
-gateways = [start_gateway("gateway_test", PORT, KEYS)]
-gateways.append(start_gateway("gateway_nobody", PORT + 1, {"sk_alice": KEYS["sk_alice"]}))
+gateways = []
 try:
+    gateways.append(start_gateway("gateway_test", PORT, KEYS))
+    gateways.append(start_gateway("gateway_nobody", PORT + 1, {"sk_alice": KEYS["sk_alice"]}))
+    # the SDK's: every video job succeeds, so that each SDK check sees what it expects
+    gateways.append(start_gateway("gateway_test", PORT + 2, SDK_KEYS, failure_rate="0"))
     alice = ACCOUNTS["alice"]
 
     # --- keys, routes, the catalog, the balance
@@ -123,20 +146,43 @@ try:
     check(status == 401 and body["error"]["code"] == "unauthorized", "an unknown API key: 401 unauthorized", body)
     check(call("GET", "/v1/nothing")[0] == 404, "an unknown route: 404")
     status, body = call("GET", "/v1/models")
-    check(status == 200 and [(m["model"], m["provider"], m["components"]) for m in body["data"]] ==
-          [tuple(r) for r in db.execute("SELECT model, provider, components FROM billing.catalog ORDER BY model")],
-          "GET /v1/models is billing.catalog", body)
+    check(status == 200 and body["object"] == "list" and
+          [(m["id"], m["object"], m["owned_by"], m["pricing"]["currency"], m["pricing"]["components"])
+           for m in body["data"]] ==
+          [(r[0], "model", *r[1:]) for r in db.execute(
+              "SELECT model, provider, currency, components FROM billing.catalog WHERE is_default ORDER BY model")],
+          "GET /v1/models: OpenAI's model objects, billing.catalog's prices under pricing", body)
+    status, body = call("GET", "/v1/models/vid")
+    check(status == 200 and body["id"] == "vid" and body["object"] == "model" and isinstance(body["created"], int)
+          and body["pricing"]["media"] == "video" and len(body["pricing"]["components"]) == 2,
+          "GET /v1/models/vid: one model object", body)
+    status, body = call("GET", "/v1/models/nope")
+    check(status == 404 and body["error"]["code"] == "not_found" and body["error"]["param"] == "model",
+          "GET /v1/models/nope: 404", body)
     status, body = call("GET", "/v1/balance")
     check(status == 200 and body == sql("SELECT billing.balance(%s)", alice), "GET /v1/balance is billing.balance()", body)
 
     # --- dry runs: billing.estimate(), nothing written
     before = request_count()
-    for path, body in (("/v1/images/generations", {"model": "img", "n": 2, "size": "1024x1536", "prompt": "a cat"}),
-                       ("/v1/videos", {"model": "vid", "duration_seconds": 8, "resolution": "1080p"})):
+    for path, body, params in (
+            ("/v1/images/generations", {"model": "img", "n": 2, "size": "1024x1536", "prompt": "a cat"},
+             {"n": 2, "size": "1024x1536"}),
+            ("/v1/videos", {"model": "vid", "seconds": "8", "size": "1920x1080"},
+             {"duration_seconds": 8, "resolution": "1080p"}),
+            ("/v1/videos", {"model": "vid", "duration_seconds": 8, "resolution": "1080p"},
+             {"duration_seconds": 8, "resolution": "1080p"})):
         status, got = call("POST", path + "?dryRun=true", body)
-        params = {k: v for k, v in body.items() if k not in ("model", "prompt")}
         check(status == 200 and got == sql("SELECT billing.estimate(%s, %s)", body["model"], Jsonb(params))
-              and got["estimated"] is True, f"dry run of {path} is billing.estimate()", got)
+              and got["estimated"] is True, f"dry run of {path} {sorted(body)} is billing.estimate({params})", got)
+    data, header = form({"model": "edit", "prompt": "p", "n": "2", "size": "1024x1024"},
+                        [("image[]", "a.png", b"\x89PNG\r\n1"), ("image[]", "b.png", b"\x89PNG\r\n2")])
+    status, got = call("POST", "/v1/images/edits?dryRun=true", data, headers=[header])
+    check(status == 200 and got == sql("""SELECT billing.estimate('edit', '{"n":2,"size":"1024x1024","input_images":2}')""")
+          and got["total_cost_micros"] == 100000, "dry run of a multipart edit with two images: input_images 2", got)
+    data, header = form({"model": "vid", "prompt": "4", "seconds": "4", "size": "720x1280", "audio": "false"})
+    status, got = call("POST", "/v1/videos?dryRun=true", data, headers=[header])
+    check(status == 200 and got == sql("""SELECT billing.estimate('vid', '{"duration_seconds":4,"resolution":"720p","audio":false}')"""),
+          "dry run of a multipart video: text fields as numbers and booleans, 720x1280 is 720p", got)
     check(request_count() == before and available(alice) == FUNDS["alice"], "dry runs write and hold nothing")
 
     # --- an image: generated with the size asked for, metadata.cost charged
@@ -160,11 +206,26 @@ try:
     check(status == 409 and body["error"]["code"] == "conflict" and "idempotency key" in body["error"]["message"],
           "the same Idempotency-Key with other params: 409 conflict", body)
 
+    # --- an image edit (multipart/form-data): priced with the number of input images
+    data, header = form({"model": "edit", "prompt": "brighter", "n": "1", "size": "1024x1024"},
+                        [("image", "a.png", b"\x89PNG\r\n\x00\xff")])
+    status, body = call("POST", "/v1/images/edits", data, headers=[header])
+    check(status == 200 and len(body["data"]) == 1 and body["metadata"]["cost"] == Decimal("0.05"),
+          "an edit of one image: one image, metadata.cost 0.04 + 0.01 for the input image", body)
+    spent += 50000
+    data, header = form({"model": "edit", "prompt": "brighter"})
+    status, body = call("POST", "/v1/images/edits", data, headers=[header])
+    check(status == 400 and body["error"]["param"] == "image", "an edit without an image: 400, param image", body)
+    check(available(alice) == FUNDS["alice"] - spent, "the edit is charged 0.05")
+
     # --- bad input: billing's SQLSTATEs as HTTP errors
     status, body = call("POST", "/v1/images/generations", {"model": "img", "size": "huge"})
     check(status == 400 and body["error"]["code"] == "invalid_request", "a malformed size (22023): 400 invalid_request", body)
     status, body = call("POST", "/v1/images/generations", {"model": "nope"})
-    check(status == 404 and body["error"]["code"] == "not_found", "an unknown model (PB404): 404 not_found", body)
+    check(status == 404 and body["error"]["code"] == "not_found" and body["error"]["type"] == "invalid_request_error",
+          "an unknown model (PB404): 404 not_found", body)
+    status, body = call("POST", "/v1/videos", {"model": "vid", "seconds": "4", "size": "big"})
+    check(status == 400 and body["error"]["param"] == "size", "a video size that is not WxH: 400, param size", body)
     status, body = call("POST", "/v1/videos", {"model": "vid", "duration_seconds": 4, "resolution": "720p", "audio": True})
     check(status == 400 and body["error"]["code"] == "invalid_request", "params no price matches (22023): 400", body)
     status, body = call("POST", "/v1/images/generations", b"{not json")
@@ -176,19 +237,30 @@ try:
 
     # --- videos: 202 with cost_estimate, polled until cost; some fail and are charged nothing
     videos = {}
+    fields = {"model": "vid", "prompt": "waves", "seconds": "4", "size": "1280x720"}
     for i in range(8):
-        status, body = call("POST", "/v1/videos", {"model": "vid", "duration_seconds": 4, "resolution": "720p"},
-                            headers=[("Idempotency-Key", f"vid-{i}")])
+        data, header = form(fields) if i % 2 else (fields, ("Content-Type", "application/json"))
+        status, body = call("POST", "/v1/videos", data, headers=[("Idempotency-Key", f"vid-{i}"), header])
         md = body["metadata"]
-        check(status == 202 and body["status"] == "queued" and md["cost_estimate"] == Decimal("0.12")
-              and "cost" not in md, f"video {i}: 202, queued, metadata.cost_estimate 0.12", body)
+        check(status == 202 and body["object"] == "video" and body["status"] == "queued" and body["progress"] == 0
+              and body["seconds"] == "4" and body["size"] == "1280x720" and body["prompt"] == "waves"
+              and md["cost_estimate"] == Decimal("0.12") and "cost" not in md,
+              f"video {i} ({'multipart' if i % 2 else 'JSON'}): 202, queued, metadata.cost_estimate 0.12", body)
         videos[body["id"]] = body
-    status, body = call("POST", "/v1/videos", {"model": "vid", "duration_seconds": 4, "resolution": "720p"},
-                        headers=[("Idempotency-Key", "vid-0")])
+    status, body = call("POST", "/v1/videos", fields, headers=[("Idempotency-Key", "vid-0")])
     first = next(iter(videos))
     check(status == 200 and body["id"] == first, "a video's Idempotency-Key again: 200, the same video", body)
     check(call("GET", f"/v1/videos/{first}", key="sk_bob")[0] == 404, "another account's video: 404")
     check(call("GET", "/v1/videos/vid_999999")[0] == 404, "an unknown video: 404")
+    status, body = call("GET", "/v1/videos?limit=3")
+    newest = sorted(videos, key=lambda v: int(v[4:]), reverse=True)
+    check(status == 200 and [v["id"] for v in body["data"]] == newest[:3] and body["has_more"] is True
+          and body["last_id"] == newest[2], "GET /v1/videos?limit=3: the three newest, has_more", body)
+    status, body = call("GET", f"/v1/videos?limit=100&after={newest[2]}")
+    check(status == 200 and [v["id"] for v in body["data"]] == newest[3:] and body["has_more"] is False,
+          "GET /v1/videos?after=: the rest", body)
+    check(call("GET", "/v1/videos", key="sk_bob")[1]["data"] == [], "another account lists none of them")
+    check(call("GET", f"/v1/videos/{first}/content")[0] == 404, "the content of an unfinished video: 404")
     check(available(alice) == FUNDS["alice"] - spent - 8 * 120000, "eight estimates of 0.12 are held")
     finals = {}
     deadline = time.time() + 30
@@ -206,8 +278,11 @@ try:
         if body["status"] == "completed":
             seconds = body["duration_seconds"]
             check(Decimal("3.5") <= seconds <= 4 and md["cost_micros"] == 120000 and "cost_estimate" not in md
-                  and md["upstream_id"] == f"up_vid_{md['request_id']}",
+                  and md["upstream_id"] == f"up_vid_{md['request_id']}" and body["progress"] == 100
+                  and body["completed_at"] >= body["created_at"],
                   f"{vid}: completed, {seconds} s billed as 4 s, metadata.cost 0.12", body)
+            status, content = call("GET", f"/v1/videos/{vid}/content")
+            check(status == 200 and isinstance(content, bytes) and b"ftyp" in content, f"{vid}: its content", content)
             spent += md["cost_micros"]
         else:
             check(md["cost"] == 0 and body["error"]["code"] == "generation_failed",
@@ -218,24 +293,28 @@ try:
     status, body = call("POST", "/v1/videos", {"model": "vid", "duration_seconds": 8, "resolution": "1080p"})
     vid = body["id"]
     status, body = call("DELETE", f"/v1/videos/{vid}")
-    check(status == 200 and body["status"] == "cancelled" and body["metadata"]["cost"] == 0,
-          "DELETE a running video: cancelled, cost 0", body)
+    check(status == 200 and body["object"] == "video.deleted" and body["deleted"] is True
+          and body["status"] == "cancelled" and body["metadata"]["cost"] == 0,
+          "DELETE a running video: video.deleted, cancelled, cost 0", body)
     time.sleep(1)
-    status, body = call("DELETE", f"/v1/videos/{vid}")
-    check(status == 200 and body["status"] == "cancelled", "the provider finishing later changes nothing; DELETE again: 200", body)
+    check(call("GET", f"/v1/videos/{vid}")[0] == 404, "a deleted video: 404, and the provider finishing changed nothing")
+    check(call("DELETE", f"/v1/videos/{vid}")[0] == 404, "DELETE it again: 404")
     done = next(v for v, b in finals.items() if b["status"] == "completed")
     status, body = call("DELETE", f"/v1/videos/{done}")
-    check(status == 409 and body["error"]["code"] == "conflict", "DELETE a completed video (PB409): 409", body)
-    check(available(alice) == FUNDS["alice"] - spent, "cancelling moves no money")
+    check(status == 200 and body["deleted"] is True and body["status"] == "completed"
+          and body["metadata"]["cost_micros"] == 120000, "DELETE a completed video: deleted, it keeps its cost", body)
+    check(done not in [v["id"] for v in call("GET", "/v1/videos?limit=100")[1]["data"]], "a deleted video is not listed")
+    check(available(alice) == FUNDS["alice"] - spent, "deleting moves no money")
 
     # --- 402: prepaid without funds, with its remedies; auto top-up changes the hint
     poor = ACCOUNTS["poor"]
     status, body = call("POST", "/v1/images/generations", {"model": "img"}, key="sk_poor")
     err = body["error"]
-    check(status == 402 and err == {"code": "insufficient_balance", "message": "insufficient balance",
+    check(status == 402 and err == {"message": "insufficient balance", "type": "billing_error", "param": None,
+                                    "code": "insufficient_balance",
                                     "detail": "Request needs 0.06 USD; 0.05 USD is available.",
                                     "hint": "Add funds, enable auto top-up, or switch to postpaid billing."},
-          "402 insufficient_balance with detail and the remedies", body)
+          "402 in OpenAI's shape, code insufficient_balance, billing's detail and remedies", body)
     status, body = call("POST", "/v1/auto_topup", {"threshold_micros": 10000, "amount_micros": 5000000}, key="sk_poor")
     check(status == 200 and body["object"] == "balance", "POST /v1/auto_topup enables it", body)
     status, body = call("POST", "/v1/images/generations", {"model": "img"}, key="sk_poor")
@@ -275,6 +354,29 @@ try:
     check(any(lim["scope"] == "key_limited" and lim["spent_micros"] == 120000 for lim in bal.get("limits", [])),
           "the balance shows the key's limit and what it spent", bal)
     check(available(limited) == FUNDS["limited"] - 120000, "the refusal charged nothing")
+
+    # --- PB402 "payment overdue" (collections, SPEC 22) maps to 402 payment_overdue; until
+    # billing raises it, the gateway's own mapping is checked with a stand-in error
+    sys.path.insert(0, os.path.join(ROOT, "examples/gateway"))
+    import gateway
+    diag = type("Diag", (), {"sqlstate": "PB402", "message_primary": "payment overdue",
+                             "message_detail": "Invoice INV-1 of 12 USD is overdue.", "message_hint": "Pay open invoices."})
+    error = gateway.ApiError.from_billing(type("Error", (), {"diag": diag})())
+    check(error.status == 402 and error.body["error"]["code"] == "payment_overdue"
+          and error.body["error"]["hint"] == "Pay open invoices.", "PB402 payment overdue: 402 payment_overdue", error.body)
+
+    # --- the same API through OpenAI's own SDK (Node), then billing's view of what it did
+    sdk_dir = os.environ.get("GATEWAY_SDK_DIR")
+    if not sdk_dir:
+        check(False, "the SDK test needs GATEWAY_SDK_DIR, a folder with the openai npm package (test/gateway.sh)")
+    else:
+        env = dict(os.environ, OPENAI_SDK_DIR=sdk_dir, GATEWAY_SDK_URL=f"http://127.0.0.1:{PORT + 2}/v1",
+                   GATEWAY_NOBODY_URL=f"http://127.0.0.1:{PORT + 1}/v1")
+        started = time.time()
+        rc = subprocess.run(["node", os.path.join(ROOT, "test/gateway_sdk/sdk_test.mjs")], env=env).returncode
+        check(rc == 0, f"the SDK test passed ({time.time() - started:.1f} s)", f"exit status {rc}")
+        check(available(ACCOUNTS["sdk_crowd"]) == 40000 and available(ACCOUNTS["sdk_poor"]) == 50000,
+              "billing agrees with the SDK test: 0.04 left of the crowd's 1.00, the 402s charged nothing")
 
     # --- the usage report: the ledger's usage of the day, by model
     if sql("SELECT to_regproc('billing.usage') IS NULL"):

@@ -52,3 +52,7 @@ class FakeProvider:
             finished(None if fails else outputs, routing)
 
         threading.Thread(target=run, daemon=True).start()
+
+    def video_file(self, request_id):
+        """The bytes of a finished video: a stand-in, the same every time."""
+        return b"\x00\x00\x00\x18ftypmp42" + f"fake video {request_id}\n".encode()
