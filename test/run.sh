@@ -109,11 +109,11 @@ fi
 # 6b. backup and restore on a second server, and PgBouncer in transaction
 #     pooling (ports 10 to 13 above PORT)
 if [ -f test/dump.sh ]; then
-	DUMP_DIR=$WORK/dump DUMP_PORT=$((PORT + 10)) bash test/dump.sh >"$WORK/dump.log" 2>&1; rc=$?
+	DUMP_DIR=$WORK/dump DUMP_PORT=$((PORT + 10)) timeout 900 bash test/dump.sh >"$WORK/dump.log" 2>&1; rc=$?
 	tail -5 "$WORK/dump.log"; tally "dump and restore" $rc
 fi
 if [ -f test/pgbouncer.sh ]; then
-	PGBOUNCER_TEST_DIR=$WORK/pgbouncer PGBOUNCER_TEST_PORT=$((PORT + 12)) bash test/pgbouncer.sh >"$WORK/pgbouncer.log" 2>&1; rc=$?
+	PGBOUNCER_TEST_DIR=$WORK/pgbouncer PGBOUNCER_TEST_PORT=$((PORT + 12)) timeout 900 bash test/pgbouncer.sh >"$WORK/pgbouncer.log" 2>&1; rc=$?
 	grep -E '^(FAILED|ok)' "$WORK/pgbouncer.log"; tail -1 "$WORK/pgbouncer.log"; tally "pgbouncer" $rc
 fi
 
