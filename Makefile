@@ -20,18 +20,17 @@ SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/
               src/reports/reports.sql src/citus.sql \
               src/ledger/verify.sql src/security.sql src/backup.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
-# The upgrade from the previous release is assembled the same way: its
-# hand-written, idempotent schema changes (src/upgrade/FROM--TO.sql), then
-# every re-runnable part again, which brings each function body, view,
-# trigger and grant (and each C function's symbol) to this release's. The
-# upgrade scripts of earlier releases are kept as they were released
-# (src/upgrade/billing--*.sql): PostgreSQL chains them (0.1.0 -> 0.2.0 ->
-# 0.3.0), so a C function of an earlier release keeps its symbol.
-UPGRADE_FROM = 0.2.0
-UPGRADE = billing--$(UPGRADE_FROM)--$(EXTVERSION).sql
-UPGRADE_PARTS = src/upgrade/$(UPGRADE_FROM)--$(EXTVERSION).sql $(SQL_OBJECTS)
-DATA = $(wildcard src/upgrade/billing--*.sql)
-DATA_built = billing--$(EXTVERSION).sql $(UPGRADE)
+# The update from each earlier release is assembled the same way: the
+# hand-written, idempotent schema changes of every release since it
+# (src/upgrade/FROM--TO.sql), in order, then every re-runnable part again,
+# which brings each function body, view, trigger and grant (and each C
+# function's symbol) to this release's, and last the data changes that need
+# those (src/upgrade/FROM--TO.after.sql).
+UPGRADE_0.2.0 = src/upgrade/0.2.0--0.3.0.sql $(SQL_OBJECTS)
+UPGRADE_0.1.0 = src/upgrade/0.1.0--0.2.0.sql src/upgrade/0.2.0--0.3.0.sql $(SQL_OBJECTS) \
+                src/upgrade/0.1.0--0.2.0.after.sql
+UPGRADES = billing--0.2.0--$(EXTVERSION).sql billing--0.1.0--$(EXTVERSION).sql
+DATA_built = billing--$(EXTVERSION).sql $(UPGRADES)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits refunds postpaid_refunds events \
@@ -67,7 +66,9 @@ $(shlib): src/exports.map
 
 billing--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $^ > $@
-$(UPGRADE): $(UPGRADE_PARTS)
+billing--0.2.0--$(EXTVERSION).sql: $(UPGRADE_0.2.0)
+	cat $^ > $@
+billing--0.1.0--$(EXTVERSION).sql: $(UPGRADE_0.1.0)
 	cat $^ > $@
 # PGXS builds the control file for "all"; its default_version is EXTVERSION.
 billing.control: billing.control.in Makefile
