@@ -13,22 +13,24 @@ SELECT count(*) > 20 AS marked FROM pg_extension e, unnest(e.extconfig) WHERE e.
 -- A restore from another server, as _event_clock sees it: an event whose
 -- id lies far above what this server's transactions make, and a clock
 -- that names another server. (In a transaction rolled back: the raise of
--- the base is a sequence's, kept, and harmless to the tests after.)
+-- the base and the clock are sequences', kept, and harmless to the tests
+-- after.)
 SELECT billing.create_account('bk-a') AS a \gset
 SELECT count(*) >= 0 AS stamped FROM billing.events_after(NULL);
-SELECT system_identifier = (pg_control_system()).system_identifier AS this_server,
-       database_oid = (SELECT oid FROM pg_database WHERE datname = current_database()) AS this_database
-  FROM billing.event_clock;
+CREATE FUNCTION pg_temp.here() RETURNS bigint LANGUAGE sql AS $$
+    SELECT hashtextextended((pg_control_system()).system_identifier || '/'
+                            || (SELECT oid FROM pg_database WHERE datname = current_database()), 0) $$;
+SELECT last_value = pg_temp.here() AND is_called AS clock_names_this_server FROM billing.event_clock;
 BEGIN;
 CREATE TEMP TABLE restored AS
 SELECT (pg_current_xact_id()::text::bigint + 1000000) << 22 AS event_id;
 INSERT INTO billing.events (account_id, event_id, type, payload)
 SELECT :a, event_id, 'balance_alert', '{"restored":true}' FROM restored;
-UPDATE billing.event_clock SET system_identifier = 1;
+SELECT setval('billing.event_clock', 1) AS restored_from_elsewhere;
 -- the restored event comes out of events_after once its clock is re-based
 SELECT e.event_id = r.event_id AS restored_event_returned
   FROM billing.events_after((SELECT r.event_id - 1 FROM restored r)) e, restored r;
-SELECT system_identifier = (pg_control_system()).system_identifier AS clock_names_this_server FROM billing.event_clock;
+SELECT last_value = pg_temp.here() AS clock_names_this_server FROM billing.event_clock;
 -- and a new event's id is above it
 SELECT billing.grant_credits(:a, 1000, now() + interval '1 day') > 0 AS granted;
 SELECT e.event_id > r.event_id AS new_id_above

@@ -5,48 +5,49 @@
 -- start again low on the server a dump is restored into: there the restored
 -- ids would lie above every new one, and above the horizon of events_after.
 -- So on the first call on a server and database other than the ones
--- billing.event_clock names (a restore, or pg_upgrade), the base is raised
--- above the highest id, then the clock names this server and database.
--- Not on Citus (docs/citus.md) and not in a read-only transaction, where
--- nothing can be written (a standby replays what its primary did).
+-- billing.event_clock names (a restore, pg_upgrade, or none yet), the base is
+-- raised above the highest id when it is not already, then the clock names
+-- this server and database. Only a raise waits (for the transactions that
+-- read the old base); the clock is a sequence, whose setval no one waits
+-- for. Not on Citus (docs/citus.md) and not in a read-only transaction,
+-- where nothing can be written (a standby replays what its primary did).
 CREATE OR REPLACE FUNCTION billing._event_clock() RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    here bigint := (pg_catalog.pg_control_system()).system_identifier;
-    db oid := (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database());
+    here bigint := pg_catalog.hashtextextended(
+        (pg_catalog.pg_control_system()).system_identifier || '/'
+        || (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()), 0);
     top bigint;
     xmin bigint;
     node bigint;
     based boolean;
 BEGIN
     FOR pass IN 1 .. 2 LOOP
-        IF EXISTS (SELECT FROM billing.event_clock c
-                    WHERE c.system_identifier = here AND c.database_oid = db) THEN
+        IF EXISTS (SELECT FROM billing.event_clock c WHERE c.is_called AND c.last_value = here) THEN
             RETURN;
         END IF;
-        IF pass = 1 THEN
-            IF pg_catalog.current_setting('transaction_read_only')::boolean OR billing._distributed() THEN
-                RETURN;
-            END IF;
-            -- as a raise of the base on Citus: when no transaction that read
-            -- the old base is left
-            PERFORM pg_catalog.pg_advisory_xact_lock(7091318301086082414);
+        IF pass = 1 AND (pg_catalog.current_setting('transaction_read_only')::boolean
+                         OR billing._distributed()) THEN
+            RETURN;
         END IF;
+        SELECT e.event_id >> 22 INTO top FROM billing.events e ORDER BY e.event_id DESC LIMIT 1;
+        xmin := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint;
+        SELECT s.last_value, s.is_called INTO node, based FROM billing.event_node s;
+        IF NOT based THEN
+            node := 0;
+        END IF;
+        EXIT WHEN top IS NULL OR top < xmin + (node >> 6);
+        IF pass = 2 THEN
+            -- every transaction from xmin on, the only ones that can still
+            -- write, makes ids above top
+            PERFORM pg_catalog.setval('billing.event_node', ((top + 1 - xmin) << 6) | (node & 63), true);
+            EXIT;
+        END IF;
+        -- as a raise of the base on Citus: when no transaction that read the
+        -- old base is left
+        PERFORM pg_catalog.pg_advisory_xact_lock(7091318301086082414);
     END LOOP;
-    SELECT e.event_id >> 22 INTO top FROM billing.events e ORDER BY e.event_id DESC LIMIT 1;
-    xmin := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint;
-    SELECT s.last_value, s.is_called INTO node, based FROM billing.event_node s;
-    IF NOT based THEN
-        node := 0;
-    END IF;
-    IF top >= xmin + (node >> 6) THEN
-        -- every transaction from xmin on, the only ones that can still write,
-        -- makes ids above top
-        PERFORM pg_catalog.setval('billing.event_node', ((top + 1 - xmin) << 6) | (node & 63), true);
-    END IF;
-    INSERT INTO billing.event_clock AS c (system_identifier, database_oid) VALUES (here, db)
-        ON CONFLICT (singleton) DO UPDATE SET system_identifier = excluded.system_identifier,
-                                              database_oid = excluded.database_oid;
+    PERFORM pg_catalog.setval('billing.event_clock', here, true);
 END $$;
 
 -- The one definition of an event's insert: appends it in the calling

@@ -353,15 +353,13 @@ CREATE INDEX events_order ON billing.events (event_id);
 -- set by billing.citus_setup() (is_called then true). Each node has its own.
 CREATE SEQUENCE billing.event_node MINVALUE 0 START 0;
 
--- The server and database the event ids were last made on (billing._event_clock):
--- an id's high bits count transaction ids, which start again low on a new
--- server, so a restored database raises billing.event_node's base above its
--- restored ids before it makes or reads new ones. No row until then.
-CREATE TABLE billing.event_clock (
-    singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    system_identifier   bigint NOT NULL,
-    database_oid        oid NOT NULL
-);
+-- The server and database the event ids were last made on, as one hash
+-- (billing._event_clock): an id's high bits count transaction ids, which
+-- start again low on a new server, so a restored database raises
+-- billing.event_node's base above its restored ids before it makes or reads
+-- new ones. A sequence, not a row: setval() is not transactional, so the
+-- first calls of a new database never wait for each other's stamp.
+CREATE SEQUENCE billing.event_clock MINVALUE -9223372036854775808 START 0;
 
 -- Usage reports (docs/reports.md). billing.rollup_usage() folds the usage
 -- and refund entries of the ledger into quarter-hour sums; a report reads

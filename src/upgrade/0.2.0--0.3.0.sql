@@ -4,8 +4,4 @@
 -- table and sequence for pg_dump (src/backup.sql).
 
 -- billing._event_clock: the server and database event ids were last made on
-CREATE TABLE IF NOT EXISTS billing.event_clock (
-    singleton           boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    system_identifier   bigint NOT NULL,
-    database_oid        oid NOT NULL
-);
+CREATE SEQUENCE IF NOT EXISTS billing.event_clock MINVALUE -9223372036854775808 START 0;
