@@ -5,7 +5,9 @@
 #      calls keyed by an account pushed down to its worker, and a charge on
 #      its worker sending nothing to another node;
 #   2. the API through the coordinator (test/citus/api.sql), reports of one
-#      account included;
+#      account included; every function as the first call of a new session
+#      on the coordinator and on each worker, and again after a worker
+#      restarts (the cluster has the default citus.shard_count, 32);
 #   3. races over parallel connections: tight admission on one account, one
 #      idempotency key raced, complete against cancel;
 #   4. caches after a change (an account disabled, a new price), for a bare
@@ -92,7 +94,7 @@ rm -rf "$DIR"; mkdir -p "$DIR"; chmod 755 "$DIR"
 
 # 0. three nodes and a plain server, billing preloaded beside Citus
 conf=("shared_preload_libraries = 'citus,billing'" "max_prepared_transactions = 100"
-	"citus.shard_count = 8" "shared_buffers = 128MB")
+	"shared_buffers = 128MB")	# citus.shard_count: the default (32)
 for n in "${NODES[@]}"; do
 	cluster_start "${n%%:*}" "${n##*:}" "${conf[@]}" >/dev/null || { echo "citus: FAILED: node ${n##*:} does not start"; exit 1; }
 	createdb -h 127.0.0.1 -p "${n##*:}" -U postgres billing
@@ -152,6 +154,78 @@ check "a charge on the account's worker runs there alone (no remote command, no 
 # 2. the API through the coordinator
 q -v ON_ERROR_STOP=1 -f test/citus/api.sql >"$DIR/api.log" 2>&1
 check "the API through the coordinator (test/citus/api.sql)" $? "$(cat "$DIR/api.log")"
+
+# 2b. every function as the first call of a new session (SPEC 17), on the
+# coordinator and on each worker, with the default shard count; again after
+# a worker restarts. One psql per call: each call is the session's first, so
+# nothing a call plans or caches helps the next. Calls of an account are
+# bare (SELECT f(...)), the form Citus delegates to the account's worker;
+# what refuses by design on Citus (docs/citus.md) must refuse with 0A000.
+q -c "SELECT billing.set_model('ct-vid', 'video', 'vidco', 'VidCo', 'vidco-gen-3')" \
+	-c "SELECT billing.set_price('ct-vid', '[{\"type\":\"output\",\"metric\":\"second\",\"unit_price_micros\":30000}]')" >/dev/null
+VID='{"duration_seconds":5}'	# 0.15 at ct-vid
+# first CALLER PORT SQL [SQLSTATE]: SQL, alone in a new session on the node
+# at PORT, succeeds (or fails with SQLSTATE); prints its output. Failures
+# go to a file: most calls run in a command substitution's subshell
+first() { local what=$1 port=$2 sql=$3 want=${4:-} out rc
+	out=$(psql -X -q -At -v ON_ERROR_STOP=1 -v VERBOSITY=sqlstate -h 127.0.0.1 -p "$port" -U postgres -d billing \
+		-c "$sql" 2>&1); rc=$?
+	if [ -n "$want" ]; then [ $rc -ne 0 ] && [ "$out" = "ERROR:  $want" ]; rc=$?; fi
+	[ $rc -eq 0 ] || echo "$what on $port: $sql -> $(echo "$out" | head -3)" >>"$DIR/first.fail"
+	echo "$out"
+}
+rid() { sed -n 's/.*"request_id": \([0-9]*\).*/\1/p' | head -1; }
+first_calls() {	# first_calls PORT TAG
+	local p=$1 t=$2 a b r1 r2 r3 r4
+	a=$(first create_account "$p" "SELECT billing.create_account('first-$t-a')")
+	b=$(first create_account "$p" "SELECT billing.create_account('first-$t-b', 'postpaid')")
+	first add_funds "$p" "SELECT billing.add_funds($a, 100000000)" >/dev/null
+	first balance "$p" "SELECT billing.balance($a)" >/dev/null
+	first estimate "$p" "SELECT billing.estimate('ct-vid', '$VID')" >/dev/null
+	first effective_cost "$p" "SELECT billing.effective_cost('ct-img', '$IMG')" >/dev/null
+	r1=$(first begin_request "$p" "SELECT billing.begin_request($a, 'ct-vid', '$VID')" | rid)
+	r2=$(first begin_request "$p" "SELECT billing.begin_request($a, 'ct-img', '{}', 'first-$t')" | rid)
+	first begin_request "$p" "SELECT billing.begin_request($a, 'ct-img', '{}', 'first-$t')" >/dev/null	# replayed
+	r3=$(first begin_request "$p" "SELECT billing.begin_request($a, 'ct-vid', '$VID', NULL, 'scope-1')" | rid)
+	r4=$(first charge "$p" "SELECT billing.charge($a, 'ct-img', '{}', '$IMG')" | rid)
+	first charge "$p" "SELECT billing.charge($a, 'ct-vid', '{}', '$VID', '{}', 'charge-$t')" >/dev/null
+	first charge "$p" "SELECT billing.charge($a, 'ct-vid', '{}', '$VID', '{}', 'charge-$t')" >/dev/null	# replayed
+	first complete_request "$p" "SELECT billing.complete_request(${r1:-0}, '$VID')" >/dev/null
+	first complete_request "$p" "SELECT billing.complete_request(${r1:-0}, '$VID')" >/dev/null	# replayed
+	first fail_request "$p" "SELECT billing.fail_request(${r2:-0}, 'upstream 500', 0)" >/dev/null
+	first cancel_request "$p" "SELECT billing.cancel_request(${r3:-0})" >/dev/null
+	first response_metadata "$p" "SELECT billing.response_metadata(${r4:-0})" >/dev/null
+	first refund_request "$p" "SELECT billing.refund_request(${r4:-0}, 1000, 'first')" >/dev/null
+	first adjust_balance "$p" "SELECT billing.adjust_balance($a, -1, 'first')" >/dev/null
+	first grant_credits "$p" "SELECT billing.grant_credits($a, 1000, NULL, 'promotional')" >/dev/null
+	first set_spend_limit "$p" "SELECT billing.set_spend_limit($a, 100000000, 'day')" >/dev/null
+	first set_balance_alerts "$p" "SELECT billing.set_balance_alerts($a, '{1000}')" >/dev/null
+	first configure_auto_topup "$p" "SELECT billing.configure_auto_topup($a, 1000, 5000000, false)" >/dev/null
+	first set_credit_limit "$p" "SELECT billing.set_credit_limit($b, 1000000, 'first')" >/dev/null
+	first suggest_credit_limit "$p" "SELECT billing.suggest_credit_limit($b)" >/dev/null
+	first set_billing_type "$p" "SELECT billing.set_billing_type($b, 'prepaid')" >/dev/null
+	first usage "$p" "SELECT * FROM billing.usage($a, '-infinity', 'infinity', '{}')" >/dev/null
+	first statement "$p" "SELECT * FROM billing.statement($a, '-infinity', 'infinity')" >/dev/null
+	first events_after "$p" "SELECT * FROM billing.events_after(NULL, 5)" >/dev/null
+	first verify "$p" "SELECT * FROM billing.verify($a)" >/dev/null
+	first expire_credits "$p" "SELECT billing.expire_credits()" >/dev/null
+	first expire_requests "$p" "SELECT billing.expire_requests('1 day')" >/dev/null
+	first mark_invoice_paid "$p" "SELECT billing.mark_invoice_paid(999999999)" PB404 >/dev/null
+	first complete_topup "$p" "SELECT billing.complete_topup(999999999, true)" PB404 >/dev/null
+	first catalog "$p" "SELECT count(*) FROM billing.catalog" >/dev/null
+	first usage_all "$p" "SELECT * FROM billing.usage(NULL, '-infinity', 'infinity', '{}')" 0A000 >/dev/null
+	first rollup_usage "$p" "SELECT billing.rollup_usage()" 0A000 >/dev/null
+	[ -n "$r1" ] && [ -n "$r2" ] && [ -n "$r3" ] && [ -n "$r4" ] || echo "$t: a request id is missing ($r1 $r2 $r3 $r4)" >>"$DIR/first.fail"
+}
+for p in $PORT $W1 $W2; do
+	: >"$DIR/first.fail"; first_calls "$p" "$p"
+	[ ! -s "$DIR/first.fail" ]; check "every function as the first call of a new session on the node at $p (shard_count $(q -c 'SHOW citus.shard_count'))" $? "$(cat "$DIR/first.fail")"
+done
+as_cluster_user pg_ctl -D "$DIR/w1/data" -m fast -w restart >/dev/null
+for p in $PORT $W1; do
+	: >"$DIR/first.fail"; first_calls "$p" "restart-$p"
+	[ ! -s "$DIR/first.fail" ]; check "every function as the first call of a new session on the node at $p after a worker restart" $? "$(cat "$DIR/first.fail")"
+done
 
 # 3. races: each parallel client is its own connection to the coordinator
 # tight admission: funds for exactly 30 charges of 0.04, 8 clients x 10 tries

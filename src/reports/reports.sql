@@ -13,10 +13,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.date_bin('15 minutes', at, '2000-01-01 00:00:00+00');
 
 -- How far the rollup has come (0: nothing rolled up yet, before the first
--- billing.rollup_usage() writes the state row).
+-- billing.rollup_usage() writes the state row). A body in a string, not a
+-- SQL-standard RETURN: on a Citus worker a call of the latter from a
+-- delegated usage() fails with 42601 (syntax error at or near "RETURN").
 CREATE OR REPLACE FUNCTION billing._rolled_up_to() RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-RETURN COALESCE((SELECT s.rolled_up_to FROM billing.rollup_state s), 0);
+AS $$ SELECT COALESCE((SELECT s.rolled_up_to FROM billing.rollup_state s), 0) $$;
 
 -- The facts a report sums: usage and refund entries of the ledger with
 -- their request's model, executing provider and scope. One definition

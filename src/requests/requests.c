@@ -88,24 +88,29 @@ status_finished(const char *status)
  * Loads the view of a request; PB404 when unknown. Inside SPI. Refunds are
  * looked up only when with_refunds (response_metadata): the settling paths
  * return metadata too and stay free of that lookup.
+ *
+ * The request's row and its route's names (billing.model_providers) are two
+ * queries, not one join: on Citus a call delegated to the account's worker
+ * with force_delegation may only run statements filtered by that account in
+ * its colocation group, and a join with a reference table (a colocation
+ * group of its own) is refused with 0A000. The names are read only when
+ * the request's routing does not carry both.
  */
 static void
 request_view_load(int64 account_id, int64 request_id, bool with_refunds, RequestView *r)
 {
 	static SPIPlanPtr plan;
+	static SPIPlanPtr names_plan;
 	Datum		v[2] = {Int64GetDatum(request_id), Int64GetDatum(account_id)};
 	bool		isnull;
 
 	plan_exec(&plan,
-			  "SELECT r.status, r.model, r.currency, p.provider,"
-			  "       COALESCE(r.routing ->> 'provider_name', m.provider_name),"
-			  "       COALESCE(r.routing ->> 'executed_model', m.executed_model),"
-			  "       r.routing ->> 'upstream_id', r.cost_estimate_micros, r.cost_micros, r.account_id,"
-			  "       r.scope"
-			  "  FROM billing.requests r"
-			  " CROSS JOIN LATERAL (SELECT COALESCE(r.routing ->> 'provider', r.provider)) p(provider)"
-			  "  LEFT JOIN billing.model_providers m ON m.model = r.model AND m.provider = p.provider"
-			  " WHERE r.account_id = $2 AND r.request_id = $1",
+			  "SELECT status, model, currency, COALESCE(routing ->> 'provider', provider),"
+			  "       routing ->> 'provider_name', routing ->> 'executed_model',"
+			  "       routing ->> 'upstream_id', cost_estimate_micros, cost_micros, account_id,"
+			  "       scope"
+			  "  FROM billing.requests"
+			  " WHERE account_id = $2 AND request_id = $1",
 			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -125,6 +130,21 @@ request_view_load(int64 account_id, int64 request_id, bool with_refunds, Request
 		r->cost = 0;
 	r->scope = spi_text(11);
 	r->finished = status_finished(r->status);
+	if (r->provider_name == NULL || r->executed_model == NULL)
+	{
+		/* the route's names, where routing gives none (none either when the route is gone) */
+		plan_run(&names_plan,
+				 "SELECT provider_name, executed_model FROM billing.model_providers"
+				 " WHERE model = $1 AND provider = $2",
+				 false, 0, PLAN_ARGS(ARG_TEXT(r->model), ARG_TEXT(r->provider)));
+		if (SPI_processed > 0)
+		{
+			if (r->provider_name == NULL)
+				r->provider_name = spi_text(1);
+			if (r->executed_model == NULL)
+				r->executed_model = spi_text(2);
+		}
+	}
 	r->refunded = with_refunds && r->cost > 0 ? request_refunded(account_id, request_id) : 0;
 }
 

@@ -311,13 +311,16 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 		/*
 		 * Turned off: a pending top-up is cancelled, so that no payment is
 		 * taken after the owner said stop. It does not count as a failure.
+		 * The time is a parameter: Citus refuses a volatile function
+		 * (clock_timestamp()) in an UPDATE of a distributed table.
 		 */
 		plan_run(&cancel_plan,
 				 "UPDATE billing.topups SET status = 'failed', failure_reason = $2,"
-				 " completed_at = pg_catalog.clock_timestamp()"
+				 " completed_at = $3"
 				 " WHERE account_id = $1 AND status = 'pending'"
 				 " RETURNING topup_id, amount_micros",
-				 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(TOPUP_CANCELLED_REASON)));
+				 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(TOPUP_CANCELLED_REASON),
+									 ARG_TSTZ(GetCurrentTimestamp())));
 		/* at most one pending top-up (topups_one_pending) */
 		if (SPI_processed > 0)
 			event_finished(account_id, spi_int64(1), spi_int64(2), false, TOPUP_CANCELLED_REASON);
