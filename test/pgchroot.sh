@@ -29,10 +29,20 @@ suite_of() {
 }
 
 # what the suites need inside: the server and its headers, a compiler, the
-# TAP tests' IPC::Run, git for test/upgrade.sh (0.1.0 from history)
+# TAP tests' IPC::Run and pg_cron
 packages() {
-	echo "postgresql-$1 postgresql-server-dev-$1 postgresql-client-$1 make gcc libc6-dev
-	      libipc-run-perl faketime git ca-certificates"
+	echo "postgresql-$1 postgresql-server-dev-$1 postgresql-client-$1 postgresql-$1-cron
+	      make gcc libc6-dev libipc-run-perl faketime" | tr -s ' \n\t' ' '
+}
+
+# apt-get install inside ROOT, when its list of packages is not the one installed
+install_packages() {
+	local root=$1 major=$2 log=$3
+	[ "$(cat "$root/.packages" 2>/dev/null)" = "$(packages "$major")" ] && return 0
+	in_ns "$root" sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+		-o Dpkg::Options::=--force-confold $(packages "$major") && apt-get clean" \
+		>>"$log" 2>&1 || { tail -20 "$log"; return 1; }
+	packages "$major" >"$root/.packages"
 }
 
 # in_ns ROOT CMD...: CMD chrooted into ROOT in new mount and PID namespaces
@@ -45,14 +55,15 @@ in_ns() {
 		mount -t tmpfs tmpfs "$root/dev/shm" &&
 		if [ -n "${BIND:-}" ]; then mkdir -p "$root/billing" && mount --bind "$BIND" "$root/billing"; fi &&
 		exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-			TERM=dumb DEBIAN_FRONTEND=noninteractive ${PASS_ENV:-} "$@"' sh "$root" "$@"
+			TERM=dumb DEBIAN_FRONTEND=noninteractive "$@"' sh "$root" "$@"
 }
 
 create() {
 	local major=$1 suite root tmp start
 	suite=$(suite_of "$major")
 	root=$BASE/chroot-$major
-	[ -f "$root/.complete" ] && return 0
+	[ -f "$root/.complete" ] && [ "$(cat "$root/.packages" 2>/dev/null)" = "$(packages "$major")" ] &&
+		return 0
 	[ "$(id -u)" -eq 0 ] || { echo "pgchroot: needs root" >&2; return 1; }
 	command -v debootstrap >/dev/null || {
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
@@ -61,7 +72,8 @@ create() {
 	# one creator at a time; a second caller waits, then finds it complete
 	exec 9>"$BASE/chroot-$major.lock"
 	flock 9
-	[ -f "$root/.complete" ] && return 0
+	# made before, by an older list of packages
+	[ -f "$root/.complete" ] && { install_packages "$root" "$major" "$BASE/chroot-$major.log"; return; }
 	start=$(date +%s)
 	tmp=$root.partial
 	rm -rf "$tmp"
@@ -76,10 +88,7 @@ create() {
 	printf '#!/bin/sh\nexit 101\n' >"$tmp/usr/sbin/policy-rc.d"; chmod 755 "$tmp/usr/sbin/policy-rc.d"
 	mkdir -p "$tmp/etc/postgresql-common"
 	echo 'create_main_cluster = false' >"$tmp/etc/postgresql-common/createcluster.conf"
-	# shellcheck disable=SC2046
-	in_ns "$tmp" sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-		-o Dpkg::Options::=--force-confold $(packages "$major" | tr -s ' \n\t' ' ') && apt-get clean" \
-		>>"$BASE/chroot-$major.log" 2>&1 || { tail -20 "$BASE/chroot-$major.log"; return 1; }
+	install_packages "$tmp" "$major" "$BASE/chroot-$major.log" || return 1
 	touch "$tmp/.complete"
 	mv "$tmp" "$root"
 	echo "pgchroot: $root created in $(($(date +%s) - start)) s"
