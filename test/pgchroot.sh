@@ -53,7 +53,12 @@ in_ns() {
 		mount -t proc proc "$root/proc" &&
 		mount --rbind /dev "$root/dev" &&
 		mount -t tmpfs tmpfs "$root/dev/shm" &&
-		if [ -n "${BIND:-}" ]; then mkdir -p "$root/billing" && mount --bind "$BIND" "$root/billing"; fi &&
+		if [ -n "${BIND:-}" ]; then
+			mkdir -p "$root/billing" && mount --bind "$BIND" "$root/billing" &&
+			# every clone on the machine shares the chroot: a run cannot change its PostgreSQL
+			mount --bind "$root/usr" "$root/usr" && mount -o remount,bind,ro "$root/usr" &&
+			mount -t tmpfs tmpfs "$root/tmp"
+		fi &&
 		exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
 			TERM=dumb DEBIAN_FRONTEND=noninteractive "$@"' sh "$root" "$@"
 }
