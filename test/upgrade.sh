@@ -41,8 +41,10 @@ export PATH="$("$PG_CONFIG" --bindir):$PATH"
 rm -f "$("$PG_CONFIG" --pkglibdir)/billing.so" "$("$PG_CONFIG" --sharedir)"/extension/billing[.-]*
 if [ -n "${UPGRADE_OLD_SRC:-}" ]; then tree_copy "$UPGRADE_OLD_SRC" "$DIR/old"
 else git -C "$ROOT" archive "$RELEASE" | tar -C "$DIR/old" -xf -; fi
-# built as released: what newer compilers warn of (GCC 15 on 18) is no error of its
-extension_install "$DIR/old" "$PG_CONFIG" COPT=-Wno-error >"$DIR/build-old.log" 2>&1 ||
+# built as released, but what newer compilers warn of (GCC 15 in the chroot
+# of 18) is no error of its: -Wno-error after its own -Werror (CPPFLAGS
+# follows its PG_CPPFLAGS)
+extension_install "$DIR/old" "$PG_CONFIG" "CPPFLAGS=-D_GNU_SOURCE -Wno-error" >"$DIR/build-old.log" 2>&1 ||
 	{ tail -20 "$DIR/build-old.log"; fail "release $FROM does not build"; }
 tree_copy "$ROOT" "$DIR/new"
 trap 'cluster_stop "$DIR/cluster"' EXIT
