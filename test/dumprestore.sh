@@ -14,6 +14,11 @@
 #       pg_dump (as PostgreSQL advises); then checks every row equal,
 #       billing.verify() clean, the API working (a replayed key, a charge,
 #       its balance, new ids after the old ones).
+#   bash test/dumprestore.sh upgrade
+#       pg_upgrade instead: the source half run with OLD_PG_CONFIG's binaries
+#       (billing installed there too), the cluster upgraded to this major
+#       (copy mode), then the same checks. The old binaries may need
+#       LD_LIBRARY_PATH where they run on another Debian release.
 #   bash test/dumprestore.sh stop      stops the source's cluster
 #
 # Ends with a line of what it showed, or "dumprestore: FAILED: why" (status 1).
@@ -52,7 +57,8 @@ SELECT pg_catalog.format(E'\\\\echo sequence %1\$s\\nSELECT last_value, is_calle
 source_half() {
 	cluster_stop "$DIR/cluster"
 	rm -rf "$DIR"; mkdir -p "$DIR"; chmod 755 "$DIR"
-	cluster_start "$DIR/cluster" "$PORT" || fail "the $major cluster does not start"
+	# no JIT: for pg_upgrade the old major runs where its LLVM is not
+	cluster_start "$DIR/cluster" "$PORT" "jit = off" || fail "the $major cluster does not start"
 	createdb billing_src
 	# usage of March 2025 is invoiced: its requests are re-dated there, so
 	# nothing depends on today's date
@@ -111,6 +117,12 @@ check() {
 	createdb "$db"
 	pg_restore --exit-on-error -d "$db" "$dump" >"$DIR/restore-$label.log" 2>&1 ||
 		{ cat "$DIR/restore-$label.log"; fail "$label: pg_restore fails"; }
+	check_db "$db" "$label"
+}
+
+# check_db DB LABEL: every row as dumped, verify() clean, the API working
+check_db() {
+	local db=$1 label=$2
 	rows "$db" >"$DIR/rows-$label.txt"
 	diff -u "$DIR/rows.txt" "$DIR/rows-$label.txt" >"$DIR/rows-$label.diff" ||
 		{ head -60 "$DIR/rows-$label.diff"; fail "$label: the restored rows differ from the dumped ones (diff above)"; }
@@ -166,9 +178,32 @@ target_half() {
 	echo "dumprestore: $src_major -> $major with $checked: every row and sequence kept, verify() clean, the API works"
 }
 
+upgrade() {
+	local old_bin new_bin old_major
+	old_bin=$("${OLD_PG_CONFIG:?OLD_PG_CONFIG: the old pg_config}" --bindir); new_bin=$(pg_config --bindir)
+	PG_CONFIG=$OLD_PG_CONFIG bash "$0" source || fail "the old major's cluster cannot be filled"
+	PG_CONFIG=$OLD_PG_CONFIG bash "$0" stop
+	old_major=$("$OLD_PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+	cluster_init "$DIR/upgraded" "$PORT" || fail "initdb $major fails"
+	# initdb turns data checksums on from 18, as the old cluster has them not
+	as_cluster_user pg_checksums --disable -D "$DIR/upgraded/data" >/dev/null 2>&1 || true
+	# pg_upgrade writes its logs and sockets where it runs
+	(cd "$DIR/upgraded" && as_cluster_user "$new_bin/pg_upgrade" -b "$old_bin" -B "$new_bin" \
+		-d "$DIR/cluster/data" -D "$DIR/upgraded/data" -p "$PORT" -P "$PORT") >"$DIR/pg_upgrade.log" 2>&1 ||
+		{ tail -30 "$DIR/pg_upgrade.log"; cat "$DIR"/upgraded/data/pg_upgrade_output.d/*/log/pg_upgrade_server.log 2>/dev/null | tail -20
+		  fail "pg_upgrade $old_major -> $major fails"; }
+	as_cluster_user pg_ctl -D "$DIR/upgraded/data" -l "$DIR/upgraded/server.log" -w start >/dev/null ||
+		{ cat "$DIR/upgraded/server.log"; fail "the upgraded cluster does not start"; }
+	trap 'cluster_stop "$DIR/upgraded"' EXIT
+	export PGHOST=$DIR/upgraded PGPORT=$PORT PGUSER=postgres
+	check_db billing_src pg_upgrade
+	echo "dumprestore: pg_upgrade $old_major -> $major: every row and sequence kept, verify() clean, the API works"
+}
+
 case ${1:-} in
 source) source_half ;;
 target) target_half ;;
+upgrade) upgrade ;;
 stop) cluster_stop "$DIR/cluster" ;;
 *) echo "usage: $0 source|target|stop" >&2; exit 2 ;;
 esac

@@ -152,9 +152,38 @@ if [ -n "$INSIDE" ] && [ -f "$ROOT/../dump/source.dump" ]; then
 		bash test/dumprestore.sh target >"$WORK/dumprestore.log" 2>&1; rc=$?
 	tail -5 "$WORK/dumprestore.log"; tally "dumprestore 15 -> $INSIDE" $rc
 fi
+# 9a. and with pg_upgrade, from the host's 15 copied into the chroot
+if [ -n "$INSIDE" ] && [ -n "${BILLING_OLD_PG_CONFIG:-}" ]; then
+	DUMP_DIR=$WORK/pg_upgrade DUMP_PORT=$((PORT + 4)) OLD_PG_CONFIG=$BILLING_OLD_PG_CONFIG \
+		LD_LIBRARY_PATH=$ROOT/../lib15 bash test/dumprestore.sh upgrade >"$WORK/pg_upgrade.log" 2>&1; rc=$?
+	tail -5 "$WORK/pg_upgrade.log"; tally "pg_upgrade 15 -> $INSIDE" $rc
+fi
 
 # 10. the same suites on the newer majors, each in its Debian chroot (made
 #     once per machine, outside the clone), on ports PORT+30.. and PORT+40..
+# old_major_copy MAJOR DIR: for pg_upgrade in the chroot of MAJOR, a copy of
+# the host's PostgreSQL (billing installed) in DIR/pg15 and, in DIR/lib15,
+# the host's libraries its programs need that the chroot lacks (ICU 72...;
+# only those, so the chroot's own programs keep theirs; not LLVM's: no JIT
+# there). Prints the copy's
+# pg_config as the chroot sees it.
+old_major_copy() {
+	local major=$1 dir=$2 copy bin missing name round
+	copy=$(pg_private_copy "$PG_CONFIG" "$dir/pg15") || return 0
+	bin=/billing/$(dirname "${copy#"$dir/"}")
+	mkdir -p "$dir/lib15"
+	for round in 1 2 3; do
+		missing=$(bash test/pgchroot.sh run "$major" "$dir" env LD_LIBRARY_PATH=/billing/lib15 sh -c \
+			"for f in $bin/* $bin/../lib/*.so; do case \$f in *llvmjit*) ;; *) ldd \$f;; esac; done 2>/dev/null" |
+			sed -n 's/^[[:space:]]*\([^ ]*\) => not found.*/\1/p' | sort -u)
+		[ -n "$missing" ] || break
+		for name in $missing; do
+			cp -L "$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64/ {print $NF; exit}')" "$dir/lib15/" 2>/dev/null
+		done
+	done
+	echo "/billing/${copy#"$dir/"}"
+}
+
 majors=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 if [ -z "$INSIDE" ] && [ -n "${BILLING_PG_MAJORS-17 18}" ]; then
 	dump_port=$((PORT + 9))
@@ -171,7 +200,12 @@ if [ -z "$INSIDE" ] && [ -n "${BILLING_PG_MAJORS-17 18}" ]; then
 		mkdir -p "$dir/old" "$dir/dump"; tree_copy "$ROOT" "$dir/src"
 		[ -n "$release" ] && git archive "$release" 2>/dev/null | tar -C "$dir/old" -xf -
 		cp "$WORK/dump/rows.txt" "$WORK/dump/source.dump" "$dir/dump/" 2>/dev/null
+		# pg_upgrade to 17 only: Debian's 15.20 keeps a column option pg_attver
+		# that 18.6's restore of the schema rejects ("unrecognized parameter")
+		old_pg_config=""
+		case " ${BILLING_PG_UPGRADE_MAJORS-17} " in *" $major "*) old_pg_config=$(old_major_copy "$major" "$dir") ;; esac
 		bash test/pgchroot.sh run "$major" "$dir" env BILLING_RUN_MAJOR="$major" \
+			BILLING_OLD_PG_CONFIG="$old_pg_config" \
 			BILLING_TEST_DIR=/billing/run BILLING_TEST_PORT=$((PORT + 20 + 10 * i)) \
 			UPGRADE_OLD_SRC=/billing/old BILLING_DUMP_SOURCE_PORT=$dump_port \
 			bash /billing/src/test/run.sh >"$WORK/pg$major.log" 2>&1
