@@ -159,14 +159,11 @@ if [ -n "$INSIDE" ] && [ -n "${BILLING_OLD_PG_CONFIG:-}" ]; then
 	tail -5 "$WORK/pg_upgrade.log"; tally "pg_upgrade 15 -> $INSIDE" $rc
 fi
 
-# 10. the same suites on the newer majors, each in its Debian chroot (made
-#     once per machine, outside the clone), on ports PORT+30.. and PORT+40..
 # old_major_copy MAJOR DIR: for pg_upgrade in the chroot of MAJOR, a copy of
 # the host's PostgreSQL (billing installed) in DIR/pg15 and, in DIR/lib15,
 # the host's libraries its programs need that the chroot lacks (ICU 72...;
 # only those, so the chroot's own programs keep theirs; not LLVM's: no JIT
-# there). Prints the copy's
-# pg_config as the chroot sees it.
+# there). Prints the copy's pg_config as the chroot sees it.
 old_major_copy() {
 	local major=$1 dir=$2 copy bin missing name round
 	copy=$(pg_private_copy "$PG_CONFIG" "$dir/pg15") || return 0
@@ -184,6 +181,8 @@ old_major_copy() {
 	echo "/billing/${copy#"$dir/"}"
 }
 
+# 10. the same suites on the newer majors, each in its Debian chroot (made
+#     once per machine, outside the clone), on ports PORT+30.. and PORT+40..
 majors=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 if [ -z "$INSIDE" ] && [ -n "${BILLING_PG_MAJORS-17 18}" ]; then
 	dump_port=$((PORT + 9))
