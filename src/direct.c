@@ -44,6 +44,7 @@
 
 #include "cache.h"
 #include "direct.h"
+#include "pg_version_compat.h"
 
 typedef struct DirectColumn
 {
@@ -184,7 +185,7 @@ rel_usable(Relation rel, const DirectSpec *spec, DirectRel *d)
 	if (known != spec->ncolumns)
 		return false;
 	d->identity_seq = spec->identity < 0 ? InvalidOid :
-		getIdentitySequence(RelationGetRelid(rel), d->attnums[spec->identity], true);
+		getIdentitySequence_compat(rel, d->attnums[spec->identity], true);
 	if (spec->identity >= 0 && !OidIsValid(d->identity_seq))
 		return false;
 
@@ -289,6 +290,8 @@ close_all(void)
 		for (int i = 0; i < d->nindexes; i++)
 			if (d->rri->ri_IndexRelationDescs[i] != NULL)
 			{
+				/* what the AM kept between inserts (BRIN: a pinned buffer), as ExecCloseIndices */
+				index_insert_cleanup(d->rri->ri_IndexRelationDescs[i], d->rri->ri_IndexRelationInfo[i]);
 				index_close(d->rri->ri_IndexRelationDescs[i], NoLock);
 				d->rri->ri_IndexRelationDescs[i] = NULL;
 			}
@@ -460,7 +463,7 @@ direct_insert(DirectTable t, const Datum *values, const bool *nulls)
 		ExecConstraints(d->rri, slot, estate);
 	table_tuple_insert(d->rel, slot, GetCurrentCommandId(true), 0, NULL);
 	if (d->nindexes > 0)
-		ExecInsertIndexTuples(d->rri, slot, estate, false, false, NULL, NIL);
+		ExecInsertIndexTuples_compat(d->rri, slot, estate, false, false, NULL, NIL, false);
 	ExecClearTuple(slot);
 	ResetPerTupleExprContext(estate);
 }
@@ -472,16 +475,17 @@ direct_update(DirectTable t, ItemPointer otid, const Datum *values, const bool *
 	TupleTableSlot *slot = fill_slot(d, t, values, nulls);
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
-	bool		update_indexes;
+	TU_UpdateIndexes update_indexes;
 
 	Assert(is_open);
 	if (d->rel->rd_att->constr != NULL)
 		ExecConstraints(d->rri, slot, estate);
-	if (table_tuple_update(d->rel, otid, slot, GetCurrentCommandId(true), InvalidSnapshot,
+	if (table_tuple_update_compat(d->rel, otid, slot, GetCurrentCommandId(true), InvalidSnapshot,
 						   InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes) != TM_Ok)
 		elog(ERROR, "could not update a locked row of billing.%s", specs[t].relname);
-	if (update_indexes && d->nindexes > 0)
-		ExecInsertIndexTuples(d->rri, slot, estate, true, false, NULL, NIL);
+	if (update_indexes != TU_None && d->nindexes > 0)
+		ExecInsertIndexTuples_compat(d->rri, slot, estate, true, false, NULL, NIL,
+									 update_indexes == TU_Summarizing);
 	ExecClearTuple(slot);
 	ResetPerTupleExprContext(estate);
 }

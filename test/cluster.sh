@@ -115,3 +115,12 @@ SELECT pg_catalog.format(E'\\echo sequence %1$s\nSELECT last_value, is_called FR
  ORDER BY 1;
 EOF
 }
+
+# release_commit VERSION: the commit of a release in this repository's history
+release_commit() {
+	case $1 in
+	0.1.0) echo 3403213 ;;
+	0.2.0) echo ca2b76a ;;
+	*) return 1 ;;
+	esac
+}

@@ -6,8 +6,13 @@
 # install.
 set -euo pipefail
 
-PKGS="postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev libipc-run-perl
-      postgresql-15-cron faketime make gcc libc6-dev python3-psycopg pgbouncer"
+# BILLING_PG_MAJOR: the host's is 15 (Debian 12); test/run.sh runs this
+# inside the chroots of 17 and 18 (test/pgchroot.sh) with theirs
+MAJOR=${BILLING_PG_MAJOR:-15}
+PKGS="postgresql-$MAJOR postgresql-server-dev-$MAJOR postgresql-client-$MAJOR libpq-dev libipc-run-perl
+      postgresql-$MAJOR-cron faketime make gcc libc6-dev"
+# the gateway and PgBouncer tests run on 15 only
+[ "$MAJOR" != 15 ] || PKGS="$PKGS python3-psycopg pgbouncer"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
@@ -21,9 +26,13 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
-export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$MAJOR/bin/pg_config}
 PG_BIN=$("$PG_CONFIG" --bindir)
 export PATH="$PG_BIN:$PATH"
 
-make -s PG_CONFIG="$PG_CONFIG" COPT=-Werror all programs
-$SUDO make -s PG_CONFIG="$PG_CONFIG" install
+# JIT bitcode only where the clang that PostgreSQL was built with is there
+# (the chroots have none)
+clang=$(sed -n 's/^CLANG[[:space:]]*=[[:space:]]*//p' "$(dirname "$("$PG_CONFIG" --pgxs)")/../Makefile.global")
+llvm=""; [ -x "$clang" ] || llvm="with_llvm=no"
+make -s PG_CONFIG="$PG_CONFIG" $llvm COPT=-Werror all programs
+$SUDO make -s PG_CONFIG="$PG_CONFIG" $llvm install

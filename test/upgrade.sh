@@ -15,7 +15,10 @@
 #
 # Needs root (or the cluster user), git and the PostgreSQL to copy.
 # Environment: UPGRADE_DIR (default /tmp/billing-upgrade), UPGRADE_PORT
-# (default 55438), PG_CONFIG (the PostgreSQL to copy; default Debian's 15).
+# (default 55438), PG_CONFIG (the PostgreSQL to copy; default Debian's 15),
+# UPGRADE_OLD_SRC (a folder with each release's tree under its version,
+# e.g. UPGRADE_OLD_SRC/0.1.0, where the clone's history is not at hand, as
+# in test/pgchroot.sh's chroots).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,17 +27,13 @@ SYS_PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 DIR=${UPGRADE_DIR:-/tmp/billing-upgrade}
 PORT=${UPGRADE_PORT:-55438}
 FROM=${UPGRADE_FROM:-0.2.0}
-case $FROM in		# the commit of each release
-0.1.0) RELEASE=3403213 ;;
-0.2.0) RELEASE=ca2b76a ;;
-*) echo "upgrade: FAILED: no release $FROM"; exit 1 ;;
-esac
+RELEASE=$(release_commit "$FROM") || { echo "upgrade: FAILED: no release $FROM"; exit 1; }
 
 fail() { echo "upgrade: FAILED: $*"; exit 1; }
 # psql that stops at the first error and prints bare values
 q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
-git -C "$ROOT" cat-file -e "$RELEASE^{commit}" 2>/dev/null ||
+[ -n "${UPGRADE_OLD_SRC:-}" ] || git -C "$ROOT" cat-file -e "$RELEASE^{commit}" 2>/dev/null ||
 	fail "commit $RELEASE (release $FROM) is not in this clone's history (shallow? git fetch --unshallow)"
 
 # 1. a private PostgreSQL with 0.1.0 installed, as released
@@ -44,8 +43,12 @@ PG_CONFIG=$(pg_private_copy "$SYS_PG_CONFIG" "$DIR/pg")
 export PATH="$("$PG_CONFIG" --bindir):$PATH"
 # whatever billing the copied PostgreSQL had installed is not under test
 rm -f "$("$PG_CONFIG" --pkglibdir)/billing.so" "$("$PG_CONFIG" --sharedir)"/extension/billing[.-]*
-git -C "$ROOT" archive "$RELEASE" | tar -C "$DIR/old" -xf -
-extension_install "$DIR/old" "$PG_CONFIG" >"$DIR/build-old.log" 2>&1 ||
+if [ -n "${UPGRADE_OLD_SRC:-}" ]; then tree_copy "$UPGRADE_OLD_SRC/$FROM" "$DIR/old"
+else git -C "$ROOT" archive "$RELEASE" | tar -C "$DIR/old" -xf -; fi
+# built as released, but what newer compilers warn of (GCC 15 in the chroot
+# of 18) is no error of its: -Wno-error after its own -Werror (CPPFLAGS
+# follows its PG_CPPFLAGS)
+extension_install "$DIR/old" "$PG_CONFIG" "CPPFLAGS=-D_GNU_SOURCE -Wno-error" >"$DIR/build-old.log" 2>&1 ||
 	{ tail -20 "$DIR/build-old.log"; fail "release $FROM does not build"; }
 tree_copy "$ROOT" "$DIR/new"
 trap 'cluster_stop "$DIR/cluster"' EXIT

@@ -62,6 +62,7 @@
 #include "ledger/ledger.h"
 #include "ledger/slices.h"
 #include "money.h"
+#include "pg_version_compat.h"
 #include "settings.h"
 #include "spi_plan.h"
 
@@ -545,8 +546,8 @@ take_direct_scan(DirectTake *dt, const Datum *prefix, int home)
 		ScanKeyInit(&keys[k], k + 1, BTEqualStrategyNumber, F_INT8EQ, prefix[k]);
 	ScanKeyInit(&keys[st->nprefix], st->nprefix + 1, BTEqualStrategyNumber, F_INT4EQ,
 				Int32GetDatum(home));
-	scan = index_beginscan(direct_relation(st->table), direct_primary_key(st->table), dt->snap,
-						   nkeys, 0);
+	scan = index_beginscan_compat(direct_relation(st->table), direct_primary_key(st->table), dt->snap,
+								  nkeys, 0);
 	index_rescan(scan, keys, nkeys, NULL, 0);
 	while (!taken && index_getnext_slot(scan, ForwardScanDirection, dt->found))
 	{

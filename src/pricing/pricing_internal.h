@@ -17,6 +17,7 @@
 #include "postgres.h"
 #include "utils/jsonb.h"
 
+#include "pg_version_compat.h"
 #include "pricing/pricing.h"
 
 #define MAX_IMAGES			1000
@@ -133,8 +134,8 @@ typedef struct PriceComp
 extern PriceComp *pricing_components_read(Jsonb *components, const char *media, int *ncomps);
 
 /* pricingcatalog.c: the refusals of an unknown model or route (PB404) */
-extern void pricing_no_model(const char *model) pg_attribute_noreturn();
+pg_noreturn extern void pricing_no_model(const char *model);
 /* provider NULL: the model has no default provider */
-extern void pricing_no_route(const char *model, const char *provider) pg_attribute_noreturn();
+pg_noreturn extern void pricing_no_route(const char *model, const char *provider);
 
 #endif
