@@ -40,17 +40,7 @@ q() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 
 # rows DB: every row of every billing table, ordered, then every sequence
 rows() {
-	q -d "$1" -c "
-SELECT pg_catalog.format(E'\\\\echo table %1\$s\\nCOPY (SELECT %2\$s FROM billing.%1\$I ORDER BY %2\$s) TO STDOUT;',
-                         c.relname, pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum))
-  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
- WHERE c.relnamespace = 'billing'::regnamespace AND c.relkind IN ('r', 'p') AND a.attnum > 0
-   AND NOT a.attisdropped
- GROUP BY c.relname
-UNION ALL
-SELECT pg_catalog.format(E'\\\\echo sequence %1\$s\\nSELECT last_value, is_called FROM billing.%1\$I;', c.relname)
-  FROM pg_catalog.pg_class c WHERE c.relnamespace = 'billing'::regnamespace AND c.relkind = 'S'
- ORDER BY 1" >"$DIR/rows-query.sql"
+	rows_script -d "$1" >"$DIR/rows-query.sql"
 	q -d "$1" -f "$DIR/rows-query.sql"
 }
 
@@ -60,52 +50,9 @@ source_half() {
 	# no JIT: for pg_upgrade the old major runs where its LLVM is not
 	cluster_start "$DIR/cluster" "$PORT" "jit = off" || fail "the $major cluster does not start"
 	createdb billing_src
-	# usage of March 2025 is invoiced: its requests are re-dated there, so
-	# nothing depends on today's date
-	q -d billing_src <<'EOF' >"$DIR/fill.log" 2>&1 || { cat "$DIR/fill.log"; fail "the database cannot be filled"; }
-SET client_min_messages = warning;
-CREATE EXTENSION billing;
-SELECT billing.set_model('dr-img', 'image', 'acme', 'Acme Imaging', 'acme-img-v2');
-SELECT billing.set_price('dr-img', '[{"type":"output","metric":"image","unit_price_micros":40000}]');
-SELECT billing.set_model('dr-vid', 'video', 'vendo', 'Vendo Video');
-SELECT billing.set_price('dr-vid', '[{"type":"output","metric":"second","unit_price_micros":50000}]');
-
-SELECT billing.create_account('dr-pre') AS pre \gset
-SELECT billing.add_funds(:pre, 3000000, 'pay-1', 'card');
-SELECT billing.configure_auto_topup(:pre, 2900000, 5000000);
-SELECT billing.grant_credits(:pre, 250000, NULL, 'promotional', 'g-1', 'welcome');
-SELECT billing.set_spend_limit(:pre, 5000000, 'month');
-SELECT billing.set_balance_alerts(:pre, '{2000000}');
-SELECT billing.charge(:pre, 'dr-img', '{"n":2}', '{"images":[{},{}]}', '{}', 'c-1');
-SELECT billing.charge(:pre, 'dr-img', '{"n":1}', '{"images":[{}]}', '{}');
-SELECT billing.complete_topup(topup_id, true, 'psp-1') FROM billing.topups WHERE account_id = :pre;
-SELECT billing.begin_request(:pre, 'dr-vid', '{"duration_seconds":4}') ->> 'request_id' AS r \gset
-SELECT billing.complete_request(:r, '{"duration_seconds":3.5}', '{"upstream_id":"u-1"}');
-SELECT billing.refund_request(:r, 10000, 'blank frames', 'rf-1');
-SELECT billing.begin_request(:pre, 'dr-vid', '{"duration_seconds":4}') ->> 'request_id' AS r \gset
-SELECT billing.fail_request(:r, 'upstream timeout', 10000);
--- left open: it settles after the restore
-SELECT billing.begin_request(:pre, 'dr-vid', '{"duration_seconds":6}', 'open-1');
-
-SELECT billing.create_account('dr-post') AS post \gset
-SELECT billing.set_billing_type(:post, 'postpaid');
-SELECT billing.set_credit_limit(:post, 10000000, 'onboarding');
-SELECT billing.charge(:post, 'dr-img', '{"n":3}', '{"images":[{},{},{}]}');
-SET session_replication_role = replica;
-UPDATE billing.ledger SET created_at = '2025-03-14 12:00+00' WHERE account_id = :post AND kind = 'usage';
-UPDATE billing.requests SET created_at = '2025-03-14 11:59+00', completed_at = '2025-03-14 12:00+00'
- WHERE account_id = :post;
-RESET session_replication_role;
-SELECT billing.close_period('2025-03-01');
-SELECT billing.charge(:post, 'dr-img', '{"n":1}', '{"images":[{}]}');
-DO $$
-BEGIN
-    IF (SELECT pg_catalog.count(*) FROM billing.invoices) <> 1
-       OR EXISTS (SELECT FROM billing.verify()) THEN
-        RAISE EXCEPTION 'the data is not as planned';
-    END IF;
-END $$;
-EOF
+	# a day of billing through the API (test/fill.sql)
+	q -d billing_src -c 'CREATE EXTENSION billing' -f test/fill.sql >"$DIR/fill.log" 2>&1 ||
+		{ cat "$DIR/fill.log"; fail "the database cannot be filled"; }
 	rows billing_src >"$DIR/rows.txt"
 	pg_dump -Fc -d billing_src -f "$DIR/source.dump" || fail "pg_dump $major fails"
 	echo "dumprestore: a database filled on $major, $(grep -vc '^table\|^sequence' "$DIR/rows.txt") rows and sequences, dumped"
@@ -131,18 +78,18 @@ check_db() {
 SET client_min_messages = warning;
 DO $$
 DECLARE
-    pre bigint := (SELECT account_id FROM billing.accounts WHERE external_id = 'dr-pre');
+    pre bigint := (SELECT account_id FROM billing.accounts WHERE external_id = 'fill-pre');
     last_request bigint := (SELECT pg_catalog.max(request_id) FROM billing.requests);
     last_entry bigint := (SELECT pg_catalog.max(entry_id) FROM billing.ledger);
     before jsonb := billing.balance(pre);
     fresh jsonb;
 BEGIN
     -- a key used before the dump replays: nothing is charged again
-    PERFORM billing.charge(pre, 'dr-img', '{"n":2}', '{"images":[{},{}]}', '{}', 'c-1');
+    PERFORM billing.charge(pre, 'fill-img', '{"n":2}', '{"images":[{},{}]}', '{}', 'fill-c-1');
     IF billing.balance(pre) <> before THEN
         RAISE EXCEPTION 'a replayed key charged again: % then %', before, billing.balance(pre);
     END IF;
-    fresh := billing.charge(pre, 'dr-img', '{"n":1}', '{"images":[{}]}', '{}', 'after-restore');
+    fresh := billing.charge(pre, 'fill-img', '{"n":1}', '{"images":[{}]}', '{}', 'after-restore');
     IF (fresh ->> 'request_id')::bigint <= last_request
        OR (SELECT pg_catalog.min(entry_id) FROM billing.ledger WHERE request_id = (fresh ->> 'request_id')::bigint)
           <= last_entry THEN
@@ -152,7 +99,7 @@ BEGIN
         RAISE EXCEPTION 'a charge of 40000 moved the balance from % to %', before, billing.balance(pre);
     END IF;
     -- the request left open settles
-    PERFORM billing.complete_request((SELECT request_id FROM billing.requests WHERE idempotency_key = 'open-1'),
+    PERFORM billing.complete_request((SELECT request_id FROM billing.requests WHERE idempotency_key = 'fill-queued'),
                                      '{"duration_seconds":5}');
     IF EXISTS (SELECT FROM billing.verify()) THEN
         RAISE EXCEPTION 'verify() finds problems after new work';
