@@ -97,10 +97,13 @@ examples/payment_worker/payment_worker: examples/payment_worker/payment_worker.c
 
 PROGRAMS = test/stress test/fuzz bench/driver examples/payment_worker/payment_worker
 programs: $(PROGRAMS)
-.PHONY: programs bench
+.PHONY: programs bench bench-majors
 
 bench: bench/driver
 	bash bench/run.sh
+# make bench on 15 here and on 17 and 18 in their chroots (bench/majors.sh)
+bench-majors: bench/driver
+	PG_CONFIG=$(PG_CONFIG) bash bench/majors.sh
 
 # billing on a Citus cluster of three local nodes (test/citus.sh); needs
 # Citus installed for PG_CONFIG, or CITUS_SRC (a Citus source tree to build)
