@@ -64,7 +64,7 @@ GRANT EXECUTE ON FUNCTION billing.events_after(bigint, integer) TO billing_admin
 GRANT EXECUTE ON FUNCTION billing.verify(bigint) TO billing_admin;
 GRANT SELECT ON billing.catalog TO billing_app;
 
--- The plain-UPDATE path (README.md): a backend may finish a request with a
+-- The plain-UPDATE path (docs/reference.md): a backend may finish a request with a
 -- plain UPDATE. Only the three columns the trigger settles from are
 -- writable; SELECT on request_id alone lets "WHERE request_id = ..." find
 -- the row without exposing anyone's params, outputs or costs.
