@@ -14,7 +14,7 @@ OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.
 # The install script is assembled from one SQL file per concern, in this
 # order: the tables (src/schema.sql, install only) and then the re-runnable
 # parts (CREATE OR REPLACE, guarded roles, grants).
-SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql \
+SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql src/pricing/books.sql \
               src/requests/requests.sql src/topup/topup.sql \
               src/invoice/invoice.sql src/ledger/credits.sql src/ledger/limits.sql \
               src/reports/reports.sql src/citus.sql \

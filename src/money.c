@@ -37,6 +37,26 @@ money_mul(int64 a, int64 b)
 	return money_checked(pg_mul_s64_overflow, a, b);
 }
 
+/*
+ * The one rounding of a discount (docs/pricing.md): (micros x ppm + 500000)
+ * / 1000000, half-up for amounts >= 0, in 128 bits so that no product
+ * overflows before the division. Estimates, holds and settlements all price
+ * a discounted component through here.
+ */
+int64
+money_scale_ppm(int64 micros, int32 ppm)
+{
+	int128		r = ((int128) micros * ppm + MICROS_PER_UNIT / 2) / MICROS_PER_UNIT;
+
+	Assert(micros >= 0 && ppm >= 0);
+	if (r > PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount out of range"),
+				 errdetail("Amounts are integer micros and must fit in a bigint.")));
+	return (int64) r;
+}
+
 void
 money_require_positive(int64 amount, const char *what)
 {

@@ -11,6 +11,8 @@
 /* a + b and a * b, raising 22023 "amount out of range" on overflow */
 extern int64 money_add(int64 a, int64 b);
 extern int64 money_mul(int64 a, int64 b);
+/* micros x ppm / 1,000,000, rounded half-up (a discount); 22023 on overflow */
+extern int64 money_scale_ppm(int64 micros, int32 ppm);
 /* Refuses (22023) an amount that is not > 0; what names the argument. */
 extern void money_require_positive(int64 amount, const char *what);
 /* Exact decimal of micros in currency units: 210000 -> "0.21", -5 -> "-0.000005". */

@@ -176,10 +176,51 @@ CREATE TABLE billing.prices (
     currency       text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     components     jsonb NOT NULL,
     effective_from timestamptz NOT NULL,
-    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- NULL: a list version; else a version of that price book (0.3.0, so last)
+    price_book     text
 );
 CREATE UNIQUE INDEX prices_version
-    ON billing.prices (model, (COALESCE(provider, '')), effective_from);
+    ON billing.prices (model, (COALESCE(provider, '')), (COALESCE(price_book, '')), effective_from);
+
+-- Contract prices (docs/pricing.md, "Price books and discounts"): a book
+-- holds its own price versions (billing.prices.price_book) and discounts
+-- off the list; an account is priced by the book assigned to it. Reference
+-- tables on Citus, like the catalog. Discounts of one target (book, model,
+-- provider, NULLs equal) never overlap: set_discount checks it under the
+-- book's row lock, verify() checks it again.
+CREATE TABLE billing.price_books (
+    price_book  text PRIMARY KEY CHECK (pg_catalog.length(price_book) BETWEEN 1 AND 64),
+    description text,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+ALTER TABLE billing.prices ADD FOREIGN KEY (price_book) REFERENCES billing.price_books;
+
+CREATE TABLE billing.discounts (
+    discount_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    price_book      text NOT NULL REFERENCES billing.price_books,
+    model           text REFERENCES billing.models,  -- NULL: every model of the book
+    provider        text,                            -- NULL: every provider of the model
+    multiplier_ppm  integer NOT NULL CHECK (multiplier_ppm BETWEEN 0 AND 10000000),
+    effective_from  timestamptz NOT NULL,
+    effective_until timestamptz,                     -- NULL: no end
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (provider IS NULL OR model IS NOT NULL),
+    CHECK (effective_until > effective_from)
+);
+CREATE INDEX discounts_target ON billing.discounts (price_book, model, provider);
+
+-- The price book of an account from effective_from on (NULL: the list).
+CREATE TABLE billing.price_book_assignments (
+    account_id     bigint NOT NULL,
+    assignment_id  bigint GENERATED ALWAYS AS IDENTITY,
+    price_book     text REFERENCES billing.price_books,
+    effective_from timestamptz NOT NULL,
+    created_by     text NOT NULL DEFAULT SESSION_USER,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, assignment_id),
+    UNIQUE (account_id, effective_from)
+);
 
 -- Requests: one row per API request, from admission to its final state.
 CREATE TABLE billing.requests (
@@ -208,6 +249,11 @@ CREATE TABLE billing.requests (
     -- its spend limits apply (docs/limits.md) and usage reports group by it
     -- (docs/reports.md); NULL: none; 0.2.0, so last
     scope                text,
+    -- the price book the account was on at admission (NULL: the list), and
+    -- the discount of that book that priced it (NULL: none); with price_id
+    -- they settle the request (0.3.0, so last; no foreign keys on this table)
+    price_book           text,
+    discount_id          bigint,
     PRIMARY KEY (account_id, request_id)
 );
 -- the request-keyed functions find a request's account here

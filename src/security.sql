@@ -51,7 +51,7 @@ GRANT EXECUTE ON FUNCTION billing.adjust_balance(bigint, bigint, text, text) TO 
 GRANT EXECUTE ON FUNCTION billing.complete_topup(bigint, boolean, text, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.set_billing_type(bigint, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.set_model(text, text, text, text, text, boolean) TO billing_admin;
-GRANT EXECUTE ON FUNCTION billing.set_price(text, jsonb, text, timestamptz) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.set_price(text, jsonb, text, timestamptz, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.set_credit_limit(bigint, bigint, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.suggest_credit_limit(bigint) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.close_period(date) TO billing_admin;
@@ -63,6 +63,13 @@ GRANT EXECUTE ON FUNCTION billing.rollup_usage() TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.events_after(bigint, integer) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.verify(bigint) TO billing_admin;
 GRANT SELECT ON billing.catalog TO billing_app;
+-- contract prices (SPEC 20, docs/pricing.md "Price books and discounts")
+GRANT EXECUTE ON FUNCTION billing.estimate(text, jsonb, bigint) TO billing_app;
+GRANT EXECUTE ON FUNCTION billing.account_catalog(bigint) TO billing_app;
+GRANT EXECUTE ON FUNCTION billing.create_price_book(text, text) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.set_discount(text, integer, text, text, timestamptz, timestamptz) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.end_discount(bigint, timestamptz) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.assign_price_book(bigint, text, timestamptz) TO billing_admin;
 
 -- The plain-UPDATE path (docs/reference.md): a backend may finish a request with a
 -- plain UPDATE. Only the three columns the trigger settles from are

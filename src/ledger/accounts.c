@@ -30,6 +30,11 @@ typedef struct AccountEntry
 	bool		active;
 	bool		has_limits;
 	bool		has_alerts;
+	/* the price book (account_price_book) in [book_from, book_until); empty: not known */
+	TimestampTz book_from;
+	TimestampTz book_until;
+	bool		has_book;
+	char		book[65];
 } AccountEntry;
 
 /* a backend that touches more accounts than this starts its cache afresh */
@@ -39,15 +44,17 @@ static HTAB *accounts = NULL;
 static Oid	accounts_relid = InvalidOid;
 static bool citus_present = false;
 static int	distributed = -1;	/* accounts_distributed(); -1: not known yet */
-/* writes to these drop the cache too: the account's has_limits, has_alerts */
+/* writes to these drop the cache too: the account's has_limits, has_alerts, book */
 static Oid	limits_relid = InvalidOid;
 static Oid	alerts_relid = InvalidOid;
+static Oid	books_relid = InvalidOid;
 
 static void
 account_cache_reset(Datum arg, Oid relid)
 {
 	if (accounts != NULL && (!OidIsValid(relid) || relid == accounts_relid ||
-							 relid == limits_relid || relid == alerts_relid))
+							 relid == limits_relid || relid == alerts_relid ||
+							 relid == books_relid))
 	{
 		hash_destroy(accounts);
 		accounts = NULL;
@@ -73,6 +80,7 @@ account_cache_prepare(void)
 	distributed = -1;
 	limits_relid = cache_relid("spend_limits");
 	alerts_relid = cache_relid("balance_alerts");
+	books_relid = cache_relid("price_book_assignments");
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(AccountEntry);
 	ctl.hcxt = CacheMemoryContext;
@@ -151,6 +159,7 @@ account_fetch(int64 account_id)
 	read.active = DatumGetBool(spi_col(7, NULL));
 	read.has_limits = DatumGetBool(spi_col(8, NULL));
 	read.has_alerts = DatumGetBool(spi_col(9, NULL));
+	read.book_from = read.book_until = 0;
 	if (citus_present && !account_row_local(account_id))
 		return &read;
 	/* the queries may have taken in an invalidation that dropped the cache */
@@ -239,4 +248,37 @@ account_has_alerts(int64 account_id)
 	AccountEntry *e = account_fetch(account_id);
 
 	return e != NULL && e->has_alerts;
+}
+
+char *
+account_price_book(int64 account_id, TimestampTz at)
+{
+	static SPIPlanPtr plan;
+	AccountEntry *e = account_fetch(account_id);
+	AccountEntry found;
+	bool		isnull;
+
+	if (e == NULL)
+		account_refuse(account_id, false);
+	if (at < e->book_from || at >= e->book_until)
+	{
+		plan_run(&plan, "SELECT price_book, span_from, span_until FROM billing._book_at($1, $2)",
+				 false, 1, PLAN_ARGS(ARG_INT8(account_id), ARG_TSTZ(at)));
+		spi_col(1, &isnull);
+		found.has_book = !isnull;
+		found.book[0] = '\0';
+		if (found.has_book)
+			strlcpy(found.book, spi_text(1), sizeof(found.book));
+		found.book_from = DatumGetTimestampTz(spi_col(2, NULL));
+		found.book_until = DatumGetTimestampTz(spi_col(3, NULL));
+		/* the query may have taken in an invalidation that dropped the cache */
+		e = accounts ? hash_search(accounts, &account_id, HASH_FIND, NULL) : NULL;
+		if (e == NULL)
+			return found.has_book ? pstrdup(found.book) : NULL;
+		e->has_book = found.has_book;
+		memcpy(e->book, found.book, sizeof(e->book));
+		e->book_from = found.book_from;
+		e->book_until = found.book_until;
+	}
+	return e->has_book ? pstrdup(e->book) : NULL;
 }

@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 
+#include "utils/timestamp.h"
+
 typedef struct Account
 {
 	int64		account_id;
@@ -25,6 +27,14 @@ typedef struct Account
  * (invoices of a disabled account, for one) do not.
  */
 extern void account_load(int64 account_id, Account *acct, bool active_only);
+
+/*
+ * The price book of the account at "at" (docs/pricing.md, "Price books and
+ * discounts"): its latest assignment on or before then (billing._book_at),
+ * palloc'd, or NULL for the list. From the account cache, which keeps the
+ * span the answer holds for; inside SPI.
+ */
+extern char *account_price_book(int64 account_id, TimestampTz at);
 
 /*
  * Refuses (PB409 "account N is postpaid") to credit a postpaid account with

@@ -15,6 +15,7 @@
 
 #include "args.h"
 #include "jsonout.h"
+#include "ledger/ledger.h"
 #include "money.h"
 #include "pricing/pricing_internal.h"
 #include "settings.h"
@@ -40,18 +41,23 @@ pricing_init(void)
 						   &billing_catalog_currency, "USD", check_catalog_currency);
 }
 
-/* Route + price -> the JSON of docs/pricing.md (estimate or effective cost). */
+/*
+ * Route + price -> the JSON of docs/pricing.md (estimate or effective cost);
+ * with_book: at the prices of price_book (NULL: the list), which it names.
+ */
 static Datum
-cost_json(const char *model, const char *provider, Jsonb *params, Jsonb *outputs)
+cost_json(const char *model, const char *provider, bool with_book, const char *price_book,
+		  Jsonb *params, Jsonb *outputs)
 {
 	PriceRoute	route;
 	StringInfoData comp;
 	StringInfoData buf;
 	int64		total;
 
-	pricing_route(model, provider, GetCurrentTransactionStartTimestamp(), true, &route);
+	pricing_book_route(model, provider, price_book, GetCurrentTransactionStartTimestamp(), true,
+					   &route);
 	initStringInfo(&comp);
-	total = pricing_cost(route.components, params, outputs, route.media, &comp);
+	total = pricing_route_cost(&route, params, outputs, &comp);
 
 	initStringInfo(&buf);
 	json_begin(&buf);
@@ -60,6 +66,8 @@ cost_json(const char *model, const char *provider, Jsonb *params, Jsonb *outputs
 	json_add_str(&buf, "provider", route.provider);
 	json_add_int(&buf, "total_cost_micros", total);
 	json_add_str(&buf, "currency", route.currency);
+	if (with_book)
+		json_add_str(&buf, "price_book", route.price_book);
 	json_add_raw(&buf, "components", comp.data);
 	json_end(&buf);
 	return jsonb_from_text(buf.data);
@@ -70,7 +78,24 @@ Datum
 billing_estimate(PG_FUNCTION_ARGS)
 {
 	args_require(fcinfo, 2);
-	PG_RETURN_DATUM(cost_json(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL,
+	PG_RETURN_DATUM(cost_json(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, false, NULL,
+							  PG_GETARG_JSONB_P(1), NULL));
+}
+
+/* estimate(model, params, account_id): at the prices of the account's book now */
+PG_FUNCTION_INFO_V1(billing_estimate_account);
+Datum
+billing_estimate_account(PG_FUNCTION_ARGS)
+{
+	Account		acct;
+	char	   *book;
+
+	args_require(fcinfo, 3);
+	SPI_connect();
+	account_load(PG_GETARG_INT64(2), &acct, true);
+	book = account_price_book(acct.account_id, GetCurrentTransactionStartTimestamp());
+	SPI_finish();
+	PG_RETURN_DATUM(cost_json(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, true, book,
 							  PG_GETARG_JSONB_P(1), NULL));
 }
 
@@ -80,7 +105,7 @@ billing_effective_cost(PG_FUNCTION_ARGS)
 {
 	args_require(fcinfo, 2);
 	PG_RETURN_DATUM(cost_json(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-							  args_text(fcinfo, 2),
+							  args_text(fcinfo, 2), false, NULL,
 							  NULL, PG_GETARG_JSONB_P(1)));
 }
 

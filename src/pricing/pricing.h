@@ -31,7 +31,20 @@ typedef struct PriceRoute
 	char		currency[4];
 	Jsonb	   *components;
 	bool		active;			/* the model is open to new admissions */
+	/* contract prices (docs/pricing.md, "Price books and discounts") */
+	char	   *price_book;		/* the account's book; NULL: the list */
+	int64		discount_id;	/* the book's discount of the list price; 0: none */
+	int32		multiplier_ppm; /* the discount's, when discount_id */
 } PriceRoute;
+
+/*
+ * pricing_cost() of the route's price, with its discount: each matching
+ * component's total is money_scale_ppm(list total, multiplier_ppm), and
+ * comp_json shows multiplier_ppm and list_total_cost_micros for each. The
+ * one costing of estimates, holds and settlements.
+ */
+extern int64 pricing_route_cost(const PriceRoute *route, Jsonb *params, Jsonb *outputs,
+								StringInfo comp_json);
 
 /*
  * Loads the route of model through provider (NULL: the default provider) and
@@ -46,16 +59,27 @@ extern void pricing_route(const char *model, const char *provider, TimestampTz a
 						  bool admitting, PriceRoute *route);
 
 /*
+ * pricing_route() for an account on price_book (NULL: the list), in the
+ * order of docs/pricing.md, each in force at "at": the book's version for
+ * the route, its version for the model, else the list version times the
+ * book's most specific discount. Cached per backend like the list.
+ */
+extern void pricing_book_route(const char *model, const char *provider, const char *price_book,
+							   TimestampTz at, bool admitting, PriceRoute *route);
+
+/*
  * The price that settles a request in flight (docs/pricing.md, "Work in
- * flight"): the version price_id that priced its admission through
- * admitted_provider, unless routing_provider names another provider of the
- * model, whose version in force at "began" then applies. Whether the model
- * is still active or the admitted route still exists does not matter. Same
- * memory and SPI rules as pricing_route().
+ * flight"): the version price_id and discount discount_id (0: none) that
+ * priced its admission through admitted_provider, unless routing_provider
+ * names another provider of the model, whose price in force at "began" in
+ * price_book (NULL: the list) then applies. Whether the model is still
+ * active or the admitted route still exists does not matter. Same memory
+ * and SPI rules as pricing_route().
  */
 extern void pricing_settlement_route(const char *model, const char *admitted_provider,
-									 int64 price_id, const char *routing_provider,
-									 TimestampTz began, PriceRoute *route);
+									 int64 price_id, const char *price_book, int64 discount_id,
+									 const char *routing_provider, TimestampTz began,
+									 PriceRoute *route);
 
 /* An explicit provider must be a non-empty name (22023); NULL means none. */
 extern void pricing_check_provider(const char *provider);

@@ -61,9 +61,11 @@ RETURNS void LANGUAGE C VOLATILE CALLED ON NULL INPUT SET search_path = pg_catal
 AS 'MODULE_PATHNAME', 'billing_check_price';
 
 -- New price version, in billing.catalog_currency; billing._check_price
--- checks it and locks the model row.
+-- checks it and locks the model row. price_book: a version of that book
+-- (docs/pricing.md, "Price books and discounts"), whose row is locked too.
 CREATE OR REPLACE FUNCTION billing.set_price(model text, components jsonb, provider text DEFAULT NULL,
-                                  effective_from timestamptz DEFAULT pg_catalog.now())
+                                  effective_from timestamptz DEFAULT pg_catalog.now(),
+                                  price_book text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -76,8 +78,12 @@ BEGIN
         RAISE EXCEPTION 'effective_from must be a finite time, not null or infinity' USING ERRCODE = '22023';
     END IF;
     PERFORM billing._check_price(model, components, provider);
-    INSERT INTO billing.prices AS p (model, provider, currency, components, effective_from)
-    VALUES (model, provider, billing._setting('billing.catalog_currency'), components, effective_from)
+    IF price_book IS NOT NULL THEN
+        PERFORM billing._price_book(price_book, false);
+    END IF;
+    INSERT INTO billing.prices AS p (model, provider, currency, components, effective_from, price_book)
+    VALUES (model, provider, billing._setting('billing.catalog_currency'), components, effective_from,
+            price_book)
     RETURNING p.price_id INTO id;
     RETURN id;
 END $$;
@@ -87,35 +93,39 @@ END $$;
 -- at t, else by the model's latest provider-independent one. A row is a
 -- version that may price a route, with the span of time in which it is the
 -- choice (empty for a provider-independent version that an own one
--- superseded before it took effect). billing.catalog reads it, and so does
--- pricing_route() in C (pricingcatalog.c).
+-- superseded before it took effect). The list (price_book NULL) and each
+-- price book choose apart, by the same rule. billing.catalog reads it, and
+-- so does billing._price_choice (books.sql), which pricing_route() in C
+-- (pricingcatalog.c) reads.
 CREATE OR REPLACE VIEW billing._route_prices AS
 SELECT v.model, v.provider, v.price_id, v.currency, v.components, v.effective_from,
        pg_catalog.tstzrange(v.effective_from,
                             GREATEST(v.effective_from,
-                                     COALESCE(LEAST(v.next_from, v.own_from), 'infinity'))) AS span
+                                     COALESCE(LEAST(v.next_from, v.own_from), 'infinity'))) AS span,
+       v.price_book
   FROM (SELECT mp.model, mp.provider, p.price_id, p.currency, p.components, p.effective_from,
+               p.price_book,
                -- the next version of the same kind (own or provider-independent)
                pg_catalog.lead(p.effective_from) OVER (
-                   PARTITION BY mp.model, mp.provider, p.provider IS NULL
+                   PARTITION BY mp.model, mp.provider, p.price_book, p.provider IS NULL
                    ORDER BY p.effective_from) AS next_from,
                -- a provider-independent version gives way to the first own one
                CASE WHEN p.provider IS NULL THEN
                    pg_catalog.min(p.effective_from) FILTER (WHERE p.provider IS NOT NULL)
-                       OVER (PARTITION BY mp.model, mp.provider) END AS own_from
+                       OVER (PARTITION BY mp.model, mp.provider, p.price_book) END AS own_from
           FROM billing.model_providers mp
           JOIN billing.prices p ON p.model = mp.model
                                AND COALESCE(p.provider, '') IN (mp.provider, '')) v;
 
--- The price in force now of every active model and provider (a route with
--- no price in force is not listed).
+-- The list price in force now of every active model and provider (a route
+-- with no price in force is not listed).
 CREATE OR REPLACE VIEW billing.catalog AS
 SELECT m.model, m.media, mp.provider, mp.provider_name, mp.executed_model, mp.is_default,
        p.price_id, p.currency, p.components, p.effective_from
   FROM billing.models m
   JOIN billing.model_providers mp ON mp.model = m.model
   JOIN billing._route_prices p ON p.model = mp.model AND p.provider = mp.provider
- WHERE m.active AND p.span @> pg_catalog.now();
+ WHERE m.active AND p.span @> pg_catalog.now() AND p.price_book IS NULL;
 
 -- Dry run with the default provider's price: writes nothing, locks nothing.
 CREATE OR REPLACE FUNCTION billing.estimate(model text, params jsonb)

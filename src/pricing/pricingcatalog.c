@@ -1,9 +1,11 @@
 /*
  * Catalog access (docs/pricing.md): a model's route and the price version
- * that prices it. Which version prices a route at a given time is defined
- * once, by the view billing._route_prices (pricing.sql), which
- * billing.catalog reads too; a backend caches what it looked up
- * (route_cache.c), so a charge runs the SQL only on a cache miss.
+ * (and, for a price book, the discount) that prices it. Which version
+ * prices a route at a given time is defined once, by the view
+ * billing._route_prices (pricing.sql), which billing.catalog reads too, and
+ * for a price book by billing._price_choice (books.sql) over it; a backend
+ * caches what it looked up (route_cache.c), so a charge runs the SQL only
+ * on a cache miss.
  */
 #include "postgres.h"
 
@@ -60,8 +62,8 @@ model_disabled(const char *model)
  * SPI_tuptable survives) and copies it into cxt, the caller's context.
  */
 static void
-route_load(const char *model, const char *provider, TimestampTz at, bool admitting,
-		   MemoryContext cxt, PriceRoute *route)
+route_load(const char *model, const char *provider, const char *book, TimestampTz at,
+		   bool admitting, MemoryContext cxt, PriceRoute *route)
 {
 	static SPIPlanPtr plan = NULL;
 	MemoryContext old;
@@ -69,18 +71,17 @@ route_load(const char *model, const char *provider, TimestampTz at, bool admitti
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* p.model = $1, not mp.model: a constant reaches into the view's window */
 	plan_run(&plan,
 			 "SELECT m.media, m.active, mp.provider, mp.provider_name, mp.executed_model,"
-			 "       p.price_id, p.currency, p.components, p.effective_from,"
-			 "       pg_catalog.upper(p.span)"
+			 "       p.price_id, p.currency, p.components, p.span_from, p.span_until,"
+			 "       p.discount_id, p.multiplier_ppm"
 			 "  FROM billing.models m"
 			 "  LEFT JOIN billing.model_providers mp ON mp.model = m.model"
 			 "       AND (mp.provider = $2 OR ($2 IS NULL AND mp.is_default))"
-			 "  LEFT JOIN billing._route_prices p ON p.model = $1"
-			 "       AND p.provider = mp.provider AND p.span @> $3"
+			 "  LEFT JOIN LATERAL billing._price_choice($1, mp.provider, $4, $3) p ON true"
 			 " WHERE m.model = $1",
-			 false, 1, PLAN_ARGS(ARG_TEXT(model), ARG_TEXT(provider), ARG_TSTZ(at)));
+			 false, 1, PLAN_ARGS(ARG_TEXT(model), ARG_TEXT(provider), ARG_TSTZ(at),
+								 ARG_TEXT(book)));
 	if (SPI_processed == 0)
 		pricing_no_model(model);
 	if (admitting && !DatumGetBool(spi_col(2, &isnull)))
@@ -106,21 +107,33 @@ route_load(const char *model, const char *provider, TimestampTz at, bool admitti
 	route->price_id = spi_int64(6);
 	strlcpy(route->currency, spi_text(7), sizeof(route->currency));
 	route->components = DatumGetJsonbPCopy(spi_col(8, NULL));
+	route->price_book = book ? pstrdup(book) : NULL;
+	route->discount_id = DatumGetInt64(spi_col(11, &isnull));
+	if (isnull)
+		route->discount_id = 0;
+	route->multiplier_ppm = route->discount_id ? DatumGetInt32(spi_col(12, NULL)) : 0;
 	MemoryContextSwitchTo(old);
-	route_cache_put(model, provider, route, DatumGetTimestampTz(spi_col(9, NULL)),
+	route_cache_put(model, provider, book, route, DatumGetTimestampTz(spi_col(9, NULL)),
 					DatumGetTimestampTz(spi_col(10, NULL)));
 	SPI_finish();
+}
+
+void
+pricing_book_route(const char *model, const char *provider, const char *price_book,
+				   TimestampTz at, bool admitting, PriceRoute *route)
+{
+	pricing_check_provider(provider);
+	if (!route_cache_get(model, provider, price_book, at, route))
+		route_load(model, provider, price_book, at, admitting, CurrentMemoryContext, route);
+	else if (admitting && !route->active)
+		model_disabled(model);
 }
 
 void
 pricing_route(const char *model, const char *provider, TimestampTz at, bool admitting,
 			  PriceRoute *route)
 {
-	pricing_check_provider(provider);
-	if (!route_cache_get(model, provider, at, route))
-		route_load(model, provider, at, admitting, CurrentMemoryContext, route);
-	else if (admitting && !route->active)
-		model_disabled(model);
+	pricing_book_route(model, provider, NULL, at, admitting, route);
 }
 
 /* The price version price_id, as a route without provider details, in cxt. */
@@ -157,15 +170,47 @@ price_version(int64 price_id, MemoryContext cxt, PriceRoute *route)
 	SPI_finish();
 }
 
+/* The multiplier of discount discount_id into route (cached: it never changes). */
+static void
+discount_load(int64 discount_id, PriceRoute *route)
+{
+	static SPIPlanPtr plan = NULL;
+	PriceRoute	d;
+
+	if (!discount_cache_get(discount_id, &d))
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		plan_run(&plan, "SELECT multiplier_ppm FROM billing.discounts WHERE discount_id = $1",
+				 false, 1, PLAN_ARGS(ARG_INT8(discount_id)));
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("discount " INT64_FORMAT " does not exist", discount_id),
+					 errdetail("The request was admitted with a discount that is gone.")));
+		memset(&d, 0, sizeof(d));
+		d.discount_id = discount_id;
+		d.multiplier_ppm = DatumGetInt32(spi_col(1, NULL));
+		SPI_finish();
+		discount_cache_put(&d);
+	}
+	route->discount_id = discount_id;
+	route->multiplier_ppm = d.multiplier_ppm;
+}
+
 void
 pricing_settlement_route(const char *model, const char *admitted_provider, int64 price_id,
+						 const char *price_book, int64 discount_id,
 						 const char *routing_provider, TimestampTz began, PriceRoute *route)
 {
 	if (routing_provider == NULL || strcmp(routing_provider, admitted_provider) == 0)
 	{
 		price_version(price_id, CurrentMemoryContext, route);
 		route->provider = pstrdup(admitted_provider);
+		route->price_book = price_book ? pstrdup(price_book) : NULL;
+		if (discount_id)
+			discount_load(discount_id, route);
 	}
 	else
-		pricing_route(model, routing_provider, began, false, route);
+		pricing_book_route(model, routing_provider, price_book, began, false, route);
 }

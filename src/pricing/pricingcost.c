@@ -162,9 +162,10 @@ no_price(PriceComp *comps, int ncomps, PricedRequest *req)
 			 errdetail("No output component of the model's price matches the request.")));
 }
 
-int64
-pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
-			 const char *media, StringInfo comp_json)
+/* pricing_cost() with each component's total discounted by ppm (< 0: none) */
+static int64
+cost_components(Jsonb *components, Jsonb *params, Jsonb *outputs, const char *media,
+				int32 ppm, StringInfo comp_json)
 {
 	PricedRequest req;
 	PriceComp  *comps;
@@ -185,6 +186,7 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 		PriceComp  *c = &comps[i];
 		int64		billable,
 					units,
+					list_cost,
 					cost;
 
 		if (!comp_matches(c, &req))
@@ -196,7 +198,8 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 			continue;			/* no reference images: nothing to show */
 		/* whole units of unit_size, rounded up; report what is billed */
 		units = billable / c->unit_size + (billable % c->unit_size != 0);
-		cost = money_mul(units, c->unit_price);
+		list_cost = money_mul(units, c->unit_price);
+		cost = ppm < 0 ? list_cost : money_scale_ppm(list_cost, ppm);
 		total = money_add(total, cost);
 		if (comp_json)
 		{
@@ -209,6 +212,11 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 			json_add_int(comp_json, "billable_quantity", money_mul(units, c->unit_size));
 			json_add_money(comp_json, "unit_price", c->unit_price);
 			json_add_int(comp_json, "total_cost", cost);
+			if (ppm >= 0)
+			{
+				json_add_int(comp_json, "multiplier_ppm", ppm);
+				json_add_int(comp_json, "list_total_cost_micros", list_cost);
+			}
 			json_end(comp_json);
 		}
 	}
@@ -217,4 +225,18 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 	if (comp_json)
 		json_end_array(comp_json);
 	return total;
+}
+
+int64
+pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
+			 const char *media, StringInfo comp_json)
+{
+	return cost_components(components, params, outputs, media, -1, comp_json);
+}
+
+int64
+pricing_route_cost(const PriceRoute *route, Jsonb *params, Jsonb *outputs, StringInfo comp_json)
+{
+	return cost_components(route->components, params, outputs, route->media,
+						   route->discount_id ? route->multiplier_ppm : -1, comp_json);
 }

@@ -6,8 +6,11 @@
  * when a DBA edits the catalog. A cached route is used while "at" falls in
  * the span in which its price is the route's choice (billing._route_prices;
  * so a scheduled price takes effect on time); the whole cache is dropped
- * when a catalog table is written (see cache.c). A price version looked up by id
- * (to settle work in flight) is cached too: versions are never edited.
+ * when a catalog table is written (see cache.c). A route priced for a price
+ * book (docs/pricing.md, "Price books and discounts") is an entry of its
+ * own, dropped with the catalog's and when a discount is written. A price
+ * version and a discount looked up by id (to settle work in flight) are
+ * cached too: versions are never edited, and a discount's multiplier never.
  */
 #include "postgres.h"
 
@@ -18,8 +21,11 @@
 #include "cache.h"
 #include "pricing/route_cache.h"
 
-/* "model\x1fprovider": models and providers have at most 128 characters */
-#define ROUTE_KEY_LEN 260
+/*
+ * "model\x1fprovider\x1cbook": models and providers have at most 128
+ * characters, books 64
+ */
+#define ROUTE_KEY_LEN 330
 
 typedef struct RouteEntry
 {
@@ -31,7 +37,7 @@ typedef struct RouteEntry
 
 static HTAB *routes = NULL;
 static MemoryContext route_cxt = NULL;
-static Oid	catalog_relids[3];
+static Oid	catalog_relids[4];
 
 static void
 route_cache_reset(Datum arg, Oid relid)
@@ -39,7 +45,7 @@ route_cache_reset(Datum arg, Oid relid)
 	if (routes == NULL)
 		return;
 	if (OidIsValid(relid) && relid != catalog_relids[0] && relid != catalog_relids[1] &&
-		relid != catalog_relids[2])
+		relid != catalog_relids[2] && relid != catalog_relids[3])
 		return;
 	hash_destroy(routes);
 	routes = NULL;
@@ -49,20 +55,21 @@ route_cache_reset(Datum arg, Oid relid)
 /*
  * The key of a route: "model\x1e" for the default provider, "model\x1fprovider"
  * for a named one, so that no provider string can stand for the default (an
- * answer never depends on what happens to be cached). A price version by id
- * is "\x1d<price_id>". Model names hold no control characters (schema.sql).
+ * answer never depends on what happens to be cached), then "\x1cbook" for a
+ * price book's. A price version by id is "\x1d<price_id>", a discount
+ * "\x1b<discount_id>". Model names hold no control characters (schema.sql).
  */
 static bool
-route_key(const char *model, const char *provider, char *key)
+route_key(const char *model, const char *provider, const char *book, char *key)
 {
-	return (provider ? snprintf(key, ROUTE_KEY_LEN, "%s\x1f%s", model, provider)
-			: snprintf(key, ROUTE_KEY_LEN, "%s\x1e", model)) < ROUTE_KEY_LEN;
+	return snprintf(key, ROUTE_KEY_LEN, "%s%s%s%s%s", model, provider ? "\x1f" : "\x1e",
+					provider ? provider : "", book ? "\x1c" : "", book ? book : "") < ROUTE_KEY_LEN;
 }
 
 static void
-price_key(int64 price_id, char *key)
+id_key(char tag, int64 id, char *key)
 {
-	snprintf(key, ROUTE_KEY_LEN, "\x1d" INT64_FORMAT, price_id);
+	snprintf(key, ROUTE_KEY_LEN, "%c" INT64_FORMAT, tag, id);
 }
 
 static char *
@@ -82,8 +89,15 @@ route_copy(PriceRoute *dst, const PriceRoute *src)
 	dst->price_id = src->price_id;
 	dst->active = src->active;
 	memcpy(dst->currency, src->currency, sizeof(dst->currency));
-	dst->components = palloc(VARSIZE(src->components));
-	memcpy(dst->components, src->components, VARSIZE(src->components));
+	dst->components = NULL;		/* none in a discount's entry */
+	if (src->components)
+	{
+		dst->components = palloc(VARSIZE(src->components));
+		memcpy(dst->components, src->components, VARSIZE(src->components));
+	}
+	dst->price_book = str_copy(src->price_book);
+	dst->discount_id = src->discount_id;
+	dst->multiplier_ppm = src->multiplier_ppm;
 }
 
 static bool
@@ -120,6 +134,7 @@ cache_put(const char *key, const PriceRoute *route, TimestampTz from, TimestampT
 		catalog_relids[0] = cache_relid("models");
 		catalog_relids[1] = cache_relid("model_providers");
 		catalog_relids[2] = cache_relid("prices");
+		catalog_relids[3] = cache_relid("discounts");
 		ctl.keysize = ROUTE_KEY_LEN;
 		ctl.entrysize = sizeof(RouteEntry);
 		ctl.hcxt = route_cxt;
@@ -137,20 +152,21 @@ cache_put(const char *key, const PriceRoute *route, TimestampTz from, TimestampT
 }
 
 bool
-route_cache_get(const char *model, const char *provider, TimestampTz at, PriceRoute *route)
+route_cache_get(const char *model, const char *provider, const char *book, TimestampTz at,
+				PriceRoute *route)
 {
 	char		key[ROUTE_KEY_LEN];
 
-	return route_key(model, provider, key) && cache_get(key, at, route);
+	return route_key(model, provider, book, key) && cache_get(key, at, route);
 }
 
 void
-route_cache_put(const char *model, const char *provider, const PriceRoute *route,
-				TimestampTz from, TimestampTz until)
+route_cache_put(const char *model, const char *provider, const char *book,
+				const PriceRoute *route, TimestampTz from, TimestampTz until)
 {
 	char		key[ROUTE_KEY_LEN];
 
-	if (route_key(model, provider, key))
+	if (route_key(model, provider, book, key))
 		cache_put(key, route, from, until);
 }
 
@@ -159,7 +175,7 @@ price_cache_get(int64 price_id, PriceRoute *route)
 {
 	char		key[ROUTE_KEY_LEN];
 
-	price_key(price_id, key);
+	id_key('\x1d', price_id, key);
 	return cache_get(key, 0, route);
 }
 
@@ -168,6 +184,24 @@ price_cache_put(const PriceRoute *route)
 {
 	char		key[ROUTE_KEY_LEN];
 
-	price_key(route->price_id, key);
+	id_key('\x1d', route->price_id, key);
+	cache_put(key, route, DT_NOBEGIN, DT_NOEND);
+}
+
+bool
+discount_cache_get(int64 discount_id, PriceRoute *route)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	id_key('\x1b', discount_id, key);
+	return cache_get(key, 0, route);
+}
+
+void
+discount_cache_put(const PriceRoute *route)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	id_key('\x1b', route->discount_id, key);
 	cache_put(key, route, DT_NOBEGIN, DT_NOEND);
 }

@@ -5,18 +5,23 @@
 #include "pricing/pricing.h"
 
 /*
- * Copies the cached route of (model, provider) into *route, allocated in the
- * current memory context, when one is cached for a price in force at "at".
+ * Copies the cached route of (model, provider) for price book book (NULL:
+ * the list) into *route, allocated in the current memory context, when one
+ * is cached for a price in force at "at".
  */
-extern bool route_cache_get(const char *model, const char *provider, TimestampTz at,
-							PriceRoute *route);
+extern bool route_cache_get(const char *model, const char *provider, const char *book,
+							TimestampTz at, PriceRoute *route);
 
 /* Caches route, whose price is in force from "from" until "until". */
-extern void route_cache_put(const char *model, const char *provider, const PriceRoute *route,
-							TimestampTz from, TimestampTz until);
+extern void route_cache_put(const char *model, const char *provider, const char *book,
+							const PriceRoute *route, TimestampTz from, TimestampTz until);
 
 /* The same for a price version by id (model, media, currency, components). */
 extern bool price_cache_get(int64 price_id, PriceRoute *route);
 extern void price_cache_put(const PriceRoute *route);
+
+/* A discount by id: its discount_id and multiplier_ppm, without components. */
+extern bool discount_cache_get(int64 discount_id, PriceRoute *route);
+extern void discount_cache_put(const PriceRoute *route);
 
 #endif

@@ -260,24 +260,28 @@ request_insert(const Account *acct, const PriceRoute *route, Datum params, int64
 			   const char *key, const char *scope)
 {
 	static SPIPlanPtr plan;
-	Datum		v[10] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+	Datum		v[12] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, Int64GetDatum(estimate),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
 		key ? CStringGetTextDatum(key) : (Datum) 0, Int64GetDatum(route->price_id),
-	scope ? CStringGetTextDatum(scope) : (Datum) 0};
-	char		nulls[11] = "          ";
+		scope ? CStringGetTextDatum(scope) : (Datum) 0,
+		route->price_book ? CStringGetTextDatum(route->price_book) : (Datum) 0,
+	Int64GetDatum(route->discount_id)};
+	char		nulls[13] = "            ";
 
 	nulls[7] = key ? ' ' : 'n';
 	nulls[9] = scope ? ' ' : 'n';
+	nulls[10] = route->price_book ? ' ' : 'n';
+	nulls[11] = route->discount_id ? ' ' : 'n';
 	plan_exec(&plan,
 			  "INSERT INTO billing.requests (account_id, model, provider, status, params,"
 			  "       cost_estimate_micros, hold_micros, currency, postpaid, idempotency_key,"
-			  "       price_id, scope)"
-			  " VALUES ($1, $2, $3, 'queued', $4, $5, $5, $6, $7, $8, $9, $10)"
+			  "       price_id, scope, price_book, discount_id)"
+			  " VALUES ($1, $2, $3, 'queued', $4, $5, $5, $6, $7, $8, $9, $10, $11, $12)"
 			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
 			  " DO NOTHING RETURNING request_id",
-			  10, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, BOOLOID, TEXTOID,
-			  INT8OID, TEXTOID}, v, nulls, false, 0);
+			  12, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, BOOLOID, TEXTOID,
+			  INT8OID, TEXTOID, TEXTOID, INT8OID}, v, nulls, false, 0);
 	return SPI_processed == 1 ? spi_int64(1) : 0;
 }
 
@@ -291,17 +295,17 @@ request_insert(const Account *acct, const PriceRoute *route, Datum params, int64
 	"WITH t AS (" take ")," \
 	" r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs," \
 	"              routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid," \
-	"              idempotency_key, price_id, completed_at, scope)" \
+	"              idempotency_key, price_id, completed_at, scope, price_book, discount_id)" \
 	"       SELECT $1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12," \
-	"              pg_catalog.clock_timestamp(), $13 FROM t" \
+	"              pg_catalog.clock_timestamp(), $13, $14, $15 FROM t" \
 	"       ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL" \
 	"       DO NOTHING RETURNING request_id)," \
 	" u AS (INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id)" \
 	"       SELECT $1, 'usage', -$7, $9, r.request_id FROM r WHERE $7 <> 0)" \
 	" SELECT (SELECT pg_catalog.count(*) FROM t), (SELECT request_id FROM r)"
 
-static const Oid charge_types[13] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
-INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID};
+static const Oid charge_types[15] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID, TEXTOID, INT8OID};
 static SPIPlanPtr charge_taken_plan;
 
 typedef struct ChargeArgs
@@ -329,12 +333,12 @@ charge_record_routed(ChargeArgs *a)
 	plan_exec(&request_plan,
 			  "INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,"
 			  "       routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid,"
-			  "       idempotency_key, price_id, completed_at, scope)"
+			  "       idempotency_key, price_id, completed_at, scope, price_book, discount_id)"
 			  " VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12,"
-			  "       pg_catalog.clock_timestamp(), $13)"
+			  "       pg_catalog.clock_timestamp(), $13, $14, $15)"
 			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
 			  " DO NOTHING RETURNING request_id",
-			  13, charge_types, a->values, a->nulls, false, 0);
+			  15, charge_types, a->values, a->nulls, false, 0);
 	a->request_id = SPI_processed == 1 ? DatumGetInt64(spi_col(1, &isnull)) : 0;
 	if (a->request_id == 0 || DatumGetInt64(a->values[6]) == 0)
 		return;
@@ -357,7 +361,7 @@ charge_record_taken(void *arg)
 		charge_record_routed(a);
 		return;
 	}
-	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 13, charge_types, a->values, a->nulls,
+	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 15, charge_types, a->values, a->nulls,
 			  false, 0);
 	a->request_id = DatumGetInt64(spi_col(2, &isnull));
 }
@@ -383,7 +387,7 @@ charge_fold(void *arg, int home)
 		charge_record_routed(a);
 		return true;
 	}
-	plan_exec(&plan, CHARGE_SQL(AVAILABLE_TAKE_SQL("$1", "$7", "$11")), 13, charge_types,
+	plan_exec(&plan, CHARGE_SQL(AVAILABLE_TAKE_SQL("$1", "$7", "$11")), 15, charge_types,
 			  a->values, a->nulls, false, 0);
 	if (DatumGetInt64(spi_col(1, NULL)) != 1)
 		return false;
@@ -434,6 +438,10 @@ charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum 
 		v[DR_PRICE_ID] = Int64GetDatum(route->price_id);
 		v[DR_SCOPE] = scope ? CStringGetTextDatum(scope) : (Datum) 0;
 		n[DR_SCOPE] = scope == NULL;
+		v[DR_PRICE_BOOK] = route->price_book ? CStringGetTextDatum(route->price_book) : (Datum) 0;
+		n[DR_PRICE_BOOK] = route->price_book == NULL;
+		v[DR_DISCOUNT_ID] = Int64GetDatum(route->discount_id);
+		n[DR_DISCOUNT_ID] = route->discount_id == 0;
 		direct_insert(DIRECT_REQUESTS, v, n);
 		ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
 	}
@@ -450,12 +458,14 @@ static int64
 charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
 			  Datum routing, int64 cost, const char *key, const char *scope)
 {
-	Datum		v[13] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+	Datum		v[15] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, outputs, routing, Int64GetDatum(cost),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
 		key ? CStringGetTextDatum(key) : (Datum) 0, (Datum) 0 /* $11, the home slice: charge_fold */ ,
-		Int64GetDatum(route->price_id), scope ? CStringGetTextDatum(scope) : (Datum) 0};
-	char		nulls[14] = "             ";
+		Int64GetDatum(route->price_id), scope ? CStringGetTextDatum(scope) : (Datum) 0,
+		route->price_book ? CStringGetTextDatum(route->price_book) : (Datum) 0,
+	Int64GetDatum(route->discount_id)};
+	char		nulls[16] = "               ";
 	ChargeArgs	a = {v, nulls, 0};
 
 	/* billing_charge() opened the direct path only for a charge it suits */
@@ -463,6 +473,8 @@ charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum 
 		return a.request_id;
 	nulls[9] = key ? ' ' : 'n';
 	nulls[12] = scope ? ' ' : 'n';
+	nulls[13] = route->price_book ? ' ' : 'n';
+	nulls[14] = route->discount_id ? ' ' : 'n';
 	available_take_with(acct, cost, charge_fold, charge_record_taken, &a);
 	return a.request_id;
 }
@@ -498,6 +510,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 	int64		estimate;
 	int64		request_id = 0;
 	Datum		result;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 	args_require(fcinfo, 3);
 	account_id = PG_GETARG_INT64(0);
@@ -513,9 +526,9 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		request_id = request_replay(account_id, key, model, params, (Datum) 0, scope);
 	if (request_id == 0)
 	{
-		pricing_route(model, NULL, GetCurrentTransactionStartTimestamp(), true, &route);
+		pricing_book_route(model, NULL, account_price_book(account_id, now), now, true, &route);
 		check_currency(&acct, &route);
-		estimate = pricing_cost(route.components, DatumGetJsonbP(params), NULL, route.media, NULL);
+		estimate = pricing_route_cost(&route, DatumGetJsonbP(params), NULL, NULL);
 		available_take(&acct, estimate);
 		request_id = request_insert(&acct, &route, params, estimate, key, scope);
 		if (request_id == 0)
@@ -553,6 +566,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	int64		cost;
 	int64		request_id = 0;
 	StringInfoData buf;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 	args_require(fcinfo, 5);
 	account_id = PG_GETARG_INT64(0);
@@ -576,11 +590,10 @@ billing_charge(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
 
-	pricing_route(model, jsonb_get_text(routing, "provider"),
-				  GetCurrentTransactionStartTimestamp(), true, &route);
+	pricing_book_route(model, jsonb_get_text(routing, "provider"),
+					   account_price_book(account_id, now), now, true, &route);
 	check_currency(&acct, &route);
-	cost = pricing_cost(route.components, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
-						route.media, NULL);
+	cost = pricing_route_cost(&route, DatumGetJsonbP(params), DatumGetJsonbP(outputs), NULL);
 	/* the take, the rows and the limits' takes go direct when they can */
 	if (key == NULL && cost > 0)
 		direct_open();

@@ -50,20 +50,23 @@ typedef enum RequestColumn
 	COL_COMPLETED_AT,
 	COL_PRICE_ID,
 	COL_SCOPE,
+	COL_PRICE_BOOK,
+	COL_DISCOUNT_ID,
 	NUM_COLUMNS
 } RequestColumn;
 
 static const char *const column_names[NUM_COLUMNS] = {
 	"account_id", "request_id", "model", "provider", "status", "params", "outputs",
 	"routing", "cost_estimate_micros", "cost_micros", "hold_micros", "currency",
-	"postpaid", "idempotency_key", "created_at", "completed_at", "price_id", "scope"
+	"postpaid", "idempotency_key", "created_at", "completed_at", "price_id", "scope",
+	"price_book", "discount_id"
 };
 
 /* columns a transition may not touch */
 static const RequestColumn frozen_columns[] = {
 	COL_ACCOUNT_ID, COL_REQUEST_ID, COL_MODEL, COL_PROVIDER, COL_PARAMS, COL_COST_ESTIMATE,
 	COL_HOLD, COL_CURRENCY, COL_POSTPAID, COL_IDEMPOTENCY_KEY, COL_CREATED_AT,
-	COL_COMPLETED_AT, COL_PRICE_ID, COL_SCOPE
+	COL_COMPLETED_AT, COL_PRICE_ID, COL_SCOPE, COL_PRICE_BOOK, COL_DISCOUNT_ID
 };
 
 static Oid	attnums_relid = InvalidOid;
@@ -170,6 +173,7 @@ effective_cost(const RowAccess *n, const char *routing_provider)
 	bool		isnull;
 	Datum		outputs = col(n, COL_OUTPUTS, &isnull);
 	int64		price_id;
+	int64		discount_id;
 	PriceRoute	route;
 	char	   *currency = col_text(n, COL_CURRENCY);
 	int64		cost;
@@ -183,16 +187,19 @@ effective_cost(const RowAccess *n, const char *routing_provider)
 	price_id = DatumGetInt64(col(n, COL_PRICE_ID, &isnull));
 	if (isnull)
 		price_id = 0;
+	discount_id = DatumGetInt64(col(n, COL_DISCOUNT_ID, &isnull));
+	if (isnull)
+		discount_id = 0;
 	pricing_settlement_route(col_text(n, COL_MODEL), col_text(n, COL_PROVIDER), price_id,
-							 routing_provider, DatumGetTimestampTz(col(n, COL_CREATED_AT, &isnull)),
-							 &route);
+							 col_text(n, COL_PRICE_BOOK), discount_id, routing_provider,
+							 DatumGetTimestampTz(col(n, COL_CREATED_AT, &isnull)), &route);
 	if (strcmp(route.currency, currency) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("provider \"%s\" prices model \"%s\" in %s, the request is in %s",
 						route.provider, route.model, route.currency, currency)));
-	cost = pricing_cost(route.components, DatumGetJsonbP(col(n, COL_PARAMS, &isnull)),
-						DatumGetJsonbP(outputs), route.media, NULL);
+	cost = pricing_route_cost(&route, DatumGetJsonbP(col(n, COL_PARAMS, &isnull)),
+							  DatumGetJsonbP(outputs), NULL);
 	return cost;
 }
 

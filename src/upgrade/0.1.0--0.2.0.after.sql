@@ -9,6 +9,7 @@
 ALTER TABLE billing.requests DISABLE TRIGGER requests_transition;
 UPDATE billing.requests r
    SET price_id = (SELECT p.price_id FROM billing._route_prices p
-                    WHERE p.model = r.model AND p.provider = r.provider AND p.span @> r.created_at)
+                    WHERE p.model = r.model AND p.provider = r.provider AND p.span @> r.created_at
+                      AND p.price_book IS NULL)
  WHERE r.price_id IS NULL AND r.status IN ('queued', 'in_progress');
 ALTER TABLE billing.requests ENABLE TRIGGER requests_transition;

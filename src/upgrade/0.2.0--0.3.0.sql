@@ -5,3 +5,52 @@
 
 -- billing._event_clock: the server and database event ids were last made on
 CREATE SEQUENCE IF NOT EXISTS billing.event_clock MINVALUE -9223372036854775808 START 0;
+
+-- SPEC 20, contract prices (docs/pricing.md, "Price books and discounts"):
+-- price books, their versions and discounts, assignments; what requests
+-- record of them. Every account stays on the list (no assignment).
+CREATE TABLE IF NOT EXISTS billing.price_books (
+    price_book  text PRIMARY KEY CHECK (pg_catalog.length(price_book) BETWEEN 1 AND 64),
+    description text,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+ALTER TABLE billing.prices ADD COLUMN IF NOT EXISTS price_book text REFERENCES billing.price_books;
+CREATE TABLE IF NOT EXISTS billing.discounts (
+    discount_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    price_book      text NOT NULL REFERENCES billing.price_books,
+    model           text REFERENCES billing.models,
+    provider        text,
+    multiplier_ppm  integer NOT NULL CHECK (multiplier_ppm BETWEEN 0 AND 10000000),
+    effective_from  timestamptz NOT NULL,
+    effective_until timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK (provider IS NULL OR model IS NOT NULL),
+    CHECK (effective_until > effective_from)
+);
+CREATE INDEX IF NOT EXISTS discounts_target ON billing.discounts (price_book, model, provider);
+CREATE TABLE IF NOT EXISTS billing.price_book_assignments (
+    account_id     bigint NOT NULL,
+    assignment_id  bigint GENERATED ALWAYS AS IDENTITY,
+    price_book     text REFERENCES billing.price_books,
+    effective_from timestamptz NOT NULL,
+    created_by     text NOT NULL DEFAULT SESSION_USER,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, assignment_id),
+    UNIQUE (account_id, effective_from)
+);
+REVOKE ALL ON billing.price_books, billing.discounts, billing.price_book_assignments FROM PUBLIC;
+ALTER TABLE billing.requests ADD COLUMN IF NOT EXISTS price_book text;
+ALTER TABLE billing.requests ADD COLUMN IF NOT EXISTS discount_id bigint;
+-- a version is unique per book too
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_indexes
+                    WHERE schemaname = 'billing' AND indexname = 'prices_version'
+                      AND indexdef LIKE '%price_book%') THEN
+        DROP INDEX IF EXISTS billing.prices_version;
+        CREATE UNIQUE INDEX prices_version
+            ON billing.prices (model, (COALESCE(provider, '')), (COALESCE(price_book, '')), effective_from);
+    END IF;
+END $$;
+-- set_price takes a last argument, price_book
+DROP FUNCTION IF EXISTS billing.set_price(text, jsonb, text, timestamptz);
