@@ -37,6 +37,7 @@ BEGIN
     END IF;
     IF only_account IS NULL THEN
         RETURN QUERY SELECT * FROM billing._verify_invoice_numbers();
+        RETURN QUERY SELECT * FROM billing._verify_discounts();
     END IF;
 END $$;
 
@@ -202,4 +203,47 @@ SELECT l.account_id, format('refund entry %s is recorded in no refund', l.entry_
 ;
 RETURN QUERY SELECT * FROM billing._verify_invoices(_verify_checks.only_account);
 RETURN QUERY SELECT * FROM billing._verify_grants(_verify_checks.only_account);
+RETURN QUERY SELECT * FROM billing._verify_contract_prices(_verify_checks.only_account);
 END $$;
+
+-- Contract prices (docs/pricing.md, "Price books and discounts"): a
+-- request's price version is a list version or one of its book, of its
+-- model; its discount comes with a list version only, from its book, in
+-- force at its start, for its model and provider.
+CREATE OR REPLACE FUNCTION billing._verify_contract_prices(only_account bigint)
+RETURNS TABLE(account_id bigint, problem text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT r.account_id,
+       format('request %s: price version %s is no list version or version of its book %s for model %s',
+              r.request_id, r.price_id, COALESCE(r.price_book, '(the list)'), r.model)
+  FROM billing.requests r
+  LEFT JOIN billing.prices p ON p.price_id = r.price_id
+ WHERE ($1 IS NULL OR r.account_id = $1) AND r.price_id IS NOT NULL
+   AND (p.price_id IS NULL OR p.model <> r.model
+        OR (p.price_book IS NOT NULL AND p.price_book IS DISTINCT FROM r.price_book))
+UNION ALL
+SELECT r.account_id,
+       format('request %s: discount %s does not apply to it (book %s, price version %s, at its start)',
+              r.request_id, r.discount_id, COALESCE(r.price_book, '(the list)'), r.price_id)
+  FROM billing.requests r
+  LEFT JOIN billing.prices p ON p.price_id = r.price_id
+  LEFT JOIN billing.discounts d ON d.discount_id = r.discount_id
+ WHERE ($1 IS NULL OR r.account_id = $1) AND r.discount_id IS NOT NULL
+   AND (d.discount_id IS NULL OR p.price_book IS NOT NULL OR p.price_id IS NULL
+        OR d.price_book IS DISTINCT FROM r.price_book
+        OR COALESCE(d.model, r.model) <> r.model OR COALESCE(d.provider, r.provider) <> r.provider
+        OR d.effective_from > r.created_at OR d.effective_until <= r.created_at)
+$$;
+
+-- Discounts of one target (book, model, provider; NULLs equal) never overlap.
+CREATE OR REPLACE FUNCTION billing._verify_discounts()
+RETURNS TABLE(account_id bigint, problem text)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+SELECT NULL::bigint, format('discounts %s and %s of price book %s overlap', a.discount_id,
+                            b.discount_id, a.price_book)
+  FROM billing.discounts a
+  JOIN billing.discounts b ON b.price_book = a.price_book AND b.discount_id > a.discount_id
+   AND b.model IS NOT DISTINCT FROM a.model AND b.provider IS NOT DISTINCT FROM a.provider
+   AND pg_catalog.tstzrange(b.effective_from, b.effective_until)
+       && pg_catalog.tstzrange(a.effective_from, a.effective_until)
+$$;

@@ -119,14 +119,18 @@ BEGIN
             DETAIL = pg_catalog.format('%s is before now, %s.', effective_until, pg_catalog.now());
     END IF;
     IF effective_until > d.effective_until THEN
-        RAISE EXCEPTION 'discount % already ends at %', discount_id, d.effective_until USING ERRCODE = '22023',
-            DETAIL = 'A discount''s end can only be brought forward.';
+        RAISE EXCEPTION 'discount % already ends before that', discount_id USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('It ends at %s; a discount''s end can only be brought forward.',
+                                       d.effective_until);
     END IF;
     IF effective_until <= d.effective_from THEN
         RAISE EXCEPTION 'effective_until must be after effective_from %', d.effective_from
             USING ERRCODE = '22023';
     END IF;
-    IF effective_until IS DISTINCT FROM d.effective_until THEN
+    -- an end at now() is the moment of the change (clock time): a request
+    -- admitted meanwhile, from the discount as it was, began before its end
+    effective_until := GREATEST(effective_until, pg_catalog.clock_timestamp());
+    IF effective_until < d.effective_until OR d.effective_until IS NULL THEN
         UPDATE billing.discounts x SET effective_until = end_discount.effective_until
          WHERE x.discount_id = end_discount.discount_id;
     END IF;
@@ -300,7 +304,12 @@ BEGIN
             RETURN NEW;
         END IF;
     END IF;
-    RAISE EXCEPTION '% of a % in force or named are never changed', TG_OP, TG_TABLE_NAME
+    IF TG_TABLE_NAME = 'price_books' THEN
+        RAISE EXCEPTION 'price book "%" is in use', OLD.price_book USING ERRCODE = 'PB409',
+            DETAIL = 'Prices, discounts or assignments name it.';
+    END IF;
+    RAISE EXCEPTION '% that took effect is never changed',
+                    CASE TG_TABLE_NAME WHEN 'discounts' THEN 'a discount' ELSE 'an assignment' END
         USING ERRCODE = 'PB409',
               DETAIL = 'Requests admitted at a price settle at that price; only what is not in force yet may be deleted.',
               HINT = 'End a discount with billing.end_discount(); assign another book with billing.assign_price_book().';

@@ -87,6 +87,7 @@ PG_FUNCTION_INFO_V1(billing_estimate_account);
 Datum
 billing_estimate_account(PG_FUNCTION_ARGS)
 {
+	MemoryContext upper = CurrentMemoryContext;
 	Account		acct;
 	char	   *book;
 
@@ -94,6 +95,7 @@ billing_estimate_account(PG_FUNCTION_ARGS)
 	SPI_connect();
 	account_load(PG_GETARG_INT64(2), &acct, true);
 	book = account_price_book(acct.account_id, GetCurrentTransactionStartTimestamp());
+	book = book ? MemoryContextStrdup(upper, book) : NULL;
 	SPI_finish();
 	PG_RETURN_DATUM(cost_json(text_to_cstring(PG_GETARG_TEXT_PP(0)), NULL, true, book,
 							  PG_GETARG_JSONB_P(1), NULL));
