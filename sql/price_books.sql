@@ -103,7 +103,7 @@ SELECT now() + interval '1 day' AS tomorrow \gset
 SELECT pg_temp.try(format('SELECT billing.assign_price_book(%s, ''gold'', now() + interval ''1 hour'')', :gold_acct)) AS same_book,
        billing.assign_price_book(:gold_acct, 'silver', :'tomorrow') AS scheduled;
 SELECT pg_temp.try(format('SELECT billing.assign_price_book(%s, ''gold'', %L)', :gold_acct, :'tomorrow')) AS same_time;
-SELECT pg_temp.rows() AS after_one, :'before' AS before_it;
+SELECT count(*) AS assignments FROM billing.price_book_assignments WHERE account_id = :gold_acct;
 
 -- Which price applies. The list account and the 2-argument calls: the list.
 SELECT pg_temp.brief(billing.estimate('pb-img', '{"n":3}', :list_acct)) AS list_account,
@@ -220,6 +220,8 @@ UPDATE billing.requests SET discount_id = :gold_all
  WHERE request_id = (SELECT min(request_id) FROM billing.requests WHERE model = 'pb-img' AND price_book IS NULL);
 INSERT INTO billing.discounts (price_book, model, multiplier_ppm, effective_from)
 VALUES ('silver', 'pb-tiny', 1, now() + interval '1 year');
+INSERT INTO billing.price_book_assignments (account_id, price_book, effective_from)
+VALUES (:list_acct, 'platinum', now() + interval '1 year');
 SELECT regexp_replace(problem, '\d+', 'N', 'g') AS problem FROM billing.verify() ORDER BY 1;
 ROLLBACK;
 SELECT * FROM billing.verify();

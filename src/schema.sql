@@ -211,10 +211,13 @@ CREATE TABLE billing.discounts (
 CREATE INDEX discounts_target ON billing.discounts (price_book, model, provider);
 
 -- The price book of an account from effective_from on (NULL: the list).
+-- No foreign key (keys of an account's tables name account_id, docs/citus.md):
+-- assign_price_book checks the book, a named book is never deleted
+-- (billing.refuse_price_book_change), and verify() checks both.
 CREATE TABLE billing.price_book_assignments (
     account_id     bigint NOT NULL,
     assignment_id  bigint GENERATED ALWAYS AS IDENTITY,
-    price_book     text REFERENCES billing.price_books,
+    price_book     text,
     effective_from timestamptz NOT NULL,
     created_by     text NOT NULL DEFAULT SESSION_USER,
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),

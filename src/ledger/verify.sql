@@ -233,6 +233,12 @@ SELECT r.account_id,
         OR d.price_book IS DISTINCT FROM r.price_book
         OR COALESCE(d.model, r.model) <> r.model OR COALESCE(d.provider, r.provider) <> r.provider
         OR d.effective_from > r.created_at OR d.effective_until <= r.created_at)
+UNION ALL
+SELECT a.account_id, format('assignment %s names price book %s, which does not exist',
+                            a.assignment_id, a.price_book)
+  FROM billing.price_book_assignments a
+ WHERE ($1 IS NULL OR a.account_id = $1) AND a.price_book IS NOT NULL
+   AND NOT EXISTS (SELECT FROM billing.price_books b WHERE b.price_book = a.price_book)
 $$;
 
 -- Discounts of one target (book, model, provider; NULLs equal) never overlap.

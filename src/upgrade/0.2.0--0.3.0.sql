@@ -31,7 +31,7 @@ CREATE INDEX IF NOT EXISTS discounts_target ON billing.discounts (price_book, mo
 CREATE TABLE IF NOT EXISTS billing.price_book_assignments (
     account_id     bigint NOT NULL,
     assignment_id  bigint GENERATED ALWAYS AS IDENTITY,
-    price_book     text REFERENCES billing.price_books,
+    price_book     text,
     effective_from timestamptz NOT NULL,
     created_by     text NOT NULL DEFAULT SESSION_USER,
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
