@@ -13,7 +13,7 @@
  *   - the server crashes or the connection drops;
  *   - a refusal whose SQLSTATE is not documented (docs/security.md): the
  *     function may raise PB402, PB404, PB409 or 22023 (plus 23505 for a
- *     duplicate external_id or price version, and 23502/23514 on the
+ *     duplicate external_id, price version, price book or assignment, and 23502/23514 on the
  *     plain-UPDATE path);
  *     PostgreSQL's own type input of an argument may raise any class 22 or
  *     54 error, recognised by its "portal parameter $n" context;
@@ -58,7 +58,8 @@ typedef enum
 	A_KEY, A_TEXT, A_STATUS, A_SCOPE, A_PERIOD,
 	A_PARAMS, A_OUTPUTS, A_ROUTING, A_COMPONENTS,	/* jsonb */
 	A_THRESHOLDS,				/* bigint[] */
-	A_BOOL, A_TSTZ, A_DATE, A_INTERVAL
+	A_BOOL, A_TSTZ, A_DATE, A_INTERVAL,
+	A_BOOK, A_PPM, A_DISCOUNT		/* price book (text), multiplier (integer), discount id */
 } ArgKind;
 
 typedef struct
@@ -99,7 +100,7 @@ static Func funcs[] = {
 	{"complete_topup", 1, 4, {A_TOPUP, A_BOOL, A_TEXT, A_TEXT}, NULL},
 	{"set_billing_type", 1, 2, {A_ACCOUNT, A_BILLING_TYPE}, NULL},
 	{"set_model", 1, 6, {A_MODEL, A_MEDIA, A_PROVIDER, A_TEXT, A_TEXT, A_BOOL}, NULL},
-	{"set_price", 1, 4, {A_MODEL, A_COMPONENTS, A_PROVIDER, A_TSTZ}, NULL},
+	{"set_price", 1, 5, {A_MODEL, A_COMPONENTS, A_PROVIDER, A_TSTZ, A_BOOK}, NULL},
 	{"set_credit_limit", 1, 3, {A_ACCOUNT, A_AMOUNT, A_TEXT}, NULL},
 	{"suggest_credit_limit", 1, 1, {A_ACCOUNT}, NULL},
 	{"close_period", 1, 1, {A_DATE}, NULL},
@@ -109,6 +110,13 @@ static Func funcs[] = {
 	{"expire_credits", 1, 0, {0}, NULL},
 	{"events_after", 1, 2, {A_EVENT, A_COUNT}, "SELECT * FROM billing.events_after($1, $2)"},
 	{"verify", 1, 1, {A_ACCOUNT}, "SELECT * FROM billing.verify($1)"},
+	/* contract prices (SPEC 20) */
+	{"estimate/account", 0, 3, {A_MODEL, A_PARAMS, A_ACCOUNT}, "SELECT billing.estimate($1, $2, $3)"},
+	{"account_catalog", 0, 1, {A_ACCOUNT}, "SELECT * FROM billing.account_catalog($1)"},
+	{"create_price_book", 1, 2, {A_BOOK, A_TEXT}, NULL},
+	{"set_discount", 1, 6, {A_BOOK, A_PPM, A_MODEL, A_PROVIDER, A_TSTZ, A_TSTZ}, NULL},
+	{"end_discount", 1, 2, {A_DISCOUNT, A_TSTZ}, NULL},
+	{"assign_price_book", 1, 3, {A_ACCOUNT, A_BOOK, A_TSTZ}, NULL},
 };
 #define NFUNCS ((int) (sizeof(funcs) / sizeof(funcs[0])))
 static Stats stats[NFUNCS];
@@ -124,7 +132,7 @@ typedef struct
 	long long	id[MAX_IDS];
 	int			n;
 } Ids;
-static Ids accounts, requests, topups, invoices, events;
+static Ids accounts, requests, topups, invoices, events, discounts;
 
 /* ---- deterministic randomness (xorshift64*) ---- */
 static uint64_t rng_state;
@@ -486,6 +494,7 @@ static const Vocabulary text_words[] = {
 	{A_CATEGORY, 2, {"promotional", "paid", "PAID", "gift", "promotional "}},
 	{A_STATUS, 5, {"completed", "failed", "cancelled", "in_progress", "queued", "done", "COMPLETED"}},
 	{A_PERIOD, 3, {"day", "week", "month", "year", "DAY", "month "}},
+	{A_BOOK, 2, {"fuzz-gold", "fuzz-silver", "no-such-book", "FUZZ-GOLD"}},
 };
 
 /* other arguments given as text: valid values first */
@@ -562,7 +571,7 @@ ids_of(ArgKind kind)
 {
 	return kind == A_ACCOUNT ? &accounts : kind == A_REQUEST ? &requests :
 		kind == A_TOPUP ? &topups : kind == A_INVOICE ? &invoices :
-		kind == A_EVENT ? &events : NULL;
+		kind == A_EVENT ? &events : kind == A_DISCOUNT ? &discounts : NULL;
 }
 
 static char *
@@ -591,6 +600,10 @@ gen_arg(ArgKind kind)
 			if (calm || chance(40))
 				return fmt_ll(1 + pick(10000));
 			return strdup(chance(30) ? "10001" : PICK(bad_ints));
+		case A_PPM:
+			if (calm || chance(50))
+				return fmt_ll(pick(2000001));
+			return strdup(chance(30) ? "10000001" : PICK(bad_ints));
 		case A_PARAMS:
 		case A_OUTPUTS:
 		case A_ROUTING:
@@ -612,6 +625,7 @@ arg_type(ArgKind kind)
 		case A_AMOUNT:
 			return INT8OID;
 		case A_COUNT:
+		case A_PPM:
 			return INT4OID;
 		case A_PARAMS:
 		case A_OUTPUTS:
@@ -731,6 +745,7 @@ refresh_ids(void)
 	load_ids(&topups, "SELECT topup_id FROM billing.topups ORDER BY topup_id DESC LIMIT 256");
 	load_ids(&invoices, "SELECT invoice_id FROM billing.invoices ORDER BY invoice_id DESC LIMIT 256");
 	load_ids(&events, "SELECT event_id FROM billing.events ORDER BY event_id DESC LIMIT 256");
+	load_ids(&discounts, "SELECT discount_id FROM billing.discounts ORDER BY discount_id DESC LIMIT 256");
 }
 
 /* counts and sums of every billing table; a refused call must not move them */
@@ -763,7 +778,12 @@ snapshot(void)
 	" (SELECT concat_ws(',', count(*), sum(available_micros), sum(fast_micros)) FROM billing.limit_slices),"
 	" (SELECT concat_ws(',', count(*), sum(threshold_micros), count(*) FILTER (WHERE armed))"
 	"   FROM billing.balance_alerts),"
-	" (SELECT count(*) FROM billing.events))";
+	" (SELECT count(*) FROM billing.events),"
+	" (SELECT concat_ws(',', count(*), sum(length(description))) FROM billing.price_books),"
+	" (SELECT concat_ws(',', count(*), sum(multiplier_ppm), count(effective_until),"
+	"   sum(extract(epoch FROM effective_until))) FROM billing.discounts),"
+	" (SELECT concat_ws(',', count(*), count(price_book)) FROM billing.price_book_assignments),"
+	" (SELECT concat_ws(',', count(price_book), sum(discount_id)) FROM billing.requests))";
 
 	return pq_value(conn_super, "fuzz", sql);
 }
@@ -872,6 +892,10 @@ documented_by_function(const Func *f, const char *state)
 		return 1;
 	/* documented unique violations: an external_id, a price version */
 	if ((strcmp(f->name, "create_account") == 0 || strcmp(f->name, "set_price") == 0) &&
+		strcmp(state, "23505") == 0)
+		return 1;
+	/* a duplicate book, or a second assignment at the same time (SPEC 20) */
+	if ((strcmp(f->name, "create_price_book") == 0 || strcmp(f->name, "assign_price_book") == 0) &&
 		strcmp(state, "23505") == 0)
 		return 1;
 	/* the plain UPDATE path: the table's own NOT NULL and CHECK constraints */
@@ -1039,6 +1063,12 @@ setup(void)
 		 "\"conditions\":{\"resolution\":\"720p\",\"audio\":false}},"
 		 "{\"type\":\"output\",\"metric\":\"second\",\"unit_price_micros\":50000,\"unit_size\":1,"
 		 "\"conditions\":{\"resolution\":\"1080p\"}}]', NULL, now() - interval '1 day')");
+	/* contract prices: two books, a discount, a book's version (SPEC 20) */
+	must(conn_super,
+		 "SELECT billing.create_price_book('fuzz-gold'), billing.create_price_book('fuzz-silver');"
+		 "SELECT billing.set_discount('fuzz-gold', 900000, NULL, NULL, now() - interval '1 day');"
+		 "SELECT billing.set_price('fuzz-img', '[{\"type\":\"output\",\"metric\":\"image\","
+		 "\"unit_price_micros\":35000,\"unit_size\":1}]', 'prov-b', now() - interval '1 day', 'fuzz-silver')");
 	/* prepaid accounts with money, postpaid ones with a credit line, requests in flight */
 	must(conn_super,
 		 "SELECT billing.add_funds(billing.create_account('fuzz-pre-' || i), 1000000000000)"
@@ -1051,7 +1081,9 @@ setup(void)
 		 "  FROM billing.accounts a, generate_series(1, 10) WHERE a.external_id LIKE 'fuzz-pre-%';"
 		 "SELECT billing.begin_request(a.account_id, 'fuzz-vid',"
 		 "  '{\"duration_seconds\":8,\"resolution\":\"1080p\",\"audio\":true}')"
-		 "  FROM billing.accounts a, generate_series(1, 5) WHERE a.external_id LIKE 'fuzz-post-%'");
+		 "  FROM billing.accounts a, generate_series(1, 5) WHERE a.external_id LIKE 'fuzz-post-%';"
+		 "SELECT billing.assign_price_book(a.account_id, CASE WHEN a.account_id % 2 = 0 THEN 'fuzz-gold'"
+		 "  ELSE 'fuzz-silver' END) FROM billing.accounts a WHERE a.account_id % 3 <> 0");
 
 	conn_app = connect_db("billing_fuzz");
 	conn_admin = connect_db("billing_fuzz");
