@@ -58,3 +58,21 @@ SELECT jsonb_pretty(billing.response_metadata(:img_id)) AS metadata;
 SELECT entry_id, kind, amount_micros, request_id, grant_id, reference, created_by FROM billing.ledger ORDER BY entry_id;
 SELECT jsonb_pretty(billing.balance(:acct)) AS balance;
 SELECT * FROM billing.verify();
+
+\echo '== a second customer signs a contract: 20 % off everything, and its own flux-pro price'
+SELECT billing.create_price_book('studio-2026', 'Studio contract, 2026');
+SELECT billing.set_discount('studio-2026', 800000) AS discount_id;
+SELECT billing.set_price('flux-pro', '[{"type":"output","metric":"megapixel","unit_price_micros":45000}]',
+                         'acme', now(), 'studio-2026') AS price_id;
+SELECT billing.create_account('cus_studio') AS studio \gset
+SELECT billing.add_funds(:studio, 5000000, 'stripe:pi_2', 'card payment') AS entry;
+SELECT billing.assign_price_book(:studio, 'studio-2026');
+SELECT model, provider, price_book, discount_id, multiplier_ppm, components FROM billing.account_catalog(:studio);
+\echo '== its video at 80 % of the list (the list: 8 s x 0.05 = 0.40), its images at the book price'
+SELECT jsonb_pretty(billing.estimate('veo-3', '{"duration_seconds":8,"resolution":"1080p"}', :studio)) AS estimate;
+SELECT billing.charge(:studio, 'flux-pro', '{"n":1,"size":"1024x1024"}',
+       '{"images":[{"width":1024,"height":1024}]}') -> 'cost' AS contract_cost,
+       billing.estimate('flux-pro', '{"n":1,"size":"1024x1024"}') -> 'total_cost_micros' AS list_micros;
+SELECT request_id, model, price_book, price_id, discount_id, cost_micros FROM billing.requests
+ WHERE account_id = :studio;
+SELECT * FROM billing.verify();
