@@ -7,6 +7,8 @@
 #   (1a) the same, where the account has a monthly spend limit and the
 #       request's scope (API key) a daily one, both far from reached
 #   (1b) the same, on an account whose money is 100 live credit grants
+#   (1c) the same, on an account with a price book assigned and a book-wide
+#       discount (docs/pricing.md, "Price books and discounts")
 #   (2) the floor: one plain SQL statement (conditional debit + request row +
 #       ledger row) on accounts spread over 10,000 rows
 #   (3) the same plain statement on ONE account (the row-lock design)
@@ -72,6 +74,12 @@ LIMITED=$(sql -c "SELECT billing.create_account('bench-limited')")
 sql -c "SELECT billing.add_funds($LIMITED, 10000000000000, 'bench-initial')" \
 	-c "SELECT billing.set_spend_limit($LIMITED, 1000000000000000, 'month')" \
 	-c "SELECT billing.set_spend_limit($LIMITED, 1000000000000000, 'day', 'bench-key')" >/dev/null
+# (1c): a book with a discount of 10 % on every model, assigned.
+BOOKED=$(sql -c "SELECT billing.create_account('bench-booked')")
+sql -c "SELECT billing.add_funds($BOOKED, 10000000000000, 'bench-initial')" \
+	-c "SELECT billing.create_price_book('bench-book')" \
+	-c "SELECT billing.set_discount('bench-book', 900000, NULL, NULL, now() - interval '1 day')" \
+	-c "SELECT billing.assign_price_book($BOOKED, 'bench-book')" >/dev/null
 GRANTED=$(sql -c "SELECT billing.create_account('bench-granted')")
 sql -c "SELECT billing.grant_credits($GRANTED, 100000000000, now() + (30 + g) * interval '1 day',
                                      CASE WHEN g % 2 = 0 THEN 'promotional' ELSE 'paid' END)
@@ -120,6 +128,7 @@ echo "warm-up"
 run warm charge "$ACCOUNT" 2
 run warm charge-scoped "$LIMITED" 2
 run warm charge "$GRANTED" 2
+run warm charge "$BOOKED" 2
 run warm plain-spread "$PLAIN_ACCOUNTS" 2
 run warm plain-one 1 2
 # The designs alternate, so that checkpoints and drift hit each alike.
@@ -128,6 +137,7 @@ for i in $(seq "$RUNS"); do
 	run charge charge "$ACCOUNT" "$SECONDS_PER_RUN"
 	run limits charge-scoped "$LIMITED" "$SECONDS_PER_RUN"
 	run grants charge "$GRANTED" "$SECONDS_PER_RUN"
+	run book charge "$BOOKED" "$SECONDS_PER_RUN"
 	run spread plain-spread "$PLAIN_ACCOUNTS" "$SECONDS_PER_RUN"
 	run one plain-one 1 "$SECONDS_PER_RUN"
 done
@@ -247,7 +257,7 @@ VERIFY_SECONDS=$(($(date +%s) - verify_start))
 BAL=$(sql -c "SELECT billing.balance($ACCOUNT)")
 
 med() { grep "^$1 " "$LOG" | field "$2" | median; }
-c=$(med charge tps); cl=$(med limits tps); cg=$(med grants tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
+c=$(med charge tps); cl=$(med limits tps); cg=$(med grants tps); cb=$(med book tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
 echo
 echo "results (medians of $RUNS runs, $CLIENTS clients, charges/s):"
 echo "  (1) billing.charge, one account:        $c"
@@ -258,6 +268,7 @@ echo "  latency p50/p99: (1) $(med charge p50_ms)/$(med charge p99_ms) ms, (2) $
 	"p99 (1)/(2) = $(ratio "$(med charge p99_ms)" "$(med spread p99_ms)")   (target <= 1.2)"
 echo "  (1a) with a monthly and a key's daily limit: $cl, (1a)/(2) = $(ratio "$cl" "$s"), (1a)/(1) = $(ratio "$cl" "$c")"
 echo "  (1b) with 100 live credit grants:            $cg, (1b)/(2) = $(ratio "$cg" "$s"), (1b)/(1) = $(ratio "$cg" "$c")"
+echo "  (1c) with a price book and a discount:       $cb, (1c)/(2) = $(ratio "$cb" "$s"), (1c)/(1) = $(ratio "$cb" "$c")   (target >= 0.95)"
 echo "  (1)/(3) = $(ratio "$c" "$o")"
 echo "  (4) billing.charge latency p50 $(med charge p50_ms) ms, p99 $(med charge p99_ms) ms"
 echo "      after $LEDGER_ROWS ledger entries: $c10 charges/s, p50 $(med charge10m p50_ms) ms, p99 $(med charge10m p99_ms) ms"
