@@ -14,8 +14,8 @@
 #   (3) the same plain statement on ONE account (the row-lock design)
 #   (4) p50/p99 latency of (1), and (1) again after LEDGER_ROWS ledger entries
 #   (6) one client with synchronous_commit = off, CALLS calls per run: the
-#       CPU time of the backend and the WAL per call of (1), (1a), (1b) and
-#       (2) (bench/driver's CALLS mode)
+#       CPU time of the backend and the WAL per call of (1), (1a), (1b), (1c)
+#       and (2) (bench/driver's CALLS mode)
 #   (5) after (4): billing.usage() of one account that settled REPORT_REQUESTS
 #       requests in 30 days, by day and model, and the statement page of its
 #       latest 100 entries (one client, median latency of RUNS runs)
@@ -158,6 +158,7 @@ for i in $(seq "$RUNS"); do
 	cost cost-charge charge "$ACCOUNT"
 	cost cost-limits charge-scoped "$LIMITED"
 	cost cost-grants charge "$GRANTED"
+	cost cost-book charge "$BOOKED"
 	cost cost-spread plain-spread "$PLAIN_ACCOUNTS"
 done
 VALIDATION=$(sql -c "SELECT billing.balance($ACCOUNT)->>'validation'")
@@ -281,6 +282,7 @@ echo "      (1) charge: CPU $cc us, WAL $wc bytes; (2) floor: CPU $cs us, WAL $w
 echo "      CPU (1)/(2) = $(ratio "$cc" "$cs") (target <= 1.2), WAL (1)/(2) = $(ratio "$wc" "$ws") (target <= 1.3)"
 echo "      (1a) limits: CPU $(med cost-limits cpu_us) us, WAL $(med cost-limits wal_bytes) bytes, CPU (1a)/(1) = $(ratio "$(med cost-limits cpu_us)" "$cc")"
 echo "      (1b) grants: CPU $(med cost-grants cpu_us) us, WAL $(med cost-grants wal_bytes) bytes, CPU (1b)/(1) = $(ratio "$(med cost-grants cpu_us)" "$cc")"
+echo "      (1c) price book: CPU $(med cost-book cpu_us) us, WAL $(med cost-book wal_bytes) bytes, CPU (1c)/(1) = $(ratio "$(med cost-book cpu_us)" "$cc")"
 echo "  (5) billing.usage, 30 days by day and model, $REPORT_REQUESTS requests: p50 $(med report p50_ms) ms," \
 	"p99 $(med report p99_ms) ms (target < 50 ms); equals the ledger: $REPORT_EXACT"
 echo "      billing.statement, latest 100 entries: p50 $(med statement p50_ms) ms," \

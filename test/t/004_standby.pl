@@ -21,6 +21,10 @@ my $pre  = $primary->safe_psql('postgres', "SELECT account_id FROM billing.accou
 my $post = $primary->safe_psql('postgres', "SELECT account_id FROM billing.accounts WHERE external_id = 'fill-post'");
 my $done = $primary->safe_psql('postgres', "SELECT request_id FROM billing.requests WHERE idempotency_key = 'fill-c-1'");
 my $open = $primary->safe_psql('postgres', "SELECT request_id FROM billing.requests WHERE idempotency_key = 'fill-running'");
+# contract prices (docs/pricing.md): fill-pre on a book with a discount
+$primary->safe_psql('postgres', "SELECT billing.create_price_book('fill-book')");
+$primary->safe_psql('postgres', "SELECT billing.assign_price_book($pre, 'fill-book')");
+my $discount = $primary->safe_psql('postgres', "SELECT billing.set_discount('fill-book', 900000)");
 
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -42,7 +46,9 @@ my %reads = (
 	'catalog' => "SELECT * FROM billing.catalog ORDER BY 1, 2",
 	'verify' => "SELECT count(*) FROM billing.verify()",
 	'events_after' => "SELECT event_id, type, payload FROM billing.events_after(NULL, 1000)",
-	'suggest_credit_limit' => "SELECT billing.suggest_credit_limit($post)");
+	'suggest_credit_limit' => "SELECT billing.suggest_credit_limit($post)",
+	'estimate_account' => "SELECT billing.estimate('fill-img', '{\"n\":2}', $pre)",
+	'account_catalog' => "SELECT * FROM billing.account_catalog($pre)");
 for my $name (sort keys %reads)
 {
 	my $on_primary = $primary->safe_psql('postgres', $reads{$name});
@@ -73,7 +79,12 @@ my @writes = (
 	"billing.set_price('fill-img', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]')",
 	"billing.close_period('2025-04-01')",
 	"billing.expire_requests('1 second')",
-	"billing.rollup_usage()");
+	"billing.rollup_usage()",
+	"billing.create_price_book('standby-book')",
+	"billing.set_discount('fill-book', 800000, 'fill-img')",
+	"billing.end_discount($discount)",
+	"billing.assign_price_book($post, 'fill-book')",
+	"billing.set_price('fill-img', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]', NULL, now(), 'fill-book')");
 my $script = "\\set VERBOSITY verbose\n" . join('', map { "SELECT $_;\nSELECT 'next ran';\n" } @writes);
 my ($out, $err);
 $standby->psql('postgres', $script, stdout => \$out, stderr => \$err, on_error_stop => 0);
