@@ -281,35 +281,23 @@ limit_lock(int64 account_id, const SpendLimit *l, int64 except_request, Timestam
 }
 
 /*
- * With every slice locked: lays rest out again in the state's period. Half
- * of what is left is fast budget, spread over as many slices as hold one
- * request of the size that came (all of them for 0): each exact pass halves
- * the room, so a limit far from reached rarely sees one.
+ * With every slice locked: lays rest out again in the state's period
+ * (slices_layout). Half of what is left is fast budget: each exact pass
+ * halves the room, so a limit far from reached rarely sees one.
  */
 static void
 limit_lay_out(int64 account_id, const SpendLimit *l, const SpendState *st, int64 rest, int64 request)
 {
 	static SPIPlanPtr plan;
-	int64		budget = rest > 0 ? rest / 2 : 0;
-	int64		budgeted = 0;
-	int64		each = 0;
+	SliceLayout layout = slices_layout(rest, rest > 0 ? rest / 2 : 0, st->nslices, request);
 
-	if (budget > 0)
-	{
-		budgeted = st->nslices;
-		if (request > 0 && budget / request < budgeted)
-			budgeted = Max(budget / request, 1);
-		each = budget / budgeted;
-	}
 	plan_run(&plan,
-			 "UPDATE billing.limit_slices"
-			 "   SET available_micros = CASE WHEN slice = 0 THEN $3 WHEN slice < $5 THEN $4 ELSE 0 END,"
-			 "       fast_micros = CASE WHEN slice < $5 THEN $4 ELSE 0 END,"
+			 "UPDATE billing.limit_slices SET" SLICES_LAYOUT_SET ","
 			 "       period_start = $6, period_end = $7"
-			 " WHERE account_id = $1 AND limit_id = $2",
+			 " WHERE account_id = $1 AND limit_id = $5",
 			 false, 0,
-			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l->limit_id),
-					   ARG_INT8(rest - each * Max(budgeted - 1, 0)), ARG_INT8(each), ARG_INT8(budgeted),
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(layout.home), ARG_INT8(layout.each),
+					   ARG_INT8(layout.budgeted), ARG_INT8(l->limit_id),
 					   ARG_TSTZ(st->start), ARG_TSTZ(st->end)));
 }
 

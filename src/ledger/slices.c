@@ -328,14 +328,27 @@ available_fast_budget(int64 available, int64 threshold, int64 holds)
 	return (available - threshold - reserve) / (1 + factor);
 }
 
+SliceLayout
+slices_layout(int64 rest, int64 budget, int nslices, int64 request)
+{
+	SliceLayout l = {rest, 0, 0};
+
+	if (budget > 0)
+	{
+		l.budgeted = nslices;
+		if (request > 0 && budget / request < l.budgeted)
+			l.budgeted = Max(budget / request, 1);
+		l.each = budget / l.budgeted;
+		l.home = rest - l.each * (l.budgeted - 1);
+	}
+	return l;
+}
+
 /*
- * With every slice locked (after lock_all): lays rest out again; debit
- * (<= 0) is what the caller took, about to become usage or a hold. The
- * budget goes to as many slices as hold one request of the size that came
- * (all of them for 0), so that concurrent requests like it take different
- * slices; everything else stays in slice 0, where a debt must be. The
- * threshold and holds are read here, under the gate, so that they count
- * every charge committed so far.
+ * With every slice locked (after lock_all): lays rest out again
+ * (slices_layout); debit (<= 0) is what the caller took, about to become
+ * usage or a hold. The threshold and holds are read here, under the gate, so
+ * that they count every charge committed so far.
  */
 static void
 lay_out(int64 account_id, int64 rest, int nslices, int64 request, int64 debit)
@@ -344,29 +357,15 @@ lay_out(int64 account_id, int64 rest, int nslices, int64 request, int64 debit)
 	int64		threshold = available_threshold(account_id);
 	int64		holds;
 	int64		budget = 0;
-	int64		budgeted = 0;
-	int64		each = 0;
-	Datum		v[4];
+	SliceLayout l;
 
 	if (rest > threshold && !pg_sub_s64_overflow(holds_total(account_id), debit, &holds))
 		budget = available_fast_budget(rest, threshold, holds);
-	if (budget > 0)
-	{
-		budgeted = nslices;
-		if (request > 0 && budget / request < budgeted)
-			budgeted = Max(budget / request, 1);
-		each = budget / budgeted;
-	}
-	v[0] = Int64GetDatum(account_id);
-	v[1] = Int64GetDatum(rest - each * Max(budgeted - 1, 0));
-	v[2] = Int64GetDatum(each);
-	v[3] = Int64GetDatum(budgeted);
-	plan_exec(&plan,
-			  "UPDATE billing.account_slices"
-			  "   SET available_micros = CASE WHEN slice = 0 THEN $2 WHEN slice < $4 THEN $3 ELSE 0 END,"
-			  "       fast_micros = CASE WHEN slice < $4 THEN $3 ELSE 0 END"
-			  " WHERE account_id = $1",
-			  4, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID}, v, NULL, false, 0);
+	l = slices_layout(rest, budget, nslices, request);
+	plan_run(&plan,
+			 "UPDATE billing.account_slices SET" SLICES_LAYOUT_SET " WHERE account_id = $1",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l.home), ARG_INT8(l.each), ARG_INT8(l.budgeted)));
 }
 
 static void
