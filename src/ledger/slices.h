@@ -127,6 +127,10 @@ extern int64 available_threshold(int64 account_id);
 #define GATE_ACCOUNT 0xB111
 #define GATE_LIMIT 0xB112
 extern void slices_gate_lock(int64 key, uint16 kind, LOCKMODE mode);
+/* the share mode without waiting: false when an exact path holds or waits */
+extern bool slices_gate_try_share(int64 key, uint16 kind);
+/* gives back the share a failed fast path took (only that one acquisition) */
+extern void slices_gate_release_share(int64 key, uint16 kind);
 
 /* The slice this backend tries first, so that backends spread over slices. */
 extern int	slices_home(void);
