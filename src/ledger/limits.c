@@ -268,7 +268,7 @@ limit_lock(int64 account_id, const SpendLimit *l, int64 except_request, Timestam
 
 	/* the period ended: a new one starts with the holds still in flight */
 	plan_run(&refill_plan,
-			 "SELECT p.starts_at, p.ends_at, billing._limit_holds($3, $4, $5)"
+			 "SELECT p.starts_at, p.ends_at, billing._holds($3, $4, $5)"
 			 "  FROM billing._limit_period($1, $2) p",
 			 false, 0,
 			 PLAN_ARGS(ARG_TEXT(l->period), ARG_TSTZ(now), ARG_INT8(account_id), ARG_TEXT(l->scope),
@@ -333,7 +333,7 @@ limit_left(int64 account_id, const SpendLimit *l, int64 except_request, Timestam
 
 	plan_run(&plan,
 			 "SELECT CASE WHEN s.period_end > pg_catalog.clock_timestamp() THEN s.avail"
-			 "            ELSE x.limit_micros - billing._limit_holds($1, $3, $4) END,"
+			 "            ELSE x.limit_micros - billing._holds($1, $3, $4) END,"
 			 "       CASE WHEN s.period_end > pg_catalog.clock_timestamp() THEN s.period_end"
 			 "            ELSE (SELECT ends_at FROM billing._limit_period(x.period,"
 			 "                                  pg_catalog.clock_timestamp())) END"
@@ -546,7 +546,7 @@ billing_set_spend_limit(PG_FUNCTION_ARGS)
 				 "       SELECT $1, l.limit_id, g, 0, p.starts_at, p.ends_at"
 				 "         FROM l, p, pg_catalog.generate_series(0, $5 - 1) g)"
 				 " SELECT l.limit_id, p.starts_at, p.ends_at,"
-				 "        $4 - billing._limit_spent($1, $2, p.starts_at) - billing._limit_holds($1, $2, NULL)"
+				 "        $4 - billing._limit_spent($1, $2, p.starts_at) - billing._holds($1, $2, NULL)"
 				 "   FROM l, p",
 				 false, 0,
 				 PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(l.scope), ARG_TEXT(l.period),

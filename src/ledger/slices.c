@@ -189,9 +189,7 @@ holds_total(int64 account_id)
 {
 	static SPIPlanPtr plan;
 
-	plan_exec(&plan,
-			  "SELECT COALESCE(pg_catalog.sum(hold_micros), 0)::bigint FROM billing.requests"
-			  " WHERE account_id = $1 AND status IN ('queued', 'in_progress')",
+	plan_exec(&plan, "SELECT billing._holds($1)",
 			  1, types_acct_amount_slice, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
 	return spi_int64(1);
 }
