@@ -69,7 +69,8 @@ static const DirectColumn request_columns[DR_COLUMNS] = {
 	{"routing", JSONBOID}, {"cost_estimate_micros", INT8OID}, {"cost_micros", INT8OID},
 	{"hold_micros", INT8OID}, {"currency", TEXTOID}, {"postpaid", BOOLOID},
 	{"idempotency_key", TEXTOID}, {"failure_reason", TEXTOID}, {"created_at", TIMESTAMPTZOID},
-	{"completed_at", TIMESTAMPTZOID}, {"price_id", INT8OID}, {"scope", TEXTOID}
+	{"completed_at", TIMESTAMPTZOID}, {"price_id", INT8OID}, {"scope", TEXTOID},
+	{"provider_cost_micros", INT8OID}
 };
 
 static const DirectColumn ledger_columns[DL_COLUMNS] = {

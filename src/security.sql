@@ -63,6 +63,10 @@ GRANT EXECUTE ON FUNCTION billing.rollup_usage() TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.events_after(bigint, integer) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.verify(bigint) TO billing_admin;
 GRANT SELECT ON billing.catalog TO billing_app;
+-- SPEC 20, part 2: provider costs, margin, minimum commitments
+GRANT EXECUTE ON FUNCTION billing.set_provider_cost(text, text, jsonb, timestamptz) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.margin(bigint, timestamptz, timestamptz, text[]) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.set_minimum_commitment(bigint, bigint, date, date) TO billing_admin;
 
 -- The plain-UPDATE path (docs/reference.md): a backend may finish a request with a
 -- plain UPDATE. Only the three columns the trigger settles from are

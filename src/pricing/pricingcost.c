@@ -162,9 +162,15 @@ no_price(PriceComp *comps, int ncomps, PricedRequest *req)
 			 errdetail("No output component of the model's price matches the request.")));
 }
 
-int64
-pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
-			 const char *media, StringInfo comp_json)
+/*
+ * The cost of a request at components. priced NULL: a request that no
+ * output component prices is refused (22023); else *priced says whether
+ * one did, and a per-second component without a duration prices nothing
+ * (a provider cost is unknown there, not an error of the request).
+ */
+static int64
+cost_of(Jsonb *components, Jsonb *params, Jsonb *outputs, const char *media,
+		StringInfo comp_json, bool *priced)
 {
 	PricedRequest req;
 	PriceComp  *comps;
@@ -187,7 +193,8 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 					units,
 					cost;
 
-		if (!comp_matches(c, &req))
+		if (!comp_matches(c, &req) ||
+			(priced && c->metric == METRIC_SECOND && req.duration == NULL))
 			continue;
 		any_output |= c->output;
 		resetStringInfo(&qty);
@@ -212,9 +219,33 @@ pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 			json_end(comp_json);
 		}
 	}
+	if (!any_output && priced)
+	{
+		*priced = false;
+		return 0;
+	}
 	if (!any_output)
 		no_price(comps, ncomps, &req);
 	if (comp_json)
 		json_end_array(comp_json);
+	if (priced)
+		*priced = true;
 	return total;
+}
+
+int64
+pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
+			 const char *media, StringInfo comp_json)
+{
+	return cost_of(components, params, outputs, media, comp_json, NULL);
+}
+
+bool
+pricing_cost_if_priced(Jsonb *components, Jsonb *params, Jsonb *outputs, const char *media,
+					   int64 *cost)
+{
+	bool		priced;
+
+	*cost = cost_of(components, params, outputs, media, NULL, &priced);
+	return priced;
 }

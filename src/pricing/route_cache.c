@@ -7,7 +7,8 @@
  * the span in which its price is the route's choice (billing._route_prices;
  * so a scheduled price takes effect on time); the whole cache is dropped
  * when a catalog table is written (see cache.c). A price version looked up by id
- * (to settle work in flight) is cached too: versions are never edited.
+ * (to settle work in flight) is cached too: versions are never edited; and
+ * so is the provider cost version of a route at a time, or its absence.
  */
 #include "postgres.h"
 
@@ -31,7 +32,7 @@ typedef struct RouteEntry
 
 static HTAB *routes = NULL;
 static MemoryContext route_cxt = NULL;
-static Oid	catalog_relids[3];
+static Oid	catalog_relids[4];
 
 static void
 route_cache_reset(Datum arg, Oid relid)
@@ -39,7 +40,7 @@ route_cache_reset(Datum arg, Oid relid)
 	if (routes == NULL)
 		return;
 	if (OidIsValid(relid) && relid != catalog_relids[0] && relid != catalog_relids[1] &&
-		relid != catalog_relids[2])
+		relid != catalog_relids[2] && relid != catalog_relids[3])
 		return;
 	hash_destroy(routes);
 	routes = NULL;
@@ -57,6 +58,13 @@ route_key(const char *model, const char *provider, char *key)
 {
 	return (provider ? snprintf(key, ROUTE_KEY_LEN, "%s\x1f%s", model, provider)
 			: snprintf(key, ROUTE_KEY_LEN, "%s\x1e", model)) < ROUTE_KEY_LEN;
+}
+
+/* A provider cost version: "\x1cmodel\x1fprovider". */
+static bool
+cost_key(const char *model, const char *provider, char *key)
+{
+	return snprintf(key, ROUTE_KEY_LEN, "\x1c%s\x1f%s", model, provider) < ROUTE_KEY_LEN;
 }
 
 static void
@@ -82,8 +90,12 @@ route_copy(PriceRoute *dst, const PriceRoute *src)
 	dst->price_id = src->price_id;
 	dst->active = src->active;
 	memcpy(dst->currency, src->currency, sizeof(dst->currency));
-	dst->components = palloc(VARSIZE(src->components));
-	memcpy(dst->components, src->components, VARSIZE(src->components));
+	dst->components = NULL;
+	if (src->components)		/* none: no provider cost version in force */
+	{
+		dst->components = palloc(VARSIZE(src->components));
+		memcpy(dst->components, src->components, VARSIZE(src->components));
+	}
 }
 
 static bool
@@ -120,6 +132,7 @@ cache_put(const char *key, const PriceRoute *route, TimestampTz from, TimestampT
 		catalog_relids[0] = cache_relid("models");
 		catalog_relids[1] = cache_relid("model_providers");
 		catalog_relids[2] = cache_relid("prices");
+		catalog_relids[3] = cache_relid("provider_costs");
 		ctl.keysize = ROUTE_KEY_LEN;
 		ctl.entrysize = sizeof(RouteEntry);
 		ctl.hcxt = route_cxt;
@@ -170,4 +183,22 @@ price_cache_put(const PriceRoute *route)
 
 	price_key(route->price_id, key);
 	cache_put(key, route, DT_NOBEGIN, DT_NOEND);
+}
+
+bool
+cost_cache_get(const char *model, const char *provider, TimestampTz at, PriceRoute *version)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	return cost_key(model, provider, key) && cache_get(key, at, version);
+}
+
+void
+cost_cache_put(const char *model, const char *provider, const PriceRoute *version,
+			   TimestampTz from, TimestampTz until)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	if (cost_key(model, provider, key))
+		cache_put(key, version, from, until);
 }

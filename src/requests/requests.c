@@ -291,17 +291,17 @@ request_insert(const Account *acct, const PriceRoute *route, Datum params, int64
 	"WITH t AS (" take ")," \
 	" r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs," \
 	"              routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid," \
-	"              idempotency_key, price_id, completed_at, scope)" \
+	"              idempotency_key, price_id, completed_at, scope, provider_cost_micros)" \
 	"       SELECT $1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12," \
-	"              pg_catalog.clock_timestamp(), $13 FROM t" \
+	"              pg_catalog.clock_timestamp(), $13, $14 FROM t" \
 	"       ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL" \
 	"       DO NOTHING RETURNING request_id)," \
 	" u AS (INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id)" \
 	"       SELECT $1, 'usage', -$7, $9, r.request_id FROM r WHERE $7 <> 0)" \
 	" SELECT (SELECT pg_catalog.count(*) FROM t), (SELECT request_id FROM r)"
 
-static const Oid charge_types[13] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
-INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID};
+static const Oid charge_types[14] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID, INT8OID};
 static SPIPlanPtr charge_taken_plan;
 
 typedef struct ChargeArgs
@@ -329,12 +329,12 @@ charge_record_routed(ChargeArgs *a)
 	plan_exec(&request_plan,
 			  "INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,"
 			  "       routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid,"
-			  "       idempotency_key, price_id, completed_at, scope)"
+			  "       idempotency_key, price_id, completed_at, scope, provider_cost_micros)"
 			  " VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12,"
-			  "       pg_catalog.clock_timestamp(), $13)"
+			  "       pg_catalog.clock_timestamp(), $13, $14)"
 			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
 			  " DO NOTHING RETURNING request_id",
-			  13, charge_types, a->values, a->nulls, false, 0);
+			  14, charge_types, a->values, a->nulls, false, 0);
 	a->request_id = SPI_processed == 1 ? DatumGetInt64(spi_col(1, &isnull)) : 0;
 	if (a->request_id == 0 || DatumGetInt64(a->values[6]) == 0)
 		return;
@@ -357,7 +357,7 @@ charge_record_taken(void *arg)
 		charge_record_routed(a);
 		return;
 	}
-	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 13, charge_types, a->values, a->nulls,
+	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 14, charge_types, a->values, a->nulls,
 			  false, 0);
 	a->request_id = DatumGetInt64(spi_col(2, &isnull));
 }
@@ -383,7 +383,7 @@ charge_fold(void *arg, int home)
 		charge_record_routed(a);
 		return true;
 	}
-	plan_exec(&plan, CHARGE_SQL(AVAILABLE_TAKE_SQL("$1", "$7", "$11")), 13, charge_types,
+	plan_exec(&plan, CHARGE_SQL(AVAILABLE_TAKE_SQL("$1", "$7", "$11")), 14, charge_types,
 			  a->values, a->nulls, false, 0);
 	if (DatumGetInt64(spi_col(1, NULL)) != 1)
 		return false;
@@ -402,7 +402,7 @@ charge_fold(void *arg, int home)
  */
 static int64
 charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
-			  Datum routing, int64 cost, const char *scope)
+			  Datum routing, int64 cost, const char *scope, const int64 *provider_cost)
 {
 	Datum		v[DR_COLUMNS];
 	bool		n[DR_COLUMNS];
@@ -434,6 +434,8 @@ charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum 
 		v[DR_PRICE_ID] = Int64GetDatum(route->price_id);
 		v[DR_SCOPE] = scope ? CStringGetTextDatum(scope) : (Datum) 0;
 		n[DR_SCOPE] = scope == NULL;
+		v[DR_PROVIDER_COST] = provider_cost ? Int64GetDatum(*provider_cost) : (Datum) 0;
+		n[DR_PROVIDER_COST] = provider_cost == NULL;
 		direct_insert(DIRECT_REQUESTS, v, n);
 		ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
 	}
@@ -448,21 +450,25 @@ charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum 
  */
 static int64
 charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
-			  Datum routing, int64 cost, const char *key, const char *scope)
+			  Datum routing, int64 cost, const char *key, const char *scope,
+			  const int64 *provider_cost)
 {
-	Datum		v[13] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+	Datum		v[14] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, outputs, routing, Int64GetDatum(cost),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
 		key ? CStringGetTextDatum(key) : (Datum) 0, (Datum) 0 /* $11, the home slice: charge_fold */ ,
-		Int64GetDatum(route->price_id), scope ? CStringGetTextDatum(scope) : (Datum) 0};
-	char		nulls[14] = "             ";
+		Int64GetDatum(route->price_id), scope ? CStringGetTextDatum(scope) : (Datum) 0,
+	provider_cost ? Int64GetDatum(*provider_cost) : (Datum) 0};
+	char		nulls[15] = "              ";
 	ChargeArgs	a = {v, nulls, 0};
 
 	/* billing_charge() opened the direct path only for a charge it suits */
-	if ((a.request_id = charge_direct(acct, route, params, outputs, routing, cost, scope)) != 0)
+	if ((a.request_id = charge_direct(acct, route, params, outputs, routing, cost, scope,
+									  provider_cost)) != 0)
 		return a.request_id;
 	nulls[9] = key ? ' ' : 'n';
 	nulls[12] = scope ? ' ' : 'n';
+	nulls[13] = provider_cost ? ' ' : 'n';
 	available_take_with(acct, cost, charge_fold, charge_record_taken, &a);
 	return a.request_id;
 }
@@ -551,6 +557,8 @@ billing_charge(PG_FUNCTION_ARGS)
 	PriceRoute	route;
 	RequestView view;
 	int64		cost;
+	int64		provider_cost;
+	bool		costed;
 	int64		request_id = 0;
 	StringInfoData buf;
 
@@ -581,10 +589,14 @@ billing_charge(PG_FUNCTION_ARGS)
 	check_currency(&acct, &route);
 	cost = pricing_cost(route.components, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
 						route.media, NULL);
+	costed = pricing_provider_cost(routing, true, route.model, route.provider, route.media,
+								   acct.currency, GetCurrentTransactionStartTimestamp(),
+								   DatumGetJsonbP(params), DatumGetJsonbP(outputs), &provider_cost);
 	/* the take, the rows and the limits' takes go direct when they can */
 	if (key == NULL && cost > 0)
 		direct_open();
-	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key, scope);
+	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key, scope,
+							   costed ? &provider_cost : NULL);
 	if (request_id == 0)
 	{
 		Datum		result;
