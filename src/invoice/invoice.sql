@@ -365,8 +365,7 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = pg_catalog.format('The value was %s.', amount_micros);
     END IF;
     IF NOT pg_catalog.isfinite(effective_from) OR NOT pg_catalog.isfinite(COALESCE(effective_until, effective_from))
-       OR effective_from <> pg_catalog.date_trunc('month', effective_from)::date
-       OR effective_until <> pg_catalog.date_trunc('month', effective_until)::date THEN
+       OR EXTRACT(DAY FROM effective_from) <> 1 OR EXTRACT(DAY FROM effective_until) <> 1 THEN
         RAISE EXCEPTION 'a minimum commitment starts and ends on the first day of a month'
             USING ERRCODE = '22023',
                   DETAIL = pg_catalog.format('The values were %s and %s.', effective_from,
