@@ -6,6 +6,8 @@
  * MODE is one of
  *   charge        billing.charge() of one 1024x1024 image on account ARG
  *   charge-scoped the same charge with the scope (API key) "bench-key"
+ *   charge-costed the same charge of model bench-costed, whose route has a
+ *                 provider cost version (bench/run.sh sets it)
  *   plain-spread  the plain-SQL floor: conditional debit + request row +
  *                 ledger row in one statement, accounts 1..ARG at random
  *   plain-one     the same statement, always on plain account ARG
@@ -53,6 +55,9 @@
 #define CHARGE_SCOPED_SQL \
 	"SELECT billing.charge($1::bigint, 'bench-img', '{\"n\":1,\"size\":\"1024x1024\"}'::jsonb, " \
 	"'{\"images\":[{\"width\":1024,\"height\":1024}]}'::jsonb, '{}'::jsonb, NULL, 'bench-key')"
+#define CHARGE_COSTED_SQL \
+	"SELECT billing.charge($1::bigint, 'bench-costed', '{\"n\":1,\"size\":\"1024x1024\"}'::jsonb, " \
+	"'{\"images\":[{\"width\":1024,\"height\":1024}]}'::jsonb)"
 
 /*
  * The floor: what a minimal hand-written design costs, one statement that
@@ -81,6 +86,7 @@ enum mode
 {
 	MODE_CHARGE,
 	MODE_CHARGE_SCOPED,
+	MODE_CHARGE_COSTED,
 	MODE_PLAIN_SPREAD,
 	MODE_PLAIN_ONE,
 	MODE_REPORT,
@@ -143,6 +149,7 @@ client_main(void *p)
 	Client	   *c = p;
 	const char *sql = mode == MODE_CHARGE ? CHARGE_SQL :
 		mode == MODE_CHARGE_SCOPED ? CHARGE_SCOPED_SQL :
+		mode == MODE_CHARGE_COSTED ? CHARGE_COSTED_SQL :
 		mode == MODE_REPORT ? REPORT_SQL : mode == MODE_STATEMENT ? STATEMENT_SQL : PLAIN_SQL;
 	int			nparams = mode == MODE_PLAIN_SPREAD || mode == MODE_PLAIN_ONE ? 2 : 1;
 	PGresult   *res;
@@ -296,7 +303,7 @@ percentile_ms(const uint32_t *sorted, size_t n, double p)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: driver charge|charge-scoped|plain-spread|plain-one|report|statement CLIENTS SECONDS ARG [CALLS]\n");
+	fprintf(stderr, "usage: driver charge|charge-scoped|charge-costed|plain-spread|plain-one|report|statement CLIENTS SECONDS ARG [CALLS]\n");
 	exit(2);
 }
 
@@ -325,6 +332,8 @@ main(int argc, char **argv)
 		mode = MODE_CHARGE;
 	else if (strcmp(argv[1], "charge-scoped") == 0)
 		mode = MODE_CHARGE_SCOPED;
+	else if (strcmp(argv[1], "charge-costed") == 0)
+		mode = MODE_CHARGE_COSTED;
 	else if (strcmp(argv[1], "plain-spread") == 0)
 		mode = MODE_PLAIN_SPREAD;
 	else if (strcmp(argv[1], "plain-one") == 0)

@@ -7,6 +7,8 @@
 #   (1a) the same, where the account has a monthly spend limit and the
 #       request's scope (API key) a daily one, both far from reached
 #   (1b) the same, on an account whose money is 100 live credit grants
+#   (1d) the same as (1), of a model whose route has a provider cost
+#       version (the charge also records what it cost upstream)
 #   (2) the floor: one plain SQL statement (conditional debit + request row +
 #       ledger row) on accounts spread over 10,000 rows
 #   (3) the same plain statement on ONE account (the row-lock design)
@@ -61,6 +63,13 @@ SELECT billing.set_model('bench-img', 'image', 'bench', 'Bench Images');
 SELECT billing.set_price('bench-img',
     '[{"type":"output","metric":"image","unit_price_micros":40000,"unit_size":1}]',
     NULL, pg_catalog.now() - interval '1 day');
+SELECT billing.set_model('bench-costed', 'image', 'bench', 'Bench Images');
+SELECT billing.set_price('bench-costed',
+    '[{"type":"output","metric":"image","unit_price_micros":40000,"unit_size":1}]',
+    NULL, pg_catalog.now() - interval '1 day');
+SELECT billing.set_provider_cost('bench-costed', 'bench',
+    '[{"type":"output","metric":"image","unit_price_micros":25000,"unit_size":1}]',
+    pg_catalog.now() - interval '1 day');
 SELECT billing.create_account('bench-busy');
 EOF
 )
@@ -120,6 +129,7 @@ echo "warm-up"
 run warm charge "$ACCOUNT" 2
 run warm charge-scoped "$LIMITED" 2
 run warm charge "$GRANTED" 2
+run warm charge-costed "$ACCOUNT" 2
 run warm plain-spread "$PLAIN_ACCOUNTS" 2
 run warm plain-one 1 2
 # The designs alternate, so that checkpoints and drift hit each alike.
@@ -128,6 +138,7 @@ for i in $(seq "$RUNS"); do
 	run charge charge "$ACCOUNT" "$SECONDS_PER_RUN"
 	run limits charge-scoped "$LIMITED" "$SECONDS_PER_RUN"
 	run grants charge "$GRANTED" "$SECONDS_PER_RUN"
+	run costed charge-costed "$ACCOUNT" "$SECONDS_PER_RUN"
 	run spread plain-spread "$PLAIN_ACCOUNTS" "$SECONDS_PER_RUN"
 	run one plain-one 1 "$SECONDS_PER_RUN"
 done
@@ -148,6 +159,7 @@ for i in $(seq "$RUNS"); do
 	cost cost-charge charge "$ACCOUNT"
 	cost cost-limits charge-scoped "$LIMITED"
 	cost cost-grants charge "$GRANTED"
+	cost cost-costed charge-costed "$ACCOUNT"
 	cost cost-spread plain-spread "$PLAIN_ACCOUNTS"
 done
 VALIDATION=$(sql -c "SELECT billing.balance($ACCOUNT)->>'validation'")
@@ -239,6 +251,8 @@ CLIENTS=$saved_clients
 # Exactness of the busy account: balance() against the acknowledged work.
 CHECK=$(sql -c "SELECT (billing.balance($ACCOUNT)->>'balance_micros')::bigint
                        = 10000000000000 - 40000 * count(*) AND (billing.balance($ACCOUNT)->>'held_micros')::bigint = 0
+                       AND count(*) FILTER (WHERE model = 'bench-costed')
+                           = count(*) FILTER (WHERE provider_cost_micros = 25000)
                   FROM billing.requests WHERE account_id = $ACCOUNT AND status = 'completed'")
 verify_start=$(date +%s)
 PROBLEMS=$(PGOPTIONS="-c statement_timeout=${BENCH_VERIFY_TIMEOUT:-120}s" \
@@ -247,7 +261,7 @@ VERIFY_SECONDS=$(($(date +%s) - verify_start))
 BAL=$(sql -c "SELECT billing.balance($ACCOUNT)")
 
 med() { grep "^$1 " "$LOG" | field "$2" | median; }
-c=$(med charge tps); cl=$(med limits tps); cg=$(med grants tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
+c=$(med charge tps); cl=$(med limits tps); cg=$(med grants tps); cd=$(med costed tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
 echo
 echo "results (medians of $RUNS runs, $CLIENTS clients, charges/s):"
 echo "  (1) billing.charge, one account:        $c"
@@ -258,6 +272,7 @@ echo "  latency p50/p99: (1) $(med charge p50_ms)/$(med charge p99_ms) ms, (2) $
 	"p99 (1)/(2) = $(ratio "$(med charge p99_ms)" "$(med spread p99_ms)")   (target <= 1.2)"
 echo "  (1a) with a monthly and a key's daily limit: $cl, (1a)/(2) = $(ratio "$cl" "$s"), (1a)/(1) = $(ratio "$cl" "$c")"
 echo "  (1b) with 100 live credit grants:            $cg, (1b)/(2) = $(ratio "$cg" "$s"), (1b)/(1) = $(ratio "$cg" "$c")"
+echo "  (1d) on a route with a provider cost version: $cd, (1d)/(2) = $(ratio "$cd" "$s"), (1d)/(1) = $(ratio "$cd" "$c")   (target >= 0.95)"
 echo "  (1)/(3) = $(ratio "$c" "$o")"
 echo "  (4) billing.charge latency p50 $(med charge p50_ms) ms, p99 $(med charge p99_ms) ms"
 echo "      after $LEDGER_ROWS ledger entries: $c10 charges/s, p50 $(med charge10m p50_ms) ms, p99 $(med charge10m p99_ms) ms"
@@ -270,13 +285,14 @@ echo "      (1) charge: CPU $cc us, WAL $wc bytes; (2) floor: CPU $cs us, WAL $w
 echo "      CPU (1)/(2) = $(ratio "$cc" "$cs") (target <= 1.2), WAL (1)/(2) = $(ratio "$wc" "$ws") (target <= 1.3)"
 echo "      (1a) limits: CPU $(med cost-limits cpu_us) us, WAL $(med cost-limits wal_bytes) bytes, CPU (1a)/(1) = $(ratio "$(med cost-limits cpu_us)" "$cc")"
 echo "      (1b) grants: CPU $(med cost-grants cpu_us) us, WAL $(med cost-grants wal_bytes) bytes, CPU (1b)/(1) = $(ratio "$(med cost-grants cpu_us)" "$cc")"
+echo "      (1d) provider cost: CPU $(med cost-costed cpu_us) us, WAL $(med cost-costed wal_bytes) bytes, CPU (1d)/(1) = $(ratio "$(med cost-costed cpu_us)" "$cc")"
 echo "  (5) billing.usage, 30 days by day and model, $REPORT_REQUESTS requests: p50 $(med report p50_ms) ms," \
 	"p99 $(med report p99_ms) ms (target < 50 ms); equals the ledger: $REPORT_EXACT"
 echo "      billing.statement, latest 100 entries: p50 $(med statement p50_ms) ms," \
 	"p99 $(med statement p99_ms) ms (target < 5 ms)"
 echo "  bench account validation during the runs: $VALIDATION"
 echo "  (1a) limits, spent/limit: $LIMITS; (1b) grants still live: $LIVE_GRANTS"
-echo "  busy account balance = funds - 0.04 x completed requests, nothing held: $CHECK"
+echo "  busy account balance = funds - 0.04 x completed requests, nothing held, (1d) costed: $CHECK"
 echo "  billing.verify() problems: $PROBLEMS (${VERIFY_SECONDS} s)"
 echo "  final balance: $BAL"
 
