@@ -42,7 +42,8 @@ my %reads = (
 	'catalog' => "SELECT * FROM billing.catalog ORDER BY 1, 2",
 	'verify' => "SELECT count(*) FROM billing.verify()",
 	'events_after' => "SELECT event_id, type, payload FROM billing.events_after(NULL, 1000)",
-	'suggest_credit_limit' => "SELECT billing.suggest_credit_limit($post)");
+	'suggest_credit_limit' => "SELECT billing.suggest_credit_limit($post)",
+	'margin' => "SELECT * FROM billing.margin($pre, $window, '{model,provider}')");
 for my $name (sort keys %reads)
 {
 	my $on_primary = $primary->safe_psql('postgres', $reads{$name});
@@ -73,7 +74,9 @@ my @writes = (
 	"billing.set_price('fill-img', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]')",
 	"billing.close_period('2025-04-01')",
 	"billing.expire_requests('1 second')",
-	"billing.rollup_usage()");
+	"billing.rollup_usage()",
+	"billing.set_provider_cost('fill-img', 'acme', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]')",
+	"billing.set_minimum_commitment($post, 10000, '2030-01-01')");
 my $script = "\\set VERBOSITY verbose\n" . join('', map { "SELECT $_;\nSELECT 'next ran';\n" } @writes);
 my ($out, $err);
 $standby->psql('postgres', $script, stdout => \$out, stderr => \$err, on_error_stop => 0);
