@@ -76,10 +76,15 @@ SELECT pg_temp.usage_at(:ann, 300000, '2022-01-10'), pg_temp.usage_at(:ann, 5000
 -- beyond his usage is absorbed, not carried)
 SELECT billing.set_minimum_commitment(:bob, 500000, '2022-01-01', '2022-02-01');
 SELECT pg_temp.usage_at(:bob, 200000, '2022-01-05'), pg_temp.adjust_at(:bob, 400000, '2022-01-20');
+-- carl's commitment for January was removed again: no usage, no invoice
+SELECT billing.create_account('mc-carl', 'postpaid') AS carl \gset
+SELECT billing.set_minimum_commitment(:carl, 1000000, '2022-01-01', '2022-02-01'),
+       billing.set_minimum_commitment(:carl, 0, '2022-01-01', '2022-02-01');
 SELECT billing.close_period('2022-01-01') AS issued, billing.close_period('2022-02-01') AS issued,
        billing.close_period('2022-03-01') AS issued, billing.close_period('2022-01-01') AS again;
 SELECT * FROM pg_temp.invoices(:ann);
 SELECT * FROM pg_temp.invoices(:bob);
+SELECT count(*) AS carl_invoices FROM billing.invoices WHERE account_id = :carl;
 SELECT e.type, e.payload ->> 'period_start' AS period, e.payload -> 'true_up_micros' AS true_up
   FROM billing.events e WHERE e.account_id IN (:ann, :bob) AND e.type LIKE 'invoice_%'
  ORDER BY e.account_id, e.event_id;

@@ -486,22 +486,19 @@ BEGIN
            + billing._setting('billing.invoice_due_days')::integer;
     FOR acct IN
         -- one probe of the account's postpaid usage index per account; and
-        -- (SPEC 20) the accounts with a minimum commitment for the month
-        SELECT x.account_id, x.currency, x.has_usage
-          FROM (SELECT a.account_id, a.currency,
-                       EXISTS (SELECT FROM billing.ledger l
-                                WHERE l.account_id = a.account_id AND l.kind = 'usage' AND l.postpaid
-                                  AND l.created_at >= starts AND l.created_at < ends) AS has_usage,
-                       EXISTS (SELECT FROM billing.minimum_commitments c
-                                WHERE c.account_id = a.account_id
-                                  AND c.effective_from <= close_period.period_start
-                                  AND (c.effective_until IS NULL
-                                       OR c.effective_until > close_period.period_start)) AS has_minimum
-                  FROM billing.accounts a
-                 WHERE NOT EXISTS (SELECT FROM billing.invoices i
-                                    WHERE i.account_id = a.account_id
-                                      AND i.period_start = close_period.period_start)) x
-         WHERE x.has_usage OR x.has_minimum
+        -- (SPEC 20) the accounts with a commitment for the month
+        SELECT a.account_id, a.currency
+          FROM billing.accounts a
+         WHERE (EXISTS (SELECT FROM billing.ledger l
+                         WHERE l.account_id = a.account_id AND l.kind = 'usage' AND l.postpaid
+                           AND l.created_at >= starts AND l.created_at < ends)
+                OR EXISTS (SELECT FROM billing.minimum_commitments c
+                            WHERE c.account_id = a.account_id
+                              AND c.effective_from <= close_period.period_start
+                              AND (c.effective_until IS NULL
+                                   OR c.effective_until > close_period.period_start)))
+           AND NOT EXISTS (SELECT FROM billing.invoices i
+                            WHERE i.account_id = a.account_id AND i.period_start = close_period.period_start)
          ORDER BY 1
     LOOP
         -- the account row before its slices, as set_billing_type locks them
@@ -510,7 +507,11 @@ BEGIN
          WHERE a.account_id = acct.account_id FOR NO KEY UPDATE;
         -- (SPEC 20) read under the account's lock, as set_minimum_commitment writes it
         minimum := billing._minimum_for(acct.account_id, period_start);
-        CONTINUE WHEN minimum = 0 AND NOT acct.has_usage;
+        -- a commitment that is 0 for the month: invoiced only for usage
+        CONTINUE WHEN minimum = 0 AND NOT EXISTS (
+            SELECT FROM billing.ledger l
+             WHERE l.account_id = acct.account_id AND l.kind = 'usage' AND l.postpaid
+               AND l.created_at >= starts AND l.created_at < ends);
         unit := billing._minor_unit_micros(acct.currency);
         number := number + 1;
         INSERT INTO billing.invoices (account_id, invoice_number, period_start, period_end,
