@@ -35,7 +35,8 @@ DATA_built = billing--$(EXTVERSION).sql $(UPGRADES)
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits refunds postpaid_refunds events \
           threshold verify limits alerts reports distribution direct cancel backup \
-          price_books price_books_cancel
+          price_books price_books_cancel \
+          provider_costs commitments
 REGRESS_OPTS =
 # Tests that need timers (statement_timeout, lock_timeout), which a server
 # under libfaketime does not fire; none depends on the date. FAKETIME=1
@@ -48,7 +49,7 @@ ISOLATION = charge_race idempotency_race complete_cancel_race double_complete ho
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
             expire_credits_race expire_credits_twice refund_race refund_close_race \
             events_order budget_race limit_race limit_hold alert_race limit_set_race \
-            restore_clock_race book_in_flight
+            restore_clock_race book_in_flight provider_cost_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 # The TAP tests run last in make installcheck, through PGXS's prove_installcheck.
 # PostgreSQL::Test::Cluster starts servers of its own, so they need a user that

@@ -1,10 +1,11 @@
 /*
  * bench/cost: what one call costs the server, for make bench's (6).
  *
- *   cost charge|charge-scoped|floor ARG CALLS
+ *   cost charge|charge-scoped|charge-costed|floor ARG CALLS
  *
  * One connection makes CALLS calls of the statement of MODE (the ones of
- * bench/pgbench/charge.sql, charge_scoped.sql and floor.sql; ARG is the
+ * bench/pgbench/charge.sql, charge_scoped.sql, charge_costed.sql and
+ * floor.sql; ARG is the
  * account, or for floor the number of plain accounts to pick from at
  * random), then prints
  *
@@ -30,6 +31,9 @@
 #define CHARGE_SCOPED_SQL \
 	"SELECT billing.charge($1::bigint, 'bench-img', '{\"n\":1,\"size\":\"1024x1024\"}'::jsonb, " \
 	"'{\"images\":[{\"width\":1024,\"height\":1024}]}'::jsonb, '{}'::jsonb, NULL, 'bench-key')"
+#define CHARGE_COSTED_SQL \
+	"SELECT billing.charge($1::bigint, 'bench-costed', '{\"n\":1,\"size\":\"1024x1024\"}'::jsonb, " \
+	"'{\"images\":[{\"width\":1024,\"height\":1024}]}'::jsonb)"
 #define FLOOR_SQL \
 	"WITH d AS (UPDATE plain.accounts SET balance_micros = balance_micros - 40000 " \
 	"           WHERE account_id = $1 AND balance_micros >= 40000 RETURNING account_id), " \
@@ -85,13 +89,15 @@ main(int argc, char **argv)
 
 	if (argc != 4 || (arg = atol(argv[2])) < 1 || (calls = atol(argv[3])) < 1)
 	{
-		fprintf(stderr, "usage: cost charge|charge-scoped|floor ARG CALLS\n");
+		fprintf(stderr, "usage: cost charge|charge-scoped|charge-costed|floor ARG CALLS\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "charge") == 0)
 		sql = CHARGE_SQL;
 	else if (strcmp(argv[1], "charge-scoped") == 0)
 		sql = CHARGE_SCOPED_SQL;
+	else if (strcmp(argv[1], "charge-costed") == 0)
+		sql = CHARGE_COSTED_SQL;
 	else if (strcmp(argv[1], "floor") == 0)
 	{
 		sql = FLOOR_SQL;

@@ -10,6 +10,8 @@
 #   (1b) the same, on an account whose money is 100 live credit grants
 #   (1c) the same, on an account with a price book assigned and a book-wide
 #       discount (docs/pricing.md, "Price books and discounts")
+#   (1d) the same as (1), of a model whose route has a provider cost
+#       version (the charge also records what it cost upstream)
 #   (2) the floor: one plain SQL statement (conditional debit + request row +
 #       ledger row) on accounts spread over 10,000 rows
 #   (3) the same plain statement on ONE account (the row-lock design)
@@ -18,7 +20,7 @@
 #   (4) p50/p99 latency of (1) (pgbench's per-transaction log), and (1)
 #       again after LEDGER_ROWS ledger entries
 #   (6) one client with synchronous_commit = off, CALLS calls per run: the
-#       CPU time of the backend and the WAL per call of (1), (1a), (1b), (1c)
+#       CPU time of the backend and the WAL per call of (1), (1a), (1b), (1c), (1d)
 #       and (2) (bench/cost: reading the backend's CPU time needs its pid)
 #   (5) after (4): billing.usage() of one account that settled REPORT_REQUESTS
 #       requests in 30 days, by day and model, and the statement page of its
@@ -73,6 +75,13 @@ SELECT billing.set_model('bench-vid', 'video', 'bench', 'Bench Video');
 SELECT billing.set_price('bench-vid',
     '[{"type":"output","metric":"second","unit_price_micros":50000}]',
     NULL, pg_catalog.now() - interval '1 day');
+SELECT billing.set_model('bench-costed', 'image', 'bench', 'Bench Images');
+SELECT billing.set_price('bench-costed',
+    '[{"type":"output","metric":"image","unit_price_micros":40000,"unit_size":1}]',
+    NULL, pg_catalog.now() - interval '1 day');
+SELECT billing.set_provider_cost('bench-costed', 'bench',
+    '[{"type":"output","metric":"image","unit_price_micros":25000,"unit_size":1}]',
+    pg_catalog.now() - interval '1 day');
 SELECT billing.create_account('bench-busy');
 EOF
 )
@@ -152,6 +161,7 @@ run warm charge 2 acct="$ACCOUNT"
 run warm charge_scoped 2 acct="$LIMITED"
 run warm charge 2 acct="$GRANTED"
 run warm charge 2 acct="$BOOKED"
+run warm charge_costed 2 acct="$ACCOUNT"
 run warm video 2 acct="$VIDEO"
 run warm floor 2 accounts="$PLAIN_ACCOUNTS"
 # The designs alternate, so that checkpoints and drift hit each alike.
@@ -161,6 +171,7 @@ for i in $(seq "$RUNS"); do
 	run limits charge_scoped "$SECONDS_PER_RUN" acct="$LIMITED"
 	run grants charge "$SECONDS_PER_RUN" acct="$GRANTED"
 	run book charge "$SECONDS_PER_RUN" acct="$BOOKED"
+	run costed charge_costed "$SECONDS_PER_RUN" acct="$ACCOUNT"
 	run video video "$SECONDS_PER_RUN" acct="$VIDEO"
 	run spread floor "$SECONDS_PER_RUN" accounts="$PLAIN_ACCOUNTS"
 	run one floor "$SECONDS_PER_RUN" accounts=1
@@ -183,6 +194,7 @@ for i in $(seq "$RUNS"); do
 	cost cost-limits charge-scoped "$LIMITED"
 	cost cost-grants charge "$GRANTED"
 	cost cost-book charge "$BOOKED"
+	cost cost-costed charge-costed "$ACCOUNT"
 	cost cost-spread floor "$PLAIN_ACCOUNTS"
 done
 VALIDATION=$(sql -c "SELECT billing.balance($ACCOUNT)->>'validation'")
@@ -274,6 +286,8 @@ CLIENTS=$saved_clients
 # Exactness of the busy account: balance() against the acknowledged work.
 CHECK=$(sql -c "SELECT (billing.balance($ACCOUNT)->>'balance_micros')::bigint
                        = 10000000000000 - 40000 * count(*) AND (billing.balance($ACCOUNT)->>'held_micros')::bigint = 0
+                       AND count(*) FILTER (WHERE model = 'bench-costed')
+                           = count(*) FILTER (WHERE provider_cost_micros = 25000)
                   FROM billing.requests WHERE account_id = $ACCOUNT AND status = 'completed'")
 verify_start=$(date +%s)
 PROBLEMS=$(PGOPTIONS="-c statement_timeout=${BENCH_VERIFY_TIMEOUT:-120}s" \
@@ -282,7 +296,7 @@ VERIFY_SECONDS=$(($(date +%s) - verify_start))
 BAL=$(sql -c "SELECT billing.balance($ACCOUNT)")
 
 med() { grep "^$1 " "$LOG" | field "$2" | median; }
-c=$(med charge tps); cl=$(med limits tps); cg=$(med grants tps); cb=$(med book tps); v=$(med video tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
+c=$(med charge tps); cl=$(med limits tps); cg=$(med grants tps); cb=$(med book tps); cd=$(med costed tps); v=$(med video tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
 echo
 echo "results (medians of $RUNS runs, pgbench, $CLIENTS clients, transactions/s):"
 echo "  (1) billing.charge, one account:        $c"
@@ -294,6 +308,7 @@ echo "  latency p50/p99: (1) $(med charge p50_ms)/$(med charge p99_ms) ms, (2) $
 echo "  (1a) with a monthly and a key's daily limit: $cl, (1a)/(2) = $(ratio "$cl" "$s"), (1a)/(1) = $(ratio "$cl" "$c")"
 echo "  (1b) with 100 live credit grants:            $cg, (1b)/(2) = $(ratio "$cg" "$s"), (1b)/(1) = $(ratio "$cg" "$c")"
 echo "  (1c) with a price book and a discount:       $cb, (1c)/(2) = $(ratio "$cb" "$s"), (1c)/(1) = $(ratio "$cb" "$c")   (target >= 0.95)"
+echo "  (1d) on a route with a provider cost version: $cd, (1d)/(2) = $(ratio "$cd" "$s"), (1d)/(1) = $(ratio "$cd" "$c")   (target >= 0.95)"
 echo "  (1v) video, begin_request + complete_request: $v pairs/s, pairs per charge = $(ratio "$v" "$c") (goal >= 0.45)"
 echo "  (1)/(3) = $(ratio "$c" "$o")"
 echo "  (4) billing.charge latency p50 $(med charge p50_ms) ms, p99 $(med charge p99_ms) ms"
@@ -308,13 +323,14 @@ echo "      CPU (1)/(2) = $(ratio "$cc" "$cs") (target <= 1.2), WAL (1)/(2) = $(
 echo "      (1a) limits: CPU $(med cost-limits cpu_us) us, WAL $(med cost-limits wal_bytes) bytes, CPU (1a)/(1) = $(ratio "$(med cost-limits cpu_us)" "$cc")"
 echo "      (1b) grants: CPU $(med cost-grants cpu_us) us, WAL $(med cost-grants wal_bytes) bytes, CPU (1b)/(1) = $(ratio "$(med cost-grants cpu_us)" "$cc")"
 echo "      (1c) price book: CPU $(med cost-book cpu_us) us, WAL $(med cost-book wal_bytes) bytes, CPU (1c)/(1) = $(ratio "$(med cost-book cpu_us)" "$cc")"
+echo "      (1d) provider cost: CPU $(med cost-costed cpu_us) us, WAL $(med cost-costed wal_bytes) bytes, CPU (1d)/(1) = $(ratio "$(med cost-costed cpu_us)" "$cc")"
 echo "  (5) billing.usage, 30 days by day and model, $REPORT_REQUESTS requests: p50 $(med report p50_ms) ms," \
 	"p99 $(med report p99_ms) ms (target < 50 ms); equals the ledger: $REPORT_EXACT"
 echo "      billing.statement, latest 100 entries: p50 $(med statement p50_ms) ms," \
 	"p99 $(med statement p99_ms) ms (target < 5 ms)"
 echo "  bench account validation during the runs: $VALIDATION"
 echo "  (1a) limits, spent/limit: $LIMITS; (1b) grants still live: $LIVE_GRANTS"
-echo "  busy account balance = funds - 0.04 x completed requests, nothing held: $CHECK"
+echo "  busy account balance = funds - 0.04 x completed requests, nothing held, (1d) costed: $CHECK"
 echo "  billing.verify() problems: $PROBLEMS (${VERIFY_SECONDS} s)"
 echo "  final balance: $BAL"
 

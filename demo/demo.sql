@@ -10,6 +10,9 @@ SELECT billing.set_price('veo-3', '[
   {"type":"output","metric":"second","unit_price_micros":30000,"conditions":{"resolution":"720p","audio":false}},
   {"type":"output","metric":"second","unit_price_micros":50000,"conditions":{"resolution":"1080p"}}]') AS price_id;
 SELECT model, media, provider, components FROM billing.catalog ORDER BY model;
+\echo '== what acme bills us upstream for flux-pro (admin; never shown to customers)'
+SELECT billing.set_provider_cost('flux-pro', 'acme',
+       '[{"type":"output","metric":"megapixel","unit_price_micros":35000}]') AS cost_id;
 
 \echo '== a prepaid customer with 1.00 USD'
 SELECT billing.create_account('cus_demo') AS acct \gset
@@ -53,6 +56,11 @@ SELECT jsonb_pretty(billing.refund_request(:img_id, 120000, 'one image was blank
 SELECT jsonb_pretty(billing.refund_request(:img_id, NULL, 'both images were blank', 'refund-2')) AS refund;
 SELECT billing.refund_request(:img_id, NULL, 'a third time');
 SELECT jsonb_pretty(billing.response_metadata(:img_id)) AS metadata;
+
+\echo '== the margin of the day (admin): revenue, refunds, what the providers cost, and requests with no known cost'
+SELECT model, provider, requests, revenue_micros, refunded_micros, provider_cost_micros, margin_micros,
+       uncosted_requests
+  FROM billing.margin(:acct, now() - interval '1 day', now() + interval '1 day', '{model,provider}');
 
 \echo '== the ledger, and verify() (no rows: every invariant holds)'
 SELECT entry_id, kind, amount_micros, request_id, grant_id, reference, created_by FROM billing.ledger ORDER BY entry_id;

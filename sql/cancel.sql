@@ -121,7 +121,8 @@ SELECT how, regexp_replace(call, '\(\d+', '(N') AS call, pg_temp.cancelled(how, 
            format('SELECT billing.set_spend_limit(%s, 6000000, ''month'')', :a),
            format('SELECT billing.configure_auto_topup(%s, 1000, 5000)', :a),
            format('SELECT billing.set_billing_type(%s, ''postpaid'')', :a),
-           format('SELECT billing.set_credit_limit(%s, 1000, ''more'')', :a)]) call
+           format('SELECT billing.set_credit_limit(%s, 1000, ''more'')', :a),
+           format('SELECT billing.set_minimum_commitment(%s, 0, ''2030-01-01'')', :a)]) call
  ORDER BY how, call;
 SELECT pg_temp.state() = :'before' AS nothing_moved;
 
@@ -177,7 +178,8 @@ SELECT regexp_replace(call, '\(\d+', '(N') AS call, pg_temp.on_victim(call) AS r
   FROM unnest(ARRAY[
            format('SELECT billing.charge(%s, ''cn-img'', ''{}'', ''{"images":[{}]}'')', :a),
            format('SELECT billing.begin_request(%s, ''cn-vid'', ''{"duration_seconds":2}'')', :a),
-           format('SELECT billing.add_funds(%s, 1000)', :a)]) call
+           format('SELECT billing.add_funds(%s, 1000)', :a),
+           format('SELECT billing.set_minimum_commitment(%s, 0, ''2030-01-01'')', :a)]) call
  ORDER BY call;
 SELECT dblink_exec('victim', 'RESET default_transaction_read_only');
 

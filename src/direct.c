@@ -70,7 +70,7 @@ static const DirectColumn request_columns[DR_COLUMNS] = {
 	{"hold_micros", INT8OID}, {"currency", TEXTOID}, {"postpaid", BOOLOID},
 	{"idempotency_key", TEXTOID}, {"failure_reason", TEXTOID}, {"created_at", TIMESTAMPTZOID},
 	{"completed_at", TIMESTAMPTZOID}, {"price_id", INT8OID}, {"scope", TEXTOID},
-	{"price_book", TEXTOID}, {"discount_id", INT8OID}
+	{"price_book", TEXTOID}, {"discount_id", INT8OID}, {"provider_cost_micros", INT8OID}
 };
 
 static const DirectColumn ledger_columns[DL_COLUMNS] = {

@@ -225,6 +225,22 @@ CREATE TABLE billing.price_book_assignments (
     UNIQUE (account_id, effective_from)
 );
 
+-- What a route costs upstream (docs/pricing.md, "Provider costs and
+-- margin"): versions with the components of prices, in the catalog's
+-- currency; a request's provider_cost_micros comes from the version in
+-- force at its start for the provider that executed it. 0.3.0.
+CREATE TABLE billing.provider_costs (
+    cost_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    model          text NOT NULL REFERENCES billing.models,
+    provider       text NOT NULL,
+    currency       text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    components     jsonb NOT NULL,
+    effective_from timestamptz NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE UNIQUE INDEX provider_costs_version
+    ON billing.provider_costs (model, provider, effective_from);
+
 -- Requests: one row per API request, from admission to its final state.
 CREATE TABLE billing.requests (
     account_id           bigint NOT NULL,
@@ -257,6 +273,10 @@ CREATE TABLE billing.requests (
     -- they settle the request (0.3.0, so last; no foreign keys on this table)
     price_book           text,
     discount_id          bigint,
+    -- what the request cost upstream: routing.upstream_cost_micros, else its
+    -- outputs at the provider cost version in force at its start; NULL while
+    -- unfinished and where unknown (docs/pricing.md); 0.3.0, so last
+    provider_cost_micros bigint,
     PRIMARY KEY (account_id, request_id)
 );
 -- the request-keyed functions find a request's account here
@@ -362,11 +382,30 @@ CREATE TABLE billing.invoices (
     -- the postpaid refunds and adjustments it credits, net, rounded half-up
     -- to the minor unit (> 0 a credit, < 0 a debit); 0.2.0, so last
     corrections_micros bigint NOT NULL DEFAULT 0,
+    -- what the month's minimum commitment added (docs/invoices.md,
+    -- "Minimum commitments"); 0.3.0, so last
+    true_up_micros     bigint NOT NULL DEFAULT 0,
     UNIQUE (account_id, period_start),
     PRIMARY KEY (account_id, invoice_id),
     UNIQUE (account_id, invoice_number)
 );
 CREATE INDEX invoices_id ON billing.invoices (invoice_id);
+
+-- The least a postpaid account pays in each month of [effective_from,
+-- effective_until) (first days of months; NULL: no end). Append-only: a
+-- month's minimum is the amount of the latest commitment that covers it
+-- (billing._minimum_for), so a new one replaces what was set for its
+-- months and 0 removes it. 0.3.0.
+CREATE TABLE billing.minimum_commitments (
+    account_id      bigint NOT NULL,
+    commitment_id   bigint GENERATED ALWAYS AS IDENTITY,
+    amount_micros   bigint NOT NULL CHECK (amount_micros >= 0),
+    effective_from  date NOT NULL,
+    effective_until date CHECK (effective_until > effective_from),
+    created_by      text NOT NULL DEFAULT SESSION_USER,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, commitment_id)
+);
 
 CREATE TABLE billing.invoice_lines (
     account_id     bigint NOT NULL,
@@ -426,6 +465,10 @@ CREATE TABLE billing.usage_rollup (
     -- fails (22003), not the rollup
     cost_sum        numeric NOT NULL,       -- minus the sum of the usage entries
     refunded_sum    numeric NOT NULL,       -- the sum of the refund entries
+    -- the provider costs of the usage entries' requests where known, and
+    -- the count of those where not (0.3.0, so last)
+    provider_cost_sum numeric NOT NULL DEFAULT 0,
+    uncosted        bigint NOT NULL DEFAULT 0,
     UNIQUE NULLS NOT DISTINCT (account_id, slot_start, model, provider, scope)
 );
 -- the report of every account (admins)

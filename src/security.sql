@@ -70,6 +70,10 @@ GRANT EXECUTE ON FUNCTION billing.create_price_book(text, text) TO billing_admin
 GRANT EXECUTE ON FUNCTION billing.set_discount(text, integer, text, text, timestamptz, timestamptz) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.end_discount(bigint, timestamptz) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.assign_price_book(bigint, text, timestamptz) TO billing_admin;
+-- SPEC 20, part 2: provider costs, margin, minimum commitments
+GRANT EXECUTE ON FUNCTION billing.set_provider_cost(text, text, jsonb, timestamptz) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.margin(bigint, timestamptz, timestamptz, text[]) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.set_minimum_commitment(bigint, bigint, date, date) TO billing_admin;
 
 -- The plain-UPDATE path (docs/reference.md): a backend may finish a request with a
 -- plain UPDATE. Only the three columns the trigger settles from are

@@ -13,7 +13,7 @@
  *   - the server crashes or the connection drops;
  *   - a refusal whose SQLSTATE is not documented (docs/security.md): the
  *     function may raise PB402, PB404, PB409 or 22023 (plus 23505 for a
- *     duplicate external_id, price version, price book or assignment, and 23502/23514 on the
+ *     duplicate external_id, price or cost version, price book or assignment, and 23502/23514 on the
  *     plain-UPDATE path);
  *     PostgreSQL's own type input of an argument may raise any class 22 or
  *     54 error, recognised by its "portal parameter $n" context;
@@ -117,6 +117,10 @@ static Func funcs[] = {
 	{"set_discount", 1, 6, {A_BOOK, A_PPM, A_MODEL, A_PROVIDER, A_TSTZ, A_TSTZ}, NULL},
 	{"end_discount", 1, 2, {A_DISCOUNT, A_TSTZ}, NULL},
 	{"assign_price_book", 1, 3, {A_ACCOUNT, A_BOOK, A_TSTZ}, NULL},
+	/* provider costs, margin, minimum commitments (SPEC 20) */
+	{"set_provider_cost", 1, 4, {A_MODEL, A_PROVIDER, A_COMPONENTS, A_TSTZ}, NULL},
+	{"margin", 1, 3, {A_ACCOUNT, A_TSTZ, A_TSTZ}, "SELECT * FROM billing.margin($1, $2, $3)"},
+	{"set_minimum_commitment", 1, 4, {A_ACCOUNT, A_AMOUNT, A_DATE, A_DATE}, NULL},
 };
 #define NFUNCS ((int) (sizeof(funcs) / sizeof(funcs[0])))
 static Stats stats[NFUNCS];
@@ -454,6 +458,8 @@ gen_json(ArgKind kind)
 		MEMBER(&b, &first, "provider_name", "\"Provider A\"");
 		MEMBER(&b, &first, "executed_model", "\"img-v1\"");
 		MEMBER(&b, &first, "upstream_id", "\"up-1\"", "\"\"");
+		MEMBER(&b, &first, "upstream_cost_micros", "1500", "0", "-1", "2.5", "\"7\"", "null",
+			   "1e30");
 		buf_add(&b, "}");
 	}
 	else
@@ -890,8 +896,9 @@ documented_by_function(const Func *f, const char *state)
 	if (strcmp(state, "PB402") == 0 || strcmp(state, "PB404") == 0 ||
 		strcmp(state, "PB409") == 0 || strcmp(state, "22023") == 0)
 		return 1;
-	/* documented unique violations: an external_id, a price version */
-	if ((strcmp(f->name, "create_account") == 0 || strcmp(f->name, "set_price") == 0) &&
+	/* documented unique violations: an external_id, a price or cost version */
+	if ((strcmp(f->name, "create_account") == 0 || strcmp(f->name, "set_price") == 0 ||
+		 strcmp(f->name, "set_provider_cost") == 0) &&
 		strcmp(state, "23505") == 0)
 		return 1;
 	/* a duplicate book, or a second assignment at the same time (SPEC 20) */

@@ -221,6 +221,12 @@ BEGIN
         UPDATE billing.accounts a SET billing_type = 'postpaid'
          WHERE a.account_id = set_billing_type.account_id;
         PERFORM billing._keep_credit(account_id, prepaid);
+    ELSIF billing._minimum_from(account_id, (pg_catalog.date_trunc('month', pg_catalog.now()
+                                    AT TIME ZONE billing._setting('billing.timezone')))::date) IS NOT NULL THEN
+        RAISE EXCEPTION 'account % has a minimum commitment for this month or a later one', account_id
+            USING ERRCODE = 'PB409',
+                  DETAIL = 'A minimum commitment is paid on postpaid invoices; it covers this month or a later one.',
+                  HINT = 'End it first with billing.set_minimum_commitment(account_id, 0, month).';
     ELSE
         -- Credit not yet consumed is plain prepaid balance again, except what
         -- the invoices still to come for postpaid usage will consume: their
@@ -306,6 +312,97 @@ BEGIN
                              ' * timeliness_percent/100 * age_percent/100)' END);
 END $$;
 
+-- Minimum commitments (SPEC 20; docs/invoices.md, "Minimum commitments").
+-- The minimum of an account for the month starting on month: the amount of
+-- the latest commitment that covers it, 0 where none does.
+CREATE OR REPLACE FUNCTION billing._minimum_for(account_id bigint, month date) RETURNS bigint
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
+    RETURN COALESCE((SELECT c.amount_micros FROM billing.minimum_commitments c
+                      WHERE c.account_id = _minimum_for.account_id AND c.effective_from <= month
+                        AND (c.effective_until IS NULL OR c.effective_until > month)
+                      ORDER BY c.commitment_id DESC LIMIT 1), 0);
+END $$;
+
+-- The first month from the one starting on month on with a minimum above
+-- 0, NULL if none: the minimum changes only where a commitment starts or
+-- ends, so those months are the ones to look at.
+CREATE OR REPLACE FUNCTION billing._minimum_from(account_id bigint, month date) RETURNS date
+LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    m date;
+BEGIN
+    FOR m IN SELECT month
+             UNION SELECT c.effective_from FROM billing.minimum_commitments c
+                    WHERE c.account_id = _minimum_from.account_id AND c.effective_from > month
+             UNION SELECT c.effective_until FROM billing.minimum_commitments c
+                    WHERE c.account_id = _minimum_from.account_id AND c.effective_until > month
+             ORDER BY 1 LOOP
+        IF billing._minimum_for(account_id, m) > 0 THEN
+            RETURN m;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION billing.set_minimum_commitment(account_id bigint, amount_micros bigint,
+                                                          effective_from date, effective_until date DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_variable
+DECLARE
+    acct billing.accounts;
+    number bigint;
+BEGIN
+    IF account_id IS NULL OR amount_micros IS NULL OR effective_from IS NULL THEN
+        RAISE EXCEPTION 'account_id, amount_micros and effective_from must not be null' USING ERRCODE = '22023';
+    END IF;
+    IF amount_micros < 0 THEN
+        RAISE EXCEPTION 'amount_micros must be zero or more'
+            USING ERRCODE = '22023', DETAIL = pg_catalog.format('The value was %s.', amount_micros);
+    END IF;
+    IF NOT pg_catalog.isfinite(effective_from) OR NOT pg_catalog.isfinite(COALESCE(effective_until, effective_from))
+       OR EXTRACT(DAY FROM effective_from) <> 1 OR EXTRACT(DAY FROM effective_until) <> 1 THEN
+        RAISE EXCEPTION 'a minimum commitment starts and ends on the first day of a month'
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('The values were %s and %s.', effective_from,
+                                             COALESCE(effective_until::text, 'null'));
+    END IF;
+    IF effective_until <= effective_from THEN
+        RAISE EXCEPTION 'effective_until % is not after effective_from %', effective_until, effective_from
+            USING ERRCODE = '22023';
+    END IF;
+    -- the account's lock orders this with close_period and set_billing_type
+    acct := billing._account(account_id, true, true);
+    IF acct.billing_type <> 'postpaid' THEN
+        RAISE EXCEPTION 'account % is prepaid', account_id
+            USING ERRCODE = '22023', DETAIL = 'A minimum commitment is paid on postpaid invoices.',
+                  HINT = 'Switch the account to postpaid billing first.';
+    END IF;
+    IF amount_micros % billing._minor_unit_micros(acct.currency) <> 0 THEN
+        RAISE EXCEPTION 'amount_micros % is not whole minor units of %', amount_micros, acct.currency
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('A minor unit of %s is %s micros.', acct.currency,
+                                             billing._minor_unit_micros(acct.currency));
+    END IF;
+    SELECT i.invoice_number INTO number FROM billing.invoices i
+     WHERE i.account_id = set_minimum_commitment.account_id AND i.status <> 'void'
+       AND i.period_start >= effective_from
+       AND (effective_until IS NULL OR i.period_start < effective_until)
+     ORDER BY i.period_start LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'invoice % already bills a month of the commitment', number
+            USING ERRCODE = 'PB409',
+                  DETAIL = 'The minimum of an invoiced month cannot change.',
+                  HINT = 'Start the commitment after the last invoiced month.';
+    END IF;
+    INSERT INTO billing.minimum_commitments AS c (account_id, amount_micros, effective_from, effective_until)
+    VALUES (set_minimum_commitment.account_id, amount_micros, effective_from, effective_until);
+END $$;
+
 -- The payload of an invoice's events (docs/events.md).
 CREATE OR REPLACE FUNCTION billing._invoice_event(inv billing.invoices) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -315,6 +412,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
         'currency', inv.currency, 'subtotal_micros', inv.subtotal_micros,
         'corrections_micros', inv.corrections_micros,
         'credit_micros', inv.credit_micros, 'total_micros', inv.total_micros,
+        'true_up_micros', inv.true_up_micros,
         'status', inv.status, 'due_date', inv.due_date,
         'payment_reference', inv.payment_reference)
 $$;
@@ -338,6 +436,7 @@ DECLARE
     pause numeric := 0.1;
     issued integer := 0;
     number bigint;
+    minimum bigint;
 BEGIN
     -- the wait below only helps when later statements take new snapshots
     PERFORM billing._require_read_committed('billing.close_period()');
@@ -386,12 +485,18 @@ BEGIN
     due := (period_start + interval '1 month')::date
            + billing._setting('billing.invoice_due_days')::integer;
     FOR acct IN
-        -- one probe of the account's postpaid usage index per account
+        -- one probe of the account's postpaid usage index per account; and
+        -- (SPEC 20) the accounts with a commitment for the month
         SELECT a.account_id, a.currency
           FROM billing.accounts a
-         WHERE EXISTS (SELECT FROM billing.ledger l
-                        WHERE l.account_id = a.account_id AND l.kind = 'usage' AND l.postpaid
-                          AND l.created_at >= starts AND l.created_at < ends)
+         WHERE (EXISTS (SELECT FROM billing.ledger l
+                         WHERE l.account_id = a.account_id AND l.kind = 'usage' AND l.postpaid
+                           AND l.created_at >= starts AND l.created_at < ends)
+                OR EXISTS (SELECT FROM billing.minimum_commitments c
+                            WHERE c.account_id = a.account_id
+                              AND c.effective_from <= close_period.period_start
+                              AND (c.effective_until IS NULL
+                                   OR c.effective_until > close_period.period_start)))
            AND NOT EXISTS (SELECT FROM billing.invoices i
                             WHERE i.account_id = a.account_id AND i.period_start = close_period.period_start)
          ORDER BY 1
@@ -400,6 +505,13 @@ BEGIN
         SELECT a.prepaid_credit_micros, a.billing_type = 'postpaid' INTO credit, postpaid_now
           FROM billing.accounts a
          WHERE a.account_id = acct.account_id FOR NO KEY UPDATE;
+        -- (SPEC 20) read under the account's lock, as set_minimum_commitment writes it
+        minimum := billing._minimum_for(acct.account_id, period_start);
+        -- a commitment that is 0 for the month: invoiced only for usage
+        CONTINUE WHEN minimum = 0 AND NOT EXISTS (
+            SELECT FROM billing.ledger l
+             WHERE l.account_id = acct.account_id AND l.kind = 'usage' AND l.postpaid
+               AND l.created_at >= starts AND l.created_at < ends);
         unit := billing._minor_unit_micros(acct.currency);
         number := number + 1;
         INSERT INTO billing.invoices (account_id, invoice_number, period_start, period_end,
@@ -421,7 +533,9 @@ BEGIN
                    AND l.created_at >= starts AND l.created_at < ends
                  GROUP BY 1) u;
 
-        SELECT pg_catalog.sum(il.amount_micros)::bigint, pg_catalog.sum(il.usage_micros)::bigint
+        -- (no lines: an account invoiced for its minimum commitment alone)
+        SELECT COALESCE(pg_catalog.sum(il.amount_micros), 0)::bigint,
+               COALESCE(pg_catalog.sum(il.usage_micros), 0)::bigint
           INTO inv.subtotal_micros, usage_total
           FROM billing.invoice_lines il WHERE il.invoice_id = inv.invoice_id;
 
@@ -456,6 +570,23 @@ BEGIN
                                   NULL, inv.invoice_id);
         END IF;
 
+        -- SPEC 20, minimum commitment: a shortfall of what is due before
+        -- credit is billed as its own line and posted as one adjustment
+        -- (docs/invoices.md, "Minimum commitments")
+        -- (no minimum, no true-up: corrections beyond the usage are carried)
+        inv.true_up_micros := CASE WHEN minimum > 0
+            THEN GREATEST(minimum - (inv.subtotal_micros - inv.corrections_micros), 0) ELSE 0 END;
+        IF inv.true_up_micros > 0 THEN
+            INSERT INTO billing.invoice_lines (account_id, invoice_id, model, quantity, usage_micros, amount_micros)
+            VALUES (acct.account_id, inv.invoice_id, '(minimum commitment)', 0, inv.true_up_micros,
+                    inv.true_up_micros);
+            inv.subtotal_micros := inv.subtotal_micros + inv.true_up_micros;
+            PERFORM billing._move(acct.account_id, -inv.true_up_micros, 'adjustment',
+                                  pg_catalog.format('minimum commitment of invoice %s', inv.invoice_number),
+                                  NULL, inv.invoice_id);
+        END IF;
+        -- (end of SPEC 20)
+
         -- What corrections leave to pay; the kept prepaid credit pays first,
         -- in whole minor units like the lines (a remainder below one minor
         -- unit stays kept, in the ledger). Corrections beyond the usage leave
@@ -468,7 +599,7 @@ BEGIN
         PERFORM billing._keep_credit(acct.account_id, carried - credit);
         UPDATE billing.invoices i
            SET subtotal_micros = inv.subtotal_micros, corrections_micros = inv.corrections_micros,
-               credit_micros = credit, total_micros = GREATEST(due_micros, 0) - credit,
+               true_up_micros = inv.true_up_micros, credit_micros = credit, total_micros = GREATEST(due_micros, 0) - credit,
                status = CASE WHEN GREATEST(due_micros, 0) = credit THEN 'paid' ELSE 'open' END,
                paid_at = CASE WHEN GREATEST(due_micros, 0) = credit THEN i.issued_at END
          WHERE i.invoice_id = inv.invoice_id
@@ -535,14 +666,27 @@ BEGIN
                (SELECT COALESCE(pg_catalog.sum(il.amount_micros), 0)::bigint FROM billing.invoice_lines il
                  WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id) AS lines_micros,
                (SELECT COALESCE(pg_catalog.sum(il.usage_micros), 0)::bigint FROM billing.invoice_lines il
-                 WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id) AS usage_micros,
+                 WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id
+                   AND il.model <> '(minimum commitment)') AS usage_micros,
+               -- SPEC 20: the true-up's line, its entries and the month's minimum
+               (SELECT COALESCE(pg_catalog.sum(il.amount_micros), 0)::bigint FROM billing.invoice_lines il
+                 WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id
+                   AND il.model = '(minimum commitment)') AS true_up_line,
+               (SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint FROM billing.ledger l
+                 WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id
+                   AND l.kind = 'adjustment'
+                   AND l.reference = pg_catalog.format('minimum commitment of invoice %s', i.invoice_number))
+                   AS true_up_posted,
+               billing._minimum_for(i.account_id, i.period_start) AS minimum,
                (SELECT COALESCE(-pg_catalog.sum(l.amount_micros), 0)::bigint
                   FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.kind = 'usage' AND l.postpaid
                    AND l.created_at >= i.starts_at AND l.created_at < i.ends_at) AS ledger_usage,
                (SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id
-                   AND l.kind = 'adjustment') AS rounding,
+                   AND l.kind = 'adjustment'
+                   AND l.reference IS DISTINCT FROM
+                       pg_catalog.format('minimum commitment of invoice %s', i.invoice_number)) AS rounding,
                (SELECT COALESCE(pg_catalog.sum(c.amount_micros), 0)::bigint
                   FROM (SELECT f.amount_micros FROM billing.refunds f
                          WHERE f.account_id = i.account_id AND f.invoice_id = i.invoice_id
@@ -578,13 +722,22 @@ BEGIN
         (inv.total_micros <> GREATEST(inv.subtotal_micros - inv.corrections_micros, 0) - inv.credit_micros,
          pg_catalog.format('total %s is not subtotal %s less corrections %s less credit %s (at least 0)',
                            inv.total_micros, inv.subtotal_micros, inv.corrections_micros, inv.credit_micros)),
+        (inv.status <> 'void' AND inv.true_up_micros <> CASE WHEN inv.minimum > 0
+             THEN GREATEST(inv.minimum - (inv.lines_micros - inv.true_up_line - inv.corrections_micros), 0)
+             ELSE 0 END,
+         pg_catalog.format('true-up %s is not the minimum %s less what the usage lines %s less corrections %s'
+                           ' leave to pay (at least 0)', inv.true_up_micros, inv.minimum,
+                           inv.lines_micros - inv.true_up_line, inv.corrections_micros)),
+        (inv.true_up_line <> inv.true_up_micros OR inv.true_up_posted <> -inv.true_up_micros,
+         pg_catalog.format('true-up %s, but its line bills %s and its adjustment entries total %s',
+                           inv.true_up_micros, inv.true_up_line, inv.true_up_posted)),
         (inv.usage_micros <> inv.ledger_usage,
          pg_catalog.format('lines bill %s micros of usage, the ledger has %s in the period',
                            inv.usage_micros, inv.ledger_usage)),
-        (inv.rounding <> inv.usage_micros - inv.lines_micros
+        (inv.rounding <> inv.usage_micros - (inv.lines_micros - inv.true_up_line)
                           + inv.corrections_micros - inv.corrections_exact,
          pg_catalog.format('rounding adjustments %s do not match the rounding %s',
-                           inv.rounding, inv.usage_micros - inv.lines_micros
+                           inv.rounding, inv.usage_micros - (inv.lines_micros - inv.true_up_line)
                                          + inv.corrections_micros - inv.corrections_exact)),
         (inv.status = 'paid' AND inv.total_micros > 0
              AND (inv.npayments <> 1 OR inv.paid_micros <> inv.total_micros),
@@ -602,7 +755,9 @@ BEGIN
          pg_catalog.format('amount %s is not whole minor units of %s', il.amount_micros, i.currency)),
         (il.amount_micros <> billing._round_half_up(il.usage_micros, billing._minor_unit_micros(i.currency)),
          pg_catalog.format('amount %s is not usage %s rounded half-up', il.amount_micros, il.usage_micros)),
-        (il.quantity <= 0, 'no requests')
+        (il.quantity <= 0 AND il.model <> '(minimum commitment)', 'no requests'),
+        (il.model = '(minimum commitment)' AND (il.quantity <> 0 OR il.usage_micros <> il.amount_micros),
+         'a minimum commitment line with requests, or usage other than its amount')
       ) AS p(failed, problem)
      WHERE p.failed AND (only_account IS NULL OR i.account_id = only_account)
     UNION ALL
@@ -616,7 +771,8 @@ BEGIN
                    COALESCE(u.requests, 0) AS requests, COALESCE(u.usage, 0) AS usage
               FROM (SELECT x.account_id, x.invoice_id, x.model, x.quantity, x.usage_micros
                       FROM billing.invoice_lines x JOIN billing.invoices xi USING (account_id, invoice_id)
-                     WHERE only_account IS NULL OR xi.account_id = only_account) il
+                     WHERE (only_account IS NULL OR xi.account_id = only_account)
+                       AND x.model <> '(minimum commitment)') il
               FULL JOIN (SELECT ui.account_id, ui.invoice_id, COALESCE(r.model, '(none)') AS model,
                                 pg_catalog.count(DISTINCT l.request_id) AS requests,
                                 (-pg_catalog.sum(l.amount_micros))::bigint AS usage

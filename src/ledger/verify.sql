@@ -203,6 +203,19 @@ SELECT l.account_id, format('refund entry %s is recorded in no refund', l.entry_
 RETURN QUERY SELECT * FROM billing._verify_invoices(_verify_checks.only_account);
 RETURN QUERY SELECT * FROM billing._verify_grants(_verify_checks.only_account);
 RETURN QUERY SELECT * FROM billing._verify_contract_prices(_verify_checks.only_account);
+-- SPEC 20: a request's provider cost is NULL while it is unfinished, at least
+-- 0 after, and the one routing reports where both are known (a request
+-- settled before 0.3.0 has none)
+RETURN QUERY
+SELECT r.account_id, format('request %s (%s): provider cost %s, routing reports %s',
+                            r.request_id, r.status, COALESCE(r.provider_cost_micros::text, 'none'),
+                            COALESCE((r.routing -> 'upstream_cost_micros')::text, 'none'))
+  FROM billing.requests r
+ WHERE (_verify_checks.only_account IS NULL OR r.account_id = _verify_checks.only_account)
+   AND CASE WHEN r.status IN ('queued', 'in_progress') THEN r.provider_cost_micros IS NOT NULL
+            ELSE r.provider_cost_micros < 0
+                 OR (r.routing ? 'upstream_cost_micros'
+                     AND to_jsonb(r.provider_cost_micros) <> r.routing -> 'upstream_cost_micros') END;
 END $$;
 
 -- Contract prices (docs/pricing.md, "Price books and discounts"): a

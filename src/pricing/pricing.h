@@ -81,6 +81,19 @@ extern void pricing_settlement_route(const char *model, const char *admitted_pro
 									 const char *routing_provider, TimestampTz began,
 									 PriceRoute *route);
 
+/*
+ * What a request reaching a final state cost upstream (docs/pricing.md,
+ * "Provider costs and margin"): routing's upstream_cost_micros when given
+ * (a JSON integer >= 0, else 22023); else, when completed, its params and
+ * outputs priced by the provider cost version of (model, provider) in force
+ * at "began", in the request's currency. Returns false where the cost is
+ * unknown. The version comes from a per-backend cache; same memory and SPI
+ * rules as pricing_route().
+ */
+extern bool pricing_provider_cost(Datum routing, bool completed, const char *model,
+								  const char *provider, const char *media, const char *currency,
+								  TimestampTz began, Jsonb *params, Jsonb *outputs, int64 *cost);
+
 /* An explicit provider must be a non-empty name (22023); NULL means none. */
 extern void pricing_check_provider(const char *provider);
 

@@ -88,6 +88,29 @@ BEGIN
     RETURN id;
 END $$;
 
+-- New provider cost version of one route (docs/pricing.md, "Provider costs
+-- and margin"): the components, engine and version rules of prices, checked
+-- by the same billing._check_price; in billing.catalog_currency.
+CREATE OR REPLACE FUNCTION billing.set_provider_cost(model text, provider text, components jsonb,
+                                  effective_from timestamptz DEFAULT pg_catalog.now())
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint;
+BEGIN
+    IF model IS NULL OR provider IS NULL OR components IS NULL THEN
+        RAISE EXCEPTION 'model, provider and components must not be null' USING ERRCODE = '22023';
+    END IF;
+    IF effective_from IS NULL OR NOT pg_catalog.isfinite(effective_from) THEN
+        RAISE EXCEPTION 'effective_from must be a finite time, not null or infinity' USING ERRCODE = '22023';
+    END IF;
+    PERFORM billing._check_price(model, components, provider);
+    INSERT INTO billing.provider_costs AS c (model, provider, currency, components, effective_from)
+    VALUES (model, provider, billing._setting('billing.catalog_currency'), components, effective_from)
+    RETURNING c.cost_id INTO id;
+    RETURN id;
+END $$;
+
 -- The choice of a route's price, defined here once: at a time t the route
 -- (model, provider) is priced by the provider's own latest version in force
 -- at t, else by the model's latest provider-independent one. A row is a
@@ -146,9 +169,12 @@ CREATE OR REPLACE TRIGGER model_providers_changed AFTER INSERT OR UPDATE OR DELE
     ON billing.model_providers FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
 CREATE OR REPLACE TRIGGER prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.prices
     FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
+CREATE OR REPLACE TRIGGER provider_costs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON billing.provider_costs FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
 
--- Price versions are never edited: work in flight settles at the version that
--- priced its admission, and every version that took effect may still do so.
+-- Price versions (and provider cost versions) are never edited: work in
+-- flight settles at the version that priced its admission, and every
+-- version that took effect may still do so.
 -- Only a scheduled version (not yet in force) may be withdrawn; clock time,
 -- so that a long transaction cannot withdraw one that took effect meanwhile.
 CREATE OR REPLACE FUNCTION billing.refuse_price_change() RETURNS trigger
@@ -159,6 +185,12 @@ BEGIN
             RETURN OLD;
         END IF;
     END IF;
+    IF TG_TABLE_NAME = 'provider_costs' THEN
+        RAISE EXCEPTION 'provider cost versions are never changed'
+            USING ERRCODE = 'PB409',
+                  DETAIL = 'A settled request keeps the cost of the version in force at its start; only a scheduled version may be deleted.',
+                  HINT = 'Set a new version with billing.set_provider_cost() instead.';
+    END IF;
     RAISE EXCEPTION 'price versions are never changed'
         USING ERRCODE = 'PB409',
               DETAIL = 'Requests admitted at a price settle at that price; only a scheduled version may be deleted.',
@@ -167,4 +199,8 @@ END $$;
 CREATE OR REPLACE TRIGGER prices_versioned BEFORE UPDATE OR DELETE ON billing.prices
     FOR EACH ROW EXECUTE FUNCTION billing.refuse_price_change();
 CREATE OR REPLACE TRIGGER prices_no_truncate BEFORE TRUNCATE ON billing.prices
+    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_price_change();
+CREATE OR REPLACE TRIGGER provider_costs_versioned BEFORE UPDATE OR DELETE ON billing.provider_costs
+    FOR EACH ROW EXECUTE FUNCTION billing.refuse_price_change();
+CREATE OR REPLACE TRIGGER provider_costs_no_truncate BEFORE TRUNCATE ON billing.provider_costs
     FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_price_change();

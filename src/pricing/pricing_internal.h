@@ -133,6 +133,10 @@ typedef struct PriceComp
  */
 extern PriceComp *pricing_components_read(Jsonb *components, const char *media, int *ncomps);
 
+/* pricingcost.c: pricing_cost, but false where no output component prices the request */
+extern bool pricing_cost_if_priced(Jsonb *components, Jsonb *params, Jsonb *outputs,
+								   const char *media, int64 *cost);
+
 /* pricingcatalog.c: the refusals of an unknown model or route (PB404) */
 pg_noreturn extern void pricing_no_model(const char *model);
 /* provider NULL: the model has no default provider */

@@ -214,3 +214,75 @@ pricing_settlement_route(const char *model, const char *admitted_provider, int64
 	else
 		pricing_book_route(model, routing_provider, price_book, began, false, route);
 }
+
+/*
+ * The provider cost version of (model, provider) in force at "at", or none
+ * (components NULL), looked up as route_load does, and cached for its span.
+ */
+static void
+cost_version(const char *model, const char *provider, TimestampTz at, PriceRoute *version)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		isnull;
+	Datum		d;
+
+	if (cost_cache_get(model, provider, at, version))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan_run(&plan,
+			 "SELECT c.cost_id, c.currency, c.components,"
+			 "       COALESCE(c.effective_from, '-infinity'),"
+			 "       COALESCE((SELECT pg_catalog.min(n.effective_from) FROM billing.provider_costs n"
+			 "                  WHERE n.model = $1 AND n.provider = $2 AND n.effective_from > $3),"
+			 "                'infinity')"
+			 "  FROM (SELECT) x LEFT JOIN LATERAL ("
+			 "       SELECT c.cost_id, c.currency, c.components, c.effective_from"
+			 "         FROM billing.provider_costs c"
+			 "        WHERE c.model = $1 AND c.provider = $2 AND c.effective_from <= $3"
+			 "        ORDER BY c.effective_from DESC LIMIT 1) c ON true",
+			 true, 1, PLAN_ARGS(ARG_TEXT(model), ARG_TEXT(provider), ARG_TSTZ(at)));
+	memset(version, 0, sizeof(PriceRoute));
+	d = spi_col(1, &isnull);
+	if (!isnull)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		version->price_id = DatumGetInt64(d);
+		strlcpy(version->currency, spi_text(2), sizeof(version->currency));
+		version->components = DatumGetJsonbPCopy(spi_col(3, NULL));
+		MemoryContextSwitchTo(old);
+	}
+	cost_cache_put(model, provider, version, DatumGetTimestampTz(spi_col(4, NULL)),
+				   DatumGetTimestampTz(spi_col(5, NULL)));
+	SPI_finish();
+}
+
+bool
+pricing_provider_cost(Datum routing, bool completed, const char *model, const char *provider,
+					  const char *media, const char *currency, TimestampTz began,
+					  Jsonb *params, Jsonb *outputs, int64 *cost)
+{
+	Jsonb	   *j = DatumGetJsonbP(routing);
+	JsonbValue	k;
+	JsonbValue *v;
+	PriceRoute	version;
+
+	k.type = jbvString;
+	k.val.string.val = "upstream_cost_micros";
+	k.val.string.len = strlen(k.val.string.val);
+	v = findJsonbValueFromContainer(&j->root, JB_FOBJECT, &k);
+	if (v != NULL)
+	{
+		*cost = pricing_json_int(v, "upstream_cost_micros", 0, PG_INT64_MAX);
+		return true;
+	}
+	if (!completed)
+		return false;
+	cost_version(model, provider, began, &version);
+	/* a cost in another currency than the revenue's leaves the margin unknown */
+	if (version.components == NULL || strcmp(version.currency, currency) != 0)
+		return false;
+	return pricing_cost_if_priced(version.components, params, outputs, media, cost);
+}

@@ -162,10 +162,16 @@ no_price(PriceComp *comps, int ncomps, PricedRequest *req)
 			 errdetail("No output component of the model's price matches the request.")));
 }
 
-/* pricing_cost() with each component's total discounted by ppm (< 0: none) */
+/*
+ * The cost of a request at components, each component's total discounted by
+ * ppm (< 0: none). priced NULL: a request that no output component prices is
+ * refused (22023); else *priced says whether one did, and a per-second
+ * component without a duration prices nothing (a provider cost is unknown
+ * there, not an error of the request).
+ */
 static int64
-cost_components(Jsonb *components, Jsonb *params, Jsonb *outputs, const char *media,
-				int32 ppm, StringInfo comp_json)
+cost_of(Jsonb *components, Jsonb *params, Jsonb *outputs, const char *media,
+		int32 ppm, StringInfo comp_json, bool *priced)
 {
 	PricedRequest req;
 	PriceComp  *comps;
@@ -189,7 +195,8 @@ cost_components(Jsonb *components, Jsonb *params, Jsonb *outputs, const char *me
 					list_cost,
 					cost;
 
-		if (!comp_matches(c, &req))
+		if (!comp_matches(c, &req) ||
+			(priced && c->metric == METRIC_SECOND && req.duration == NULL))
 			continue;
 		any_output |= c->output;
 		resetStringInfo(&qty);
@@ -220,10 +227,17 @@ cost_components(Jsonb *components, Jsonb *params, Jsonb *outputs, const char *me
 			json_end(comp_json);
 		}
 	}
+	if (!any_output && priced)
+	{
+		*priced = false;
+		return 0;
+	}
 	if (!any_output)
 		no_price(comps, ncomps, &req);
 	if (comp_json)
 		json_end_array(comp_json);
+	if (priced)
+		*priced = true;
 	return total;
 }
 
@@ -231,12 +245,22 @@ int64
 pricing_cost(Jsonb *components, Jsonb *params, Jsonb *outputs,
 			 const char *media, StringInfo comp_json)
 {
-	return cost_components(components, params, outputs, media, -1, comp_json);
+	return cost_of(components, params, outputs, media, -1, comp_json, NULL);
 }
 
 int64
 pricing_route_cost(const PriceRoute *route, Jsonb *params, Jsonb *outputs, StringInfo comp_json)
 {
-	return cost_components(route->components, params, outputs, route->media,
-						   route->discount_id ? route->multiplier_ppm : -1, comp_json);
+	return cost_of(route->components, params, outputs, route->media,
+				   route->discount_id ? route->multiplier_ppm : -1, comp_json, NULL);
+}
+
+bool
+pricing_cost_if_priced(Jsonb *components, Jsonb *params, Jsonb *outputs, const char *media,
+					   int64 *cost)
+{
+	bool		priced;
+
+	*cost = cost_of(components, params, outputs, media, -1, NULL, &priced);
+	return priced;
 }

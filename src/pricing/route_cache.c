@@ -10,7 +10,8 @@
  * book (docs/pricing.md, "Price books and discounts") is an entry of its
  * own, dropped with the catalog's and when a discount is written. A price
  * version and a discount looked up by id (to settle work in flight) are
- * cached too: versions are never edited, and a discount's multiplier never.
+ * cached too: versions are never edited, and a discount's multiplier never;
+ * and so is the provider cost version of a route at a time, or its absence.
  */
 #include "postgres.h"
 
@@ -37,16 +38,22 @@ typedef struct RouteEntry
 
 static HTAB *routes = NULL;
 static MemoryContext route_cxt = NULL;
-static Oid	catalog_relids[4];
+static Oid	catalog_relids[5];
 
 static void
 route_cache_reset(Datum arg, Oid relid)
 {
 	if (routes == NULL)
 		return;
-	if (OidIsValid(relid) && relid != catalog_relids[0] && relid != catalog_relids[1] &&
-		relid != catalog_relids[2] && relid != catalog_relids[3])
-		return;
+	if (OidIsValid(relid))
+	{
+		size_t		i;
+
+		for (i = 0; i < lengthof(catalog_relids) && relid != catalog_relids[i]; i++)
+			;
+		if (i == lengthof(catalog_relids))
+			return;
+	}
 	hash_destroy(routes);
 	routes = NULL;
 	MemoryContextReset(route_cxt);
@@ -64,6 +71,13 @@ route_key(const char *model, const char *provider, const char *book, char *key)
 {
 	return snprintf(key, ROUTE_KEY_LEN, "%s%s%s%s%s", model, provider ? "\x1f" : "\x1e",
 					provider ? provider : "", book ? "\x1c" : "", book ? book : "") < ROUTE_KEY_LEN;
+}
+
+/* A provider cost version: "\x1amodel\x1fprovider". */
+static bool
+cost_key(const char *model, const char *provider, char *key)
+{
+	return snprintf(key, ROUTE_KEY_LEN, "\x1a%s\x1f%s", model, provider) < ROUTE_KEY_LEN;
 }
 
 static void
@@ -89,7 +103,7 @@ route_copy(PriceRoute *dst, const PriceRoute *src)
 	dst->price_id = src->price_id;
 	dst->active = src->active;
 	memcpy(dst->currency, src->currency, sizeof(dst->currency));
-	dst->components = NULL;		/* none in a discount's entry */
+	dst->components = NULL;		/* none in a discount's entry, or no cost version in force */
 	if (src->components)
 	{
 		dst->components = palloc(VARSIZE(src->components));
@@ -135,6 +149,7 @@ cache_put(const char *key, const PriceRoute *route, TimestampTz from, TimestampT
 		catalog_relids[1] = cache_relid("model_providers");
 		catalog_relids[2] = cache_relid("prices");
 		catalog_relids[3] = cache_relid("discounts");
+		catalog_relids[4] = cache_relid("provider_costs");
 		ctl.keysize = ROUTE_KEY_LEN;
 		ctl.entrysize = sizeof(RouteEntry);
 		ctl.hcxt = route_cxt;
@@ -204,4 +219,22 @@ discount_cache_put(const PriceRoute *route)
 
 	id_key('\x1b', route->discount_id, key);
 	cache_put(key, route, DT_NOBEGIN, DT_NOEND);
+}
+
+bool
+cost_cache_get(const char *model, const char *provider, TimestampTz at, PriceRoute *version)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	return cost_key(model, provider, key) && cache_get(key, at, version);
+}
+
+void
+cost_cache_put(const char *model, const char *provider, const PriceRoute *version,
+			   TimestampTz from, TimestampTz until)
+{
+	char		key[ROUTE_KEY_LEN];
+
+	if (cost_key(model, provider, key))
+		cache_put(key, version, from, until);
 }

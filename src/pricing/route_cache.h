@@ -24,4 +24,14 @@ extern void price_cache_put(const PriceRoute *route);
 extern bool discount_cache_get(int64 discount_id, PriceRoute *route);
 extern void discount_cache_put(const PriceRoute *route);
 
+/*
+ * The provider cost version of (model, provider) in force at "at" (as a
+ * route: price_id the cost_id, components NULL where none is in force),
+ * cached for the span in which it is the one.
+ */
+extern bool cost_cache_get(const char *model, const char *provider, TimestampTz at,
+						   PriceRoute *version);
+extern void cost_cache_put(const char *model, const char *provider, const PriceRoute *version,
+						   TimestampTz from, TimestampTz until);
+
 #endif

@@ -32,7 +32,12 @@ CREATE OR REPLACE VIEW billing._usage_facts AS
            COALESCE(q.routing ->> 'provider', q.provider) AS provider, q.scope,
            (l.kind = 'usage')::integer AS requests,
            CASE WHEN l.kind = 'usage' THEN -l.amount_micros ELSE 0 END AS cost_micros,
-           CASE WHEN l.kind = 'refund' THEN l.amount_micros ELSE 0 END AS refunded_micros
+           CASE WHEN l.kind = 'refund' THEN l.amount_micros ELSE 0 END AS refunded_micros,
+           -- what margin() adds (0.3.0): the provider cost of a usage
+           -- entry's request where known, and the count where not
+           CASE WHEN l.kind = 'usage' THEN COALESCE(q.provider_cost_micros, 0) ELSE 0 END
+               AS provider_cost_micros,
+           (l.kind = 'usage' AND q.provider_cost_micros IS NULL)::integer AS uncosted
       FROM billing.ledger l
       LEFT JOIN billing.requests q ON q.account_id = l.account_id AND q.request_id = l.request_id
      WHERE l.kind IN ('usage', 'refund');
@@ -65,12 +70,15 @@ BEGIN
     END IF;
 END $$;
 
-CREATE OR REPLACE FUNCTION billing.usage(account_id bigint, from_ts timestamptz,
-                                         to_ts timestamptz,
-                                         group_by text[] DEFAULT '{day,model}')
+-- The report behind usage() and margin(): their checks, groupings, buckets
+-- and window, and every sum of the facts. Granted to no one: usage() shows
+-- the app tier no provider cost.
+CREATE OR REPLACE FUNCTION billing._usage_report(account_id bigint, from_ts timestamptz,
+                                                 to_ts timestamptz, group_by text[])
 RETURNS TABLE(bucket_start timestamptz, model text, provider text, scope text,
-              requests bigint, cost_micros bigint, refunded_micros bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+              requests bigint, cost_micros bigint, refunded_micros bigint,
+              provider_cost_micros bigint, uncosted_requests bigint)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 -- short index-range queries whose cost estimates over a large ledger would
 -- otherwise start JIT compilation, slower than the query itself
 SET jit = off AS $$
@@ -100,17 +108,17 @@ BEGIN
             unit := word;
         END IF;
     END LOOP;
-    IF usage.account_id IS NULL AND NOT billing._caller_is_admin() THEN
+    IF _usage_report.account_id IS NULL AND NOT billing._caller_is_admin() THEN
         RAISE EXCEPTION 'permission denied to report the usage of every account'
             USING ERRCODE = '42501', HINT = 'Name an account, or ask a billing_admin.';
     END IF;
-    IF usage.account_id IS NULL AND billing._distributed() THEN
+    IF _usage_report.account_id IS NULL AND billing._distributed() THEN
         RAISE EXCEPTION 'billing.usage() of every account is not supported on Citus'
             USING ERRCODE = '0A000',
                   DETAIL = 'A report of every account would read every shard from inside a call delegated to one worker.',
                   HINT = 'Ask for each account''s usage (docs/citus.md).';
     END IF;
-    PERFORM billing._report_window(usage.account_id, from_ts, to_ts);
+    PERFORM billing._report_window(_usage_report.account_id, from_ts, to_ts);
 
     horizon := billing._rolled_up_to();
     -- [lo, hi): the whole slots of the window. The rollup is read for the
@@ -142,15 +150,18 @@ BEGIN
          WHERE NOT pg_catalog.isempty(g.r)
     ), facts AS (
         SELECT r.slot_start AS at, r.model, r.provider, r.scope,
-               r.requests, r.cost_sum AS cost_micros, r.refunded_sum AS refunded_micros
+               r.requests, r.cost_sum AS cost_micros, r.refunded_sum AS refunded_micros,
+               r.provider_cost_sum AS provider_cost_micros, r.uncosted
           FROM slots r WHERE NOT r.cut
         UNION ALL
-        SELECT f.created_at, f.model, f.provider, f.scope, f.requests, f.cost_micros, f.refunded_micros
+        SELECT f.created_at, f.model, f.provider, f.scope, f.requests, f.cost_micros, f.refunded_micros,
+               f.provider_cost_micros, f.uncosted
           FROM billing._usage_facts f
          WHERE ({account} IS NULL OR f.account_id = {account}) AND f.entry_id > $3
            AND f.created_at >= $1 AND f.created_at < $2
         UNION ALL
-        SELECT f.created_at, f.model, f.provider, f.scope, f.requests, f.cost_micros, f.refunded_micros
+        SELECT f.created_at, f.model, f.provider, f.scope, f.requests, f.cost_micros, f.refunded_micros,
+               f.provider_cost_micros, f.uncosted
           FROM gaps g CROSS JOIN LATERAL
                -- OFFSET 0: one index range per gap, not a join of the account's entries
                (SELECT * FROM billing._usage_facts f
@@ -163,12 +174,42 @@ BEGIN
            CASE WHEN 'provider' = ANY ($6) THEN f.provider END,
            CASE WHEN 'scope' = ANY ($6) THEN f.scope END,
            pg_catalog.sum(f.requests)::bigint, pg_catalog.sum(f.cost_micros)::bigint,
-           pg_catalog.sum(f.refunded_micros)::bigint
+           pg_catalog.sum(f.refunded_micros)::bigint, pg_catalog.sum(f.provider_cost_micros)::bigint,
+           pg_catalog.sum(f.uncosted)::bigint
       FROM facts f
      GROUP BY 1, 2, 3, 4
      ORDER BY 1, 2, 3, 4
-    $q$, '{account}', COALESCE(usage.account_id::text, 'NULL::bigint'))
+    $q$, '{account}', COALESCE(_usage_report.account_id::text, 'NULL::bigint'))
     USING from_ts, to_ts, horizon, unit, tz, group_by, lo, hi;
+END $$;
+
+CREATE OR REPLACE FUNCTION billing.usage(account_id bigint, from_ts timestamptz,
+                                         to_ts timestamptz,
+                                         group_by text[] DEFAULT '{day,model}')
+RETURNS TABLE(bucket_start timestamptz, model text, provider text, scope text,
+              requests bigint, cost_micros bigint, refunded_micros bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+BEGIN
+    RETURN QUERY SELECT r.bucket_start, r.model, r.provider, r.scope, r.requests, r.cost_micros,
+                        r.refunded_micros
+                   FROM billing._usage_report(usage.account_id, from_ts, to_ts, group_by) r;
+END $$;
+
+-- Revenue, refunds, provider cost and margin (docs/pricing.md, "Provider
+-- costs and margin"): what usage() counts, with the provider costs beside.
+CREATE OR REPLACE FUNCTION billing.margin(account_id bigint, from_ts timestamptz,
+                                          to_ts timestamptz,
+                                          group_by text[] DEFAULT '{day,provider}')
+RETURNS TABLE(bucket_start timestamptz, model text, provider text, scope text,
+              requests bigint, revenue_micros bigint, refunded_micros bigint,
+              provider_cost_micros bigint, margin_micros bigint, uncosted_requests bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+BEGIN
+    RETURN QUERY SELECT r.bucket_start, r.model, r.provider, r.scope, r.requests, r.cost_micros,
+                        r.refunded_micros, r.provider_cost_micros,
+                        r.cost_micros - r.refunded_micros - r.provider_cost_micros,
+                        r.uncosted_requests
+                   FROM billing._usage_report(margin.account_id, from_ts, to_ts, group_by) r;
 END $$;
 
 CREATE OR REPLACE FUNCTION billing.statement(account_id bigint, from_ts timestamptz,
@@ -278,7 +319,9 @@ BEGIN
                 SELECT l.account_id, billing._usage_slot(l.created_at) AS slot_start, l.model,
                        l.provider, l.scope, pg_catalog.sum(l.requests)::bigint AS requests,
                        pg_catalog.sum(l.cost_micros) AS cost_micros,
-                       pg_catalog.sum(l.refunded_micros) AS refunded_micros
+                       pg_catalog.sum(l.refunded_micros) AS refunded_micros,
+                       pg_catalog.sum(l.provider_cost_micros) AS provider_cost_micros,
+                       pg_catalog.sum(l.uncosted)::bigint AS uncosted
                   FROM billing._usage_facts l
                  WHERE l.entry_id > st.rolled_up_to AND l.entry_id <= upto
                  GROUP BY 1, 2, 3, 4, 5)
@@ -287,7 +330,9 @@ BEGIN
             ON CONFLICT (account_id, slot_start, model, provider, scope) DO UPDATE
                SET requests = r.requests + excluded.requests,
                    cost_sum = r.cost_sum + excluded.cost_sum,
-                   refunded_sum = r.refunded_sum + excluded.refunded_sum;
+                   refunded_sum = r.refunded_sum + excluded.refunded_sum,
+                   provider_cost_sum = r.provider_cost_sum + excluded.provider_cost_sum,
+                   uncosted = r.uncosted + excluded.uncosted;
             -- a checkpoint at every 1024th entry of an account since its last one
             WITH a AS (
                 SELECT DISTINCT l.account_id FROM billing.ledger l
@@ -347,7 +392,8 @@ BEGIN ATOMIC
     l AS (
         SELECT f.account_id, billing._usage_slot(f.created_at) AS slot_start, f.model,
                f.provider, f.scope, sum(f.requests) AS requests,
-               sum(f.cost_micros) AS cost_micros, sum(f.refunded_micros) AS refunded_micros
+               sum(f.cost_micros) AS cost_micros, sum(f.refunded_micros) AS refunded_micros,
+               sum(f.provider_cost_micros) AS provider_cost_micros, sum(f.uncosted) AS uncosted
           FROM h, billing._usage_facts f
          WHERE (_verify_reports.account_id IS NULL OR f.account_id = _verify_reports.account_id)
            AND f.entry_id <= h.rolled_up_to
@@ -362,12 +408,17 @@ BEGIN ATOMIC
                   COALESCE(l.provider, r.provider), COALESCE(l.scope, r.scope),
                   COALESCE(r.requests, 0), COALESCE(r.cost_sum, 0), COALESCE(r.refunded_sum, 0),
                   COALESCE(l.requests, 0), COALESCE(l.cost_micros, 0), COALESCE(l.refunded_micros, 0))
+           || CASE WHEN (r.provider_cost_sum, r.uncosted) IS DISTINCT FROM (l.provider_cost_micros, l.uncosted)
+                   THEN format('; provider cost %s, %s uncosted but the requests have %s, %s',
+                               COALESCE(r.provider_cost_sum, 0), COALESCE(r.uncosted, 0),
+                               COALESCE(l.provider_cost_micros, 0), COALESCE(l.uncosted, 0))
+                   ELSE '' END
       FROM l FULL JOIN r
         ON r.account_id = l.account_id AND r.slot_start = l.slot_start
        AND r.model IS NOT DISTINCT FROM l.model AND r.provider IS NOT DISTINCT FROM l.provider
        AND r.scope IS NOT DISTINCT FROM l.scope
-     WHERE (r.requests, r.cost_sum, r.refunded_sum)
-           IS DISTINCT FROM (l.requests, l.cost_micros, l.refunded_micros)
+     WHERE (r.requests, r.cost_sum, r.refunded_sum, r.provider_cost_sum, r.uncosted)
+           IS DISTINCT FROM (l.requests, l.cost_micros, l.refunded_micros, l.provider_cost_micros, l.uncosted)
     UNION ALL
     SELECT c.account_id,
            format('checkpoint at entry %s holds balance %s, the entries up to it total %s%s',

@@ -295,17 +295,18 @@ request_insert(const Account *acct, const PriceRoute *route, Datum params, int64
 	"WITH t AS (" take ")," \
 	" r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs," \
 	"              routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid," \
-	"              idempotency_key, price_id, completed_at, scope, price_book, discount_id)" \
+	"              idempotency_key, price_id, completed_at, scope, price_book, discount_id," \
+	"              provider_cost_micros)" \
 	"       SELECT $1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12," \
-	"              pg_catalog.clock_timestamp(), $13, $14, $15 FROM t" \
+	"              pg_catalog.clock_timestamp(), $13, $14, $15, $16 FROM t" \
 	"       ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL" \
 	"       DO NOTHING RETURNING request_id)," \
 	" u AS (INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id)" \
 	"       SELECT $1, 'usage', -$7, $9, r.request_id FROM r WHERE $7 <> 0)" \
 	" SELECT (SELECT pg_catalog.count(*) FROM t), (SELECT request_id FROM r)"
 
-static const Oid charge_types[15] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
-INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID, TEXTOID, INT8OID};
+static const Oid charge_types[16] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID};
 static SPIPlanPtr charge_taken_plan;
 
 typedef struct ChargeArgs
@@ -333,12 +334,13 @@ charge_record_routed(ChargeArgs *a)
 	plan_exec(&request_plan,
 			  "INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,"
 			  "       routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid,"
-			  "       idempotency_key, price_id, completed_at, scope, price_book, discount_id)"
+			  "       idempotency_key, price_id, completed_at, scope, price_book, discount_id,"
+			  "       provider_cost_micros)"
 			  " VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12,"
-			  "       pg_catalog.clock_timestamp(), $13, $14, $15)"
+			  "       pg_catalog.clock_timestamp(), $13, $14, $15, $16)"
 			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
 			  " DO NOTHING RETURNING request_id",
-			  15, charge_types, a->values, a->nulls, false, 0);
+			  16, charge_types, a->values, a->nulls, false, 0);
 	a->request_id = SPI_processed == 1 ? DatumGetInt64(spi_col(1, &isnull)) : 0;
 	if (a->request_id == 0 || DatumGetInt64(a->values[6]) == 0)
 		return;
@@ -361,7 +363,7 @@ charge_record_taken(void *arg)
 		charge_record_routed(a);
 		return;
 	}
-	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 15, charge_types, a->values, a->nulls,
+	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 16, charge_types, a->values, a->nulls,
 			  false, 0);
 	a->request_id = DatumGetInt64(spi_col(2, &isnull));
 }
@@ -387,7 +389,7 @@ charge_fold(void *arg, int home)
 		charge_record_routed(a);
 		return true;
 	}
-	plan_exec(&plan, CHARGE_SQL(AVAILABLE_TAKE_SQL("$1", "$7", "$11")), 15, charge_types,
+	plan_exec(&plan, CHARGE_SQL(AVAILABLE_TAKE_SQL("$1", "$7", "$11")), 16, charge_types,
 			  a->values, a->nulls, false, 0);
 	if (DatumGetInt64(spi_col(1, NULL)) != 1)
 		return false;
@@ -406,7 +408,7 @@ charge_fold(void *arg, int home)
  */
 static int64
 charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
-			  Datum routing, int64 cost, const char *scope)
+			  Datum routing, int64 cost, const char *scope, const int64 *provider_cost)
 {
 	Datum		v[DR_COLUMNS];
 	bool		n[DR_COLUMNS];
@@ -442,6 +444,8 @@ charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum 
 		n[DR_PRICE_BOOK] = route->price_book == NULL;
 		v[DR_DISCOUNT_ID] = Int64GetDatum(route->discount_id);
 		n[DR_DISCOUNT_ID] = route->discount_id == 0;
+		v[DR_PROVIDER_COST] = provider_cost ? Int64GetDatum(*provider_cost) : (Datum) 0;
+		n[DR_PROVIDER_COST] = provider_cost == NULL;
 		direct_insert(DIRECT_REQUESTS, v, n);
 		ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
 	}
@@ -456,25 +460,29 @@ charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum 
  */
 static int64
 charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
-			  Datum routing, int64 cost, const char *key, const char *scope)
+			  Datum routing, int64 cost, const char *key, const char *scope,
+			  const int64 *provider_cost)
 {
-	Datum		v[15] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
+	Datum		v[16] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
 		CStringGetTextDatum(route->provider), params, outputs, routing, Int64GetDatum(cost),
 		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
 		key ? CStringGetTextDatum(key) : (Datum) 0, (Datum) 0 /* $11, the home slice: charge_fold */ ,
 		Int64GetDatum(route->price_id), scope ? CStringGetTextDatum(scope) : (Datum) 0,
 		route->price_book ? CStringGetTextDatum(route->price_book) : (Datum) 0,
-	Int64GetDatum(route->discount_id)};
-	char		nulls[16] = "               ";
+		Int64GetDatum(route->discount_id),
+	provider_cost ? Int64GetDatum(*provider_cost) : (Datum) 0};
+	char		nulls[17] = "                ";
 	ChargeArgs	a = {v, nulls, 0};
 
 	/* billing_charge() opened the direct path only for a charge it suits */
-	if ((a.request_id = charge_direct(acct, route, params, outputs, routing, cost, scope)) != 0)
+	if ((a.request_id = charge_direct(acct, route, params, outputs, routing, cost, scope,
+									  provider_cost)) != 0)
 		return a.request_id;
 	nulls[9] = key ? ' ' : 'n';
 	nulls[12] = scope ? ' ' : 'n';
 	nulls[13] = route->price_book ? ' ' : 'n';
 	nulls[14] = route->discount_id ? ' ' : 'n';
+	nulls[15] = provider_cost ? ' ' : 'n';
 	available_take_with(acct, cost, charge_fold, charge_record_taken, &a);
 	return a.request_id;
 }
@@ -564,6 +572,8 @@ billing_charge(PG_FUNCTION_ARGS)
 	PriceRoute	route;
 	RequestView view;
 	int64		cost;
+	int64		provider_cost;
+	bool		costed;
 	int64		request_id = 0;
 	StringInfoData buf;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
@@ -594,10 +604,14 @@ billing_charge(PG_FUNCTION_ARGS)
 					   account_price_book(account_id, now), now, true, &route);
 	check_currency(&acct, &route);
 	cost = pricing_route_cost(&route, DatumGetJsonbP(params), DatumGetJsonbP(outputs), NULL);
+	costed = pricing_provider_cost(routing, true, route.model, route.provider, route.media,
+								   acct.currency, now, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
+								   &provider_cost);
 	/* the take, the rows and the limits' takes go direct when they can */
 	if (key == NULL && cost > 0)
 		direct_open();
-	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key, scope);
+	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key, scope,
+							   costed ? &provider_cost : NULL);
 	if (request_id == 0)
 	{
 		Datum		result;

@@ -52,6 +52,7 @@ typedef enum RequestColumn
 	COL_SCOPE,
 	COL_PRICE_BOOK,
 	COL_DISCOUNT_ID,
+	COL_PROVIDER_COST,
 	NUM_COLUMNS
 } RequestColumn;
 
@@ -59,7 +60,7 @@ static const char *const column_names[NUM_COLUMNS] = {
 	"account_id", "request_id", "model", "provider", "status", "params", "outputs",
 	"routing", "cost_estimate_micros", "cost_micros", "hold_micros", "currency",
 	"postpaid", "idempotency_key", "created_at", "completed_at", "price_id", "scope",
-	"price_book", "discount_id"
+	"price_book", "discount_id", "provider_cost_micros"
 };
 
 /* columns a transition may not touch */
@@ -168,13 +169,12 @@ status_rank(const char *status)
  * (docs/pricing.md, "Work in flight"), whatever became of the model since.
  */
 static int64
-effective_cost(const RowAccess *n, const char *routing_provider)
+effective_cost(const RowAccess *n, const char *routing_provider, PriceRoute *route)
 {
 	bool		isnull;
 	Datum		outputs = col(n, COL_OUTPUTS, &isnull);
 	int64		price_id;
 	int64		discount_id;
-	PriceRoute	route;
 	char	   *currency = col_text(n, COL_CURRENCY);
 	int64		cost;
 
@@ -192,13 +192,13 @@ effective_cost(const RowAccess *n, const char *routing_provider)
 		discount_id = 0;
 	pricing_settlement_route(col_text(n, COL_MODEL), col_text(n, COL_PROVIDER), price_id,
 							 col_text(n, COL_PRICE_BOOK), discount_id, routing_provider,
-							 DatumGetTimestampTz(col(n, COL_CREATED_AT, &isnull)), &route);
-	if (strcmp(route.currency, currency) != 0)
+							 DatumGetTimestampTz(col(n, COL_CREATED_AT, &isnull)), route);
+	if (strcmp(route->currency, currency) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("provider \"%s\" prices model \"%s\" in %s, the request is in %s",
-						route.provider, route.model, route.currency, currency)));
-	cost = pricing_route_cost(&route, DatumGetJsonbP(col(n, COL_PARAMS, &isnull)),
+						route->provider, route->model, route->currency, currency)));
+	cost = pricing_route_cost(route, DatumGetJsonbP(col(n, COL_PARAMS, &isnull)),
 							  DatumGetJsonbP(outputs), NULL);
 	return cost;
 }
@@ -216,10 +216,13 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	char	   *routing_provider;
 	int64		request_id;
 	int64		cost;
+	int64		provider_cost;
+	bool		costed;
+	PriceRoute	route;
 	bool		isnull;
-	int			cols[3];
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
+	int			cols[4];
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event))
@@ -276,7 +279,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 
 	if (status_rank(new_status) < 2)
 	{
-		if (col_changed(&o, &n, COL_COST))
+		if (col_changed(&o, &n, COL_COST) || col_changed(&o, &n, COL_PROVIDER_COST))
 			ereport(ERROR,
 					(errcode(ERRCODE_BILLING_CONFLICT),
 					 errmsg("an unfinished request has no cost yet")));
@@ -291,7 +294,13 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_BILLING_CONFLICT),
 					 errmsg("the cost of a completed request is computed from its outputs")));
 		SPI_connect();
-		cost = effective_cost(&n, routing_provider);
+		cost = effective_cost(&n, routing_provider, &route);
+		/* the executing provider's cost at the request's start */
+		costed = pricing_provider_cost(routing, true, route.model, route.provider, route.media,
+									   route.currency,
+									   DatumGetTimestampTz(col(&n, COL_CREATED_AT, &isnull)),
+									   DatumGetJsonbP(col(&n, COL_PARAMS, &isnull)),
+									   DatumGetJsonbP(col(&n, COL_OUTPUTS, &isnull)), &provider_cost);
 	}
 	else
 	{
@@ -311,6 +320,9 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 							cost, new_status),
 					 errdetail("A failed request may be charged from zero up to its estimate;"
 							   " a cancelled one is charged nothing.")));
+		/* only a reported cost: nothing priced the work */
+		costed = pricing_provider_cost(routing, false, NULL, NULL, NULL, NULL, 0, NULL, NULL,
+									   &provider_cost);
 		SPI_connect();
 	}
 	request_settle(DatumGetInt64(col(&o, COL_ACCOUNT_ID, &isnull)), request_id,
@@ -323,5 +335,8 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	values[1] = Int64GetDatum(cost);
 	cols[2] = attnums[COL_COMPLETED_AT];
 	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
-	return PointerGetDatum(heap_modify_tuple_by_cols(n.tuple, n.desc, 3, cols, values, nulls));
+	cols[3] = attnums[COL_PROVIDER_COST];
+	values[3] = Int64GetDatum(costed ? provider_cost : 0);
+	nulls[3] = !costed;
+	return PointerGetDatum(heap_modify_tuple_by_cols(n.tuple, n.desc, 4, cols, values, nulls));
 }

@@ -58,3 +58,40 @@ BEGIN
 END $$;
 -- set_price takes a last argument, price_book
 DROP FUNCTION IF EXISTS billing.set_price(text, jsonb, text, timestamptz);
+
+-- SPEC section 20, part 2: provider costs, margin, minimum commitments
+CREATE TABLE IF NOT EXISTS billing.provider_costs (
+    cost_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    model          text NOT NULL REFERENCES billing.models,
+    provider       text NOT NULL,
+    currency       text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    components     jsonb NOT NULL,
+    effective_from timestamptz NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS provider_costs_version
+    ON billing.provider_costs (model, provider, effective_from);
+ALTER TABLE billing.requests ADD COLUMN IF NOT EXISTS provider_cost_micros bigint;
+ALTER TABLE billing.invoices ADD COLUMN IF NOT EXISTS true_up_micros bigint NOT NULL DEFAULT 0;
+-- nothing settled before 0.3.0 has a provider cost: every rolled-up request
+-- is uncosted (once: a second run must not count later ones again)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute
+                    WHERE attrelid = 'billing.usage_rollup'::regclass AND attname = 'uncosted') THEN
+        ALTER TABLE billing.usage_rollup
+            ADD COLUMN provider_cost_sum numeric NOT NULL DEFAULT 0,
+            ADD COLUMN uncosted bigint NOT NULL DEFAULT 0;
+        UPDATE billing.usage_rollup SET uncosted = requests;
+    END IF;
+END $$;
+CREATE TABLE IF NOT EXISTS billing.minimum_commitments (
+    account_id      bigint NOT NULL,
+    commitment_id   bigint GENERATED ALWAYS AS IDENTITY,
+    amount_micros   bigint NOT NULL CHECK (amount_micros >= 0),
+    effective_from  date NOT NULL,
+    effective_until date CHECK (effective_until > effective_from),
+    created_by      text NOT NULL DEFAULT SESSION_USER,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, commitment_id)
+);

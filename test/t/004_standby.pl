@@ -48,7 +48,8 @@ my %reads = (
 	'events_after' => "SELECT event_id, type, payload FROM billing.events_after(NULL, 1000)",
 	'suggest_credit_limit' => "SELECT billing.suggest_credit_limit($post)",
 	'estimate_account' => "SELECT billing.estimate('fill-img', '{\"n\":2}', $pre)",
-	'account_catalog' => "SELECT * FROM billing.account_catalog($pre)");
+	'account_catalog' => "SELECT * FROM billing.account_catalog($pre)",
+	'margin' => "SELECT * FROM billing.margin($pre, $window, '{model,provider}')");
 for my $name (sort keys %reads)
 {
 	my $on_primary = $primary->safe_psql('postgres', $reads{$name});
@@ -84,7 +85,9 @@ my @writes = (
 	"billing.set_discount('fill-book', 800000, 'fill-img')",
 	"billing.end_discount($discount)",
 	"billing.assign_price_book($post, 'fill-book')",
-	"billing.set_price('fill-img', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]', NULL, now(), 'fill-book')");
+	"billing.set_price('fill-img', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]', NULL, now(), 'fill-book')",
+	"billing.set_provider_cost('fill-img', 'acme', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]')",
+	"billing.set_minimum_commitment($post, 10000, '2030-01-01')");
 my $script = "\\set VERBOSITY verbose\n" . join('', map { "SELECT $_;\nSELECT 'next ran';\n" } @writes);
 my ($out, $err);
 $standby->psql('postgres', $script, stdout => \$out, stderr => \$err, on_error_stop => 0);
