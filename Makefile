@@ -7,7 +7,7 @@ OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.
        src/pricing/pricing.o src/pricing/pricingparams.o src/pricing/pricingcomponents.o \
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/corrections.o \
-       src/ledger/limits.o src/ledger/alerts.o \
+       src/ledger/limits.o src/ledger/alerts.o src/ledger/reversals.o \
        src/requests/requests.o src/requests/trigger.o \
        src/topup/topup.o src/invoice/invoice.o
 
@@ -17,7 +17,7 @@ OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.
 SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql \
               src/requests/requests.sql src/topup/topup.sql \
               src/invoice/invoice.sql src/ledger/credits.sql src/ledger/limits.sql \
-              src/reports/reports.sql src/citus.sql \
+              src/reports/reports.sql src/citus.sql src/ledger/reversals.sql \
               src/ledger/verify.sql src/security.sql src/backup.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
 # The update from each earlier release is assembled the same way: the

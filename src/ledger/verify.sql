@@ -202,4 +202,5 @@ SELECT l.account_id, format('refund entry %s is recorded in no refund', l.entry_
 ;
 RETURN QUERY SELECT * FROM billing._verify_invoices(_verify_checks.only_account);
 RETURN QUERY SELECT * FROM billing._verify_grants(_verify_checks.only_account);
+RETURN QUERY SELECT * FROM billing._verify_reversals(_verify_checks.only_account);
 END $$;

@@ -110,20 +110,40 @@ topup_event(int64 account_id, const char *event, int64 topup_id, const char *int
 	event_emit(account_id, event, buf.data);
 }
 
-/* a top-up requested: its NOTIFY and its event */
+/*
+ * A top-up requested: its NOTIFY and its event, with the available amount
+ * it was asked at, the target (0: none) and whether the cap cut it.
+ */
 static void
-notify_requested(int64 topup_id, int64 account_id, int64 amount)
+notify_requested(int64 topup_id, int64 account_id, int64 amount, int64 available,
+				 int64 target, bool clamped)
 {
+	StringInfoData buf;
+
 	topup_notify("auto_topup_requested", account_id, topup_id, amount);
-	topup_event(account_id, "auto_topup_requested", topup_id, "amount_micros", amount, NULL, NULL);
+	initStringInfo(&buf);
+	json_begin(&buf);
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_add_int(&buf, "available_micros", available);
+	if (target > 0)
+		json_add_int(&buf, "target_micros", target);
+	else
+		json_add_str(&buf, "target_micros", NULL);
+	json_add_bool(&buf, "clamped", clamped);
+	json_end(&buf);
+	event_emit(account_id, "auto_topup_requested", buf.data);
 }
 
-/* auto top-up turned off by the failure of topup_id, the failures-th in a row */
+/*
+ * Auto top-up turned off by topup_id: its failure, the failures-th in a
+ * row (reason "failures"), or its reversal (reason "reversal").
+ */
 static void
-notify_disabled(int64 account_id, int64 topup_id, int failures)
+notify_disabled(int64 account_id, int64 topup_id, int failures, const char *reason)
 {
 	topup_notify("auto_topup_disabled", account_id, 0, 0);
-	topup_event(account_id, "auto_topup_disabled", topup_id, "failures", failures, NULL, NULL);
+	topup_event(account_id, "auto_topup_disabled", topup_id, "failures", failures, "reason", reason);
 }
 
 /*
@@ -154,6 +174,24 @@ report_day_limit(int elevel, int64 account_id, int64 recent)
 }
 
 /*
+ * The monthly cap refused a top-up (docs/topup.md): said like the daily
+ * guard, and the first refusal of a month writes one auto_topup_capped event.
+ */
+static void
+report_month_cap(int elevel, int64 account_id, int64 cap, int64 used, int64 requested,
+				 const char *resets_at)
+{
+	ereport(elevel,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("auto top-up refused: monthly cap reached"),
+			 errdetail("Account " INT64_FORMAT " has a cap of %s a month, %s of it used;"
+					   " a top-up of %s would pass it.",
+					   account_id, money_format(cap), money_format(used), money_format(requested)),
+			 errhint("The cap resets at %s; raise max_per_month_micros to top up sooner.",
+					 resets_at)));
+}
+
+/*
  * The transaction-level advisory lock under which top-ups of the account are
  * requested. Its key is the whole account id and a kind of its own (field
  * 4; the account gate of slices.c uses another, pg_advisory_lock() 1 and 2),
@@ -173,16 +211,67 @@ request_lock(int64 account_id, bool wait)
 }
 
 /*
+ * The first refusal of a month for the cap: marks the month on the account
+ * (auto_topup_capped_month) and writes the auto_topup_capped event.
+ * The month is that of now in billing.timezone.
+ */
+static void
+capped_event(int64 account_id, int64 cap, int64 used, int64 requested, TimestampTz now,
+			 SPIPlanPtr *plan)
+{
+	StringInfoData buf;
+	TimestampTz start;
+	TimestampTz resets;
+
+	plan_run(plan,
+			 "UPDATE billing.accounts SET auto_topup_capped_month = m.month"
+			 " FROM billing._topup_month($1, $2) m WHERE account_id = $1"
+			 " RETURNING m.month_start, m.resets_at",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TSTZ(now)));
+	start = DatumGetTimestampTz(spi_col(1, NULL));
+	resets = DatumGetTimestampTz(spi_col(2, NULL));
+	initStringInfo(&buf);
+	json_begin(&buf);
+	json_add_int(&buf, "cap_micros", cap);
+	json_add_int(&buf, "used_micros", used);
+	json_add_int(&buf, "requested_micros", requested);
+	json_add_time(&buf, "month_start", start, false);
+	json_add_time(&buf, "resets_at", resets, false);
+	json_end(&buf);
+	event_emit(account_id, "auto_topup_capped", buf.data);
+}
+
+/* micros rounded up (up) or down to whole units of unit micros; v >= 0 */
+static int64
+round_units(int64 v, int64 unit, bool up)
+{
+	int64		r = v % unit;
+
+	return r == 0 ? v : (up ? money_add(v - r, unit) : v - r);
+}
+
+/*
  * Requests a top-up when the account is below its threshold and none is
- * pending. Runs inside an SPI connection.
+ * pending: of the configured amount, or up to the target, cut to what the
+ * monthly cap leaves. Runs inside an SPI connection.
  */
 static void
 topup_request(int64 account_id)
 {
-	static SPIPlanPtr pending_plan, state_plan, insert_plan;
+	static SPIPlanPtr pending_plan, state_plan, insert_plan, capped_plan;
 	int64		threshold,
 				amount,
-				recent;
+				target,
+				cap,
+				recent,
+				unit,
+				used,
+				available,
+				want;
+	bool		target_null,
+				cap_null,
+				clamped = false;
+	TimestampTz now = GetCurrentTimestamp();
 
 	/* the common case below the threshold: a top-up is already on its way */
 	plan_run(&pending_plan,
@@ -199,21 +288,35 @@ topup_request(int64 account_id)
 	if (!request_lock(account_id, false))
 		return;
 
-	/* under the lock, with a fresh snapshot: the config and the day's count */
+	/*
+	 * Under the lock, with a fresh snapshot: the config, the day's count and
+	 * the month's pending and succeeded top-ups. Every insert of the
+	 * account's top-ups runs under this lock, so the month's sum stays true
+	 * until the insert below (completions only move a top-up from pending
+	 * to succeeded or to failed, which counts no more).
+	 */
 	plan_run(&state_plan,
 			 "SELECT a.auto_topup_threshold_micros, a.auto_topup_amount_micros,"
+			 " a.auto_topup_target_micros, a.auto_topup_max_per_month_micros,"
 			 " (SELECT pg_catalog.count(*) FROM billing.topups t"
 			 "   WHERE t.account_id = a.account_id"
-			 "     AND t.created_at > pg_catalog.clock_timestamp() - interval '24 hours')"
-			 " FROM billing.accounts a"
+			 "     AND t.created_at > pg_catalog.clock_timestamp() - interval '24 hours'),"
+			 " billing._minor_unit_micros(a.currency), m.used_micros,"
+			 " m.resets_at::text, a.auto_topup_capped_month IS NOT DISTINCT FROM m.month"
+			 " FROM billing.accounts a, billing._topup_month(a.account_id, $2) m"
 			 " WHERE a.account_id = $1 AND a.auto_topup_enabled AND a.billing_type = 'prepaid'",
-			 false, 1, PLAN_ARGS(ARG_INT8(account_id)));
+			 false, 1, PLAN_ARGS(ARG_INT8(account_id), ARG_TSTZ(now)));
 	if (SPI_processed == 0)
 		return;
 	threshold = spi_int64(1);
 	amount = spi_int64(2);
-	recent = spi_int64(3);
-	if (available_total(account_id) >= threshold)
+	target = DatumGetInt64(spi_col(3, &target_null));
+	cap = DatumGetInt64(spi_col(4, &cap_null));
+	recent = spi_int64(5);
+	unit = spi_int64(6);
+	used = spi_int64(7);
+	available = available_total(account_id);
+	if (available >= threshold)
 		return;
 
 	if (recent >= billing_auto_topup_max_per_day)
@@ -223,14 +326,38 @@ topup_request(int64 account_id)
 		return;
 	}
 
+	want = amount;
+	if (!target_null)
+		want = Max(want, round_units(money_add(target, money_mul(available, -1)), unit, true));
+	if (!cap_null && want > cap - used)
+	{
+		int64		left = round_units(Max(cap - used, 0), unit, false);
+
+		if (left < amount)
+		{
+			char	   *resets_at = spi_text(8);
+
+			report_month_cap(LOG, account_id, cap, used, want, resets_at);
+			report_month_cap(WARNING_CLIENT_ONLY, account_id, cap, used, want, resets_at);
+			if (!DatumGetBool(spi_col(9, NULL)))
+				capped_event(account_id, cap, used, want, now, &capped_plan);
+			return;
+		}
+		want = left;
+		clamped = true;
+	}
+
 	/* the index topups_one_pending makes a second pending top-up impossible */
 	plan_run(&insert_plan,
-			 "INSERT INTO billing.topups (account_id, amount_micros) VALUES ($1, $2)"
+			 "INSERT INTO billing.topups (account_id, amount_micros, cap_micros, created_at)"
+			 " VALUES ($1, $2, $3, $4)"
 			 " ON CONFLICT (account_id) WHERE status = 'pending' DO NOTHING"
 			 " RETURNING topup_id",
-			 false, 1, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(amount)));
+			 false, 1,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(want),
+					   cap_null ? ARG_NULL(INT8OID) : ARG_INT8(cap), ARG_TSTZ(now)));
 	if (SPI_processed > 0)
-		notify_requested(spi_int64(1), account_id, amount);
+		notify_requested(spi_int64(1), account_id, want, available, target_null ? 0 : target, clamped);
 }
 
 void
@@ -247,18 +374,81 @@ topup_after_debit(const Account *acct)
 }
 
 /*
+ * Turned off: a pending top-up is cancelled, so that no payment is taken
+ * after the owner said stop. It does not count as a failure. The time is a
+ * parameter: Citus refuses a volatile function (clock_timestamp()) in an
+ * UPDATE of a distributed table.
+ */
+static void
+cancel_pending(int64 account_id)
+{
+	static SPIPlanPtr cancel_plan;
+
+	plan_run(&cancel_plan,
+			 "UPDATE billing.topups SET status = 'failed', failure_reason = $2,"
+			 " completed_at = $3"
+			 " WHERE account_id = $1 AND status = 'pending'"
+			 " RETURNING topup_id, amount_micros",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(TOPUP_CANCELLED_REASON),
+								 ARG_TSTZ(GetCurrentTimestamp())));
+	/* at most one pending top-up (topups_one_pending) */
+	if (SPI_processed > 0)
+		event_finished(account_id, spi_int64(1), spi_int64(2), false, TOPUP_CANCELLED_REASON);
+}
+
+void
+topup_disable_for_reversal(int64 account_id, int64 topup_id)
+{
+	static SPIPlanPtr plan;
+
+	request_lock(account_id, true);
+	plan_run(&plan,
+			 "UPDATE billing.accounts SET auto_topup_enabled = false"
+			 " WHERE account_id = $1 AND auto_topup_enabled RETURNING auto_topup_failures",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
+	if (SPI_processed == 0)
+		return;
+	notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(1, NULL)), "reversal");
+	cancel_pending(account_id);
+}
+
+/* Refuses (22023) a target not above the threshold, or a cap not above 0 or below the amount. */
+static void
+check_target_cap(int64 threshold, int64 amount, bool target_null, int64 target,
+				 bool cap_null, int64 cap)
+{
+	if (!target_null && target <= threshold)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target_micros must be above threshold_micros"),
+				 errdetail("Got a target of " INT64_FORMAT " and a threshold of " INT64_FORMAT " micros.",
+						   target, threshold)));
+	if (!cap_null && (cap <= 0 || cap < amount))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_per_month_micros must be above 0 and at least amount_micros"),
+				 errdetail("Got a cap of " INT64_FORMAT " and an amount of " INT64_FORMAT " micros.",
+						   cap, amount)));
+}
+
+/*
  * billing.configure_auto_topup(account_id, threshold_micros, amount_micros,
- * enabled DEFAULT true) RETURNS void
+ * enabled DEFAULT true, target_micros DEFAULT NULL, max_per_month_micros
+ * DEFAULT NULL) RETURNS void: sets the whole configuration.
  */
 PG_FUNCTION_INFO_V1(billing_configure_auto_topup);
 Datum
 billing_configure_auto_topup(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr update_plan, cancel_plan;
+	static SPIPlanPtr update_plan;
 	int64		account_id,
 				threshold,
 				amount;
 	bool		enabled;
+	bool		target_null = PG_ARGISNULL(4),
+				cap_null = PG_ARGISNULL(5);
+	int64		target = target_null ? 0 : PG_GETARG_INT64(4),
+				cap = cap_null ? 0 : PG_GETARG_INT64(5);
 	Account		acct;
 
 	args_require(fcinfo, 4);
@@ -271,6 +461,7 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 		money_require_positive(amount, "amount_micros");
 	else
 		require_non_negative(amount, "amount_micros");
+	check_target_cap(threshold, amount, target_null, target, cap_null, cap);
 
 	SPI_connect();
 	account_load(account_id, &acct, true);
@@ -293,10 +484,13 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 			 " auto_topup_amount_micros = $3,"
 			 " auto_topup_failures = CASE WHEN $4 AND NOT auto_topup_enabled"
 			 "   THEN 0 ELSE auto_topup_failures END,"
-			 " auto_topup_enabled = $4"
+			 " auto_topup_enabled = $4, auto_topup_target_micros = $5,"
+			 " auto_topup_max_per_month_micros = $6"
 			 " WHERE account_id = $1",
 			 false, 0,
-			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(threshold), ARG_INT8(amount), ARG_BOOL(enabled)));
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(threshold), ARG_INT8(amount), ARG_BOOL(enabled),
+					   target_null ? ARG_NULL(INT8OID) : ARG_INT8(target),
+					   cap_null ? ARG_NULL(INT8OID) : ARG_INT8(cap)));
 
 	if (enabled)
 	{
@@ -307,24 +501,7 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 		topup_after_debit(&acct);
 	}
 	else
-	{
-		/*
-		 * Turned off: a pending top-up is cancelled, so that no payment is
-		 * taken after the owner said stop. It does not count as a failure.
-		 * The time is a parameter: Citus refuses a volatile function
-		 * (clock_timestamp()) in an UPDATE of a distributed table.
-		 */
-		plan_run(&cancel_plan,
-				 "UPDATE billing.topups SET status = 'failed', failure_reason = $2,"
-				 " completed_at = $3"
-				 " WHERE account_id = $1 AND status = 'pending'"
-				 " RETURNING topup_id, amount_micros",
-				 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(TOPUP_CANCELLED_REASON),
-									 ARG_TSTZ(GetCurrentTimestamp())));
-		/* at most one pending top-up (topups_one_pending) */
-		if (SPI_processed > 0)
-			event_finished(account_id, spi_int64(1), spi_int64(2), false, TOPUP_CANCELLED_REASON);
-	}
+		cancel_pending(account_id);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -494,7 +671,7 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 			 false, 0,
 			 PLAN_ARGS(ARG_INT8(account_id), ARG_BOOL(succeeded), ARG_INT4(billing_auto_topup_max_failures)));
 	if (acct.auto_topup_enabled && !DatumGetBool(spi_col(1, NULL)))
-		notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(2, NULL)));
+		notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(2, NULL)), "failures");
 
 	result = topup_json(account_id, topup_id, amount, acct.currency);
 	SPI_finish();

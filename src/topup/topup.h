@@ -18,4 +18,12 @@ extern void topup_init(void);
  */
 extern void topup_after_debit(const Account *acct);
 
+/*
+ * reverse_topup's disable_auto_topup: turns auto top-up off as
+ * configure_auto_topup(..., false) does (a pending top-up is cancelled) and,
+ * when it was on, says so (auto_topup_disabled, reason "reversal", naming
+ * the reversed topup_id). Inside an SPI connection, the account row locked.
+ */
+extern void topup_disable_for_reversal(int64 account_id, int64 topup_id);
+
 #endif
