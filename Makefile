@@ -34,7 +34,8 @@ DATA_built = billing--$(EXTVERSION).sql $(UPGRADES)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits refunds postpaid_refunds events \
-          threshold verify limits alerts reports distribution direct cancel backup
+          threshold verify limits alerts reports distribution direct cancel backup \
+          topup_cap reversals
 REGRESS_OPTS =
 # Tests that need timers (statement_timeout, lock_timeout), which a server
 # under libfaketime does not fire; none depends on the date. FAKETIME=1

@@ -270,7 +270,9 @@ topup_request(int64 account_id)
 				want;
 	bool		target_null,
 				cap_null,
+				capped_this_month,
 				clamped = false;
+	char	   *resets_at;
 	TimestampTz now = GetCurrentTimestamp();
 
 	/* the common case below the threshold: a top-up is already on its way */
@@ -315,6 +317,9 @@ topup_request(int64 account_id)
 	recent = spi_int64(5);
 	unit = spi_int64(6);
 	used = spi_int64(7);
+	resets_at = spi_text(8);
+	capped_this_month = DatumGetBool(spi_col(9, NULL));
+	/* the state's row is read: this query replaces it */
 	available = available_total(account_id);
 	if (available >= threshold)
 		return;
@@ -335,11 +340,9 @@ topup_request(int64 account_id)
 
 		if (left < amount)
 		{
-			char	   *resets_at = spi_text(8);
-
 			report_month_cap(LOG, account_id, cap, used, want, resets_at);
 			report_month_cap(WARNING_CLIENT_ONLY, account_id, cap, used, want, resets_at);
-			if (!DatumGetBool(spi_col(9, NULL)))
+			if (!capped_this_month)
 				capped_event(account_id, cap, used, want, now, &capped_plan);
 			return;
 		}
