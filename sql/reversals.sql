@@ -58,7 +58,7 @@ SELECT pg_temp.refusal(format('SELECT billing.reverse_topup(%s)', :topup));
 -- A void: the grant is used first (it expires), 4 of it spent; NULL takes
 -- its unused remainder of 26; the rest, paid credit already spent, from
 -- other money, never from the other grant (10, no expiry); then nothing is left
-SELECT billing.grant_credits(:a, 10000000) > 0 AS other_grant;
+SELECT billing.grant_credits(:a, 10000000) AS other_grant \gset
 SELECT pg_temp.charge(:a, 4);
 SELECT pg_temp.money(:a);
 SELECT pg_temp.shown(billing.void_grant(:grant_id));
@@ -70,6 +70,7 @@ SELECT g.grant_id = :grant_id AS the_grant, g.remaining_micros FROM billing._gra
 
 -- Funds taken back below zero: never refused; every request is PB402 with
 -- the negative amount; an open request still settles; a payment ends it
+SELECT pg_temp.shown(billing.void_grant(:other_grant, NULL, 'abuse')) ->> 'amount_micros' AS other_voided;
 SELECT billing.begin_request(:a, 'rv-img', '{}') ->> 'request_id' AS open_req \gset
 SELECT pg_temp.shown(billing.reverse_funds(:funds, NULL, 'chargeback'));
 SELECT pg_temp.money(:a);
