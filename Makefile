@@ -9,7 +9,7 @@ OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.
        src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/corrections.o \
        src/ledger/limits.o src/ledger/alerts.o src/ledger/reversals.o \
        src/requests/requests.o src/requests/trigger.o \
-       src/topup/topup.o src/invoice/invoice.o
+       src/topup/topup.o src/topup/cap.o src/invoice/invoice.o
 
 # The install script is assembled from one SQL file per concern, in this
 # order: the tables (src/schema.sql, install only) and then the re-runnable

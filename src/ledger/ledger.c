@@ -268,10 +268,10 @@ balance_credits(int64 account_id)
 	plan_run(&plan, "SELECT pg_catalog.jsonb_build_object('credits', billing._credits($1),"
 			 "                                 'limits', billing._limits($1),"
 			 "        'auto_topup_target_micros', a.auto_topup_target_micros,"
-			 "        'auto_topup_month_micros', m.used_micros,"
+			 "        'auto_topup_month_micros',"
+			 "        (SELECT m.used_micros FROM billing._topup_month($1, pg_catalog.now()) m),"
 			 "        'auto_topup_month_cap_micros', a.auto_topup_max_per_month_micros)"
-			 "  FROM billing.accounts a, billing._topup_month($1, pg_catalog.now()) m"
-			 " WHERE a.account_id = $1",
+			 "  FROM billing.accounts a WHERE a.account_id = $1",
 			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
 	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
 }

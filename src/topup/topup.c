@@ -174,24 +174,6 @@ report_day_limit(int elevel, int64 account_id, int64 recent)
 }
 
 /*
- * The monthly cap refused a top-up (docs/topup.md): said like the daily
- * guard, and the first refusal of a month writes one auto_topup_capped event.
- */
-static void
-report_month_cap(int elevel, int64 account_id, int64 cap, int64 used, int64 requested,
-				 const char *resets_at)
-{
-	ereport(elevel,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("auto top-up refused: monthly cap reached"),
-			 errdetail("Account " INT64_FORMAT " has a cap of %s a month, %s of it used;"
-					   " a top-up of %s would pass it.",
-					   account_id, money_format(cap), money_format(used), money_format(requested)),
-			 errhint("The cap resets at %s; raise max_per_month_micros to top up sooner.",
-					 resets_at)));
-}
-
-/*
  * The transaction-level advisory lock under which top-ups of the account are
  * requested. Its key is the whole account id and a kind of its own (field
  * 4; the account gate of slices.c uses another, pg_advisory_lock() 1 and 2),
@@ -211,46 +193,6 @@ request_lock(int64 account_id, bool wait)
 }
 
 /*
- * The first refusal of a month for the cap: marks the month on the account
- * (auto_topup_capped_month) and writes the auto_topup_capped event.
- * The month is that of now in billing.timezone.
- */
-static void
-capped_event(int64 account_id, int64 cap, int64 used, int64 requested, TimestampTz now,
-			 SPIPlanPtr *plan)
-{
-	StringInfoData buf;
-	TimestampTz start;
-	TimestampTz resets;
-
-	plan_run(plan,
-			 "UPDATE billing.accounts SET auto_topup_capped_month = m.month"
-			 " FROM billing._topup_month($1, $2) m WHERE account_id = $1"
-			 " RETURNING m.month_start, m.resets_at",
-			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TSTZ(now)));
-	start = DatumGetTimestampTz(spi_col(1, NULL));
-	resets = DatumGetTimestampTz(spi_col(2, NULL));
-	initStringInfo(&buf);
-	json_begin(&buf);
-	json_add_int(&buf, "cap_micros", cap);
-	json_add_int(&buf, "used_micros", used);
-	json_add_int(&buf, "requested_micros", requested);
-	json_add_time(&buf, "month_start", start, false);
-	json_add_time(&buf, "resets_at", resets, false);
-	json_end(&buf);
-	event_emit(account_id, "auto_topup_capped", buf.data);
-}
-
-/* micros rounded up (up) or down to whole units of unit micros; v >= 0 */
-static int64
-round_units(int64 v, int64 unit, bool up)
-{
-	int64		r = v % unit;
-
-	return r == 0 ? v : (up ? money_add(v - r, unit) : v - r);
-}
-
-/*
  * Requests a top-up when the account is below its threshold and none is
  * pending: of the configured amount, or up to the target, cut to what the
  * monthly cap leaves. Runs inside an SPI connection.
@@ -258,21 +200,20 @@ round_units(int64 v, int64 unit, bool up)
 static void
 topup_request(int64 account_id)
 {
-	static SPIPlanPtr pending_plan, state_plan, insert_plan, capped_plan;
+	static SPIPlanPtr pending_plan, state_plan, insert_plan;
 	int64		threshold,
 				amount,
 				target,
 				cap,
 				recent,
 				unit,
-				used,
 				available,
 				want;
 	bool		target_null,
 				cap_null,
-				capped_this_month,
+				capped_null,
 				clamped = false;
-	char	   *resets_at;
+	Datum		capped_month;
 	TimestampTz now = GetCurrentTimestamp();
 
 	/* the common case below the threshold: a top-up is already on its way */
@@ -291,11 +232,11 @@ topup_request(int64 account_id)
 		return;
 
 	/*
-	 * Under the lock, with a fresh snapshot: the config, the day's count and
-	 * the month's pending and succeeded top-ups. Every insert of the
-	 * account's top-ups runs under this lock, so the month's sum stays true
-	 * until the insert below (completions only move a top-up from pending
-	 * to succeeded or to failed, which counts no more).
+	 * Under the lock, with a fresh snapshot: the config and the day's count,
+	 * then under a cap the month's pending and succeeded top-ups. Every
+	 * insert of the account's top-ups runs under this lock, so the month's
+	 * sum stays true until the insert below (completions only move a top-up
+	 * from pending to succeeded or to failed, which counts no more).
 	 */
 	plan_run(&state_plan,
 			 "SELECT a.auto_topup_threshold_micros, a.auto_topup_amount_micros,"
@@ -303,11 +244,10 @@ topup_request(int64 account_id)
 			 " (SELECT pg_catalog.count(*) FROM billing.topups t"
 			 "   WHERE t.account_id = a.account_id"
 			 "     AND t.created_at > pg_catalog.clock_timestamp() - interval '24 hours'),"
-			 " billing._minor_unit_micros(a.currency), m.used_micros,"
-			 " m.resets_at::text, a.auto_topup_capped_month IS NOT DISTINCT FROM m.month"
-			 " FROM billing.accounts a, billing._topup_month(a.account_id, $2) m"
+			 " billing._minor_unit_micros(a.currency), a.auto_topup_capped_month"
+			 " FROM billing.accounts a"
 			 " WHERE a.account_id = $1 AND a.auto_topup_enabled AND a.billing_type = 'prepaid'",
-			 false, 1, PLAN_ARGS(ARG_INT8(account_id), ARG_TSTZ(now)));
+			 false, 1, PLAN_ARGS(ARG_INT8(account_id)));
 	if (SPI_processed == 0)
 		return;
 	threshold = spi_int64(1);
@@ -316,9 +256,7 @@ topup_request(int64 account_id)
 	cap = DatumGetInt64(spi_col(4, &cap_null));
 	recent = spi_int64(5);
 	unit = spi_int64(6);
-	used = spi_int64(7);
-	resets_at = spi_text(8);
-	capped_this_month = DatumGetBool(spi_col(9, NULL));
+	capped_month = spi_col(7, &capped_null);
 	/* the state's row is read: this query replaces it */
 	available = available_total(account_id);
 	if (available >= threshold)
@@ -331,24 +269,10 @@ topup_request(int64 account_id)
 		return;
 	}
 
-	want = amount;
-	if (!target_null)
-		want = Max(want, round_units(money_add(target, money_mul(available, -1)), unit, true));
-	if (!cap_null && want > cap - used)
-	{
-		int64		left = round_units(Max(cap - used, 0), unit, false);
-
-		if (left < amount)
-		{
-			report_month_cap(LOG, account_id, cap, used, want, resets_at);
-			report_month_cap(WARNING_CLIENT_ONLY, account_id, cap, used, want, resets_at);
-			if (!capped_this_month)
-				capped_event(account_id, cap, used, want, now, &capped_plan);
-			return;
-		}
-		want = left;
-		clamped = true;
-	}
+	want = topup_amount(account_id, amount, target_null ? 0 : target, cap_null ? 0 : cap,
+						available, unit, capped_null ? NULL : &capped_month, now, &clamped);
+	if (want == 0)
+		return;
 
 	/* the index topups_one_pending makes a second pending top-up impossible */
 	plan_run(&insert_plan,
