@@ -256,6 +256,9 @@ reverse(FunctionCallInfo fcinfo, Source source, int amount_arg, bool reason_need
 
 	SPI_connect();
 	account_id = source_account(source, id);
+	/* turning auto top-up off: its lock first, as configure_auto_topup takes it */
+	if (disable)
+		topup_lock(account_id);
 	/* the order of complete_topup: account row, source, slices */
 	plan_run(&lock_plan, "SELECT FROM billing.accounts WHERE account_id = $1 FOR NO KEY UPDATE",
 			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
@@ -269,7 +272,6 @@ reverse(FunctionCallInfo fcinfo, Source source, int amount_arg, bool reason_need
 		int64		entry_id;
 
 		amount = reversal_amount(source, id, &acct, &st, all, amount);
-		/* before the slices: the top-up lock comes first (configure_auto_topup) */
 		if (disable)
 			topup_disable_for_reversal(account_id, id);
 		/*

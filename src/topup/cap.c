@@ -47,7 +47,11 @@ cap_month(int64 account_id, TimestampTz now, CapMonth *m)
 
 /*
  * The first refusal of a month for the cap: marks the month on the account
- * (auto_topup_capped_month) and writes the auto_topup_capped event.
+ * (auto_topup_capped_month) and writes the auto_topup_capped event. The
+ * charge holds the account's slices: waiting for its row, which the cold
+ * paths lock before the slices (complete_topup, reversals), could deadlock.
+ * So a row locked right now is skipped, and the next refusal writes the
+ * event.
  */
 static void
 capped_event(int64 account_id, int64 cap, int64 requested, const CapMonth *m)
@@ -55,8 +59,14 @@ capped_event(int64 account_id, int64 cap, int64 requested, const CapMonth *m)
 	static SPIPlanPtr plan;
 	StringInfoData buf;
 
-	plan_run(&plan, "UPDATE billing.accounts SET auto_topup_capped_month = $2 WHERE account_id = $1",
+	plan_run(&plan,
+			 "WITH free AS (SELECT account_id FROM billing.accounts WHERE account_id = $1"
+			 "              FOR NO KEY UPDATE SKIP LOCKED)"
+			 " UPDATE billing.accounts a SET auto_topup_capped_month = $2"
+			 "   FROM free WHERE a.account_id = free.account_id",
 			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_DATUM(DATEOID, m->month)));
+	if (SPI_processed == 0)
+		return;
 	initStringInfo(&buf);
 	json_begin(&buf);
 	json_add_int(&buf, "cap_micros", cap);

@@ -324,11 +324,16 @@ cancel_pending(int64 account_id)
 }
 
 void
+topup_lock(int64 account_id)
+{
+	request_lock(account_id, true);
+}
+
+void
 topup_disable_for_reversal(int64 account_id, int64 topup_id)
 {
 	static SPIPlanPtr plan;
 
-	request_lock(account_id, true);
 	plan_run(&plan,
 			 "UPDATE billing.accounts SET auto_topup_enabled = false"
 			 " WHERE account_id = $1 AND auto_topup_enabled RETURNING auto_topup_failures",

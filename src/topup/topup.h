@@ -33,10 +33,16 @@ extern int64 topup_amount(int64 account_id, int64 amount, int64 target, int64 ca
 						  int64 unit, const Datum *capped_month, TimestampTz now, bool *clamped);
 
 /*
+ * Waits for the account's top-up lock (held to commit), under which top-ups
+ * are requested: taken before the account row, as configure_auto_topup does.
+ */
+extern void topup_lock(int64 account_id);
+
+/*
  * reverse_topup's disable_auto_topup: turns auto top-up off as
  * configure_auto_topup(..., false) does (a pending top-up is cancelled) and,
  * when it was on, says so (auto_topup_disabled, reason "reversal", naming
- * the reversed topup_id). Inside an SPI connection, the account row locked.
+ * the reversed topup_id). Inside an SPI connection, under topup_lock().
  */
 extern void topup_disable_for_reversal(int64 account_id, int64 topup_id);
 
