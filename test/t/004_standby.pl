@@ -21,6 +21,9 @@ my $pre  = $primary->safe_psql('postgres', "SELECT account_id FROM billing.accou
 my $post = $primary->safe_psql('postgres', "SELECT account_id FROM billing.accounts WHERE external_id = 'fill-post'");
 my $done = $primary->safe_psql('postgres', "SELECT request_id FROM billing.requests WHERE idempotency_key = 'fill-c-1'");
 my $open = $primary->safe_psql('postgres', "SELECT request_id FROM billing.requests WHERE idempotency_key = 'fill-running'");
+my $funds = $primary->safe_psql('postgres', "SELECT entry_id FROM billing.ledger WHERE idempotency_key = 'fill-pay-1'");
+my $grant = $primary->safe_psql('postgres', "SELECT grant_id FROM billing.grants WHERE idempotency_key = 'fill-grant-1'");
+my $topup = $primary->safe_psql('postgres', "SELECT min(topup_id) FROM billing.topups WHERE status = 'succeeded'");
 
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -73,7 +76,11 @@ my @writes = (
 	"billing.set_price('fill-img', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]')",
 	"billing.close_period('2025-04-01')",
 	"billing.expire_requests('1 second')",
-	"billing.rollup_usage()");
+	"billing.rollup_usage()",
+	"billing.reverse_topup($topup, 1000)",
+	"billing.reverse_funds($funds, 1000)",
+	"billing.void_grant($grant, 1000)",
+	"billing.configure_auto_topup($pre, 1000, 5000, true, 10000, 1000000)");
 my $script = "\\set VERBOSITY verbose\n" . join('', map { "SELECT $_;\nSELECT 'next ran';\n" } @writes);
 my ($out, $err);
 $standby->psql('postgres', $script, stdout => \$out, stderr => \$err, on_error_stop => 0);
