@@ -63,9 +63,9 @@ source_account(Source source, int64 id)
 {
 	static SPIPlanPtr plans[3];
 	static const char *const sql[] = {
-		"SELECT account_id, 'funds' FROM billing.topups WHERE topup_id = $1",
+		"SELECT account_id FROM billing.topups WHERE topup_id = $1",
 		"SELECT account_id, kind FROM billing.ledger WHERE entry_id = $1",
-		"SELECT account_id, 'funds' FROM billing.grants WHERE grant_id = $1",
+		"SELECT account_id FROM billing.grants WHERE grant_id = $1",
 	};
 
 	plan_run(&plans[source], sql[source], false, 0, PLAN_ARGS(ARG_INT8(id)));
@@ -73,7 +73,7 @@ source_account(Source source, int64 id)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("%s " INT64_FORMAT " does not exist", source_label(source), id)));
-	if (strcmp(spi_text(2), "funds") != 0)
+	if (source == SOURCE_FUNDS && strcmp(spi_text(2), "funds") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ledger entry " INT64_FORMAT " is not a funds entry", id),
