@@ -110,7 +110,16 @@ SELECT (SELECT count(*) FROM billing.ledger) = :entries AS no_entries,
        (SELECT count(*) FROM billing.events) = :events AS no_events;
 -- a key is per account and a space of its own: an add_funds key does not collide
 SELECT billing.add_funds(:b, 1000, 'k-b') > 0 AS keyed;
+-- and a reversal fires a balance alert like any debit (9.001 -> 9.000, below 9.0005)
+SELECT billing.set_balance_alerts(:b, '{9000500}');
+SELECT max(event_id) AS evb FROM billing.events \gset
 SELECT pg_temp.shown(billing.reverse_funds(:bfunds, 1000, 'cb', 'k-b')) ->> 'amount_micros' AS reversed;
+SELECT type, payload FROM billing.events WHERE account_id = :b AND event_id > :evb AND type = 'balance_alert';
+-- in statement(), not in usage()
+SELECT kind, amount_micros FROM billing.statement(:b, now() - interval '1 day', now() + interval '1 day')
+ WHERE kind = 'reversal';
+SELECT sum(cost_micros) AS usage_cost, sum(requests) AS requests
+  FROM billing.usage(:b, now() - interval '1 day', now() + interval '1 day');
 SELECT pg_temp.refusal(format('SELECT billing.reverse_funds(%s, 1000, ''cb'', ''cb-1'')', :bfunds)) AS other_account_key;
 SELECT billing.configure_auto_topup(:b, 50000000, 20000000, false);
 
