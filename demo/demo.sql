@@ -62,6 +62,19 @@ SELECT model, provider, requests, revenue_micros, refunded_micros, provider_cost
        uncosted_requests
   FROM billing.margin(:acct, now() - interval '1 day', now() + interval '1 day', '{model,provider}');
 
+\echo '== auto top-up to a target: below 1.50 USD reload to 3.00 (at least 1.00), at most 5.00 a month: 3.00 - 1.04 = 1.96 at once'
+SELECT billing.balance(:acct) -> 'available' AS available;
+SELECT billing.configure_auto_topup(:acct, 1500000, 1000000, true, 3000000, 5000000);
+SELECT topup_id, amount_micros, status, cap_micros FROM billing.topups WHERE account_id = :acct;
+SELECT topup_id AS topup FROM billing.topups WHERE account_id = :acct \gset
+SELECT billing.complete_topup(:topup, true, 'stripe:pi_2') ->> 'status' AS paid;
+SELECT b -> 'available' AS available, b -> 'auto_topup_month_micros' AS month, b -> 'auto_topup_month_cap_micros' AS cap
+  FROM billing.balance(:acct) b;
+
+\echo '== a chargeback: the card holder disputes that top-up; the money is taken back (it would be even below zero) and auto top-up turns off'
+SELECT jsonb_pretty(billing.reverse_topup(:topup, NULL, 'chargeback', true, 'dispute-1')) AS reversal;
+SELECT type, payload FROM billing.events WHERE account_id = :acct AND type IN ('auto_topup_disabled', 'topup_reversed') ORDER BY event_id;
+
 \echo '== the ledger, and verify() (no rows: every invariant holds)'
 SELECT entry_id, kind, amount_micros, request_id, grant_id, reference, created_by FROM billing.ledger ORDER BY entry_id;
 SELECT jsonb_pretty(billing.balance(:acct)) AS balance;

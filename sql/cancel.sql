@@ -17,6 +17,14 @@ SELECT billing.add_funds(:a, 100000000) > 0 AS funded, billing.add_funds(:b, 100
 SELECT billing.begin_request(:a, 'cn-vid', '{"duration_seconds":4}') ->> 'request_id' AS open_req \gset
 SELECT billing.set_spend_limit(:a, 5000000, 'month');
 SELECT billing.charge(:a, 'cn-img', '{}', regress.images(1)) ->> 'request_id' AS done_req \gset
+-- reversals (SPEC 21): an account with a succeeded top-up, a grant and funds
+SELECT billing.create_account('cn-c') AS c \gset
+SELECT billing.add_funds(:c, 1000000) AS c_funds \gset
+SELECT billing.configure_auto_topup(:c, 5000000, 5000000);
+SELECT topup_id AS c_topup FROM billing.topups WHERE account_id = :c \gset
+SELECT billing.complete_topup(:c_topup, true) ->> 'status' AS completed,
+       billing.configure_auto_topup(:c, 5000000, 5000000, false);
+SELECT billing.grant_credits(:c, 1000000) AS c_grant \gset
 SELECT format('host=%s port=%s dbname=%s user=%s', current_setting('unix_socket_directories'),
               current_setting('port'), current_database(), current_user) AS conninfo \gset
 SELECT dblink_connect('victim', :'conninfo'), dblink_connect('holder', :'conninfo');
@@ -124,6 +132,15 @@ SELECT how, regexp_replace(call, '\(\d+', '(N') AS call, pg_temp.cancelled(how, 
            format('SELECT billing.set_credit_limit(%s, 1000, ''more'')', :a),
            format('SELECT billing.set_minimum_commitment(%s, 0, ''2030-01-01'')', :a)]) call
  ORDER BY how, call;
+-- the reversals, while the holder holds their account
+SELECT how, regexp_replace(call, '\(\d+', '(N') AS call, pg_temp.cancelled(how, :c, call, :victim_pid) AS outcome
+  FROM unnest(ARRAY['lock_timeout', 'statement_timeout', 'cancel']) how,
+       unnest(ARRAY[
+           format('SELECT billing.reverse_topup(%s)', :c_topup),
+           format('SELECT billing.reverse_funds(%s)', :c_funds),
+           format('SELECT billing.void_grant(%s)', :c_grant),
+           format('SELECT billing.configure_auto_topup(%s, 1000, 5000, true, 10000, 1000000)', :c)]) call
+ ORDER BY how, call;
 SELECT pg_temp.state() = :'before' AS nothing_moved;
 
 -- In a transaction block the block is aborted until the application rolls
@@ -179,7 +196,9 @@ SELECT regexp_replace(call, '\(\d+', '(N') AS call, pg_temp.on_victim(call) AS r
            format('SELECT billing.charge(%s, ''cn-img'', ''{}'', ''{"images":[{}]}'')', :a),
            format('SELECT billing.begin_request(%s, ''cn-vid'', ''{"duration_seconds":2}'')', :a),
            format('SELECT billing.add_funds(%s, 1000)', :a),
-           format('SELECT billing.set_minimum_commitment(%s, 0, ''2030-01-01'')', :a)]) call
+           format('SELECT billing.set_minimum_commitment(%s, 0, ''2030-01-01'')', :a),
+           format('SELECT billing.reverse_topup(%s)', :c_topup),
+           format('SELECT billing.void_grant(%s)', :c_grant)]) call
  ORDER BY call;
 SELECT dblink_exec('victim', 'RESET default_transaction_read_only');
 

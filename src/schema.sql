@@ -25,7 +25,13 @@ CREATE TABLE billing.accounts (
     auto_topup_threshold_micros bigint NOT NULL DEFAULT 0 CHECK (auto_topup_threshold_micros >= 0),
     auto_topup_amount_micros bigint NOT NULL DEFAULT 0 CHECK (auto_topup_amount_micros >= 0),
     auto_topup_failures     integer NOT NULL DEFAULT 0,
-    created_at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- auto top-up to a target and its monthly cap (0.3.0, docs/topup.md): NULL
+    -- a fixed amount, no cap; the first day of the last month a top-up was
+    -- refused for the cap (one auto_topup_capped event a month)
+    auto_topup_target_micros bigint CHECK (auto_topup_target_micros > 0),
+    auto_topup_max_per_month_micros bigint CHECK (auto_topup_max_per_month_micros > 0),
+    auto_topup_capped_month date
 );
 
 -- The external ids of all accounts. On Citus a reference table (a copy on
@@ -150,6 +156,34 @@ CREATE TABLE billing.adjustments (
 );
 CREATE UNIQUE INDEX adjustments_idempotency ON billing.adjustments (account_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+
+-- Reversals (0.3.0, docs/topup.md "Chargebacks"): money a payment provider
+-- took back, each with its 'reversal' ledger entry (< 0) and its source:
+-- a succeeded top-up, a 'funds' entry or a grant. Keys of their own.
+CREATE TABLE billing.reversals (
+    account_id       bigint NOT NULL,
+    reversal_id      bigint GENERATED ALWAYS AS IDENTITY,
+    entry_id         bigint NOT NULL,      -- the 'reversal' ledger entry
+    source           text NOT NULL CHECK (source IN ('topup', 'funds', 'grant')),
+    topup_id         bigint,
+    funds_entry_id   bigint,
+    grant_id         bigint,
+    amount_micros    bigint NOT NULL CHECK (amount_micros > 0),
+    requested_micros bigint,               -- the amount asked for; NULL: all that was left
+    reason           text,
+    idempotency_key  text,                 -- 1 to 256 characters
+    -- a postpaid one: the invoice that billed it, NULL until one does
+    invoice_id       bigint,
+    created_by       text NOT NULL DEFAULT SESSION_USER,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, reversal_id),
+    CHECK ((source = 'topup') = (topup_id IS NOT NULL)
+           AND (source = 'funds') = (funds_entry_id IS NOT NULL)
+           AND (source = 'grant') = (grant_id IS NOT NULL))
+);
+CREATE UNIQUE INDEX reversals_idempotency ON billing.reversals (account_id, idempotency_key);
+CREATE INDEX reversals_source ON billing.reversals (account_id, source,
+                                                    COALESCE(topup_id, funds_entry_id, grant_id));
 
 -- Model catalog: a model, the providers that can run it, versioned prices.
 CREATE TABLE billing.models (
@@ -340,6 +374,8 @@ CREATE TABLE billing.topups (
     failure_reason    text,
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     completed_at      timestamptz,
+    -- the monthly cap it was created under (0.3.0), NULL: none
+    cap_micros        bigint,
     PRIMARY KEY (account_id, topup_id)
 );
 CREATE INDEX topups_id ON billing.topups (topup_id);
@@ -429,7 +465,8 @@ CREATE TABLE billing.events (
                     'auto_topup_requested', 'auto_topup_disabled', 'topup_succeeded',
                     'topup_failed', 'balance_alert', 'spend_limit_reached',
                     'credits_granted', 'credits_expired', 'refund_issued',
-                    'invoice_issued', 'invoice_paid')),
+                    'invoice_issued', 'invoice_paid',
+                    'auto_topup_capped', 'topup_reversed', 'funds_reversed', 'grant_voided')),
     payload     jsonb NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     PRIMARY KEY (account_id, event_id)

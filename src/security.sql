@@ -40,7 +40,7 @@ GRANT EXECUTE ON FUNCTION billing.fail_request(bigint, text, bigint) TO billing_
 GRANT EXECUTE ON FUNCTION billing.cancel_request(bigint) TO billing_app;
 GRANT EXECUTE ON FUNCTION billing.charge(bigint, text, jsonb, jsonb, jsonb, text, text) TO billing_app;
 GRANT EXECUTE ON FUNCTION billing.response_metadata(bigint) TO billing_app;
-GRANT EXECUTE ON FUNCTION billing.configure_auto_topup(bigint, bigint, bigint, boolean) TO billing_app;
+GRANT EXECUTE ON FUNCTION billing.configure_auto_topup(bigint, bigint, bigint, boolean, bigint, bigint) TO billing_app;
 GRANT EXECUTE ON FUNCTION billing.set_spend_limit(bigint, bigint, text, text) TO billing_app;
 GRANT EXECUTE ON FUNCTION billing.set_balance_alerts(bigint, bigint[]) TO billing_app;
 GRANT EXECUTE ON FUNCTION billing.usage(bigint, timestamptz, timestamptz, text[]) TO billing_app;
@@ -62,6 +62,9 @@ GRANT EXECUTE ON FUNCTION billing.expire_credits() TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.rollup_usage() TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.events_after(bigint, integer) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.verify(bigint) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.reverse_topup(bigint, bigint, text, boolean, text) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.reverse_funds(bigint, bigint, text, text) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.void_grant(bigint, bigint, text, text) TO billing_admin;
 GRANT SELECT ON billing.catalog TO billing_app;
 -- contract prices (SPEC 20, docs/pricing.md "Price books and discounts")
 GRANT EXECUTE ON FUNCTION billing.estimate(text, jsonb, bigint) TO billing_app;

@@ -59,7 +59,8 @@ typedef enum
 	A_PARAMS, A_OUTPUTS, A_ROUTING, A_COMPONENTS,	/* jsonb */
 	A_THRESHOLDS,				/* bigint[] */
 	A_BOOL, A_TSTZ, A_DATE, A_INTERVAL,
-	A_BOOK, A_PPM, A_DISCOUNT		/* price book (text), multiplier (integer), discount id */
+	A_BOOK, A_PPM, A_DISCOUNT,	/* price book (text), multiplier (integer), discount id */
+	A_ENTRY, A_GRANT			/* bigint: a ledger entry, a grant */
 } ArgKind;
 
 typedef struct
@@ -87,7 +88,7 @@ static Func funcs[] = {
 	{"cancel_request", 0, 1, {A_REQUEST}, NULL},
 	{"charge", 0, 7, {A_ACCOUNT, A_MODEL, A_PARAMS, A_OUTPUTS, A_ROUTING, A_KEY, A_SCOPE}, NULL},
 	{"response_metadata", 0, 1, {A_REQUEST}, NULL},
-	{"configure_auto_topup", 0, 4, {A_ACCOUNT, A_AMOUNT, A_AMOUNT, A_BOOL}, NULL},
+	{"configure_auto_topup", 0, 6, {A_ACCOUNT, A_AMOUNT, A_AMOUNT, A_BOOL, A_AMOUNT, A_AMOUNT}, NULL},
 	{"set_spend_limit", 0, 4, {A_ACCOUNT, A_AMOUNT, A_PERIOD, A_SCOPE}, NULL},
 	{"set_balance_alerts", 0, 2, {A_ACCOUNT, A_THRESHOLDS}, NULL},
 	{"requests UPDATE", 0, 4, {A_REQUEST, A_STATUS, A_OUTPUTS, A_ROUTING},
@@ -121,6 +122,13 @@ static Func funcs[] = {
 	{"set_provider_cost", 1, 4, {A_MODEL, A_PROVIDER, A_COMPONENTS, A_TSTZ}, NULL},
 	{"margin", 1, 3, {A_ACCOUNT, A_TSTZ, A_TSTZ}, "SELECT * FROM billing.margin($1, $2, $3)"},
 	{"set_minimum_commitment", 1, 4, {A_ACCOUNT, A_AMOUNT, A_DATE, A_DATE}, NULL},
+	/* reversals (SPEC 21): large amounts stand for NULL, as for refunds */
+	{"reverse_topup", 1, 5, {A_TOPUP, A_AMOUNT, A_TEXT, A_BOOL, A_KEY},
+	"SELECT billing.reverse_topup($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000 THEN NULL ELSE $2 END, $3, $4, $5)"},
+	{"reverse_funds", 1, 4, {A_ENTRY, A_AMOUNT, A_TEXT, A_KEY},
+	"SELECT billing.reverse_funds($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000 THEN NULL ELSE $2 END, $3, $4)"},
+	{"void_grant", 1, 4, {A_GRANT, A_AMOUNT, A_TEXT, A_KEY},
+	"SELECT billing.void_grant($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000 THEN NULL ELSE $2 END, $3, $4)"},
 };
 #define NFUNCS ((int) (sizeof(funcs) / sizeof(funcs[0])))
 static Stats stats[NFUNCS];
@@ -136,7 +144,7 @@ typedef struct
 	long long	id[MAX_IDS];
 	int			n;
 } Ids;
-static Ids accounts, requests, topups, invoices, events, discounts;
+static Ids accounts, requests, topups, invoices, events, discounts, entries, grants;
 
 /* ---- deterministic randomness (xorshift64*) ---- */
 static uint64_t rng_state;
@@ -577,7 +585,8 @@ ids_of(ArgKind kind)
 {
 	return kind == A_ACCOUNT ? &accounts : kind == A_REQUEST ? &requests :
 		kind == A_TOPUP ? &topups : kind == A_INVOICE ? &invoices :
-		kind == A_EVENT ? &events : kind == A_DISCOUNT ? &discounts : NULL;
+		kind == A_EVENT ? &events : kind == A_DISCOUNT ? &discounts :
+		kind == A_ENTRY ? &entries : kind == A_GRANT ? &grants : NULL;
 }
 
 static char *
@@ -752,6 +761,10 @@ refresh_ids(void)
 	load_ids(&invoices, "SELECT invoice_id FROM billing.invoices ORDER BY invoice_id DESC LIMIT 256");
 	load_ids(&events, "SELECT event_id FROM billing.events ORDER BY event_id DESC LIMIT 256");
 	load_ids(&discounts, "SELECT discount_id FROM billing.discounts ORDER BY discount_id DESC LIMIT 256");
+	/* funds entries mostly, and a few of other kinds */
+	load_ids(&entries, "(SELECT entry_id FROM billing.ledger WHERE kind = 'funds' ORDER BY entry_id DESC LIMIT 200)"
+			 " UNION ALL (SELECT entry_id FROM billing.ledger ORDER BY entry_id LIMIT 56)");
+	load_ids(&grants, "SELECT grant_id FROM billing.grants ORDER BY grant_id DESC LIMIT 256");
 }
 
 /* counts and sums of every billing table; a refused call must not move them */
@@ -768,7 +781,9 @@ snapshot(void)
 	" (SELECT concat_ws(',', count(*), sum(credit_limit_micros), sum(prepaid_credit_micros),"
 	"   count(*) FILTER (WHERE billing_type = 'postpaid'), count(*) FILTER (WHERE auto_topup_enabled),"
 	"   sum(auto_topup_threshold_micros), sum(auto_topup_amount_micros), sum(auto_topup_failures),"
-	"   count(*) FILTER (WHERE active)) FROM billing.accounts),"
+	"   count(*) FILTER (WHERE active), sum(auto_topup_target_micros),"
+	"   sum(auto_topup_max_per_month_micros), count(auto_topup_capped_month)) FROM billing.accounts),"
+	" (SELECT concat_ws(',', count(*), sum(amount_micros), count(invoice_id)) FROM billing.reversals),"
 	" (SELECT concat_ws(',', count(*), count(*) FILTER (WHERE status = 'pending'), sum(amount_micros))"
 	"   FROM billing.topups),"
 	" (SELECT count(*) FROM billing.models), (SELECT count(*) FROM billing.model_providers),"

@@ -9,16 +9,20 @@
  * NOTIFY billing_events only wakes it; it also polls every second, since an
  * event is readable only once every transaction older than it has ended.
  *
- * usage: payment_worker [--fail-every N] [--max-events N] [--timeout SECONDS]
- *                       [--cursor FILE] [CONNINFO]
+ * usage: payment_worker [--fail-every N] [--chargeback-every N] [--max-events N]
+ *                       [--timeout SECONDS] [--cursor FILE] [CONNINFO]
  *   --fail-every N   every Nth top-up fails (payment declined); 0: none (default)
+ *   --chargeback-every N  every Nth successful payment is disputed at once:
+ *                    billing.reverse_topup() takes it back and turns auto
+ *                    top-up off; 0: none (default)
  *   --max-events N   stop after N events (of any type); 0: read the backlog and stop
  *   --timeout S      stop after S seconds; with --max-events, a timeout is an error
  *   --cursor FILE    where the last event_id is kept (default: none, start at the first)
  *   CONNINFO         libpq connection string; default: the PG* environment
  *
- * Prints one line per event ("event: <type> <payload>") and one per settled
- * top-up ("completed: <json>"). The cursor is saved after each event is
+ * Prints one line per event ("event: <type> <payload>"), one per top-up that
+ * reloads to a target ("reload: ..."), one per settled top-up ("completed:
+ * <json>") and one per chargeback ("reversed: <json>"). The cursor is saved after each event is
  * handled, so an event is handled at least once; a second completion of a
  * top-up with the same outcome changes nothing. Exit status: 0 done,
  * 1 error, 2 usage, 3 timed out before --max-events.
@@ -37,7 +41,9 @@ typedef struct Worker
 {
 	PGconn	   *conn;
 	long		fail_every;
+	long		chargeback_every;
 	long		settled;		/* top-ups settled so far */
+	long		paid;			/* of them, paid */
 	const char *cursor_file;	/* NULL: the cursor is not kept */
 	char		cursor[32];		/* the last event_id handled, as text */
 } Worker;
@@ -126,9 +132,40 @@ save_cursor(Worker *w, const char *event_id)
 		die(w->conn, "could not save the cursor in %s: %s", w->cursor_file, strerror(errno));
 }
 
-/* Takes the payment (pretend) and reports the outcome to billing. */
+/*
+ * A chargeback: the payment of topup_id was disputed and taken back by the
+ * provider. The key (one per top-up) makes a repeat after a restart a replay.
+ */
 static void
-settle(Worker *w, long long topup_id)
+chargeback(Worker *w, long long topup_id)
+{
+	char		id[32],
+				key[48];
+	const char *values[2];
+	PGresult   *res;
+
+	snprintf(id, sizeof(id), "%lld", topup_id);
+	snprintf(key, sizeof(key), "cb_%lld", topup_id);
+	values[0] = id;
+	values[1] = key;
+	res = PQexecParams(w->conn,
+					   "SELECT billing.reverse_topup($1::bigint, NULL, 'chargeback', true, $2)",
+					   2, NULL, values, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fprintf(stderr, "chargeback of top-up %lld: %s", topup_id, PQresultErrorMessage(res));
+	else
+		printf("reversed: %s\n", PQgetvalue(res, 0, 0));
+	PQclear(res);
+}
+
+/*
+ * Takes the payment (pretend) of the top-up that payload requests and
+ * reports the outcome to billing. The amount is the event's: with a target
+ * it reloads the account to it (docs/topup.md), cut to the monthly cap when
+ * "clamped" is true.
+ */
+static void
+settle(Worker *w, long long topup_id, const char *payload)
 {
 	char		id[32],
 				reference[48];
@@ -138,6 +175,11 @@ settle(Worker *w, long long topup_id)
 
 	w->settled++;
 	fail = w->fail_every > 0 && w->settled % w->fail_every == 0;
+	if (json_int(payload, "target_micros") > 0)
+		printf("reload: top-up %lld of %lld micros to the target %lld (available %s, clamped %s)\n",
+			   topup_id, json_int(payload, "amount_micros"), json_int(payload, "target_micros"),
+			   strstr(payload, "\"available_micros\": -") ? "below 0" : "at or above 0",
+			   strstr(payload, "\"clamped\": true") ? "yes" : "no");
 	snprintf(id, sizeof(id), "%lld", topup_id);
 	snprintf(reference, sizeof(reference), "pay_%lld", topup_id);
 	values[0] = id;
@@ -151,7 +193,11 @@ settle(Worker *w, long long topup_id)
 		/* a refusal (say the top-up was cancelled meanwhile) is reported, not fatal */
 		fprintf(stderr, "top-up %lld: %s", topup_id, PQresultErrorMessage(res));
 	else
+	{
 		printf("completed: %s\n", PQgetvalue(res, 0, 0));
+		if (!fail && w->chargeback_every > 0 && ++w->paid % w->chargeback_every == 0)
+			chargeback(w, topup_id);
+	}
 	PQclear(res);
 	fflush(stdout);
 }
@@ -186,7 +232,7 @@ drain(Worker *w, long max_events, long handled)
 			printf("event: %s %s\n", type, payload);
 			fflush(stdout);
 			if (strcmp(type, "auto_topup_requested") == 0 && json_int(payload, "topup_id") > 0)
-				settle(w, json_int(payload, "topup_id"));
+				settle(w, json_int(payload, "topup_id"), payload);
 			save_cursor(w, PQgetvalue(res, i, 0));
 			handled++;
 		}
@@ -211,6 +257,8 @@ main(int argc, char **argv)
 	{
 		if (strcmp(argv[i], "--fail-every") == 0 && i + 1 < argc)
 			w.fail_every = parse_count(argv[i], argv[i + 1]), i++;
+		else if (strcmp(argv[i], "--chargeback-every") == 0 && i + 1 < argc)
+			w.chargeback_every = parse_count(argv[i], argv[i + 1]), i++;
 		else if (strcmp(argv[i], "--max-events") == 0 && i + 1 < argc)
 			max_events = parse_count(argv[i], argv[i + 1]), i++;
 		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
@@ -221,7 +269,7 @@ main(int argc, char **argv)
 			conninfo = argv[i];
 		else
 		{
-			fprintf(stderr, "usage: %s [--fail-every N] [--max-events N] [--timeout SECONDS]"
+			fprintf(stderr, "usage: %s [--fail-every N] [--chargeback-every N] [--max-events N] [--timeout SECONDS]"
 					" [--cursor FILE] [CONNINFO]\n", argv[0]);
 			return 2;
 		}

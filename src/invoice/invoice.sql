@@ -88,7 +88,11 @@ BEGIN
              WHERE f.account_id = _uncredited_corrections.account_id AND f.invoice_id IS NULL
             UNION ALL
             SELECT d.entry_id FROM billing.adjustments d
-             WHERE d.account_id = _uncredited_corrections.account_id AND d.invoice_id IS NULL) c
+             WHERE d.account_id = _uncredited_corrections.account_id AND d.invoice_id IS NULL
+            UNION ALL
+            -- reversals made while postpaid: debits billed like adjustments (SPEC 21)
+            SELECT v.entry_id FROM billing.reversals v
+             WHERE v.account_id = _uncredited_corrections.account_id AND v.invoice_id IS NULL) c
       JOIN billing.ledger l ON l.account_id = _uncredited_corrections.account_id
                            AND l.entry_id = c.entry_id
      WHERE l.postpaid AND l.created_at < before;
@@ -556,9 +560,16 @@ BEGIN
              WHERE d.account_id = acct.account_id AND c.kind = 'adjustment' AND d.entry_id = c.entry_id
                AND d.invoice_id IS NULL
             RETURNING d.amount_micros
+        ), v AS (
+            UPDATE billing.reversals v SET invoice_id = inv.invoice_id
+              FROM c
+             WHERE v.account_id = acct.account_id AND c.kind = 'reversal' AND v.entry_id = c.entry_id
+               AND v.invoice_id IS NULL
+            RETURNING -v.amount_micros AS amount_micros
         )
         SELECT COALESCE(pg_catalog.sum(x.amount_micros), 0)::bigint INTO corrections
-          FROM (SELECT f.amount_micros FROM f UNION ALL SELECT d.amount_micros FROM d) x;
+          FROM (SELECT f.amount_micros FROM f UNION ALL SELECT d.amount_micros FROM d
+                UNION ALL SELECT v.amount_micros FROM v) x;
         inv.corrections_micros := billing._round_half_up(corrections, unit);
 
         -- the ledger carries the rounding of lines and corrections, so that it
@@ -692,7 +703,10 @@ BEGIN
                          WHERE f.account_id = i.account_id AND f.invoice_id = i.invoice_id
                         UNION ALL
                         SELECT d.amount_micros FROM billing.adjustments d
-                         WHERE d.account_id = i.account_id AND d.invoice_id = i.invoice_id) c)
+                         WHERE d.account_id = i.account_id AND d.invoice_id = i.invoice_id
+                        UNION ALL
+                        SELECT -v.amount_micros FROM billing.reversals v
+                         WHERE v.account_id = i.account_id AND v.invoice_id = i.invoice_id) c)
                    AS corrections_exact,
                (SELECT pg_catalog.count(*) FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id
@@ -804,7 +818,10 @@ BEGIN
              WHERE f.invoice_id IS NOT NULL
             UNION ALL
             SELECT d.account_id, 'adjustment', d.entry_id, d.invoice_id FROM billing.adjustments d
-             WHERE d.invoice_id IS NOT NULL) c
+             WHERE d.invoice_id IS NOT NULL
+            UNION ALL
+            SELECT v.account_id, 'reversal', v.entry_id, v.invoice_id FROM billing.reversals v
+             WHERE v.invoice_id IS NOT NULL) c
       LEFT JOIN billing.invoices i ON i.invoice_id = c.invoice_id AND i.account_id = c.account_id
       LEFT JOIN billing.ledger l ON l.account_id = c.account_id AND l.entry_id = c.entry_id
      WHERE (only_account IS NULL OR c.account_id = only_account)

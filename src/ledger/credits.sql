@@ -8,7 +8,9 @@
 -- The remainders of account_id's grants, in the order they are used up:
 -- the earliest expires_at first (NULL, never, after every expiring grant),
 -- at equal expiry promotional before paid, then the older grant; money that
--- is not a grant is used last. Walks the ledger in entry order; a run of
+-- is not a grant is used last. A reversal (docs/topup.md) is no usage: a
+-- void takes its grant's unused remainder first, and the rest, like every
+-- other reversal, from money that is not a grant. Walks the ledger in entry order; a run of
 -- debits between two other entries is used up as one. The walk starts at the
 -- latest grant before which every grant is spent for good (spent_entry_id,
 -- set by expire_credits): there the grants hold nothing and the rest of the
@@ -62,7 +64,7 @@ BEGIN
           FROM (SELECT l.entry_id, l.kind, l.grant_id, l.amount_micros, x.debit,
                        pg_catalog.count(*) FILTER (WHERE NOT x.debit) OVER (ORDER BY l.entry_id) AS seg
                   FROM billing.ledger l
-                 CROSS JOIN LATERAL (SELECT l.amount_micros < 0 AND l.kind <> 'expiry') x(debit)
+                 CROSS JOIN LATERAL (SELECT l.amount_micros < 0 AND l.kind NOT IN ('expiry', 'reversal')) x(debit)
                  WHERE l.account_id = _grant_remainders.account_id AND l.entry_id >= start_id) s
          GROUP BY s.seg, s.debit ORDER BY s.seg, s.debit
     LOOP
@@ -79,6 +81,18 @@ BEGIN
             rems[k] := rems[k] + e.amount;
         ELSIF e.amount > 0 THEN
             plain := plain + e.amount;
+            CONTINUE;
+        ELSIF e.kind = 'reversal' THEN
+            d := -e.amount;
+            IF k IS NOT NULL AND rems[k] > 0 THEN
+                take := LEAST(rems[k], d);
+                rems[k] := rems[k] - take;
+                d := d - take;
+                IF rems[k] = 0 THEN
+                    spent[k] := e.last_id;
+                END IF;
+            END IF;
+            plain := plain - d;
             CONTINUE;
         ELSE
             d := -e.amount;
@@ -347,5 +361,5 @@ SELECT l.account_id, pg_catalog.format('ledger entry %s: a %s entry linked to gr
                                        l.entry_id, l.kind, l.grant_id)
   FROM billing.ledger l
  WHERE (_verify_grants.only_account IS NULL OR l.account_id = _verify_grants.only_account)
-   AND l.grant_id IS NOT NULL AND l.kind NOT IN ('grant', 'expiry');
+   AND l.grant_id IS NOT NULL AND l.kind NOT IN ('grant', 'expiry', 'reversal');
 END $$;

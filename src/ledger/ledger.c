@@ -25,20 +25,29 @@ ledger_post(int64 account_id, const char *kind, int64 amount, bool postpaid,
 			int64 request_id, int64 topup_id, int64 invoice_id,
 			const char *key, const char *reference)
 {
+	return ledger_post_grant(account_id, kind, amount, postpaid, request_id, topup_id, invoice_id,
+							 0, key, reference);
+}
+
+int64
+ledger_post_grant(int64 account_id, const char *kind, int64 amount, bool postpaid,
+				  int64 request_id, int64 topup_id, int64 invoice_id, int64 grant_id,
+				  const char *key, const char *reference)
+{
 	static SPIPlanPtr plan;
 
 	ledger_check_entry(kind, amount);
 	/* a key already used returns no row: the caller looks at the first entry */
 	plan_run(&plan,
 			 "INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid,"
-			 "       request_id, topup_id, invoice_id, idempotency_key, reference)"
-			 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+			 "       request_id, topup_id, invoice_id, idempotency_key, reference, grant_id)"
+			 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 			 " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
 			 " DO NOTHING RETURNING entry_id",
 			 false, 0,
 			 PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(kind), ARG_INT8(amount), ARG_BOOL(postpaid),
 					   ARG_ID(request_id), ARG_ID(topup_id), ARG_ID(invoice_id), ARG_TEXT(key),
-					   ARG_TEXT(reference)));
+					   ARG_TEXT(reference), ARG_ID(grant_id)));
 	return SPI_processed == 1 ? spi_int64(1) : 0;
 }
 
@@ -247,14 +256,22 @@ billing_keep_credit(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* balance()'s "credits" and "limits" (billing._credits, billing._limits), as a jsonb object. */
+/*
+ * balance()'s "credits" and "limits" (billing._credits, billing._limits) and
+ * auto top-up's target and month (billing._topup_month), as a jsonb object.
+ */
 static Datum
 balance_credits(int64 account_id)
 {
 	static SPIPlanPtr plan;
 
 	plan_run(&plan, "SELECT pg_catalog.jsonb_build_object('credits', billing._credits($1),"
-			 "                                 'limits', billing._limits($1))",
+			 "                                 'limits', billing._limits($1),"
+			 "        'auto_topup_target_micros', a.auto_topup_target_micros,"
+			 "        'auto_topup_month_micros',"
+			 "        (SELECT m.used_micros FROM billing._topup_month($1, pg_catalog.now()) m),"
+			 "        'auto_topup_month_cap_micros', a.auto_topup_max_per_month_micros)"
+			 "  FROM billing.accounts a WHERE a.account_id = $1",
 			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
 	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
 }

@@ -77,6 +77,11 @@ extern int64 ledger_post(int64 account_id, const char *kind, int64 amount, bool 
 						 int64 request_id, int64 topup_id, int64 invoice_id,
 						 const char *key, const char *reference);
 
+/* ledger_post() of an entry that names a grant (grant_id not 0): a void's reversal */
+extern int64 ledger_post_grant(int64 account_id, const char *kind, int64 amount, bool postpaid,
+							   int64 request_id, int64 topup_id, int64 invoice_id, int64 grant_id,
+							   const char *key, const char *reference);
+
 /*
  * ledger_post() of an entry of a request without a key, topup or invoice,
  * written without the executor while direct_open() holds (direct.h).

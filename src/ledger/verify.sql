@@ -216,6 +216,7 @@ SELECT r.account_id, format('request %s (%s): provider cost %s, routing reports 
             ELSE r.provider_cost_micros < 0
                  OR (r.routing ? 'upstream_cost_micros'
                      AND to_jsonb(r.provider_cost_micros) <> r.routing -> 'upstream_cost_micros') END;
+RETURN QUERY SELECT * FROM billing._verify_reversals(_verify_checks.only_account);
 END $$;
 
 -- Contract prices (docs/pricing.md, "Price books and discounts"): a

@@ -110,20 +110,40 @@ topup_event(int64 account_id, const char *event, int64 topup_id, const char *int
 	event_emit(account_id, event, buf.data);
 }
 
-/* a top-up requested: its NOTIFY and its event */
+/*
+ * A top-up requested: its NOTIFY and its event, with the available amount
+ * it was asked at, the target (0: none) and whether the cap cut it.
+ */
 static void
-notify_requested(int64 topup_id, int64 account_id, int64 amount)
+notify_requested(int64 topup_id, int64 account_id, int64 amount, int64 available,
+				 int64 target, bool clamped)
 {
+	StringInfoData buf;
+
 	topup_notify("auto_topup_requested", account_id, topup_id, amount);
-	topup_event(account_id, "auto_topup_requested", topup_id, "amount_micros", amount, NULL, NULL);
+	initStringInfo(&buf);
+	json_begin(&buf);
+	json_add_int(&buf, "topup_id", topup_id);
+	json_add_int(&buf, "amount_micros", amount);
+	json_add_int(&buf, "available_micros", available);
+	if (target > 0)
+		json_add_int(&buf, "target_micros", target);
+	else
+		json_add_str(&buf, "target_micros", NULL);
+	json_add_bool(&buf, "clamped", clamped);
+	json_end(&buf);
+	event_emit(account_id, "auto_topup_requested", buf.data);
 }
 
-/* auto top-up turned off by the failure of topup_id, the failures-th in a row */
+/*
+ * Auto top-up turned off by topup_id: its failure, the failures-th in a
+ * row (reason "failures"), or its reversal (reason "reversal").
+ */
 static void
-notify_disabled(int64 account_id, int64 topup_id, int failures)
+notify_disabled(int64 account_id, int64 topup_id, int failures, const char *reason)
 {
 	topup_notify("auto_topup_disabled", account_id, 0, 0);
-	topup_event(account_id, "auto_topup_disabled", topup_id, "failures", failures, NULL, NULL);
+	topup_event(account_id, "auto_topup_disabled", topup_id, "failures", failures, "reason", reason);
 }
 
 /*
@@ -174,7 +194,8 @@ request_lock(int64 account_id, bool wait)
 
 /*
  * Requests a top-up when the account is below its threshold and none is
- * pending. Runs inside an SPI connection.
+ * pending: of the configured amount, or up to the target, cut to what the
+ * monthly cap leaves. Runs inside an SPI connection.
  */
 static void
 topup_request(int64 account_id)
@@ -182,7 +203,18 @@ topup_request(int64 account_id)
 	static SPIPlanPtr pending_plan, state_plan, insert_plan;
 	int64		threshold,
 				amount,
-				recent;
+				target,
+				cap,
+				recent,
+				unit,
+				available,
+				want;
+	bool		target_null,
+				cap_null,
+				capped_null,
+				clamped = false;
+	Datum		capped_month;
+	TimestampTz now = GetCurrentTimestamp();
 
 	/* the common case below the threshold: a top-up is already on its way */
 	plan_run(&pending_plan,
@@ -199,12 +231,20 @@ topup_request(int64 account_id)
 	if (!request_lock(account_id, false))
 		return;
 
-	/* under the lock, with a fresh snapshot: the config and the day's count */
+	/*
+	 * Under the lock, with a fresh snapshot: the config and the day's count,
+	 * then under a cap the month's pending and succeeded top-ups. Every
+	 * insert of the account's top-ups runs under this lock, so the month's
+	 * sum stays true until the insert below (completions only move a top-up
+	 * from pending to succeeded or to failed, which counts no more).
+	 */
 	plan_run(&state_plan,
 			 "SELECT a.auto_topup_threshold_micros, a.auto_topup_amount_micros,"
+			 " a.auto_topup_target_micros, a.auto_topup_max_per_month_micros,"
 			 " (SELECT pg_catalog.count(*) FROM billing.topups t"
 			 "   WHERE t.account_id = a.account_id"
-			 "     AND t.created_at > pg_catalog.clock_timestamp() - interval '24 hours')"
+			 "     AND t.created_at > pg_catalog.clock_timestamp() - interval '24 hours'),"
+			 " billing._minor_unit_micros(a.currency), a.auto_topup_capped_month"
 			 " FROM billing.accounts a"
 			 " WHERE a.account_id = $1 AND a.auto_topup_enabled AND a.billing_type = 'prepaid'",
 			 false, 1, PLAN_ARGS(ARG_INT8(account_id)));
@@ -212,8 +252,14 @@ topup_request(int64 account_id)
 		return;
 	threshold = spi_int64(1);
 	amount = spi_int64(2);
-	recent = spi_int64(3);
-	if (available_total(account_id) >= threshold)
+	target = DatumGetInt64(spi_col(3, &target_null));
+	cap = DatumGetInt64(spi_col(4, &cap_null));
+	recent = spi_int64(5);
+	unit = spi_int64(6);
+	capped_month = spi_col(7, &capped_null);
+	/* the state's row is read: this query replaces it */
+	available = available_total(account_id);
+	if (available >= threshold)
 		return;
 
 	if (recent >= billing_auto_topup_max_per_day)
@@ -223,14 +269,22 @@ topup_request(int64 account_id)
 		return;
 	}
 
+	want = topup_amount(account_id, amount, target_null ? 0 : target, cap_null ? 0 : cap,
+						available, unit, capped_null ? NULL : &capped_month, now, &clamped);
+	if (want == 0)
+		return;
+
 	/* the index topups_one_pending makes a second pending top-up impossible */
 	plan_run(&insert_plan,
-			 "INSERT INTO billing.topups (account_id, amount_micros) VALUES ($1, $2)"
+			 "INSERT INTO billing.topups (account_id, amount_micros, cap_micros, created_at)"
+			 " VALUES ($1, $2, $3, $4)"
 			 " ON CONFLICT (account_id) WHERE status = 'pending' DO NOTHING"
 			 " RETURNING topup_id",
-			 false, 1, PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(amount)));
+			 false, 1,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(want),
+					   cap_null ? ARG_NULL(INT8OID) : ARG_INT8(cap), ARG_TSTZ(now)));
 	if (SPI_processed > 0)
-		notify_requested(spi_int64(1), account_id, amount);
+		notify_requested(spi_int64(1), account_id, want, available, target_null ? 0 : target, clamped);
 }
 
 void
@@ -247,18 +301,86 @@ topup_after_debit(const Account *acct)
 }
 
 /*
+ * Turned off: a pending top-up is cancelled, so that no payment is taken
+ * after the owner said stop. It does not count as a failure. The time is a
+ * parameter: Citus refuses a volatile function (clock_timestamp()) in an
+ * UPDATE of a distributed table.
+ */
+static void
+cancel_pending(int64 account_id)
+{
+	static SPIPlanPtr cancel_plan;
+
+	plan_run(&cancel_plan,
+			 "UPDATE billing.topups SET status = 'failed', failure_reason = $2,"
+			 " completed_at = $3"
+			 " WHERE account_id = $1 AND status = 'pending'"
+			 " RETURNING topup_id, amount_micros",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(TOPUP_CANCELLED_REASON),
+								 ARG_TSTZ(GetCurrentTimestamp())));
+	/* at most one pending top-up (topups_one_pending) */
+	if (SPI_processed > 0)
+		event_finished(account_id, spi_int64(1), spi_int64(2), false, TOPUP_CANCELLED_REASON);
+}
+
+void
+topup_lock(int64 account_id)
+{
+	request_lock(account_id, true);
+}
+
+void
+topup_disable_for_reversal(int64 account_id, int64 topup_id)
+{
+	static SPIPlanPtr plan;
+
+	plan_run(&plan,
+			 "UPDATE billing.accounts SET auto_topup_enabled = false"
+			 " WHERE account_id = $1 AND auto_topup_enabled RETURNING auto_topup_failures",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
+	if (SPI_processed == 0)
+		return;
+	notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(1, NULL)), "reversal");
+	cancel_pending(account_id);
+}
+
+/* Refuses (22023) a target not above the threshold, or a cap not above 0 or below the amount. */
+static void
+check_target_cap(int64 threshold, int64 amount, bool target_null, int64 target,
+				 bool cap_null, int64 cap)
+{
+	if (!target_null && target <= threshold)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("target_micros must be above threshold_micros"),
+				 errdetail("Got a target of " INT64_FORMAT " and a threshold of " INT64_FORMAT " micros.",
+						   target, threshold)));
+	if (!cap_null && (cap <= 0 || cap < amount))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_per_month_micros must be above 0 and at least amount_micros"),
+				 errdetail("Got a cap of " INT64_FORMAT " and an amount of " INT64_FORMAT " micros.",
+						   cap, amount)));
+}
+
+/*
  * billing.configure_auto_topup(account_id, threshold_micros, amount_micros,
- * enabled DEFAULT true) RETURNS void
+ * enabled DEFAULT true, target_micros DEFAULT NULL, max_per_month_micros
+ * DEFAULT NULL) RETURNS void: sets the whole configuration.
  */
 PG_FUNCTION_INFO_V1(billing_configure_auto_topup);
 Datum
 billing_configure_auto_topup(PG_FUNCTION_ARGS)
 {
-	static SPIPlanPtr update_plan, cancel_plan;
+	static SPIPlanPtr update_plan;
 	int64		account_id,
 				threshold,
 				amount;
 	bool		enabled;
+	bool		target_null = PG_ARGISNULL(4),
+				cap_null = PG_ARGISNULL(5);
+	int64		target = target_null ? 0 : PG_GETARG_INT64(4),
+				cap = cap_null ? 0 : PG_GETARG_INT64(5);
 	Account		acct;
 
 	args_require(fcinfo, 4);
@@ -271,6 +393,7 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 		money_require_positive(amount, "amount_micros");
 	else
 		require_non_negative(amount, "amount_micros");
+	check_target_cap(threshold, amount, target_null, target, cap_null, cap);
 
 	SPI_connect();
 	account_load(account_id, &acct, true);
@@ -293,10 +416,13 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 			 " auto_topup_amount_micros = $3,"
 			 " auto_topup_failures = CASE WHEN $4 AND NOT auto_topup_enabled"
 			 "   THEN 0 ELSE auto_topup_failures END,"
-			 " auto_topup_enabled = $4"
+			 " auto_topup_enabled = $4, auto_topup_target_micros = $5,"
+			 " auto_topup_max_per_month_micros = $6"
 			 " WHERE account_id = $1",
 			 false, 0,
-			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(threshold), ARG_INT8(amount), ARG_BOOL(enabled)));
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(threshold), ARG_INT8(amount), ARG_BOOL(enabled),
+					   target_null ? ARG_NULL(INT8OID) : ARG_INT8(target),
+					   cap_null ? ARG_NULL(INT8OID) : ARG_INT8(cap)));
 
 	if (enabled)
 	{
@@ -307,24 +433,7 @@ billing_configure_auto_topup(PG_FUNCTION_ARGS)
 		topup_after_debit(&acct);
 	}
 	else
-	{
-		/*
-		 * Turned off: a pending top-up is cancelled, so that no payment is
-		 * taken after the owner said stop. It does not count as a failure.
-		 * The time is a parameter: Citus refuses a volatile function
-		 * (clock_timestamp()) in an UPDATE of a distributed table.
-		 */
-		plan_run(&cancel_plan,
-				 "UPDATE billing.topups SET status = 'failed', failure_reason = $2,"
-				 " completed_at = $3"
-				 " WHERE account_id = $1 AND status = 'pending'"
-				 " RETURNING topup_id, amount_micros",
-				 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(TOPUP_CANCELLED_REASON),
-									 ARG_TSTZ(GetCurrentTimestamp())));
-		/* at most one pending top-up (topups_one_pending) */
-		if (SPI_processed > 0)
-			event_finished(account_id, spi_int64(1), spi_int64(2), false, TOPUP_CANCELLED_REASON);
-	}
+		cancel_pending(account_id);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -494,7 +603,7 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 			 false, 0,
 			 PLAN_ARGS(ARG_INT8(account_id), ARG_BOOL(succeeded), ARG_INT4(billing_auto_topup_max_failures)));
 	if (acct.auto_topup_enabled && !DatumGetBool(spi_col(1, NULL)))
-		notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(2, NULL)));
+		notify_disabled(account_id, topup_id, DatumGetInt32(spi_col(2, NULL)), "failures");
 
 	result = topup_json(account_id, topup_id, amount, acct.currency);
 	SPI_finish();

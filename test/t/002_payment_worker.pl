@@ -67,7 +67,7 @@ is($node->safe_psql('postgres', 'SELECT tap_charge(6)'), '6000000', 'charge 6.00
 $h->finish;
 is($h->result(0), 0, 'worker stopped after one event') or diag $err;
 like($out,
-	qr/^event: auto_topup_requested \{"topup_id": 1, "amount_micros": 20000000\}$/m,
+	qr/^event: auto_topup_requested \{"clamped": false, "topup_id": 1, "amount_micros": 20000000, "target_micros": null, "available_micros": 4000000\}$/m,
 	'the worker read the auto_topup_requested event');
 like($out, qr/^completed: .*"status": "succeeded".*$/m, 'the worker completed it');
 like($out, qr/"payment_reference": "pay_1"/, 'with its payment reference');
@@ -106,7 +106,7 @@ for my $id (3 .. 5)
 	# after a failure, the next charge below the threshold asks again
 	$node->safe_psql('postgres', 'SELECT tap_charge(1)') if $id < 5;
 }
-$h->pump until $out =~ /^event: auto_topup_disabled \{"failures": 3, "topup_id": 5\}$/m;
+$h->pump until $out =~ /^event: auto_topup_disabled \{"reason": "failures", "failures": 3, "topup_id": 5\}$/m;
 ok(1, 'auto_topup_disabled in the event log, read by the worker');
 $h->kill_kill;
 is(() = $out =~ /"status": "failed"/g, 3, 'three top-ups failed');
@@ -137,6 +137,35 @@ ok($node->log_contains(
 	qr/LOG:  auto top-up refused: daily limit reached\n.*DETAIL:  Account 1 requested 5 top-ups/,
 	$log_offset), 'the refusal is in the server log');
 is(topups(), '1:succeeded,2:succeeded,3:failed,4:failed,5:failed', 'and nothing was requested');
+
+# --- reload to a target (SPEC 21), a chargeback, and the monthly cap
+$node->safe_psql('postgres', q{
+    SELECT billing.create_account('tap-two');
+    SELECT billing.add_funds(2, 21004000);
+    SELECT billing.configure_auto_topup(2, 25000000, 10000000, true, 50000000, 29000000);
+});
+is($node->safe_psql('postgres', q{SELECT amount_micros FROM billing.topups WHERE account_id = 2}),
+	'29000000', 'a top-up to the target: 50.00 - 21.004, rounded up');
+$h = start_worker(\$out, \$err, '--chargeback-every', '1', '--max-events', '4');
+$h->finish;
+is($h->result(0), 0, 'chargeback worker stopped after four events') or diag $err;
+like($out, qr/^reload: top-up 6 of 29000000 micros to the target 50000000 .*clamped no/m,
+	'the worker saw the reload to the target');
+like($out, qr/^reversed: (?=.*"source": "topup")(?=.*"amount_micros": 29000000).*$/m,
+	'and took the payment back');
+like($out, qr/^event: auto_topup_disabled .*"reason": "reversal"/m, 'which turned auto top-up off');
+is($node->safe_psql('postgres', q{SELECT (billing.balance(2) ->> 'available_micros') || ' '
+                                         || (billing.balance(2) ->> 'auto_topup')}),
+	'21004000 false', 'the money is gone again, auto top-up off');
+$log_offset = -s $node->logfile;
+$node->psql('postgres', q{
+    SELECT billing.configure_auto_topup(2, 25000000, 10000000, true, 50000000, 29000000);
+}, stdout => \$stdout, stderr => \$stderr);
+like($stderr, qr/WARNING:  auto top-up refused: monthly cap reached/,
+	'a reversal gives nothing back to the month: the cap refuses');
+ok($node->log_contains(
+	qr/LOG:  auto top-up refused: monthly cap reached\n.*DETAIL:  Account 2 has a cap of 29 a month, 29 of it used/,
+	$log_offset), 'the cap\'s refusal is in the server log');
 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM billing.verify()'), '0', 'billing.verify() holds');
 

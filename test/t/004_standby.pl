@@ -25,6 +25,9 @@ my $open = $primary->safe_psql('postgres', "SELECT request_id FROM billing.reque
 $primary->safe_psql('postgres', "SELECT billing.create_price_book('fill-book')");
 $primary->safe_psql('postgres', "SELECT billing.assign_price_book($pre, 'fill-book')");
 my $discount = $primary->safe_psql('postgres', "SELECT billing.set_discount('fill-book', 900000)");
+my $funds = $primary->safe_psql('postgres', "SELECT entry_id FROM billing.ledger WHERE idempotency_key = 'fill-pay-1'");
+my $grant = $primary->safe_psql('postgres', "SELECT grant_id FROM billing.grants WHERE idempotency_key = 'fill-grant-1'");
+my $topup = $primary->safe_psql('postgres', "SELECT min(topup_id) FROM billing.topups WHERE status = 'succeeded'");
 
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
@@ -87,7 +90,11 @@ my @writes = (
 	"billing.assign_price_book($post, 'fill-book')",
 	"billing.set_price('fill-img', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]', NULL, now(), 'fill-book')",
 	"billing.set_provider_cost('fill-img', 'acme', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]')",
-	"billing.set_minimum_commitment($post, 10000, '2030-01-01')");
+	"billing.set_minimum_commitment($post, 10000, '2030-01-01')",
+	"billing.reverse_topup($topup, 1000)",
+	"billing.reverse_funds($funds, 1000)",
+	"billing.void_grant($grant, 1000)",
+	"billing.configure_auto_topup($pre, 1000, 5000, true, 10000, 1000000)");
 my $script = "\\set VERBOSITY verbose\n" . join('', map { "SELECT $_;\nSELECT 'next ran';\n" } @writes);
 my ($out, $err);
 $standby->psql('postgres', $script, stdout => \$out, stderr => \$err, on_error_stop => 0);
