@@ -9,14 +9,14 @@ OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.
        src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/corrections.o \
        src/ledger/limits.o src/ledger/alerts.o \
        src/requests/requests.o src/requests/trigger.o \
-       src/topup/topup.o src/invoice/invoice.o
+       src/topup/topup.o src/invoice/invoice.o src/invoice/details.o
 
 # The install script is assembled from one SQL file per concern, in this
 # order: the tables (src/schema.sql, install only) and then the re-runnable
 # parts (CREATE OR REPLACE, guarded roles, grants).
 SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql \
               src/requests/requests.sql src/topup/topup.sql \
-              src/invoice/invoice.sql src/ledger/credits.sql src/ledger/limits.sql \
+              src/invoice/invoice.sql src/invoice/collections.sql src/ledger/credits.sql src/ledger/limits.sql \
               src/reports/reports.sql src/citus.sql \
               src/ledger/verify.sql src/security.sql src/backup.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)

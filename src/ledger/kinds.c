@@ -27,6 +27,7 @@ static const LedgerKind ledger_kinds[] = {
 	{"invoice_payment", 1, false, true},
 	{"grant", 1, false, false},
 	{"expiry", -1, false, false},
+	{"credit_note", 1, false, true},
 };
 
 static const LedgerKind *

@@ -513,6 +513,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		request_id = request_replay(account_id, key, model, params, (Datum) 0, scope);
 	if (request_id == 0)
 	{
+		account_require_not_overdue(&acct);
 		pricing_route(model, NULL, GetCurrentTransactionStartTimestamp(), true, &route);
 		check_currency(&acct, &route);
 		estimate = pricing_cost(route.components, DatumGetJsonbP(params), NULL, route.media, NULL);
@@ -576,6 +577,7 @@ billing_charge(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
 
+	account_require_not_overdue(&acct);
 	pricing_route(model, jsonb_get_text(routing, "provider"),
 				  GetCurrentTransactionStartTimestamp(), true, &route);
 	check_currency(&acct, &route);
