@@ -34,12 +34,13 @@ DATA_built = billing--$(EXTVERSION).sql $(UPGRADES)
 
 REGRESS = setup money pricing accounts charges requests validation topup invoices security \
           settings settlement postpaid_switch credits refunds postpaid_refunds events \
-          threshold verify limits alerts reports distribution direct cancel backup
+          threshold verify limits alerts reports distribution direct cancel backup \
+          collections collections_cancel
 REGRESS_OPTS =
 # Tests that need timers (statement_timeout, lock_timeout), which a server
 # under libfaketime does not fire; none depends on the date. FAKETIME=1
 # (test/run.sh's runs with the clock ahead) leaves them out.
-REGRESS_TIMERS = cancel
+REGRESS_TIMERS = cancel collections_cancel
 ifdef FAKETIME
 REGRESS := $(filter-out $(REGRESS_TIMERS),$(REGRESS))
 endif

@@ -81,11 +81,11 @@ DECLARE
 BEGIN
     SELECT billing._grace_days(a) INTO grace FROM billing.accounts a
      WHERE a.account_id = _overdue_invoice.account_id;
-    SELECT i, billing._overdue_start(i.due_date, grace, tz) INTO invoice, since
-      FROM billing.invoices i
+    SELECT * INTO invoice FROM billing.invoices i
      WHERE i.account_id = _overdue_invoice.account_id AND i.status = 'open'
        AND billing._overdue_start(i.due_date, grace, tz) <= pg_catalog.now()
      ORDER BY i.due_date, i.invoice_number LIMIT 1;
+    since := billing._overdue_start(invoice.due_date, grace, tz);
 END $$;
 
 -- The errdetail of "payment overdue" (accounts.c): the oldest overdue invoice.
