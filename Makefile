@@ -48,7 +48,7 @@ ISOLATION = charge_race idempotency_race complete_cancel_race double_complete ho
             threshold_race topup_race topup_cross close_period_race disable_in_flight \
             expire_credits_race expire_credits_twice refund_race refund_close_race \
             events_order budget_race limit_race limit_hold alert_race limit_set_race \
-            restore_clock_race
+            restore_clock_race void_close_race credit_note_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 # The TAP tests run last in make installcheck, through PGXS's prove_installcheck.
 # PostgreSQL::Test::Cluster starts servers of its own, so they need a user that
