@@ -714,7 +714,6 @@ BEGIN
      WHERE a.overdue_since IS NOT NULL AND (only_account IS NULL OR a.account_id = only_account)
        AND NOT EXISTS (SELECT FROM billing.invoices i
                         WHERE i.account_id = a.account_id AND i.status = 'open'
-                          AND i.issued_at <= a.overdue_since
                           AND i.due_date < (a.overdue_since AT TIME ZONE billing._setting('billing.timezone'))::date)
     UNION ALL
     -- a credited correction: a postpaid entry posted before the end of the
