@@ -42,7 +42,9 @@ my %reads = (
 	'catalog' => "SELECT * FROM billing.catalog ORDER BY 1, 2",
 	'verify' => "SELECT count(*) FROM billing.verify()",
 	'events_after' => "SELECT event_id, type, payload FROM billing.events_after(NULL, 1000)",
-	'suggest_credit_limit' => "SELECT billing.suggest_credit_limit($post)");
+	'suggest_credit_limit' => "SELECT billing.suggest_credit_limit($post)",
+	'list_invoices' => "SELECT * FROM billing.list_invoices($post)",
+	'invoice_document' => "SELECT billing.invoice_document(i.invoice_id) FROM billing.invoices i WHERE i.account_id = $post");
 for my $name (sort keys %reads)
 {
 	my $on_primary = $primary->safe_psql('postgres', $reads{$name});
@@ -73,7 +75,12 @@ my @writes = (
 	"billing.set_price('fill-img', '[{\"type\":\"output\",\"metric\":\"image\",\"unit_price_micros\":1}]')",
 	"billing.close_period('2025-04-01')",
 	"billing.expire_requests('1 second')",
-	"billing.rollup_usage()");
+	"billing.rollup_usage()",
+	"billing.void_invoice((SELECT max(invoice_id) FROM billing.invoices), 'standby')",
+	"billing.issue_credit_note((SELECT max(invoice_id) FROM billing.invoices), 10000, 'standby')",
+	"billing.set_overdue_policy($post, 0)",
+	"billing.mark_overdue()",
+	"billing.set_billing_details($post, '{\"legal_name\":\"Standby Ltd\"}')");
 my $script = "\\set VERBOSITY verbose\n" . join('', map { "SELECT $_;\nSELECT 'next ran';\n" } @writes);
 my ($out, $err);
 $standby->psql('postgres', $script, stdout => \$out, stderr => \$err, on_error_stop => 0);
