@@ -281,6 +281,9 @@ SELECT 1 AS goes_on;
 -- their details and policy are not set.
 UPDATE billing.accounts SET active = false WHERE account_id = :cy;
 SELECT count(*) AS listed FROM billing.list_invoices(:cy);
+SELECT invoice_id AS cy_inv FROM billing.invoices WHERE account_id = :cy \gset
+SELECT billing.issue_credit_note(:cy_inv, 10000, 'credited while disabled') ->> 'amount_due_micros' AS due;
+SELECT billing.invoice_document(:cy_inv) ->> 'amount_due_micros' AS rendered;
 SELECT regexp_replace(regress.try(format('SELECT billing.set_overdue_policy(%s, 1)', :cy)), 'account \d+', 'account N'),
        regexp_replace(regress.try(format('SELECT billing.set_billing_details(%s, NULL)', :cy)), 'account \d+', 'account N');
 UPDATE billing.accounts SET active = true WHERE account_id = :cy;

@@ -202,6 +202,21 @@ BEGIN
        AND a.billing_details IS DISTINCT FROM details;
 END $$;
 
+-- An invoice's row, locked (NULLs: no such invoice). Its account first,
+-- so that the lock is taken by a query of that account's rows (on Citus a
+-- query of one shard: a lock across shards is refused).
+CREATE OR REPLACE FUNCTION billing._invoice_locked(invoice_id bigint) RETURNS billing.invoices
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    acct bigint;
+    inv billing.invoices;
+BEGIN
+    SELECT i.account_id INTO acct FROM billing.invoices i WHERE i.invoice_id = _invoice_locked.invoice_id;
+    SELECT * INTO inv FROM billing.invoices i
+     WHERE i.account_id = acct AND i.invoice_id = _invoice_locked.invoice_id FOR UPDATE;
+    RETURN inv;
+END $$;
+
 -- The payload of invoice_voided: invoice_issued's and the void.
 CREATE OR REPLACE FUNCTION billing._void_event(inv billing.invoices) RETURNS jsonb
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -229,8 +244,8 @@ BEGIN
     -- month whose void is under way. Then the invoice's row, which payments
     -- and notes lock (they take billing.invoices first too).
     LOCK TABLE billing.invoices IN SHARE ROW EXCLUSIVE MODE;
-    SELECT * INTO inv FROM billing.invoices i WHERE i.invoice_id = void_invoice.invoice_id FOR UPDATE;
-    IF NOT FOUND THEN
+    inv := billing._invoice_locked(invoice_id);
+    IF inv.invoice_id IS NULL THEN
         RAISE EXCEPTION 'invoice % does not exist', invoice_id USING ERRCODE = 'PB404';
     END IF;
     IF idempotency_key IS NOT NULL THEN
@@ -321,8 +336,8 @@ BEGIN
     -- lock it; then the invoice's row, so that notes of one invoice come
     -- one at a time and never take off more than its total
     LOCK TABLE billing.invoices IN ROW EXCLUSIVE MODE;
-    SELECT * INTO inv FROM billing.invoices i WHERE i.invoice_id = issue_credit_note.invoice_id FOR UPDATE;
-    IF NOT FOUND THEN
+    inv := billing._invoice_locked(invoice_id);
+    IF inv.invoice_id IS NULL THEN
         RAISE EXCEPTION 'invoice % does not exist', invoice_id USING ERRCODE = 'PB404';
     END IF;
     IF idempotency_key IS NOT NULL THEN
