@@ -6,7 +6,7 @@ MODULE_big  = billing
 OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o src/settings.o \
        src/pricing/pricing.o src/pricing/pricingparams.o src/pricing/pricingcomponents.o \
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
-       src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/corrections.o \
+       src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/gates.o src/ledger/corrections.o \
        src/ledger/limits.o src/ledger/alerts.o \
        src/requests/requests.o src/requests/trigger.o \
        src/topup/topup.o src/invoice/invoice.o src/invoice/details.o
@@ -61,7 +61,7 @@ PROVE_TESTS = test/t/*.pl
 PG_CPPFLAGS = -Isrc -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 # billing.so exports only the billing_ names PostgreSQL calls (src/exports.map).
 SHLIB_LINK = -Wl,--version-script=src/exports.map
-EXTRA_CLEAN = billing.control test/stress test/fuzz bench/driver examples/payment_worker/payment_worker \
+EXTRA_CLEAN = billing.control test/stress test/fuzz bench/cost examples/payment_worker/payment_worker \
               test/isolation/output_iso
 
 PG_CONFIG ?= pg_config
@@ -84,26 +84,26 @@ billing.control: billing.control.in Makefile
 	sed 's/@EXTVERSION@/$(EXTVERSION)/' $< > $@
 
 # libpq programs (make programs; a plain make builds the extension only):
-# stress test, fuzzer, benchmark driver, example payment worker.
+# stress test, fuzzer, the benchmark's cost probe, example payment worker.
 LIBPQ_CFLAGS = -O2 -Wall -Wextra $(COPT) -I$(shell $(PG_CONFIG) --includedir)
 LIBPQ_LIBS = -L$(shell $(PG_CONFIG) --libdir) -lpq
 test/stress: test/stress.c test/pqtool.h
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS) -lpthread
 test/fuzz: test/fuzz.c test/pqtool.h
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS)
-bench/driver: bench/driver.c test/pqtool.h
-	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS) -lpthread
+bench/cost: bench/cost.c test/pqtool.h
+	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS)
 examples/payment_worker/payment_worker: examples/payment_worker/payment_worker.c
 	$(CC) $(LIBPQ_CFLAGS) -o $@ $< $(LIBPQ_LIBS)
 
-PROGRAMS = test/stress test/fuzz bench/driver examples/payment_worker/payment_worker
+PROGRAMS = test/stress test/fuzz bench/cost examples/payment_worker/payment_worker
 programs: $(PROGRAMS)
 .PHONY: programs bench bench-majors
 
-bench: bench/driver
+bench: bench/cost
 	bash bench/run.sh
 # make bench on 15 here and on 17 and 18 in their chroots (bench/majors.sh)
-bench-majors: bench/driver
+bench-majors: bench/cost
 	PG_CONFIG=$(PG_CONFIG) bash bench/majors.sh
 
 # billing on a Citus cluster of three local nodes (test/citus.sh); needs

@@ -22,11 +22,11 @@ for major in ${BENCH_MAJORS:-15 17 18}; do
 	else
 		dir=$WORK/pg$major
 		mkdir -p "$dir"; tree_copy "$ROOT" "$dir/src"
-		# billing and the driver built inside, into a copy of the chroot's major
+		# billing and bench/cost built inside, into a copy of the chroot's major
 		bash test/pgchroot.sh run "$major" "$dir" env $settings bash -c "
 			set -e; cd /billing/src; . test/cluster.sh
 			pgc=\$(pg_private_copy /usr/lib/postgresql/$major/bin/pg_config /billing/pg)
-			make -s PG_CONFIG=\$pgc with_llvm=no all install bench/driver >/billing/build.log 2>&1
+			make -s PG_CONFIG=\$pgc with_llvm=no all install bench/cost >/billing/build.log 2>&1
 			make -s bench PG_CONFIG=\$pgc" >"$log" 2>&1
 	fi
 	echo "== PostgreSQL $major"

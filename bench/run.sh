@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # billing benchmark (`make bench`). Installs nothing: the extension must be
 # installed for $PG_CONFIG. Starts a throwaway cluster with default durable
-# settings (fsync on, synchronous_commit on) and measures, with CLIENTS
-# concurrent clients, RUNS runs of SECONDS each (medians reported):
+# settings (fsync on, synchronous_commit on) and measures with pgbench
+# (-M prepared, CLIENTS clients, 2 threads; the scripts are bench/pgbench/*.sql),
+# RUNS runs of SECONDS each (medians reported):
 #   (1) billing.charge() on ONE account with a large balance
 #   (1a) the same, where the account has a monthly spend limit and the
 #       request's scope (API key) a daily one, both far from reached
@@ -10,10 +11,13 @@
 #   (2) the floor: one plain SQL statement (conditional debit + request row +
 #       ledger row) on accounts spread over 10,000 rows
 #   (3) the same plain statement on ONE account (the row-lock design)
-#   (4) p50/p99 latency of (1), and (1) again after LEDGER_ROWS ledger entries
+#   (1v) the video path on one account: begin_request, then complete_request
+#       (two transactions; pairs/s)
+#   (4) p50/p99 latency of (1) (pgbench's per-transaction log), and (1)
+#       again after LEDGER_ROWS ledger entries
 #   (6) one client with synchronous_commit = off, CALLS calls per run: the
 #       CPU time of the backend and the WAL per call of (1), (1a), (1b) and
-#       (2) (bench/driver's CALLS mode)
+#       (2) (bench/cost: reading the backend's CPU time needs its pid)
 #   (5) after (4): billing.usage() of one account that settled REPORT_REQUESTS
 #       requests in 30 days, by day and model, and the statement page of its
 #       latest 100 entries (one client, median latency of RUNS runs)
@@ -42,7 +46,9 @@ if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/billing.control" ]; then
 	echo "bench: the billing extension is not installed for $PG_CONFIG (make install first)" >&2
 	exit 1
 fi
-[ -x bench/driver ] || make -s bench/driver PG_CONFIG="$PG_CONFIG"
+[ -x bench/cost ] || make -s bench/cost PG_CONFIG="$PG_CONFIG"
+command -v pgbench >/dev/null || { echo "bench: pgbench is not in $("$PG_CONFIG" --bindir)" >&2; exit 1; }
+ROOT=$PWD
 
 . test/cluster.sh
 extra=()
@@ -61,6 +67,10 @@ SELECT billing.set_model('bench-img', 'image', 'bench', 'Bench Images');
 SELECT billing.set_price('bench-img',
     '[{"type":"output","metric":"image","unit_price_micros":40000,"unit_size":1}]',
     NULL, pg_catalog.now() - interval '1 day');
+SELECT billing.set_model('bench-vid', 'video', 'bench', 'Bench Video');
+SELECT billing.set_price('bench-vid',
+    '[{"type":"output","metric":"second","unit_price_micros":50000}]',
+    NULL, pg_catalog.now() - interval '1 day');
 SELECT billing.create_account('bench-busy');
 EOF
 )
@@ -72,6 +82,8 @@ LIMITED=$(sql -c "SELECT billing.create_account('bench-limited')")
 sql -c "SELECT billing.add_funds($LIMITED, 10000000000000, 'bench-initial')" \
 	-c "SELECT billing.set_spend_limit($LIMITED, 1000000000000000, 'month')" \
 	-c "SELECT billing.set_spend_limit($LIMITED, 1000000000000000, 'day', 'bench-key')" >/dev/null
+VIDEO=$(sql -c "SELECT billing.create_account('bench-video')")
+sql -c "SELECT billing.add_funds($VIDEO, 10000000000000, 'bench-initial')" >/dev/null
 GRANTED=$(sql -c "SELECT billing.create_account('bench-granted')")
 sql -c "SELECT billing.grant_credits($GRANTED, 100000000000, now() + (30 + g) * interval '1 day',
                                      CASE WHEN g % 2 = 0 THEN 'promotional' ELSE 'paid' END)
@@ -107,48 +119,60 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; 
 
 LOG=$DIR/bench.log
 : >"$LOG"
-# run TAG MODE ARG SECONDS: one driver run, its line kept in the log
+mkdir -p "$DIR/pgbench"
+# run TAG SCRIPT SECONDS [NAME=VALUE...]: one pgbench run of
+# bench/pgbench/SCRIPT.sql with those variables; its line (tps, and p50/p99
+# of the transactions' latencies from pgbench's log) kept in the log
 run() {
-	local out
-	out=$(bench/driver "$2" "$CLIENTS" "$4" "$3") || { echo "bench: driver failed: $out" >&2; exit 1; }
-	echo "$1 $out" >>"$LOG"
-	echo "  $1 $out"
+	local tag=$1 script=$2 secs=$3 out tps lat v vars=()
+	shift 3
+	for v in "$@"; do vars+=(-D "$v"); done
+	rm -f "$DIR"/pgbench/pgbench_log.*
+	out=$(cd "$DIR/pgbench" && pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$secs" -l "${vars[@]}" \
+		-f "$ROOT/bench/pgbench/$script.sql" 2>&1) || { echo "bench: pgbench failed: $out" >&2; exit 1; }
+	tps=$(sed -n 's/^tps = \([0-9]*\.[0-9]\).*/\1/p' <<<"$out")
+	# the log's third column is the transaction's latency in microseconds
+	lat=$(cat "$DIR"/pgbench/pgbench_log.* | awk '{print $3}' | sort -n |
+		awk '{v[NR] = $1} END {printf "p50_ms=%.3f p99_ms=%.3f", v[int(NR * 0.5 + 0.5)] / 1000, v[int(NR * 0.99 + 0.5)] / 1000}')
+	echo "$tag script=$script clients=$CLIENTS tps=$tps $lat" >>"$LOG"
+	echo "  $tag script=$script clients=$CLIENTS tps=$tps $lat"
 }
 
-echo "billing bench: $CLIENTS clients, $RUNS runs x ${SECONDS_PER_RUN} s, fsync=on synchronous_commit=on, $(nproc) CPUs"
+echo "billing bench: pgbench -M prepared, $CLIENTS clients, $RUNS runs x ${SECONDS_PER_RUN} s, fsync=on synchronous_commit=on, $(nproc) CPUs"
 echo "warm-up"
-run warm charge "$ACCOUNT" 2
-run warm charge-scoped "$LIMITED" 2
-run warm charge "$GRANTED" 2
-run warm plain-spread "$PLAIN_ACCOUNTS" 2
-run warm plain-one 1 2
+run warm charge 2 acct="$ACCOUNT"
+run warm charge_scoped 2 acct="$LIMITED"
+run warm charge 2 acct="$GRANTED"
+run warm video 2 acct="$VIDEO"
+run warm floor 2 accounts="$PLAIN_ACCOUNTS"
 # The designs alternate, so that checkpoints and drift hit each alike.
 for i in $(seq "$RUNS"); do
 	echo "run $i"
-	run charge charge "$ACCOUNT" "$SECONDS_PER_RUN"
-	run limits charge-scoped "$LIMITED" "$SECONDS_PER_RUN"
-	run grants charge "$GRANTED" "$SECONDS_PER_RUN"
-	run spread plain-spread "$PLAIN_ACCOUNTS" "$SECONDS_PER_RUN"
-	run one plain-one 1 "$SECONDS_PER_RUN"
+	run charge charge "$SECONDS_PER_RUN" acct="$ACCOUNT"
+	run limits charge_scoped "$SECONDS_PER_RUN" acct="$LIMITED"
+	run grants charge "$SECONDS_PER_RUN" acct="$GRANTED"
+	run video video "$SECONDS_PER_RUN" acct="$VIDEO"
+	run spread floor "$SECONDS_PER_RUN" accounts="$PLAIN_ACCOUNTS"
+	run one floor "$SECONDS_PER_RUN" accounts=1
 done
 # (6) one client, commits not waited for: what a call costs the server.
-# cost TAG MODE ARG: one driver run of CALLS calls, its line kept in the log
+# cost TAG MODE ARG: CALLS calls of bench/cost, its line kept in the log
 cost() {
 	local out
-	out=$(PGOPTIONS="-c synchronous_commit=off" bench/driver "$2" 1 0 "$3" "$CALLS") ||
-		{ echo "bench: driver failed: $out" >&2; exit 1; }
+	out=$(PGOPTIONS="-c synchronous_commit=off" bench/cost "$2" "$3" "$CALLS") ||
+		{ echo "bench: bench/cost failed: $out" >&2; exit 1; }
 	echo "$1 $out" >>"$LOG"
 	echo "  $1 $out"
 }
 echo "one client, synchronous_commit=off, $CALLS calls per run"
 cost warm charge "$ACCOUNT"
-cost warm plain-spread "$PLAIN_ACCOUNTS"
+cost warm floor "$PLAIN_ACCOUNTS"
 for i in $(seq "$RUNS"); do
 	echo "run $i, one client"
 	cost cost-charge charge "$ACCOUNT"
 	cost cost-limits charge-scoped "$LIMITED"
 	cost cost-grants charge "$GRANTED"
-	cost cost-spread plain-spread "$PLAIN_ACCOUNTS"
+	cost cost-spread floor "$PLAIN_ACCOUNTS"
 done
 VALIDATION=$(sql -c "SELECT billing.balance($ACCOUNT)->>'validation'")
 LIMITS=$(sql -c "SELECT string_agg(l->>'period' || ' ' || (l->>'spent_micros') || '/' || (l->>'limit_micros'), ', ')
@@ -184,11 +208,11 @@ echo "  loaded in $(($(date +%s) - load_start)) s; ledger has $(sql -c 'SELECT c
 
 # The floor runs again in between as a control: the machine may be busier
 # now than before, and the ratio to the floor shows it.
-run warm10m charge "$ACCOUNT" 2
+run warm10m charge 2 acct="$ACCOUNT"
 for i in $(seq "$RUNS"); do
 	echo "run $i after the load"
-	run charge10m charge "$ACCOUNT" "$SECONDS_PER_RUN"
-	run spread10m plain-spread "$PLAIN_ACCOUNTS" "$SECONDS_PER_RUN"
+	run charge10m charge "$SECONDS_PER_RUN" acct="$ACCOUNT"
+	run spread10m floor "$SECONDS_PER_RUN" accounts="$PLAIN_ACCOUNTS"
 done
 
 # (5) Reports: one account that settled REPORT_REQUESTS requests of four
@@ -231,8 +255,8 @@ saved_clients=$CLIENTS
 CLIENTS=1
 for i in $(seq "$RUNS"); do
 	echo "run $i of the reports"
-	run report report "$REPORT_ACCOUNT" "$SECONDS_PER_RUN"
-	run statement statement "$REPORT_ACCOUNT" "$SECONDS_PER_RUN"
+	run report report "$SECONDS_PER_RUN" acct="$REPORT_ACCOUNT"
+	run statement statement "$SECONDS_PER_RUN" acct="$REPORT_ACCOUNT"
 done
 CLIENTS=$saved_clients
 
@@ -247,9 +271,9 @@ VERIFY_SECONDS=$(($(date +%s) - verify_start))
 BAL=$(sql -c "SELECT billing.balance($ACCOUNT)")
 
 med() { grep "^$1 " "$LOG" | field "$2" | median; }
-c=$(med charge tps); cl=$(med limits tps); cg=$(med grants tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
+c=$(med charge tps); cl=$(med limits tps); cg=$(med grants tps); v=$(med video tps); s=$(med spread tps); o=$(med one tps); c10=$(med charge10m tps); s10=$(med spread10m tps)
 echo
-echo "results (medians of $RUNS runs, $CLIENTS clients, charges/s):"
+echo "results (medians of $RUNS runs, pgbench, $CLIENTS clients, transactions/s):"
 echo "  (1) billing.charge, one account:        $c"
 echo "  (2) plain statement, 10,000 accounts:   $s"
 echo "  (3) plain statement, one account:       $o"
@@ -258,6 +282,7 @@ echo "  latency p50/p99: (1) $(med charge p50_ms)/$(med charge p99_ms) ms, (2) $
 	"p99 (1)/(2) = $(ratio "$(med charge p99_ms)" "$(med spread p99_ms)")   (target <= 1.2)"
 echo "  (1a) with a monthly and a key's daily limit: $cl, (1a)/(2) = $(ratio "$cl" "$s"), (1a)/(1) = $(ratio "$cl" "$c")"
 echo "  (1b) with 100 live credit grants:            $cg, (1b)/(2) = $(ratio "$cg" "$s"), (1b)/(1) = $(ratio "$cg" "$c")"
+echo "  (1v) video, begin_request + complete_request: $v pairs/s, pairs per charge = $(ratio "$v" "$c") (goal >= 0.45)"
 echo "  (1)/(3) = $(ratio "$c" "$o")"
 echo "  (4) billing.charge latency p50 $(med charge p50_ms) ms, p99 $(med charge p99_ms) ms"
 echo "      after $LEDGER_ROWS ledger entries: $c10 charges/s, p50 $(med charge10m p50_ms) ms, p99 $(med charge10m p99_ms) ms"

@@ -26,6 +26,26 @@ SELECT p.oid::regprocedure::text AS only_admin_may_execute
    AND NOT has_function_privilege('billing_app', p.oid, 'EXECUTE')
  ORDER BY 1;
 
+-- docs/security.md's table is the one list of the tiers: it and the grants
+-- must name the same functions with the same tier (no rows: they agree)
+\set tiers_doc `cat docs/security.md`
+WITH documented AS (
+    SELECT replace(m[1], ' ', '') AS fn, m[2] AS tier
+      FROM regexp_matches(:'tiers_doc', E'\\n\\| `([a-z_]+\\([^`]*\\))` \\| (app|admin) \\|', 'g') m
+), granted AS (
+    SELECT replace(replace(substr(p.oid::regprocedure::text, length('billing.') + 1),
+                           'timestamp with time zone', 'timestamptz'), ' ', '') AS fn,
+           CASE WHEN has_function_privilege('billing_app', p.oid, 'EXECUTE') THEN 'app' ELSE 'admin' END AS tier
+      FROM pg_proc p
+     WHERE p.pronamespace = 'billing'::regnamespace
+       AND has_function_privilege('billing_admin', p.oid, 'EXECUTE')
+)
+SELECT fn AS tier_differs_from_docs, d.tier AS documented, g.tier AS granted
+  FROM documented d FULL JOIN granted g USING (fn)
+ WHERE d.tier IS DISTINCT FROM g.tier
+ ORDER BY 1;
+SELECT count(*) > 30 AS docs_table_read FROM regexp_matches(:'tiers_doc', E'\\n\\| `[a-z_]+\\(', 'g');
+
 -- nothing at all for PUBLIC: schema, functions (EXECUTE is PUBLIC's by
 -- default), tables, views, sequences
 SELECT n.nspname, a.privilege_type

@@ -1,5 +1,5 @@
 /*
- * What the libpq programs (test/stress.c, test/fuzz.c, bench/driver.c)
+ * What the libpq programs (test/stress.c, test/fuzz.c, bench/cost.c)
  * share: a clock, deterministic randomness and setup statements that must
  * succeed. Included by each program, which is one file.
  */

@@ -239,8 +239,7 @@ BEGIN
         -- from every grant; the others are share-locked to commit, so that
         -- none of them settles until this run ends.
         PERFORM billing._adjust_available(acct, 0);
-        SELECT (SELECT COALESCE(pg_catalog.sum(r.hold_micros), 0) FROM billing.requests r
-                 WHERE r.account_id = acct AND r.status IN ('queued', 'in_progress'))
+        SELECT billing._holds(acct)
              - (SELECT COALESCE(pg_catalog.sum(x.hold_micros), 0)
                   FROM (SELECT r.hold_micros FROM billing.requests r
                          WHERE r.account_id = acct AND r.status IN ('queued', 'in_progress')

@@ -20,6 +20,20 @@ AS 'MODULE_PATHNAME', 'billing_balance';
 -- query inside goes to the account's shard (a query of the tables that
 -- called a function of billing's would run on the shard, where that
 -- function could not query further).
+-- Internal: the one definition of what is held: the holds of the account's
+-- unfinished requests, of those a limit of scope applies to (NULL: all),
+-- but for request except_request. PL/pgSQL, not SQL: Citus plans no SQL
+-- function's parameters.
+CREATE OR REPLACE FUNCTION billing._holds(account_id bigint, scope text DEFAULT NULL,
+                                          except_request bigint DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN (SELECT COALESCE(pg_catalog.sum(r.hold_micros), 0)::bigint FROM billing.requests r
+             WHERE r.account_id = _holds.account_id AND r.status IN ('queued', 'in_progress')
+               AND (_holds.scope IS NULL OR r.scope = _holds.scope)
+               AND r.request_id IS DISTINCT FROM except_request);
+END $$;
+
 CREATE OR REPLACE FUNCTION billing._available_position(account_id bigint, OUT available_micros bigint,
                                                        OUT held_micros bigint)
 LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
@@ -27,8 +41,7 @@ LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     SELECT (SELECT COALESCE(pg_catalog.sum(s.available_micros), 0)::bigint
               FROM billing.account_slices s WHERE s.account_id = _available_position.account_id),
-           (SELECT COALESCE(pg_catalog.sum(r.hold_micros), 0)::bigint FROM billing.requests r
-             WHERE r.account_id = _available_position.account_id AND r.status IN ('queued', 'in_progress'))
+           billing._holds(_available_position.account_id)
       INTO available_micros, held_micros;
 END $$;
 

@@ -268,7 +268,7 @@ limit_lock(int64 account_id, const SpendLimit *l, int64 except_request, Timestam
 
 	/* the period ended: a new one starts with the holds still in flight */
 	plan_run(&refill_plan,
-			 "SELECT p.starts_at, p.ends_at, billing._limit_holds($3, $4, $5)"
+			 "SELECT p.starts_at, p.ends_at, billing._holds($3, $4, $5)"
 			 "  FROM billing._limit_period($1, $2) p",
 			 false, 0,
 			 PLAN_ARGS(ARG_TEXT(l->period), ARG_TSTZ(now), ARG_INT8(account_id), ARG_TEXT(l->scope),
@@ -281,35 +281,23 @@ limit_lock(int64 account_id, const SpendLimit *l, int64 except_request, Timestam
 }
 
 /*
- * With every slice locked: lays rest out again in the state's period. Half
- * of what is left is fast budget, spread over as many slices as hold one
- * request of the size that came (all of them for 0): each exact pass halves
- * the room, so a limit far from reached rarely sees one.
+ * With every slice locked: lays rest out again in the state's period
+ * (slices_layout). Half of what is left is fast budget: each exact pass
+ * halves the room, so a limit far from reached rarely sees one.
  */
 static void
 limit_lay_out(int64 account_id, const SpendLimit *l, const SpendState *st, int64 rest, int64 request)
 {
 	static SPIPlanPtr plan;
-	int64		budget = rest > 0 ? rest / 2 : 0;
-	int64		budgeted = 0;
-	int64		each = 0;
+	SliceLayout layout = slices_layout(rest, rest > 0 ? rest / 2 : 0, st->nslices, request);
 
-	if (budget > 0)
-	{
-		budgeted = st->nslices;
-		if (request > 0 && budget / request < budgeted)
-			budgeted = Max(budget / request, 1);
-		each = budget / budgeted;
-	}
 	plan_run(&plan,
-			 "UPDATE billing.limit_slices"
-			 "   SET available_micros = CASE WHEN slice = 0 THEN $3 WHEN slice < $5 THEN $4 ELSE 0 END,"
-			 "       fast_micros = CASE WHEN slice < $5 THEN $4 ELSE 0 END,"
+			 "UPDATE billing.limit_slices SET" SLICES_LAYOUT_SET ","
 			 "       period_start = $6, period_end = $7"
-			 " WHERE account_id = $1 AND limit_id = $2",
+			 " WHERE account_id = $1 AND limit_id = $5",
 			 false, 0,
-			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l->limit_id),
-					   ARG_INT8(rest - each * Max(budgeted - 1, 0)), ARG_INT8(each), ARG_INT8(budgeted),
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(layout.home), ARG_INT8(layout.each),
+					   ARG_INT8(layout.budgeted), ARG_INT8(l->limit_id),
 					   ARG_TSTZ(st->start), ARG_TSTZ(st->end)));
 }
 
@@ -345,7 +333,7 @@ limit_left(int64 account_id, const SpendLimit *l, int64 except_request, Timestam
 
 	plan_run(&plan,
 			 "SELECT CASE WHEN s.period_end > pg_catalog.clock_timestamp() THEN s.avail"
-			 "            ELSE x.limit_micros - billing._limit_holds($1, $3, $4) END,"
+			 "            ELSE x.limit_micros - billing._holds($1, $3, $4) END,"
 			 "       CASE WHEN s.period_end > pg_catalog.clock_timestamp() THEN s.period_end"
 			 "            ELSE (SELECT ends_at FROM billing._limit_period(x.period,"
 			 "                                  pg_catalog.clock_timestamp())) END"
@@ -558,7 +546,7 @@ billing_set_spend_limit(PG_FUNCTION_ARGS)
 				 "       SELECT $1, l.limit_id, g, 0, p.starts_at, p.ends_at"
 				 "         FROM l, p, pg_catalog.generate_series(0, $5 - 1) g)"
 				 " SELECT l.limit_id, p.starts_at, p.ends_at,"
-				 "        $4 - billing._limit_spent($1, $2, p.starts_at) - billing._limit_holds($1, $2, NULL)"
+				 "        $4 - billing._limit_spent($1, $2, p.starts_at) - billing._holds($1, $2, NULL)"
 				 "   FROM l, p",
 				 false, 0,
 				 PLAN_ARGS(ARG_INT8(account_id), ARG_TEXT(l.scope), ARG_TEXT(l.period),

@@ -25,18 +25,6 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
            LATERAL (SELECT (at AT TIME ZONE s.tz) - (at AT TIME ZONE 'UTC') AS off) o
 $$;
 
--- Holds of the unfinished requests that a limit of scope (NULL: the whole
--- account) applies to, but for request except_request.
-CREATE OR REPLACE FUNCTION billing._limit_holds(account_id bigint, scope text, except_request bigint)
-RETURNS bigint LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
-    RETURN (SELECT COALESCE(pg_catalog.sum(r.hold_micros), 0)::bigint FROM billing.requests r
-             WHERE r.account_id = _limit_holds.account_id AND r.status IN ('queued', 'in_progress')
-               AND (_limit_holds.scope IS NULL OR r.scope = _limit_holds.scope)
-               AND r.request_id IS DISTINCT FROM except_request);
-END $$;
-
 -- Usage charged since from_ts that a limit of scope applies to (refunds do
 -- not give it back): a new limit starts from it.
 CREATE OR REPLACE FUNCTION billing._limit_spent(account_id bigint, scope text, from_ts timestamptz)
@@ -81,7 +69,7 @@ BEGIN
     FOR l IN SELECT * FROM pg_catalog.jsonb_to_recordset(COALESCE(base, '[]'))
                         AS x(scope text, period text, limit_micros bigint, avail bigint, period_end timestamptz)
     LOOP
-        held := billing._limit_holds(_limits.account_id, l.scope, NULL);
+        held := billing._holds(_limits.account_id, l.scope, NULL);
         now_ts := pg_catalog.clock_timestamp();
         SELECT p.ends_at INTO ends FROM billing._limit_period(l.period, now_ts) p;
         limits := limits || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(

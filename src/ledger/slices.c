@@ -38,22 +38,14 @@
 #include "access/genam.h"
 #include "access/stratnum.h"
 #include "access/tableam.h"
-#include "access/genam.h"
-#include "access/stratnum.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "common/int.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lock.h"
-#include "utils/fmgroids.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/inval.h"
-#include "utils/resowner.h"
-#include "utils/snapmgr.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -96,116 +88,6 @@ int
 slices_home(void)
 {
 	return MyProcPid % billing_balance_slices;
-}
-
-/*
- * The advisory lock tag of a gate: an account's (GATE_ACCOUNT) or a spend
- * limit's (GATE_LIMIT, limits.c); field 4 keeps them apart from each other
- * and from pg_advisory_lock()'s keys (1 and 2).
- */
-static void
-gate_tag(LOCKTAG *tag, int64 key, uint16 kind)
-{
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) ((uint64) key >> 32),
-						 (uint32) key, kind);
-}
-
-/*
- * Takes the gate in mode, held to commit; false when dont_wait and busy.
- * Whoever held an account's gate before has sent its invalidations (they go
- * out before its locks are released): taking them in now refreshes the
- * account cache's has_limits and has_alerts (account_has_limits), which
- * set_spend_limit and set_balance_alerts change under the exclusive gate.
- * Cheap when nothing was sent.
- */
-static bool
-gate_take(int64 key, uint16 kind, LOCKMODE mode, bool dont_wait)
-{
-	LOCKTAG		tag;
-	LockAcquireResult res;
-
-	gate_tag(&tag, key, kind);
-	res = LockAcquire(&tag, mode, false, dont_wait);
-	if (res == LOCKACQUIRE_NOT_AVAIL)
-		return false;
-	if (res == LOCKACQUIRE_OK && kind == GATE_ACCOUNT)
-		AcceptInvalidationMessages();
-	return true;
-}
-
-void
-slices_gate_lock(int64 key, uint16 kind, LOCKMODE mode)
-{
-	gate_take(key, kind, mode, false);
-}
-
-static bool
-gate(int64 account_id, LOCKMODE mode, bool dont_wait)
-{
-	return gate_take(account_id, GATE_ACCOUNT, mode, dont_wait);
-}
-
-/* Gives back the share a failed fast path took (only that one acquisition). */
-static void
-gate_release_share(int64 key, uint16 kind)
-{
-	LOCKTAG		tag;
-
-	gate_tag(&tag, key, kind);
-	LockRelease(&tag, ShareLock, false);
-}
-
-/*
- * Runs one attempt in a subtransaction; keeps what it did only on success.
- * An error inside (a cancel or timeout while it waits for its slice, a
- * deadlock, a read-only transaction) rolls the subtransaction back before
- * it is re-thrown, as a PL/pgSQL exception block does: the caller's
- * statement then fails like any other, and its session goes on.
- */
-static bool
-attempt_in_subxact(bool (*attempt) (void *arg, bool wait_home), void *arg, bool wait_home)
-{
-	MemoryContext mcxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		taken = false;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(mcxt);
-	PG_TRY();
-	{
-		taken = attempt(arg, wait_home);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(mcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(mcxt);
-		CurrentResourceOwner = owner;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-	if (taken)
-		ReleaseCurrentSubTransaction();
-	else
-		RollbackAndReleaseCurrentSubTransaction();
-	MemoryContextSwitchTo(mcxt);
-	CurrentResourceOwner = owner;
-	return taken;
-}
-
-bool
-slices_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home), void *arg)
-{
-	if (!gate_take(key, kind, ShareLock, true))
-		return false;			/* an exact path runs or waits: queue behind it */
-	if (attempt_in_subxact(attempt, arg, false) || attempt_in_subxact(attempt, arg, true))
-		return true;
-	gate_release_share(key, kind);
-	return false;
 }
 
 /*
@@ -266,7 +148,7 @@ lock_all(int64 account_id, int *nslices)
 	Datum		v[1] = {Int64GetDatum(account_id)};
 	int64		total = 0;
 
-	gate(account_id, ExclusiveLock, false);
+	slices_gate_lock(account_id, GATE_ACCOUNT, ExclusiveLock);
 	plan_exec(&plan,
 			  "SELECT available_micros FROM billing.account_slices"
 			  " WHERE account_id = $1 ORDER BY slice FOR UPDATE",
@@ -307,9 +189,7 @@ holds_total(int64 account_id)
 {
 	static SPIPlanPtr plan;
 
-	plan_exec(&plan,
-			  "SELECT COALESCE(pg_catalog.sum(hold_micros), 0)::bigint FROM billing.requests"
-			  " WHERE account_id = $1 AND status IN ('queued', 'in_progress')",
+	plan_exec(&plan, "SELECT billing._holds($1)",
 			  1, types_acct_amount_slice, (Datum[]) {Int64GetDatum(account_id)}, NULL, false, 0);
 	return spi_int64(1);
 }
@@ -328,14 +208,27 @@ available_fast_budget(int64 available, int64 threshold, int64 holds)
 	return (available - threshold - reserve) / (1 + factor);
 }
 
+SliceLayout
+slices_layout(int64 rest, int64 budget, int nslices, int64 request)
+{
+	SliceLayout l = {rest, 0, 0};
+
+	if (budget > 0)
+	{
+		l.budgeted = nslices;
+		if (request > 0 && budget / request < l.budgeted)
+			l.budgeted = Max(budget / request, 1);
+		l.each = budget / l.budgeted;
+		l.home = rest - l.each * (l.budgeted - 1);
+	}
+	return l;
+}
+
 /*
- * With every slice locked (after lock_all): lays rest out again; debit
- * (<= 0) is what the caller took, about to become usage or a hold. The
- * budget goes to as many slices as hold one request of the size that came
- * (all of them for 0), so that concurrent requests like it take different
- * slices; everything else stays in slice 0, where a debt must be. The
- * threshold and holds are read here, under the gate, so that they count
- * every charge committed so far.
+ * With every slice locked (after lock_all): lays rest out again
+ * (slices_layout); debit (<= 0) is what the caller took, about to become
+ * usage or a hold. The threshold and holds are read here, under the gate, so
+ * that they count every charge committed so far.
  */
 static void
 lay_out(int64 account_id, int64 rest, int nslices, int64 request, int64 debit)
@@ -344,29 +237,15 @@ lay_out(int64 account_id, int64 rest, int nslices, int64 request, int64 debit)
 	int64		threshold = available_threshold(account_id);
 	int64		holds;
 	int64		budget = 0;
-	int64		budgeted = 0;
-	int64		each = 0;
-	Datum		v[4];
+	SliceLayout l;
 
 	if (rest > threshold && !pg_sub_s64_overflow(holds_total(account_id), debit, &holds))
 		budget = available_fast_budget(rest, threshold, holds);
-	if (budget > 0)
-	{
-		budgeted = nslices;
-		if (request > 0 && budget / request < budgeted)
-			budgeted = Max(budget / request, 1);
-		each = budget / budgeted;
-	}
-	v[0] = Int64GetDatum(account_id);
-	v[1] = Int64GetDatum(rest - each * Max(budgeted - 1, 0));
-	v[2] = Int64GetDatum(each);
-	v[3] = Int64GetDatum(budgeted);
-	plan_exec(&plan,
-			  "UPDATE billing.account_slices"
-			  "   SET available_micros = CASE WHEN slice = 0 THEN $2 WHEN slice < $4 THEN $3 ELSE 0 END,"
-			  "       fast_micros = CASE WHEN slice < $4 THEN $3 ELSE 0 END"
-			  " WHERE account_id = $1",
-			  4, (Oid[]) {INT8OID, INT8OID, INT8OID, INT8OID}, v, NULL, false, 0);
+	l = slices_layout(rest, budget, nslices, request);
+	plan_run(&plan,
+			 "UPDATE billing.account_slices SET" SLICES_LAYOUT_SET " WHERE account_id = $1",
+			 false, 0,
+			 PLAN_ARGS(ARG_INT8(account_id), ARG_INT8(l.home), ARG_INT8(l.each), ARG_INT8(l.budgeted)));
 }
 
 static void
@@ -577,7 +456,7 @@ take_direct(const SliceTable *st, int64 key, uint16 kind, const Datum *prefix, i
 	bool		taken;
 
 	Assert(amount > 0);
-	if (!gate_take(key, kind, ShareLock, true))
+	if (!slices_gate_try_share(key, kind))
 		return false;
 	/* what this transaction wrote so far, and every commit until now */
 	CommandCounterIncrement();
@@ -589,7 +468,7 @@ take_direct(const SliceTable *st, int64 key, uint16 kind, const Datum *prefix, i
 	ExecDropSingleTupleTableSlot(dt.locked);
 	UnregisterSnapshot(dt.snap);
 	if (!taken)
-		gate_release_share(key, kind);
+		slices_gate_release_share(key, kind);
 	return taken;
 }
 
@@ -641,7 +520,7 @@ adjust(int64 account_id, int64 delta)
 	 * Only an exact path creates a debt, and the share gate keeps it out
 	 * until this transaction ends.
 	 */
-	gate(account_id, ShareLock, false);
+	slices_gate_lock(account_id, GATE_ACCOUNT, ShareLock);
 	plan_exec(&pick_plan,
 			  "SELECT COALESCE("
 			  "       (SELECT slice FROM billing.account_slices"

@@ -127,19 +127,36 @@ extern int64 available_threshold(int64 account_id);
 #define GATE_ACCOUNT 0xB111
 #define GATE_LIMIT 0xB112
 extern void slices_gate_lock(int64 key, uint16 kind, LOCKMODE mode);
+/* the share mode without waiting: false when an exact path holds or waits */
+extern bool slices_gate_try_share(int64 key, uint16 kind);
+/* gives back the share a failed fast path took (only that one acquisition) */
+extern void slices_gate_release_share(int64 key, uint16 kind);
 
 /* The slice this backend tries first, so that backends spread over slices. */
 extern int	slices_home(void);
 
 /*
- * A fast-path take under gate key of kind: attempt(arg, false) takes from
- * any unlocked slice that covers it, attempt(arg, true) waits for the home
- * slice. Each runs in a subtransaction of its own under the share gate, so
- * that a failed one leaves no row lock behind (a waiter then holds no slice
- * anyone could wait for). True when one took; the gate is then held to
- * commit. False, with nothing kept, when an exact path holds the gate or
- * both failed: the caller goes exact.
+ * The one layout of a set of slices (an account's, or a spend limit's in
+ * limits.c) after an exact pass, with every slice locked: of rest, budget is
+ * fast budget, spread evenly over as many slices as hold one request of the
+ * size that came (all of them for 0), so that concurrent requests like it
+ * take different slices; slice 0, where a debt must be, keeps the rest.
+ * SLICES_LAYOUT_SET is the SET clause that writes it: $2 is slice 0's
+ * amount, $3 each other budgeted slice's, $4 how many are budgeted.
  */
+typedef struct SliceLayout
+{
+	int64		home;
+	int64		each;
+	int64		budgeted;
+} SliceLayout;
+
+extern SliceLayout slices_layout(int64 rest, int64 budget, int nslices, int64 request);
+
+#define SLICES_LAYOUT_SET \
+	" available_micros = CASE WHEN slice = 0 THEN $2 WHEN slice < $4 THEN $3 ELSE 0 END," \
+	" fast_micros = CASE WHEN slice < $4 THEN $3 ELSE 0 END"
+
 /*
  * slices_try_fast() of a take from a spend limit's slices without the
  * executor, while direct_open() holds: takes amount (> 0) from an unlocked
@@ -150,6 +167,15 @@ extern int	slices_home(void);
 extern bool slices_take_limit_direct(int64 account_id, int64 limit_id, int64 amount,
 									 TimestampTz now);
 
+/*
+ * A fast-path take under gate key of kind: attempt(arg, false) takes from
+ * any unlocked slice that covers it, attempt(arg, true) waits for the home
+ * slice. Each runs in a subtransaction of its own under the share gate, so
+ * that a failed one leaves no row lock behind (a waiter then holds no slice
+ * anyone could wait for). True when one took; the gate is then held to
+ * commit. False, with nothing kept, when an exact path holds the gate or
+ * both failed: the caller goes exact.
+ */
 extern bool slices_try_fast(int64 key, uint16 kind, bool (*attempt) (void *arg, bool wait_home),
 							void *arg);
 

@@ -57,8 +57,7 @@ WITH acct AS NOT MATERIALIZED (
            CASE WHEN a.billing_type = 'postpaid' THEN a.credit_limit_micros ELSE 0 END AS credit,
            (SELECT COALESCE(sum(l.amount_micros), 0) FROM billing.ledger l
              WHERE l.account_id = a.account_id) AS balance,
-           (SELECT COALESCE(sum(r.hold_micros), 0) FROM billing.requests r
-             WHERE r.account_id = a.account_id AND r.status IN ('queued', 'in_progress')) AS held,
+           billing._holds(a.account_id) AS held,
            (SELECT COALESCE(sum(s.available_micros), 0) FROM billing.account_slices s
              WHERE s.account_id = a.account_id) AS available,
            (SELECT count(*) FROM billing.account_slices s
