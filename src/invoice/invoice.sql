@@ -740,17 +740,15 @@ END $$;
 CREATE OR REPLACE FUNCTION billing._verify_invoice_numbers()
 RETURNS TABLE(account_id bigint, problem text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT NULL::bigint, pg_catalog.format('invoice numbers have gaps or repeats: %s invoices, highest number %s',
-                                           n.total, n.highest)
-      FROM (SELECT pg_catalog.count(*) AS total, COALESCE(pg_catalog.max(i.invoice_number), 0) AS highest,
+    SELECT NULL::bigint, pg_catalog.format('%s numbers have gaps or repeats: %s %s, highest number %s',
+                                           n.what, n.total, n.plural, n.highest)
+      FROM (SELECT 'invoice' AS what, 'invoices' AS plural, pg_catalog.count(*) AS total,
+                   COALESCE(pg_catalog.max(i.invoice_number), 0) AS highest,
                    pg_catalog.count(DISTINCT i.invoice_number) AS numbers
-              FROM billing.invoices i) n
-     WHERE n.total <> n.highest OR n.total <> n.numbers
-    UNION ALL
-    SELECT NULL::bigint, pg_catalog.format('credit note numbers have gaps or repeats: %s notes, highest number %s',
-                                           n.total, n.highest)
-      FROM (SELECT pg_catalog.count(*) AS total, COALESCE(pg_catalog.max(c.credit_note_number), 0) AS highest,
-                   pg_catalog.count(DISTINCT c.credit_note_number) AS numbers
+              FROM billing.invoices i
+            UNION ALL
+            SELECT 'credit note', 'notes', pg_catalog.count(*), COALESCE(pg_catalog.max(c.credit_note_number), 0),
+                   pg_catalog.count(DISTINCT c.credit_note_number)
               FROM billing.credit_notes c) n
      WHERE n.total <> n.highest OR n.total <> n.numbers
 $$;
