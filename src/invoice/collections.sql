@@ -62,10 +62,12 @@ LANGUAGE sql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN grace >= 0 THEN (due + grace + 1)::timestamp AT TIME ZONE tz END
 $$;
 
--- The account's days of grace: its policy, else billing.overdue_grace_days.
-CREATE OR REPLACE FUNCTION billing._grace_days(acct billing.accounts) RETURNS integer
+-- An account's days of grace: its policy (accounts.overdue_grace_days),
+-- else billing.overdue_grace_days. (Of the column, not the row: on Citus a
+-- query of the accounts passes a shard's row type, which no function takes.)
+CREATE OR REPLACE FUNCTION billing._grace_days(policy integer) RETURNS integer
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT COALESCE(acct.overdue_grace_days, billing._setting('billing.overdue_grace_days')::integer)
+    SELECT COALESCE(policy, billing._setting('billing.overdue_grace_days')::integer)
 $$;
 
 -- The account's oldest invoice that is overdue now (NULLs: none), with the
@@ -79,8 +81,9 @@ DECLARE
     grace integer;
     tz text := billing._setting('billing.timezone');
 BEGIN
-    SELECT billing._grace_days(a) INTO grace FROM billing.accounts a
+    SELECT a.overdue_grace_days INTO grace FROM billing.accounts a
      WHERE a.account_id = _overdue_invoice.account_id;
+    grace := billing._grace_days(grace);
     SELECT * INTO invoice FROM billing.invoices i
      WHERE i.account_id = _overdue_invoice.account_id AND i.status = 'open'
        AND billing._overdue_start(i.due_date, grace, tz) <= pg_catalog.now()
@@ -147,8 +150,9 @@ BEGIN
             OR EXISTS (SELECT FROM billing.invoices i WHERE i.account_id = a.account_id AND i.status = 'open')
          ORDER BY 1
     LOOP
-        SELECT a.overdue_since, billing._grace_days(a) INTO flagged, grace FROM billing.accounts a
+        SELECT a.overdue_since, a.overdue_grace_days INTO flagged, grace FROM billing.accounts a
          WHERE a.account_id = one FOR NO KEY UPDATE;
+        grace := billing._grace_days(grace);
         SELECT * INTO o FROM billing._overdue_invoice(one);
         IF flagged IS NULL AND o.since IS NOT NULL THEN
             UPDATE billing.accounts a SET overdue_since = o.since WHERE a.account_id = one;
@@ -233,6 +237,7 @@ DECLARE
     keyed billing.invoices;
     rounding bigint;
     notes bigint;
+    voided timestamptz;
 BEGIN
     IF invoice_id IS NULL THEN
         RAISE EXCEPTION 'invoice_id must not be null' USING ERRCODE = '22023';
@@ -281,8 +286,10 @@ BEGIN
      WHERE f.account_id = inv.account_id AND f.invoice_id = inv.invoice_id;
     UPDATE billing.adjustments d SET invoice_id = NULL
      WHERE d.account_id = inv.account_id AND d.invoice_id = inv.invoice_id;
+    -- the time in a variable: Citus evaluates no volatile function in a SET
+    voided := pg_catalog.clock_timestamp();
     UPDATE billing.invoices i
-       SET status = 'void', voided_at = pg_catalog.clock_timestamp(), void_reason = reason,
+       SET status = 'void', voided_at = voided, void_reason = reason,
            void_idempotency_key = idempotency_key
      WHERE i.account_id = inv.account_id AND i.invoice_id = inv.invoice_id
     RETURNING * INTO inv;

@@ -429,7 +429,8 @@ BEGIN
           FROM (SELECT COALESCE(r.model, '(none)') AS model,
                        pg_catalog.count(DISTINCT l.request_id) AS requests,
                        (-pg_catalog.sum(l.amount_micros))::bigint AS exact
-                  FROM billing.ledger l LEFT JOIN billing.requests r ON r.request_id = l.request_id
+                  FROM billing.ledger l LEFT JOIN billing.requests r
+                    ON r.account_id = l.account_id AND r.request_id = l.request_id
                  WHERE l.account_id = acct.account_id AND l.kind = 'usage' AND l.postpaid
                    AND l.created_at >= starts AND l.created_at < ends
                  GROUP BY 1) u;
@@ -548,6 +549,8 @@ CREATE OR REPLACE FUNCTION billing._verify_invoices(only_account bigint DEFAULT 
 RETURNS TABLE(account_id bigint, problem text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
+DECLARE
+    tz text := billing._setting('billing.timezone');
 BEGIN
     -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
     RETURN QUERY
@@ -585,7 +588,10 @@ BEGIN
                  WHERE n.account_id = i.account_id AND n.invoice_id = i.invoice_id) AS notes_micros,
                (SELECT COALESCE(pg_catalog.sum(n.amount_micros), 0)::bigint FROM billing.credit_notes n
                  WHERE n.account_id = i.account_id AND n.invoice_id = i.invoice_id
-                   AND n.created_at <= i.paid_at) AS prior_notes
+                   AND n.created_at <= i.paid_at) AS prior_notes,
+               (SELECT pg_catalog.count(*) FROM billing.invoices o
+                 WHERE o.account_id = i.account_id AND o.period_start = i.period_start
+                   AND o.status <> 'void') AS month_invoices
           FROM billing.invoices i
          WHERE only_account IS NULL OR i.account_id = only_account
     )
@@ -634,10 +640,7 @@ BEGIN
         (inv.status = 'void' AND inv.rounding <> 0,
          pg_catalog.format('void with adjustment entries netting to %s', inv.rounding)),
         (inv.status = 'void' AND inv.corrections_exact <> 0, 'void but credits corrections'),
-        (inv.status <> 'void' AND EXISTS (SELECT FROM billing.invoices o
-                                           WHERE o.account_id = inv.account_id AND o.period_start = inv.period_start
-                                             AND o.status <> 'void' AND o.invoice_id <> inv.invoice_id),
-         'a second invoice of its month that is not void')
+        (inv.status <> 'void' AND inv.month_invoices > 1, 'a second invoice of its month that is not void')
       ) AS p(failed, problem)
      WHERE p.failed
     UNION ALL
@@ -714,7 +717,7 @@ BEGIN
      WHERE a.overdue_since IS NOT NULL AND (only_account IS NULL OR a.account_id = only_account)
        AND NOT EXISTS (SELECT FROM billing.invoices i
                         WHERE i.account_id = a.account_id AND i.status = 'open'
-                          AND i.due_date < (a.overdue_since AT TIME ZONE billing._setting('billing.timezone'))::date)
+                          AND i.due_date < (a.overdue_since AT TIME ZONE tz)::date)
     UNION ALL
     -- a credited correction: a postpaid entry posted before the end of the
     -- period of an invoice of its own account
