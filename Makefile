@@ -9,14 +9,14 @@ OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.
        src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/gates.o src/ledger/corrections.o \
        src/ledger/limits.o src/ledger/alerts.o src/ledger/reversals.o \
        src/requests/requests.o src/requests/trigger.o \
-       src/topup/topup.o src/topup/cap.o src/invoice/invoice.o
+       src/topup/topup.o src/topup/cap.o src/invoice/invoice.o src/invoice/details.o
 
 # The install script is assembled from one SQL file per concern, in this
 # order: the tables (src/schema.sql, install only) and then the re-runnable
 # parts (CREATE OR REPLACE, guarded roles, grants).
 SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql src/pricing/books.sql \
               src/requests/requests.sql src/topup/topup.sql \
-              src/invoice/invoice.sql src/ledger/credits.sql src/ledger/limits.sql \
+              src/invoice/invoice.sql src/invoice/collections.sql src/ledger/credits.sql src/ledger/limits.sql \
               src/reports/reports.sql src/citus.sql src/ledger/reversals.sql \
               src/ledger/verify.sql src/security.sql src/backup.sql
 SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
@@ -37,12 +37,13 @@ REGRESS = setup money pricing accounts charges requests validation topup invoice
           threshold verify limits alerts reports distribution direct cancel backup \
           price_books price_books_cancel \
           provider_costs commitments \
-          topup_cap reversals
+          topup_cap reversals \
+          collections collections_cancel
 REGRESS_OPTS =
 # Tests that need timers (statement_timeout, lock_timeout), which a server
 # under libfaketime does not fire; none depends on the date. FAKETIME=1
 # (test/run.sh's runs with the clock ahead) leaves them out.
-REGRESS_TIMERS = cancel price_books_cancel
+REGRESS_TIMERS = cancel price_books_cancel collections_cancel
 ifdef FAKETIME
 REGRESS := $(filter-out $(REGRESS_TIMERS),$(REGRESS))
 endif
@@ -51,7 +52,8 @@ ISOLATION = charge_race idempotency_race complete_cancel_race double_complete ho
             expire_credits_race expire_credits_twice refund_race refund_close_race \
             events_order budget_race limit_race limit_hold alert_race limit_set_race \
             restore_clock_race book_in_flight provider_cost_race \
-            topup_cap_race reversal_race
+            topup_cap_race reversal_race \
+            restore_clock_race void_close_race credit_note_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 # The TAP tests run last in make installcheck, through PGXS's prove_installcheck.
 # PostgreSQL::Test::Cluster starts servers of its own, so they need a user that

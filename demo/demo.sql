@@ -75,6 +75,42 @@ SELECT b -> 'available' AS available, b -> 'auto_topup_month_micros' AS month, b
 SELECT jsonb_pretty(billing.reverse_topup(:topup, NULL, 'chargeback', true, 'dispute-1')) AS reversal;
 SELECT type, payload FROM billing.events WHERE account_id = :acct AND type IN ('auto_topup_disabled', 'topup_reversed') ORDER BY event_id;
 
+\echo '== a postpaid customer whose January invoice is unpaid past its due date'
+SELECT billing.create_account('cus_late', 'postpaid') AS late \gset
+SELECT billing.set_credit_limit(:late, 50000000, 'net 30');
+SELECT billing.set_billing_details(:late, '{"legal_name":"Late Studio Ltd","address":{"city":"Leeds","country":"GB"}}');
+SELECT billing.set_model('flux-pro', 'image', 'acme', 'Acme Imaging', 'flux-pro-1.1', true, 'FLUX Pro images');
+-- January 2025's usage of 12.50 USD, dated as its settlements were (a demo
+-- cannot wait for a month to end: the superuser writes what they wrote)
+WITH r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,
+                                         cost_estimate_micros, cost_micros, currency, postpaid,
+                                         created_at, completed_at)
+           VALUES (:late, 'flux-pro', 'acme', 'completed', '{}', '{}', 12500000, 12500000, 'USD', true,
+                   '2025-01-20', '2025-01-20') RETURNING account_id, request_id)
+INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
+SELECT account_id, 'usage', -12500000, true, request_id, '2025-01-20' FROM r;
+SELECT billing._adjust_available(:late, -12500000);
+-- the seller on invoices, and the prefixes of document numbers (settings)
+SET billing.seller_details = '{"legal_name":"Pixel API Inc.","address":{"city":"Austin","region":"TX","country":"US"},"email":"billing@pixelapi.example"}';
+SET billing.invoice_number_prefix = 'INV-';
+SET billing.credit_note_number_prefix = 'CN-';
+SELECT billing.close_period('2025-01-01') AS invoices_issued;
+SELECT number, status, due_date, total_micros, amount_due_micros FROM billing.list_invoices(:late);
+\echo '== three days of grace after the due date, then mark_overdue() (hourly from pg_cron) flags it'
+SELECT billing.set_overdue_policy(:late, 3);
+SELECT billing.mark_overdue() AS flagged;
+SELECT billing.balance(:late) ->> 'overdue_since' AS overdue_since;
+\echo '== new work of an overdue account is refused before anything else: HTTP 402 payment_overdue'
+SELECT billing.charge(:late, 'flux-pro', '{"n":1,"size":"1024x1024"}', '{"images":[{"width":1024,"height":1024}]}');
+\echo '== a credit note for a blurry batch lowers what is due; the payment reinstates the account at once'
+SELECT invoice_id AS late_inv FROM billing.invoices WHERE account_id = :late \gset
+SELECT jsonb_pretty(billing.issue_credit_note(:late_inv, 2500000, 'a batch of blurry images')) AS credit_note;
+SELECT billing.mark_invoice_paid(:late_inv, 'wire-2025-03-20');
+SELECT billing.balance(:late) ->> 'overdue_since' AS overdue_since;
+SELECT billing.charge(:late, 'flux-pro', '{"n":1,"size":"1024x1024"}', '{"images":[{"width":1024,"height":1024}]}') -> 'cost' AS cost;
+SELECT jsonb_pretty(billing.invoice_document(:late_inv) - 'period' - 'corrections') AS invoice;
+SELECT type, payload ->> 'invoice_id' AS invoice_id FROM billing.events WHERE account_id = :late ORDER BY event_id;
+
 \echo '== the ledger, and verify() (no rows: every invariant holds)'
 SELECT entry_id, kind, amount_micros, request_id, grant_id, reference, created_by FROM billing.ledger ORDER BY entry_id;
 SELECT jsonb_pretty(billing.balance(:acct)) AS balance;

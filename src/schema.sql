@@ -31,7 +31,14 @@ CREATE TABLE billing.accounts (
     -- refused for the cap (one auto_topup_capped event a month)
     auto_topup_target_micros bigint CHECK (auto_topup_target_micros > 0),
     auto_topup_max_per_month_micros bigint CHECK (auto_topup_max_per_month_micros > 0),
-    auto_topup_capped_month date
+    auto_topup_capped_month date,
+    -- 0.3.0 (docs/invoices.md, "Overdue accounts"): set by mark_overdue()
+    -- while an invoice is overdue (the hot paths read it from their cache),
+    -- the account's days of grace (NULL: billing.overdue_grace_days), and
+    -- the buyer copied onto its invoices
+    overdue_since           timestamptz,
+    overdue_grace_days      integer CHECK (overdue_grace_days BETWEEN -1 AND 365),
+    billing_details         jsonb
 );
 
 -- The external ids of all accounts. On Citus a reference table (a copy on
@@ -190,7 +197,9 @@ CREATE TABLE billing.models (
     model      text PRIMARY KEY CHECK (model ~ '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$'),
     media      text NOT NULL CHECK (media IN ('image', 'video')),
     active     boolean NOT NULL DEFAULT true,
-    created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- what an invoice line calls the model (0.3.0; NULL: the model's name)
+    display_name text CHECK (pg_catalog.length(display_name) BETWEEN 1 AND 256)
 );
 
 CREATE TABLE billing.model_providers (
@@ -421,11 +430,23 @@ CREATE TABLE billing.invoices (
     -- what the month's minimum commitment added (docs/invoices.md,
     -- "Minimum commitments"); 0.3.0, so last
     true_up_micros     bigint NOT NULL DEFAULT 0,
-    UNIQUE (account_id, period_start),
+    -- 0.3.0 (docs/invoices.md, "Void and reissue"): when and why it was
+    -- voided, with the key of the void_invoice call; the seller and the
+    -- buyer as they were at closing (NULL before 0.3.0)
+    voided_at         timestamptz,
+    void_reason       text,
+    void_idempotency_key text,
+    seller            jsonb,
+    buyer             jsonb,
     PRIMARY KEY (account_id, invoice_id),
     UNIQUE (account_id, invoice_number)
 );
 CREATE INDEX invoices_id ON billing.invoices (invoice_id);
+-- one invoice a month that is not void: a void month is issued again
+CREATE UNIQUE INDEX invoices_one_per_month ON billing.invoices (account_id, period_start)
+    WHERE status <> 'void';
+CREATE UNIQUE INDEX invoices_void_idempotency ON billing.invoices (account_id, void_idempotency_key)
+    WHERE void_idempotency_key IS NOT NULL;
 
 -- The least a postpaid account pays in each month of [effective_from,
 -- effective_until) (first days of months; NULL: no end). Append-only: a
@@ -450,9 +471,34 @@ CREATE TABLE billing.invoice_lines (
     quantity       bigint NOT NULL,
     usage_micros   bigint NOT NULL,     -- exact usage before rounding
     amount_micros  bigint NOT NULL,     -- rounded half-up to the minor unit
+    -- the model's display_name at closing (0.3.0; NULL before)
+    description    text,
     PRIMARY KEY (account_id, invoice_id, model),
     FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoices (account_id, invoice_id)
 );
+
+-- Credit notes of invoices (docs/invoices.md, "Credit notes"): numbered
+-- 1, 2, 3, ... across accounts without gaps (issue_credit_note assigns
+-- them under its lock); a 'credit' note has its 'credit_note' ledger entry.
+CREATE TABLE billing.credit_notes (
+    account_id         bigint NOT NULL,
+    credit_note_id     bigint GENERATED ALWAYS AS IDENTITY,
+    credit_note_number bigint NOT NULL,
+    invoice_id         bigint NOT NULL,
+    amount_micros      bigint NOT NULL CHECK (amount_micros > 0),
+    settlement         text NOT NULL CHECK (settlement IN ('credit', 'refund')),
+    reason             text NOT NULL,
+    idempotency_key    text CHECK (pg_catalog.length(idempotency_key) BETWEEN 1 AND 256),
+    entry_id           bigint,              -- its 'credit_note' entry; NULL for a refund
+    created_by         text NOT NULL DEFAULT SESSION_USER,
+    created_at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    PRIMARY KEY (account_id, credit_note_id),
+    UNIQUE (account_id, credit_note_number),
+    FOREIGN KEY (account_id, invoice_id) REFERENCES billing.invoices (account_id, invoice_id)
+);
+CREATE UNIQUE INDEX credit_notes_idempotency ON billing.credit_notes (account_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX credit_notes_invoice ON billing.credit_notes (account_id, invoice_id);
 
 -- The durable event log (docs/events.md). event_id is drawn from the writing
 -- transaction's xid8 (high bits) and a count within it (low 22 bits), so
@@ -466,7 +512,10 @@ CREATE TABLE billing.events (
                     'topup_failed', 'balance_alert', 'spend_limit_reached',
                     'credits_granted', 'credits_expired', 'refund_issued',
                     'invoice_issued', 'invoice_paid',
-                    'auto_topup_capped', 'topup_reversed', 'funds_reversed', 'grant_voided')),
+                    'auto_topup_capped', 'topup_reversed', 'funds_reversed', 'grant_voided',
+                    -- 0.3.0, SPEC 22
+                    'invoice_voided', 'credit_note_issued', 'invoice_overdue',
+                    'account_reinstated')),
     payload     jsonb NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     PRIMARY KEY (account_id, event_id)

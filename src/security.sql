@@ -50,7 +50,7 @@ GRANT EXECUTE ON FUNCTION billing.refund_request(bigint, bigint, text, text) TO 
 GRANT EXECUTE ON FUNCTION billing.adjust_balance(bigint, bigint, text, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.complete_topup(bigint, boolean, text, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.set_billing_type(bigint, text) TO billing_admin;
-GRANT EXECUTE ON FUNCTION billing.set_model(text, text, text, text, text, boolean) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.set_model(text, text, text, text, text, boolean, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.set_price(text, jsonb, text, timestamptz, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.set_credit_limit(bigint, bigint, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.suggest_credit_limit(bigint) TO billing_admin;
@@ -65,6 +65,14 @@ GRANT EXECUTE ON FUNCTION billing.verify(bigint) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.reverse_topup(bigint, bigint, text, boolean, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.reverse_funds(bigint, bigint, text, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.void_grant(bigint, bigint, text, text) TO billing_admin;
+-- SPEC 22: collections
+GRANT EXECUTE ON FUNCTION billing.set_billing_details(bigint, jsonb) TO billing_app;
+GRANT EXECUTE ON FUNCTION billing.list_invoices(bigint) TO billing_app;
+GRANT EXECUTE ON FUNCTION billing.invoice_document(bigint) TO billing_app;
+GRANT EXECUTE ON FUNCTION billing.void_invoice(bigint, text, text) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.issue_credit_note(bigint, bigint, text, text, text) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.set_overdue_policy(bigint, integer) TO billing_admin;
+GRANT EXECUTE ON FUNCTION billing.mark_overdue() TO billing_admin;
 GRANT SELECT ON billing.catalog TO billing_app;
 -- contract prices (SPEC 20, docs/pricing.md "Price books and discounts")
 GRANT EXECUTE ON FUNCTION billing.estimate(text, jsonb, bigint) TO billing_app;

@@ -213,6 +213,13 @@ first_calls() {	# first_calls PORT TAG
 	first mark_invoice_paid "$p" "SELECT billing.mark_invoice_paid(999999999)" PB404 >/dev/null
 	first complete_topup "$p" "SELECT billing.complete_topup(999999999, true)" PB404 >/dev/null
 	first catalog "$p" "SELECT count(*) FROM billing.catalog" >/dev/null
+	first set_billing_details "$p" "SELECT billing.set_billing_details($b, '{\"legal_name\":\"First\"}')" >/dev/null
+	first set_overdue_policy "$p" "SELECT billing.set_overdue_policy($b, 5)" >/dev/null
+	first list_invoices "$p" "SELECT * FROM billing.list_invoices($b)" >/dev/null
+	first mark_overdue "$p" "SELECT billing.mark_overdue()" >/dev/null
+	first invoice_document "$p" "SELECT billing.invoice_document(999999999)" PB404 >/dev/null
+	first void_invoice "$p" "SELECT billing.void_invoice(999999999, 'first')" PB404 >/dev/null
+	first issue_credit_note "$p" "SELECT billing.issue_credit_note(999999999, 10000, 'first')" PB404 >/dev/null
 	first usage_all "$p" "SELECT * FROM billing.usage(NULL, '-infinity', 'infinity', '{}')" 0A000 >/dev/null
 	first rollup_usage "$p" "SELECT billing.rollup_usage()" 0A000 >/dev/null
 	[ -n "$r1" ] && [ -n "$r2" ] && [ -n "$r3" ] && [ -n "$r4" ] || echo "$t: a request id is missing ($r1 $r2 $r3 $r4)" >>"$DIR/first.fail"

@@ -55,8 +55,9 @@ typedef enum
 	A_ACCOUNT, A_REQUEST, A_TOPUP, A_INVOICE, A_EVENT, A_AMOUNT,	/* bigint */
 	A_COUNT,					/* integer */
 	A_MODEL, A_BILLING_TYPE, A_CURRENCY, A_MEDIA, A_PROVIDER, A_CATEGORY,	/* text */
-	A_KEY, A_TEXT, A_STATUS, A_SCOPE, A_PERIOD,
-	A_PARAMS, A_OUTPUTS, A_ROUTING, A_COMPONENTS,	/* jsonb */
+	A_KEY, A_TEXT, A_STATUS, A_SCOPE, A_PERIOD, A_SETTLEMENT,
+	A_PARAMS, A_OUTPUTS, A_ROUTING, A_COMPONENTS, A_DETAILS,	/* jsonb */
+	A_GRACE,					/* integer */
 	A_THRESHOLDS,				/* bigint[] */
 	A_BOOL, A_TSTZ, A_DATE, A_INTERVAL,
 	A_BOOK, A_PPM, A_DISCOUNT,	/* price book (text), multiplier (integer), discount id */
@@ -100,7 +101,7 @@ static Func funcs[] = {
 	{"adjust_balance", 1, 4, {A_ACCOUNT, A_AMOUNT, A_TEXT, A_KEY}, NULL},
 	{"complete_topup", 1, 4, {A_TOPUP, A_BOOL, A_TEXT, A_TEXT}, NULL},
 	{"set_billing_type", 1, 2, {A_ACCOUNT, A_BILLING_TYPE}, NULL},
-	{"set_model", 1, 6, {A_MODEL, A_MEDIA, A_PROVIDER, A_TEXT, A_TEXT, A_BOOL}, NULL},
+	{"set_model", 1, 7, {A_MODEL, A_MEDIA, A_PROVIDER, A_TEXT, A_TEXT, A_BOOL, A_TEXT}, NULL},
 	{"set_price", 1, 5, {A_MODEL, A_COMPONENTS, A_PROVIDER, A_TSTZ, A_BOOK}, NULL},
 	{"set_credit_limit", 1, 3, {A_ACCOUNT, A_AMOUNT, A_TEXT}, NULL},
 	{"suggest_credit_limit", 1, 1, {A_ACCOUNT}, NULL},
@@ -129,6 +130,17 @@ static Func funcs[] = {
 	"SELECT billing.reverse_funds($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000 THEN NULL ELSE $2 END, $3, $4)"},
 	{"void_grant", 1, 4, {A_GRANT, A_AMOUNT, A_TEXT, A_KEY},
 	"SELECT billing.void_grant($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000 THEN NULL ELSE $2 END, $3, $4)"},
+	/* SPEC 22: collections */
+	{"set_billing_details", 0, 2, {A_ACCOUNT, A_DETAILS}, NULL},
+	{"list_invoices", 0, 1, {A_ACCOUNT}, "SELECT * FROM billing.list_invoices($1)"},
+	{"invoice_document", 0, 1, {A_INVOICE}, NULL},
+	{"void_invoice", 1, 3, {A_INVOICE, A_TEXT, A_KEY}, NULL},
+	/* large amounts become whole cents up to 1.99, so that some notes are issued */
+	{"issue_credit_note", 1, 5, {A_INVOICE, A_AMOUNT, A_TEXT, A_SETTLEMENT, A_KEY},
+		"SELECT billing.issue_credit_note($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000"
+		" THEN ($2 OPERATOR(pg_catalog.%) 200) OPERATOR(pg_catalog.*) 10000 ELSE $2 END, $3, $4, $5)"},
+	{"set_overdue_policy", 1, 2, {A_ACCOUNT, A_GRACE}, NULL},
+	{"mark_overdue", 1, 0, {0}, NULL},
 };
 #define NFUNCS ((int) (sizeof(funcs) / sizeof(funcs[0])))
 static Stats stats[NFUNCS];
@@ -457,6 +469,18 @@ gen_json(ArgKind kind)
 		json_value(&b, 4);
 	else if (kind == A_COMPONENTS)
 		components(&b);
+	else if (kind == A_DETAILS)
+	{
+		int			first = 1;
+
+		buf_add(&b, "{");
+		MEMBER(&b, &first, "legal_name", "\"Fuzz GmbH\"", "\"\"", "1", "null");
+		MEMBER(&b, &first, "address", "{\"country\":\"DE\",\"city\":\"Berlin\"}", "{\"country\":\"de\"}",
+			   "{\"zip\":\"1\"}", "\"Berlin\"", "null");
+		MEMBER(&b, &first, "tax_id", "\"DE1\"", "\"\"");
+		MEMBER(&b, &first, "email", "\"a@b.example\"", "\"a@b@c\"", "\"ab\"");
+		buf_add(&b, "}");
+	}
 	else if (kind == A_ROUTING)
 	{
 		int			first = 1;
@@ -509,6 +533,7 @@ static const Vocabulary text_words[] = {
 	{A_STATUS, 5, {"completed", "failed", "cancelled", "in_progress", "queued", "done", "COMPLETED"}},
 	{A_PERIOD, 3, {"day", "week", "month", "year", "DAY", "month "}},
 	{A_BOOK, 2, {"fuzz-gold", "fuzz-silver", "no-such-book", "FUZZ-GOLD"}},
+	{A_SETTLEMENT, 2, {"credit", "refund", "CREDIT", "cash", "refund "}},
 };
 
 /* other arguments given as text: valid values first */
@@ -520,6 +545,7 @@ static const Vocabulary value_words[] = {
 	"garbage", "2020-02-30", "1999-12-31", "0001-01-01", "2026-11-15", ""}},
 	{A_INTERVAL, 2, {"1 hour", "100 years", "-1 day", "infinity", "1000000000 years",
 	"garbage", "0", "1 second", "-178000000 years", "P1D", ""}},
+	{A_GRACE, 4, {"0", "-1", "30", "365", "366", "-2", "2147483647", "garbage", ""}},
 	{A_THRESHOLDS, 4, {"{}", "{1000000,500000}", "{100000000000}", "{0}",
 			"{NULL}", "{-1}", "{1,1}", "{{1,2},{3,4}}", "{9223372036854775807,1}",
 	"{9223372036854775808}", "garbage", "{1,NULL}", "[0:1]={1,2}", ""}},
@@ -623,6 +649,7 @@ gen_arg(ArgKind kind)
 		case A_OUTPUTS:
 		case A_ROUTING:
 		case A_COMPONENTS:
+		case A_DETAILS:
 			return gen_json(kind);
 		default:
 			word = pick_word(value_words, sizeof(value_words) / sizeof(value_words[0]), kind);
@@ -646,7 +673,10 @@ arg_type(ArgKind kind)
 		case A_OUTPUTS:
 		case A_ROUTING:
 		case A_COMPONENTS:
+		case A_DETAILS:
 			return JSONBOOID;
+		case A_GRACE:
+			return INT4OID;
 		case A_BOOL:
 			return BOOLOID;
 		case A_TSTZ:
@@ -794,6 +824,11 @@ snapshot(void)
 	" (SELECT concat_ws(',', count(*), sum(amount_micros), count(spent_entry_id)) FROM billing.grants),"
 	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.refunds),"
 	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.adjustments),"
+	" (SELECT concat_ws(',', count(*), sum(amount_micros)) FROM billing.credit_notes),"
+	" (SELECT concat_ws(',', count(*) FILTER (WHERE status = 'void'), count(void_idempotency_key))"
+	"   FROM billing.invoices),"
+	" (SELECT concat_ws(',', count(overdue_since), sum(overdue_grace_days), count(billing_details),"
+	"   sum(length(billing_details::text))) FROM billing.accounts),"
 	" (SELECT concat_ws(',', count(*), sum(limit_micros), count(reached_period_start))"
 	"   FROM billing.spend_limits),"
 	" (SELECT concat_ws(',', count(*), sum(available_micros), sum(fast_micros)) FROM billing.limit_slices),"
@@ -1106,6 +1141,19 @@ setup(void)
 		 "  FROM billing.accounts a, generate_series(1, 5) WHERE a.external_id LIKE 'fuzz-post-%';"
 		 "SELECT billing.assign_price_book(a.account_id, CASE WHEN a.account_id % 2 = 0 THEN 'fuzz-gold'"
 		 "  ELSE 'fuzz-silver' END) FROM billing.accounts a WHERE a.account_id % 3 <> 0");
+	/* an open invoice of January 2025 for each postpaid account (its usage dated then) */
+	must(conn_super,
+		 "WITH r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,"
+		 "             cost_estimate_micros, cost_micros, currency, postpaid, created_at, completed_at)"
+		 "           SELECT a.account_id, 'fuzz-img', 'prov-a', 'completed', '{}', '{}', 12345678, 12345678,"
+		 "                  'USD', true, '2025-01-15', '2025-01-15'"
+		 "             FROM billing.accounts a WHERE a.external_id LIKE 'fuzz-post-%'"
+		 "           RETURNING account_id, request_id)"
+		 "INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)"
+		 "SELECT account_id, 'usage', -12345678, true, request_id, '2025-01-15' FROM r;"
+		 "SELECT billing._adjust_available(a.account_id, -12345678)"
+		 "  FROM billing.accounts a WHERE a.external_id LIKE 'fuzz-post-%';"
+		 "SELECT billing.close_period('2025-01-01')");
 
 	conn_app = connect_db("billing_fuzz");
 	conn_admin = connect_db("billing_fuzz");

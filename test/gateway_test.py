@@ -101,6 +101,23 @@ for name, micros in FUNDS.items():
 for name in ("post", "sdk_post"):
     ACCOUNTS[name] = sql("SELECT billing.create_account(%s, 'postpaid')", name)
     sql("SELECT billing.set_credit_limit(%s, 100000, 'gateway test')", ACCOUNTS[name])
+# overdue accounts (SPEC 22): an invoice of January 2025 of 1.23 USD left unpaid, no days of grace
+for name in ("overdue", "sdk_overdue"):
+    ACCOUNTS[name] = sql("SELECT billing.create_account(%s, 'postpaid')", name)
+    sql("SELECT billing.set_credit_limit(%s, 100000000, 'gateway test')::text", ACCOUNTS[name])
+    sql("""WITH r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,
+                        cost_estimate_micros, cost_micros, currency, postpaid, created_at, completed_at)
+                      VALUES (%s, 'img', 'acme', 'completed', '{}', '{}', 1234567, 1234567, 'USD', true,
+                              '2025-01-15', '2025-01-15') RETURNING account_id, request_id)
+           INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
+           SELECT account_id, 'usage', -1234567, true, request_id, '2025-01-15' FROM r RETURNING entry_id""",
+        ACCOUNTS[name])
+    sql("SELECT billing._adjust_available(%s, -1234567)::text", ACCOUNTS[name])
+    sql("SELECT billing.set_overdue_policy(%s, 0)::text", ACCOUNTS[name])
+sql("SELECT billing.close_period('2025-01-01')")
+sql("SELECT billing.mark_overdue()")
+INVOICES = {name: sql("SELECT invoice_id FROM billing.invoices WHERE account_id = %s", ACCOUNTS[name])
+            for name in ("overdue", "sdk_overdue")}
 KEYS = {f"sk_{name}": {"account_id": account, "scope": f"key_{name}"} for name, account in ACCOUNTS.items()}
 KEYS["sk_limited"]["limits"] = KEYS["sk_sdk_limited"]["limits"] = {"day": 150000}
 SDK_KEYS = {k: KEYS.pop(k) for k in list(KEYS) if k.startswith("sk_sdk")}
@@ -365,13 +382,45 @@ try:
     check(error.status == 402 and error.body["error"]["code"] == "payment_overdue"
           and error.body["error"]["hint"] == "Pay open invoices.", "PB402 payment overdue: 402 payment_overdue", error.body)
 
+    # --- collections (SPEC 22): an overdue account's new work is refused, its invoice served to it alone
+    invoice = INVOICES["overdue"]
+    number = sql("SELECT invoice_number FROM billing.invoices WHERE invoice_id = %s", invoice)
+    before = request_count()
+    status, body = call("POST", "/v1/images/generations", {"model": "img", "n": 1, "size": "1024x1024"},
+                        key="sk_overdue")
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    check(status == 402 and error.get("code") == "payment_overdue" and error.get("type") == "billing_error"
+          and error.get("message") == "payment overdue"
+          and error.get("detail") == f"Invoice {number} of 1.23 USD was due on 2025-03-03."
+          and error.get("hint") == "Pay open invoices." and request_count() == before,
+          "an overdue account: 402 payment_overdue naming its invoice, nothing admitted", body)
+    status, body = call("POST", "/v1/videos", {"model": "vid", "seconds": "4", "size": "1280x720"},
+                        key="sk_overdue")
+    check(status == 402 and body["error"]["code"] == "payment_overdue", "an overdue account's video: 402", body)
+    status, body = call("GET", f"/v1/invoices/{invoice}", key="sk_overdue")
+    check(status == 200 and body == sql("SELECT billing.invoice_document(%s)", invoice)
+          and body["object"] == "invoice" and body["amount_due_micros"] == 1230000
+          and body["lines"][0]["amount"] == Decimal("1.23"),
+          "GET /v1/invoices/{id}: billing.invoice_document() of the caller's invoice", body)
+    for who, path in (("sk_alice", invoice), ("sk_overdue", INVOICES["sdk_overdue"]),
+                      ("sk_overdue", 999999999), ("sk_overdue", "abc")):
+        status, body = call("GET", f"/v1/invoices/{path}", key=who)
+        check(status == 404 and body["error"]["code"] == "not_found",
+              f"GET /v1/invoices/{'N' if isinstance(path, int) else path} as {who}: 404", body)
+    sql("SELECT billing.mark_invoice_paid(%s, 'wire')::text", invoice)
+    status, body = call("POST", "/v1/images/generations", {"model": "img", "n": 1, "size": "1024x1024"},
+                        key="sk_overdue")
+    check(status == 200 and body["metadata"]["status"] == "completed",
+          "paid: the account's next image is admitted at once", body)
+
     # --- the same API through OpenAI's own SDK (Node), then billing's view of what it did
     sdk_dir = os.environ.get("GATEWAY_SDK_DIR")
     if not sdk_dir:
         check(False, "the SDK test needs GATEWAY_SDK_DIR, a folder with the openai npm package (test/gateway.sh)")
     else:
         env = dict(os.environ, OPENAI_SDK_DIR=sdk_dir, GATEWAY_SDK_URL=f"http://127.0.0.1:{PORT + 2}/v1",
-                   GATEWAY_NOBODY_URL=f"http://127.0.0.1:{PORT + 1}/v1")
+                   GATEWAY_NOBODY_URL=f"http://127.0.0.1:{PORT + 1}/v1",
+                   GATEWAY_SDK_INVOICE=str(INVOICES["sdk_overdue"]), GATEWAY_OTHER_INVOICE=str(invoice))
         started = time.time()
         rc = subprocess.run(["node", os.path.join(ROOT, "test/gateway_sdk/sdk_test.mjs")], env=env).returncode
         check(rc == 0, f"the SDK test passed ({time.time() - started:.1f} s)", f"exit status {rc}")

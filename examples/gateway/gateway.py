@@ -302,6 +302,20 @@ class Gateway:
             raise ApiError(404, "not_found", f'video "{video_id}" has no content: it is not completed')
         return 200, self.provider.video_file(request_id), "video/mp4"
 
+    def get_invoice(self, key, query, body, invoice_id):
+        """billing.invoice_document, served to its own account only: any
+        other id (another account's, unknown, not a number) is a 404 alike."""
+        document = None
+        if re.fullmatch(r"\d{1,18}", invoice_id):
+            try:
+                document = self.db.one("SELECT billing.invoice_document(%s)", int(invoice_id))
+            except psycopg.Error as e:
+                if e.sqlstate != "PB404":
+                    raise
+        if document is None or document["account_id"] != key["account_id"]:
+            raise ApiError(404, "not_found", f'invoice "{invoice_id}" does not exist')
+        return 200, document
+
     # --- helpers
 
     def _begin(self, key, model, params, idempotency_key):
@@ -421,6 +435,7 @@ ROUTES = [
     ("GET", r"/v1/balance", Gateway.balance, False),
     ("GET", r"/v1/usage", Gateway.usage, False),
     ("POST", r"/v1/auto_topup", Gateway.auto_topup, False),
+    ("GET", r"/v1/invoices/([^/]+)", Gateway.get_invoice, False),
 ]
 
 

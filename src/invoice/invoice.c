@@ -17,6 +17,28 @@ char	   *billing_timezone = NULL;
 int			billing_invoice_due_days = 30;
 char	   *billing_credit_limit_floor_micros = NULL;
 char	   *billing_credit_limit_cap_micros = NULL;
+int			billing_overdue_grace_days = -1;
+char	   *billing_seller_details = NULL;
+char	   *billing_invoice_number_prefix = NULL;
+char	   *billing_credit_note_number_prefix = NULL;
+
+/* a number's prefix: up to 32 characters, none of them a control character */
+static bool
+check_number_prefix(char **newval, void **extra, GucSource source)
+{
+	for (const char *c = *newval; *c; c++)
+		if ((unsigned char) *c < 0x20 || *c == 0x7f)
+		{
+			GUC_check_errdetail("A number's prefix has no control characters.");
+			return false;
+		}
+	if (strlen(*newval) > 32)
+	{
+		GUC_check_errdetail("A number's prefix has at most 32 bytes.");
+		return false;
+	}
+	return true;
+}
 
 /*
  * A zone name as core's TimeZone check loads it (pg_tzset), so that
@@ -57,4 +79,17 @@ invoice_init(void)
 	money_define_setting("billing.credit_limit_cap_micros",
 						 "Highest credit limit billing.suggest_credit_limit() suggests.",
 						 &billing_credit_limit_cap_micros, "1000000000");
+	settings_define_int("billing.overdue_grace_days",
+						"Days of grace after an invoice's due date before its account is overdue (-1: never).",
+						"An account's own policy (billing.set_overdue_policy) comes first.",
+						&billing_overdue_grace_days, -1, -1, 365, 0);
+	settings_define_string("billing.seller_details",
+						   "The seller on invoices: billing details as JSON text (empty: none).",
+						   NULL, &billing_seller_details, "", invoice_check_seller);
+	settings_define_string("billing.invoice_number_prefix",
+						   "Text before an invoice's number in its document.",
+						   NULL, &billing_invoice_number_prefix, "", check_number_prefix);
+	settings_define_string("billing.credit_note_number_prefix",
+						   "Text before a credit note's number in its document.",
+						   NULL, &billing_credit_note_number_prefix, "", check_number_prefix);
 }

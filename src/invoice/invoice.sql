@@ -106,7 +106,8 @@ END $$;
 --     outside the periods of the account's invoices (the gaps before,
 --     between and after them, each an index range), less the postpaid
 --     corrections no invoice has credited yet (below 0 when they exceed it);
---   unpaid_micros: the totals of its open invoices;
+--   unpaid_micros: the amounts due of its open invoices (totals less
+--     credit notes);
 --   credit_micros: the kept prepaid credit (accounts.prepaid_credit_micros).
 -- While the account is postpaid its balance is credit - unbilled - unpaid.
 CREATE OR REPLACE FUNCTION billing._postpaid_position(account_id bigint, OUT unbilled_micros bigint,
@@ -121,11 +122,17 @@ BEGIN
     -- Citus would run on the shard, where it cannot query further
     SELECT COALESCE(pg_catalog.sum(c.amount_micros), 0)::bigint INTO uncredited
       FROM billing._uncredited_corrections(_postpaid_position.account_id, 'infinity') c;
+    -- a void invoice bills nothing: its month is unbilled again
     WITH inv AS (
-        SELECT i.starts_at, i.ends_at, i.status, i.total_micros,
+        SELECT i.starts_at, i.ends_at, i.status,
+               i.total_micros - (SELECT COALESCE(pg_catalog.sum(n.amount_micros), 0)::bigint
+                                   FROM billing.credit_notes n
+                                  WHERE n.account_id = i.account_id AND n.invoice_id = i.invoice_id)
+                   AS due_micros,
                pg_catalog.max(i.ends_at) OVER (ORDER BY i.starts_at
                                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-          FROM billing.invoices i WHERE i.account_id = _postpaid_position.account_id
+          FROM billing.invoices i
+         WHERE i.account_id = _postpaid_position.account_id AND i.status <> 'void'
     ), gaps AS (
         SELECT COALESCE(inv.prev_end, '-infinity') AS from_at, inv.starts_at AS to_at FROM inv
         UNION ALL
@@ -138,7 +145,7 @@ BEGIN
                                AND l.kind = 'usage' AND l.postpaid
                                AND l.created_at >= g.from_at AND l.created_at < g.to_at) u)
            - uncredited,
-           (SELECT COALESCE(pg_catalog.sum(inv.total_micros), 0)::bigint FROM inv
+           (SELECT COALESCE(pg_catalog.sum(inv.due_micros), 0)::bigint FROM inv
              WHERE inv.status = 'open'),
            (SELECT a.prepaid_credit_micros FROM billing.accounts a
              WHERE a.account_id = _postpaid_position.account_id)
@@ -441,6 +448,8 @@ DECLARE
     issued integer := 0;
     number bigint;
     minimum bigint;
+    seller jsonb;
+    buyer jsonb;
 BEGIN
     -- the wait below only helps when later statements take new snapshots
     PERFORM billing._require_read_committed('billing.close_period()');
@@ -488,6 +497,8 @@ BEGIN
 
     due := (period_start + interval '1 month')::date
            + billing._setting('billing.invoice_due_days')::integer;
+    -- the seller and the buyer as they are now: a document never changes
+    seller := NULLIF(billing._setting('billing.seller_details'), '')::jsonb;
     FOR acct IN
         -- one probe of the account's postpaid usage index per account; and
         -- (SPEC 20) the accounts with a commitment for the month
@@ -502,11 +513,13 @@ BEGIN
                               AND (c.effective_until IS NULL
                                    OR c.effective_until > close_period.period_start)))
            AND NOT EXISTS (SELECT FROM billing.invoices i
-                            WHERE i.account_id = a.account_id AND i.period_start = close_period.period_start)
+                            WHERE i.account_id = a.account_id AND i.period_start = close_period.period_start
+                              AND i.status <> 'void')
          ORDER BY 1
     LOOP
         -- the account row before its slices, as set_billing_type locks them
-        SELECT a.prepaid_credit_micros, a.billing_type = 'postpaid' INTO credit, postpaid_now
+        SELECT a.prepaid_credit_micros, a.billing_type = 'postpaid', a.billing_details
+          INTO credit, postpaid_now, buyer
           FROM billing.accounts a
          WHERE a.account_id = acct.account_id FOR NO KEY UPDATE;
         -- (SPEC 20) read under the account's lock, as set_minimum_commitment writes it
@@ -520,10 +533,10 @@ BEGIN
         number := number + 1;
         INSERT INTO billing.invoices (account_id, invoice_number, period_start, period_end,
                                       starts_at, ends_at, currency, subtotal_micros, total_micros,
-                                      due_date)
+                                      due_date, seller, buyer)
         VALUES (acct.account_id, number,
                 period_start, (period_start + interval '1 month')::date, starts, ends,
-                acct.currency, 0, 0, due)
+                acct.currency, 0, 0, due, seller, buyer)
         RETURNING * INTO inv;
 
         INSERT INTO billing.invoice_lines (account_id, invoice_id, model, quantity, usage_micros, amount_micros)
@@ -532,7 +545,8 @@ BEGIN
           FROM (SELECT COALESCE(r.model, '(none)') AS model,
                        pg_catalog.count(DISTINCT l.request_id) AS requests,
                        (-pg_catalog.sum(l.amount_micros))::bigint AS exact
-                  FROM billing.ledger l LEFT JOIN billing.requests r ON r.request_id = l.request_id
+                  FROM billing.ledger l LEFT JOIN billing.requests r
+                    ON r.account_id = l.account_id AND r.request_id = l.request_id
                  WHERE l.account_id = acct.account_id AND l.kind = 'usage' AND l.postpaid
                    AND l.created_at >= starts AND l.created_at < ends
                  GROUP BY 1) u;
@@ -598,6 +612,14 @@ BEGIN
         END IF;
         -- (end of SPEC 20)
 
+        -- each line's description as the catalog has it now
+        UPDATE billing.invoice_lines il
+           SET description = CASE il.model WHEN '(minimum commitment)' THEN 'Minimum commitment'
+                                           WHEN '(none)' THEN 'Other usage'
+                                           ELSE COALESCE((SELECT m.display_name FROM billing.models m
+                                                           WHERE m.model = il.model), il.model) END
+         WHERE il.account_id = acct.account_id AND il.invoice_id = inv.invoice_id;
+
         -- What corrections leave to pay; the kept prepaid credit pays first,
         -- in whole minor units like the lines (a remainder below one minor
         -- unit stays kept, in the ledger). Corrections beyond the usage leave
@@ -645,9 +667,13 @@ BEGIN
      WHERE i.invoice_id = mark_invoice_paid.invoice_id AND i.status = 'open'
     RETURNING * INTO inv;
     IF FOUND THEN
-        PERFORM billing._move(inv.account_id, inv.total_micros, 'invoice_payment',
-                              payment_reference, NULL, inv.invoice_id);
+        -- what is due: the total less its credit notes (more than 0, or a
+        -- note would have paid it)
+        PERFORM billing._move(inv.account_id,
+                              inv.total_micros - billing._invoice_notes(inv.account_id, inv.invoice_id),
+                              'invoice_payment', payment_reference, NULL, inv.invoice_id);
         PERFORM billing._event(inv.account_id, 'invoice_paid', billing._invoice_event(inv));
+        PERFORM billing._overdue_recheck(inv.account_id, inv.invoice_id);
         RETURN;
     END IF;
     SELECT * INTO inv FROM billing.invoices i WHERE i.invoice_id = mark_invoice_paid.invoice_id;
@@ -665,6 +691,8 @@ CREATE OR REPLACE FUNCTION billing._verify_invoices(only_account bigint DEFAULT 
 RETURNS TABLE(account_id bigint, problem text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
+DECLARE
+    tz text := billing._setting('billing.timezone');
 BEGIN
     -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
     RETURN QUERY
@@ -713,7 +741,15 @@ BEGIN
                    AND l.kind = 'invoice_payment') AS npayments,
                (SELECT COALESCE(pg_catalog.sum(l.amount_micros), 0)::bigint FROM billing.ledger l
                  WHERE l.account_id = i.account_id AND l.invoice_id = i.invoice_id
-                   AND l.kind = 'invoice_payment') AS paid_micros
+                   AND l.kind = 'invoice_payment') AS paid_micros,
+               (SELECT COALESCE(pg_catalog.sum(n.amount_micros), 0)::bigint FROM billing.credit_notes n
+                 WHERE n.account_id = i.account_id AND n.invoice_id = i.invoice_id) AS notes_micros,
+               (SELECT COALESCE(pg_catalog.sum(n.amount_micros), 0)::bigint FROM billing.credit_notes n
+                 WHERE n.account_id = i.account_id AND n.invoice_id = i.invoice_id
+                   AND n.created_at <= i.paid_at) AS prior_notes,
+               (SELECT pg_catalog.count(*) FROM billing.invoices o
+                 WHERE o.account_id = i.account_id AND o.period_start = i.period_start
+                   AND o.status <> 'void') AS month_invoices
           FROM billing.invoices i
          WHERE only_account IS NULL OR i.account_id = only_account
     )
@@ -729,8 +765,9 @@ BEGIN
              OR inv.total_micros % billing._minor_unit_micros(inv.currency) <> 0,
          pg_catalog.format('credit %s or total %s is not whole minor units of %s',
                            inv.credit_micros, inv.total_micros, inv.currency)),
-        (inv.corrections_micros <> billing._round_half_up(inv.corrections_exact,
-                                                          billing._minor_unit_micros(inv.currency)),
+        (inv.status <> 'void'
+             AND inv.corrections_micros <> billing._round_half_up(inv.corrections_exact,
+                                                                  billing._minor_unit_micros(inv.currency)),
          pg_catalog.format('corrections %s are not the refunds and adjustments it credits, %s, rounded half-up',
                            inv.corrections_micros, inv.corrections_exact)),
         (inv.total_micros <> GREATEST(inv.subtotal_micros - inv.corrections_micros, 0) - inv.credit_micros,
@@ -748,17 +785,29 @@ BEGIN
         (inv.usage_micros <> inv.ledger_usage,
          pg_catalog.format('lines bill %s micros of usage, the ledger has %s in the period',
                            inv.usage_micros, inv.ledger_usage)),
-        (inv.rounding <> inv.usage_micros - (inv.lines_micros - inv.true_up_line)
-                          + inv.corrections_micros - inv.corrections_exact,
+        (inv.status <> 'void' AND inv.rounding <> inv.usage_micros - (inv.lines_micros - inv.true_up_line)
+                                                    + inv.corrections_micros - inv.corrections_exact,
          pg_catalog.format('rounding adjustments %s do not match the rounding %s',
                            inv.rounding, inv.usage_micros - (inv.lines_micros - inv.true_up_line)
                                          + inv.corrections_micros - inv.corrections_exact)),
-        (inv.status = 'paid' AND inv.total_micros > 0
-             AND (inv.npayments <> 1 OR inv.paid_micros <> inv.total_micros),
-         pg_catalog.format('paid with %s payment entries of %s micros', inv.npayments, inv.paid_micros)),
-        ((inv.status <> 'paid' OR inv.total_micros = 0) AND inv.npayments <> 0,
+        -- a payment is of what was due: the total less the notes before it
+        (inv.status = 'paid' AND inv.total_micros > inv.prior_notes
+             AND (inv.npayments <> 1 OR inv.paid_micros <> inv.total_micros - inv.prior_notes),
+         pg_catalog.format('paid with %s payment entries of %s micros, %s were due', inv.npayments,
+                           inv.paid_micros, inv.total_micros - inv.prior_notes)),
+        ((inv.status <> 'paid' OR inv.total_micros <= inv.prior_notes) AND inv.npayments <> 0,
          pg_catalog.format('%s invoice with payment entries', inv.status)),
-        (inv.total_micros = 0 AND inv.status = 'open', 'open with nothing to pay')
+        (inv.total_micros - inv.notes_micros <= 0 AND inv.status = 'open', 'open with nothing to pay'),
+        (inv.notes_micros > inv.total_micros,
+         pg_catalog.format('credit notes of %s micros, more than its total', inv.notes_micros)),
+        (inv.status = 'void' AND (inv.voided_at IS NULL OR COALESCE(pg_catalog.btrim(inv.void_reason), '') = ''),
+         'void without voided_at or a reason'),
+        (inv.status <> 'void' AND (inv.voided_at IS NOT NULL OR inv.void_reason IS NOT NULL),
+         pg_catalog.format('%s with voided_at or a void reason', inv.status)),
+        (inv.status = 'void' AND inv.rounding + inv.true_up_posted <> 0,
+         pg_catalog.format('void with adjustment entries netting to %s', inv.rounding + inv.true_up_posted)),
+        (inv.status = 'void' AND inv.corrections_exact <> 0, 'void but credits corrections'),
+        (inv.status <> 'void' AND inv.month_invoices > 1, 'a second invoice of its month that is not void')
       ) AS p(failed, problem)
      WHERE p.failed
     UNION ALL
@@ -808,6 +857,38 @@ BEGIN
        AND NOT EXISTS (SELECT FROM billing.invoices i
                         WHERE i.invoice_id = l.invoice_id AND i.account_id = l.account_id)
     UNION ALL
+    -- each credit note: whole minor units; a credit note has its entry, a
+    -- refund note none and a paid invoice
+    SELECT n.account_id, pg_catalog.format('credit note %s: %s', n.credit_note_number, p.problem)
+      FROM billing.credit_notes n
+      JOIN billing.invoices i ON i.account_id = n.account_id AND i.invoice_id = n.invoice_id
+      LEFT JOIN billing.ledger l ON l.account_id = n.account_id AND l.entry_id = n.entry_id,
+           LATERAL (VALUES
+        (n.amount_micros % billing._minor_unit_micros(i.currency) <> 0,
+         pg_catalog.format('amount %s is not whole minor units of %s', n.amount_micros, i.currency)),
+        (n.settlement = 'credit' AND (l.entry_id IS NULL OR l.kind <> 'credit_note'
+                                      OR l.amount_micros <> n.amount_micros
+                                      OR l.invoice_id IS DISTINCT FROM n.invoice_id),
+         pg_catalog.format('its credit_note entry %s is missing or does not match', n.entry_id)),
+        (n.settlement = 'refund' AND (n.entry_id IS NOT NULL OR i.status <> 'paid'),
+         'a refund note with a ledger entry or of an invoice that is not paid')
+      ) AS p(failed, problem)
+     WHERE p.failed AND (only_account IS NULL OR n.account_id = only_account)
+    UNION ALL
+    SELECT l.account_id, pg_catalog.format('credit_note entry %s is recorded in no credit note', l.entry_id)
+      FROM billing.ledger l
+     WHERE l.kind = 'credit_note' AND (only_account IS NULL OR l.account_id = only_account)
+       AND NOT EXISTS (SELECT FROM billing.credit_notes n
+                        WHERE n.account_id = l.account_id AND n.entry_id = l.entry_id)
+    UNION ALL
+    -- a flagged account had an invoice overdue when it was flagged
+    SELECT a.account_id, pg_catalog.format('overdue since %s without an open invoice due before', a.overdue_since)
+      FROM billing.accounts a
+     WHERE a.overdue_since IS NOT NULL AND (only_account IS NULL OR a.account_id = only_account)
+       AND NOT EXISTS (SELECT FROM billing.invoices i
+                        WHERE i.account_id = a.account_id AND i.status = 'open'
+                          AND i.due_date < (a.overdue_since AT TIME ZONE tz)::date)
+    UNION ALL
     -- a credited correction: a postpaid entry posted before the end of the
     -- period of an invoice of its own account
     SELECT c.account_id, pg_catalog.format('%s entry %s is credited on invoice id %s, %s', c.kind, c.entry_id,
@@ -829,15 +910,21 @@ BEGIN
 ;
 END $$;
 
--- Invoice numbers are gapless and unique across all accounts (close_period
--- assigns them under its lock); for billing.verify() of every account.
+-- Invoice numbers and credit note numbers are gapless and unique across all
+-- accounts (close_period and issue_credit_note assign them under their
+-- locks); for billing.verify() of every account.
 CREATE OR REPLACE FUNCTION billing._verify_invoice_numbers()
 RETURNS TABLE(account_id bigint, problem text)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT NULL::bigint, pg_catalog.format('invoice numbers have gaps or repeats: %s invoices, highest number %s',
-                                           n.total, n.highest)
-      FROM (SELECT pg_catalog.count(*) AS total, COALESCE(pg_catalog.max(i.invoice_number), 0) AS highest,
+    SELECT NULL::bigint, pg_catalog.format('%s numbers have gaps or repeats: %s %s, highest number %s',
+                                           n.what, n.total, n.plural, n.highest)
+      FROM (SELECT 'invoice' AS what, 'invoices' AS plural, pg_catalog.count(*) AS total,
+                   COALESCE(pg_catalog.max(i.invoice_number), 0) AS highest,
                    pg_catalog.count(DISTINCT i.invoice_number) AS numbers
-              FROM billing.invoices i) n
+              FROM billing.invoices i
+            UNION ALL
+            SELECT 'credit note', 'notes', pg_catalog.count(*), COALESCE(pg_catalog.max(c.credit_note_number), 0),
+                   pg_catalog.count(DISTINCT c.credit_note_number)
+              FROM billing.credit_notes c) n
      WHERE n.total <> n.highest OR n.total <> n.numbers
 $$;

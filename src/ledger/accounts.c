@@ -143,7 +143,8 @@ account_fetch(int64 account_id)
 			 "SELECT billing_type = 'postpaid', currency, credit_limit_micros, auto_topup_enabled,"
 			 "       auto_topup_threshold_micros, auto_topup_amount_micros, active,"
 			 "       EXISTS (SELECT FROM billing.spend_limits l WHERE l.account_id = $1),"
-			 "       EXISTS (SELECT FROM billing.balance_alerts b WHERE b.account_id = $1)"
+			 "       EXISTS (SELECT FROM billing.balance_alerts b WHERE b.account_id = $1),"
+			 "       overdue_since"
 			 "  FROM billing.accounts WHERE account_id = $1",
 			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
 	if (SPI_processed == 0)
@@ -160,6 +161,8 @@ account_fetch(int64 account_id)
 	read.has_limits = DatumGetBool(spi_col(8, NULL));
 	read.has_alerts = DatumGetBool(spi_col(9, NULL));
 	read.book_from = read.book_until = 0;
+	read.acct.overdue_since = DatumGetTimestampTz(spi_col(10, &read.acct.overdue));
+	read.acct.overdue = !read.acct.overdue;
 	if (citus_present && !account_row_local(account_id))
 		return &read;
 	/* the queries may have taken in an invalidation that dropped the cache */
@@ -232,6 +235,23 @@ account_require_prepaid(const Account *acct, const char *detail, const char *hin
 				 errmsg("account " INT64_FORMAT " is postpaid", acct->account_id),
 				 errdetail("%s", detail),
 				 errhint("%s", hint)));
+}
+
+void
+account_require_not_overdue(const Account *acct)
+{
+	static SPIPlanPtr plan;
+
+	if (!acct->overdue)
+		return;
+	/* the invoice the detail names is invoicing's rule (invoice.sql) */
+	plan_run(&plan, "SELECT billing._overdue_detail($1)", false, 1,
+			 PLAN_ARGS(ARG_INT8(acct->account_id)));
+	ereport(ERROR,
+			(errcode(ERRCODE_BILLING_PAYMENT_REQUIRED),
+			 errmsg("payment overdue"),
+			 errdetail("%s", spi_text(1)),
+			 errhint("Pay open invoices.")));
 }
 
 bool

@@ -28,6 +28,7 @@ static const LedgerKind ledger_kinds[] = {
 	{"grant", 1, false, false},
 	{"expiry", -1, false, false},
 	{"reversal", -1, false, true},
+	{"credit_note", 1, false, true},
 };
 
 static const LedgerKind *

@@ -341,6 +341,7 @@ billing_balance(PG_FUNCTION_ARGS)
 	json_add_str(&buf, "validation",
 				 available_fast_budget(available, threshold, held) > 0 ? "fast_path" : "per_request");
 	json_add_bool(&buf, "auto_topup", acct.auto_topup_enabled);
+	json_add_time(&buf, "overdue_since", acct.overdue_since, !acct.overdue);
 	json_end(&buf);
 	SPI_finish();
 	PG_RETURN_DATUM(DirectFunctionCall2(jsonb_concat, jsonb_from_text(buf.data), credits));

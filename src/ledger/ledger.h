@@ -19,6 +19,8 @@ typedef struct Account
 	bool		auto_topup_enabled;
 	int64		auto_topup_threshold;
 	int64		auto_topup_amount;
+	bool		overdue;		/* accounts.overdue_since is set (mark_overdue) */
+	TimestampTz overdue_since;	/* when overdue */
 } Account;
 
 /*
@@ -41,6 +43,13 @@ extern char *account_price_book(int64 account_id, TimestampTz at);
  * a payment; detail and hint say what the caller's payment is for instead.
  */
 extern void account_require_prepaid(const Account *acct, const char *detail, const char *hint);
+
+/*
+ * Refuses (PB402 "payment overdue") a new request of an overdue account:
+ * begin_request and charge call it before any other PB402. The flag is the
+ * cached row's; only the refusal queries, for its detail.
+ */
+extern void account_require_not_overdue(const Account *acct);
 
 /*
  * Whether the account has spend limits, or balance alerts: only accounts

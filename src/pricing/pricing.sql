@@ -4,7 +4,8 @@
 -- provider once it has any: the first route becomes the default, and a new
 -- default takes the flag from the previous one.
 CREATE OR REPLACE FUNCTION billing.set_model(model text, media text, provider text, provider_name text,
-                                  executed_model text DEFAULT NULL, is_default boolean DEFAULT true)
+                                  executed_model text DEFAULT NULL, is_default boolean DEFAULT true,
+                                  display_name text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
@@ -29,6 +30,13 @@ BEGIN
             DETAIL = 'A provider has 1 to 128 characters, a provider_name and an executed_model 1 to 256, and is_default is not null.';
     END IF;
 
+    -- what invoice lines call the model; NULL keeps it
+    IF set_model.display_name IS NOT NULL
+       AND (pg_catalog.btrim(set_model.display_name) = '' OR pg_catalog.length(set_model.display_name) > 256) THEN
+        RAISE EXCEPTION 'invalid display_name for model "%"', set_model.model USING ERRCODE = '22023',
+            DETAIL = 'A display name has 1 to 256 characters, not all of them blank.';
+    END IF;
+
     INSERT INTO billing.models AS m (model, media) VALUES (set_model.model, set_model.media)
         ON CONFLICT (model) DO NOTHING;
     -- the row lock serializes route changes of one model, and set_price
@@ -37,6 +45,9 @@ BEGIN
         RAISE EXCEPTION 'model "%" is a % model', set_model.model, old_media USING ERRCODE = '22023',
             DETAIL = 'The media of a model cannot change; its prices depend on it.';
     END IF;
+    UPDATE billing.models m SET display_name = set_model.display_name
+     WHERE m.model = set_model.model AND set_model.display_name IS NOT NULL
+       AND m.display_name IS DISTINCT FROM set_model.display_name;
 
     IF set_model.is_default THEN
         UPDATE billing.model_providers mp SET is_default = false

@@ -534,6 +534,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		request_id = request_replay(account_id, key, model, params, (Datum) 0, scope);
 	if (request_id == 0)
 	{
+		account_require_not_overdue(&acct);
 		pricing_book_route(model, NULL, account_price_book(account_id, now), now, true, &route);
 		check_currency(&acct, &route);
 		estimate = pricing_route_cost(&route, DatumGetJsonbP(params), NULL, NULL);
@@ -600,6 +601,7 @@ billing_charge(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
 
+	account_require_not_overdue(&acct);
 	pricing_book_route(model, jsonb_get_text(routing, "provider"),
 					   account_price_book(account_id, now), now, true, &route);
 	check_currency(&acct, &route);

@@ -278,6 +278,28 @@ await check('402 spend_limit_reached (the key\'s daily limit)', async () => {
   assert.match(e.error.detail, /daily limit of 0\.15 USD/);
 });
 
+await check('402 payment_overdue (an invoice unpaid past its due date)', async () => {
+  const overdue = client('sk_sdk_overdue');
+  const e = await raised(overdue.images.generate({ model: 'img', prompt: 'x' }));
+  assert.ok(e instanceof OpenAI.APIError, e);
+  assert.equal(e.status, 402);
+  assert.equal(e.code, 'payment_overdue');
+  assert.equal(e.type, 'billing_error');
+  const invoice = await overdue.get(`/invoices/${process.env.GATEWAY_SDK_INVOICE}`);
+  assert.equal(e.error.detail, `Invoice ${invoice.invoice_number} of 1.23 USD was due on 2025-03-03.`);
+  assert.equal(e.error.hint, 'Pay open invoices.');
+});
+await check('GET /invoices/{id}: the account\'s own invoice document; another\'s is NotFoundError', async () => {
+  const overdue = client('sk_sdk_overdue');
+  const invoice = await overdue.get(`/invoices/${process.env.GATEWAY_SDK_INVOICE}`);
+  assert.equal(invoice.object, 'invoice');
+  assert.equal(invoice.status, 'open');
+  assert.equal(invoice.amount_due_micros, 1230000);
+  assert.equal(invoice.period.start, '2025-01-01');
+  const e = await raised(overdue.get(`/invoices/${process.env.GATEWAY_OTHER_INVOICE}`));
+  assert.ok(e instanceof OpenAI.NotFoundError, e);
+});
+
 // --- 50 concurrent images.generate on 1.00 USD at 0.06 each: exactly 16 admitted
 await check('50 concurrent images.generate on 1.00 USD: 16 admitted, 34 refused with 402', async () => {
   const crowd = client('sk_sdk_crowd');

@@ -52,7 +52,9 @@ my %reads = (
 	'suggest_credit_limit' => "SELECT billing.suggest_credit_limit($post)",
 	'estimate_account' => "SELECT billing.estimate('fill-img', '{\"n\":2}', $pre)",
 	'account_catalog' => "SELECT * FROM billing.account_catalog($pre)",
-	'margin' => "SELECT * FROM billing.margin($pre, $window, '{model,provider}')");
+	'margin' => "SELECT * FROM billing.margin($pre, $window, '{model,provider}')",
+	'list_invoices' => "SELECT * FROM billing.list_invoices($post)",
+	'invoice_document' => "SELECT billing.invoice_document(i.invoice_id) FROM billing.invoices i WHERE i.account_id = $post");
 for my $name (sort keys %reads)
 {
 	my $on_primary = $primary->safe_psql('postgres', $reads{$name});
@@ -94,7 +96,12 @@ my @writes = (
 	"billing.reverse_topup($topup, 1000)",
 	"billing.reverse_funds($funds, 1000)",
 	"billing.void_grant($grant, 1000)",
-	"billing.configure_auto_topup($pre, 1000, 5000, true, 10000, 1000000)");
+	"billing.configure_auto_topup($pre, 1000, 5000, true, 10000, 1000000)",
+	"billing.void_invoice((SELECT max(invoice_id) FROM billing.invoices), 'standby')",
+	"billing.issue_credit_note((SELECT max(invoice_id) FROM billing.invoices), 10000, 'standby')",
+	"billing.set_overdue_policy($post, 0)",
+	"billing.mark_overdue()",
+	"billing.set_billing_details($post, '{\"legal_name\":\"Standby Ltd\"}')");
 my $script = "\\set VERBOSITY verbose\n" . join('', map { "SELECT $_;\nSELECT 'next ran';\n" } @writes);
 my ($out, $err);
 $standby->psql('postgres', $script, stdout => \$out, stderr => \$err, on_error_stop => 0);
