@@ -130,13 +130,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS reversals_idempotency ON billing.reversals (ac
 CREATE INDEX IF NOT EXISTS reversals_source ON billing.reversals (account_id, source,
                                                     COALESCE(topup_id, funds_entry_id, grant_id));
 REVOKE ALL ON billing.reversals FROM PUBLIC;
-ALTER TABLE billing.events DROP CONSTRAINT IF EXISTS events_type_check;
-ALTER TABLE billing.events ADD CONSTRAINT events_type_check CHECK (type IN (
-                    'auto_topup_requested', 'auto_topup_disabled', 'topup_succeeded',
-                    'topup_failed', 'balance_alert', 'spend_limit_reached',
-                    'credits_granted', 'credits_expired', 'refund_issued',
-                    'invoice_issued', 'invoice_paid',
-                    'auto_topup_capped', 'topup_reversed', 'funds_reversed', 'grant_voided'));
+-- (the events' CHECK gains SPEC 21's types with SPEC 22's, below)
 -- SPEC 22: postpaid collections (void invoices, credit notes, overdue
 -- accounts, the invoice document). Columns in the SPEC's order, after
 -- those of sections 20 and 21.
@@ -182,7 +176,8 @@ ALTER TABLE billing.events ADD CONSTRAINT events_type_check CHECK (type IN (
     'topup_failed', 'balance_alert', 'spend_limit_reached',
     'credits_granted', 'credits_expired', 'refund_issued',
     'invoice_issued', 'invoice_paid',
-    -- 0.3.0, SPEC 22
+    -- 0.3.0, SPEC 21 and 22
+    'auto_topup_capped', 'topup_reversed', 'funds_reversed', 'grant_voided',
     'invoice_voided', 'credit_note_issued', 'invoice_overdue',
     'account_reinstated'));
 -- set_model gains display_name: the 0.2.0 signature goes
