@@ -38,7 +38,7 @@ REGRESS = setup money pricing accounts charges requests validation topup invoice
           price_books price_books_cancel \
           provider_costs commitments \
           topup_cap reversals \
-          collections collections_cancel
+          collections collections_cancel interplay
 REGRESS_OPTS =
 # Tests that need timers (statement_timeout, lock_timeout), which a server
 # under libfaketime does not fire; none depends on the date. FAKETIME=1
