@@ -151,6 +151,8 @@ SELECT billing.charge(:list_acct, 'pb-img', '{"n":1}', regress.images(1)) ->> 'c
 -- then the route's discount ends and a backdated version appears: nothing
 -- admitted changes
 SELECT billing.end_discount(:gold_img_acme);
+-- (the route's discount ended: the model's applies to new work)
+SELECT pg_temp.brief(billing.estimate('pb-img', '{"n":3}', :gold_acct)) AS model_discount;
 SELECT billing.set_price('pb-img', '[{"type":"output","metric":"image","unit_price_micros":1}]',
                          'acme', now() - interval '2 hours', 'gold') > 0 AS backdated;
 SELECT billing.complete_request(:open_acme, regress.images(2)) ->> 'cost_micros' AS settled_acme,

@@ -179,7 +179,7 @@ try:
     status, body = call("GET", "/v1/balance")
     check(status == 200 and body == sql("SELECT billing.balance(%s)", alice), "GET /v1/balance is billing.balance()", body)
 
-    # --- dry runs: billing.estimate(), nothing written
+    # --- dry runs: billing.estimate() at the caller's prices (section 20), nothing written
     before = request_count()
     for path, body, params in (
             ("/v1/images/generations", {"model": "img", "n": 2, "size": "1024x1536", "prompt": "a cat"},
@@ -189,16 +189,16 @@ try:
             ("/v1/videos", {"model": "vid", "duration_seconds": 8, "resolution": "1080p"},
              {"duration_seconds": 8, "resolution": "1080p"})):
         status, got = call("POST", path + "?dryRun=true", body)
-        check(status == 200 and got == sql("SELECT billing.estimate(%s, %s)", body["model"], Jsonb(params))
+        check(status == 200 and got == sql("SELECT billing.estimate(%s, %s, %s)", body["model"], Jsonb(params), alice)
               and got["estimated"] is True, f"dry run of {path} {sorted(body)} is billing.estimate({params})", got)
     data, header = form({"model": "edit", "prompt": "p", "n": "2", "size": "1024x1024"},
                         [("image[]", "a.png", b"\x89PNG\r\n1"), ("image[]", "b.png", b"\x89PNG\r\n2")])
     status, got = call("POST", "/v1/images/edits?dryRun=true", data, headers=[header])
-    check(status == 200 and got == sql("""SELECT billing.estimate('edit', '{"n":2,"size":"1024x1024","input_images":2}')""")
+    check(status == 200 and got == sql("""SELECT billing.estimate('edit', '{"n":2,"size":"1024x1024","input_images":2}', %s)""", alice)
           and got["total_cost_micros"] == 100000, "dry run of a multipart edit with two images: input_images 2", got)
     data, header = form({"model": "vid", "prompt": "4", "seconds": "4", "size": "720x1280", "audio": "false"})
     status, got = call("POST", "/v1/videos?dryRun=true", data, headers=[header])
-    check(status == 200 and got == sql("""SELECT billing.estimate('vid', '{"duration_seconds":4,"resolution":"720p","audio":false}')"""),
+    check(status == 200 and got == sql("""SELECT billing.estimate('vid', '{"duration_seconds":4,"resolution":"720p","audio":false}', %s)""", alice),
           "dry run of a multipart video: text fields as numbers and booleans, 720x1280 is 720p", got)
     check(request_count() == before and available(alice) == FUNDS["alice"], "dry runs write and hold nothing")
 
