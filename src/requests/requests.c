@@ -589,9 +589,10 @@ billing_charge(PG_FUNCTION_ARGS)
 	check_currency(&acct, &route);
 	cost = pricing_cost(route.components, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
 						route.media, NULL);
-	costed = pricing_provider_cost(routing, true, route.model, route.provider, route.media,
-								   acct.currency, GetCurrentTransactionStartTimestamp(),
-								   DatumGetJsonbP(params), DatumGetJsonbP(outputs), &provider_cost);
+	costed = pricing_reported_cost(routing, &provider_cost) ||
+		pricing_provider_cost(route.model, route.provider, route.media, acct.currency,
+							  GetCurrentTransactionStartTimestamp(), DatumGetJsonbP(params),
+							  DatumGetJsonbP(outputs), &provider_cost);
 	/* the take, the rows and the limits' takes go direct when they can */
 	if (key == NULL && cost > 0)
 		direct_open();
