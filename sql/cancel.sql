@@ -49,6 +49,9 @@ BEGIN
     PERFORM dblink_exec('holder', 'BEGIN');
     PERFORM pg_temp.locked('holder', t, acct)
        FROM unnest(ARRAY['accounts', 'account_slices', 'requests', 'spend_limits', 'limit_slices']) t;
+    -- and the image model's row, which set_provider_cost locks
+    PERFORM * FROM dblink('holder', 'SELECT 1 FROM billing.models WHERE model = ''cn-img'' FOR UPDATE')
+                AS t(x integer);
     -- and when asked its gate, in the exclusive mode that a change of its
     -- limits takes (a charge then waits for the gate, not in its fast path)
     PERFORM * FROM dblink('holder', format('SELECT billing.set_spend_limit(%s, 5000000, ''month'')::text', acct))
@@ -141,6 +144,11 @@ SELECT how, regexp_replace(call, '\(\d+', '(N') AS call, pg_temp.cancelled(how, 
            format('SELECT billing.void_grant(%s)', :c_grant),
            format('SELECT billing.configure_auto_topup(%s, 1000, 5000, true, 10000, 1000000)', :c)]) call
  ORDER BY how, call;
+-- set_provider_cost waits for the model's row; no version is written
+SELECT how, pg_temp.cancelled(how, :a, $$SELECT billing.set_provider_cost('cn-img', 'acme',
+           '[{"type":"output","metric":"image","unit_price_micros":1}]')$$, :victim_pid) AS set_provider_cost
+  FROM unnest(ARRAY['lock_timeout', 'statement_timeout', 'cancel']) how ORDER BY how;
+SELECT count(*) AS cost_versions FROM billing.provider_costs WHERE model = 'cn-img';
 SELECT pg_temp.state() = :'before' AS nothing_moved;
 
 -- In a transaction block the block is aborted until the application rolls

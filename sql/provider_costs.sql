@@ -78,8 +78,10 @@ SELECT pg_temp.cost_of(:on_acme) AS on_acme, pg_temp.cost_of(:on_zeta) AS on_zet
 -- a bad upstream cost is refused, and nothing settles
 SELECT (billing.begin_request(:a, 'pc-vid', '{"duration_seconds":4,"resolution":"1080p"}') ->> 'request_id')::bigint AS open \gset
 SELECT pg_temp.state() AS before \gset
-SELECT regress.try(format($$SELECT pg_temp.charge(%s, 'pc-img', regress.images(1), %L)$$, :a, r)),
-       regress.try(format($$SELECT billing.complete_request(%s, '{"duration_seconds":4}', %L)$$, :open, r))
+SELECT regress.try(format($$SELECT pg_temp.charge(%s, 'pc-img', regress.images(1), %L)$$, :a, r)) AS charge,
+       regress.try(format($$SELECT billing.complete_request(%s, '{"duration_seconds":4}', %L)$$, :open, r)) AS complete,
+       regress.try(format($$UPDATE billing.requests SET status = 'in_progress', routing = %L
+                             WHERE request_id = %s$$, r, :open)) AS in_progress
   FROM unnest(ARRAY['{"upstream_cost_micros":-1}', '{"upstream_cost_micros":1.5}',
                     '{"upstream_cost_micros":"7"}', '{"upstream_cost_micros":null}',
                     '{"upstream_cost_micros":1e30}']) r;

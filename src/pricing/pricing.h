@@ -82,17 +82,18 @@ extern void pricing_settlement_route(const char *model, const char *admitted_pro
 									 PriceRoute *route);
 
 /*
- * What a request reaching a final state cost upstream (docs/pricing.md,
- * "Provider costs and margin"): routing's upstream_cost_micros when given
- * (a JSON integer >= 0, else 22023); else, when completed, its params and
- * outputs priced by the provider cost version of (model, provider) in force
- * at "began", in the request's currency. Returns false where the cost is
- * unknown. The version comes from a per-backend cache; same memory and SPI
- * rules as pricing_route().
+ * What a request cost upstream (docs/pricing.md, "Provider costs and
+ * margin"). pricing_reported_cost: routing's upstream_cost_micros, when
+ * given (a JSON integer >= 0, else 22023). pricing_provider_cost: its params
+ * and outputs priced by the provider cost version of (model, provider) in
+ * force at "began", in the request's currency. Each returns false where it
+ * does not know the cost. The version comes from a per-backend cache; same
+ * memory and SPI rules as pricing_route().
  */
-extern bool pricing_provider_cost(Datum routing, bool completed, const char *model,
-								  const char *provider, const char *media, const char *currency,
-								  TimestampTz began, Jsonb *params, Jsonb *outputs, int64 *cost);
+extern bool pricing_reported_cost(Datum routing, int64 *cost);
+extern bool pricing_provider_cost(const char *model, const char *provider, const char *media,
+								  const char *currency, TimestampTz began, Jsonb *params,
+								  Jsonb *outputs, int64 *cost);
 
 /* An explicit provider must be a non-empty name (22023); NULL means none. */
 extern void pricing_check_provider(const char *provider);

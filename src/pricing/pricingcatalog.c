@@ -260,26 +260,29 @@ cost_version(const char *model, const char *provider, TimestampTz at, PriceRoute
 }
 
 bool
-pricing_provider_cost(Datum routing, bool completed, const char *model, const char *provider,
-					  const char *media, const char *currency, TimestampTz began,
-					  Jsonb *params, Jsonb *outputs, int64 *cost)
+pricing_reported_cost(Datum routing, int64 *cost)
 {
 	Jsonb	   *j = DatumGetJsonbP(routing);
 	JsonbValue	k;
 	JsonbValue *v;
-	PriceRoute	version;
 
 	k.type = jbvString;
 	k.val.string.val = "upstream_cost_micros";
 	k.val.string.len = strlen(k.val.string.val);
 	v = findJsonbValueFromContainer(&j->root, JB_FOBJECT, &k);
-	if (v != NULL)
-	{
-		*cost = pricing_json_int(v, "upstream_cost_micros", 0, PG_INT64_MAX);
-		return true;
-	}
-	if (!completed)
+	if (v == NULL)
 		return false;
+	*cost = pricing_json_int(v, "upstream_cost_micros", 0, PG_INT64_MAX);
+	return true;
+}
+
+bool
+pricing_provider_cost(const char *model, const char *provider, const char *media,
+					  const char *currency, TimestampTz began, Jsonb *params, Jsonb *outputs,
+					  int64 *cost)
+{
+	PriceRoute	version;
+
 	cost_version(model, provider, began, &version);
 	/* a cost in another currency than the revenue's leaves the margin unknown */
 	if (version.components == NULL || strcmp(version.currency, currency) != 0)

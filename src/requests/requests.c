@@ -606,9 +606,9 @@ billing_charge(PG_FUNCTION_ARGS)
 					   account_price_book(account_id, now), now, true, &route);
 	check_currency(&acct, &route);
 	cost = pricing_route_cost(&route, DatumGetJsonbP(params), DatumGetJsonbP(outputs), NULL);
-	costed = pricing_provider_cost(routing, true, route.model, route.provider, route.media,
-								   acct.currency, now, DatumGetJsonbP(params), DatumGetJsonbP(outputs),
-								   &provider_cost);
+	costed = pricing_reported_cost(routing, &provider_cost) ||
+		pricing_provider_cost(route.model, route.provider, route.media, acct.currency, now,
+							  DatumGetJsonbP(params), DatumGetJsonbP(outputs), &provider_cost);
 	/* the take, the rows and the limits' takes go direct when they can */
 	if (key == NULL && cost > 0)
 		direct_open();

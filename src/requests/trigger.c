@@ -277,6 +277,11 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 					 errmsg("column \"%s\" of request " INT64_FORMAT " cannot be changed",
 							column_names[frozen_columns[i]], request_id)));
 
+	/*
+	 * a reported upstream cost is checked on every transition, so that no
+	 * request keeps one that would stop it from settling later
+	 */
+	costed = pricing_reported_cost(routing, &provider_cost);
 	if (status_rank(new_status) < 2)
 	{
 		if (col_changed(&o, &n, COL_COST) || col_changed(&o, &n, COL_PROVIDER_COST))
@@ -295,12 +300,12 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 					 errmsg("the cost of a completed request is computed from its outputs")));
 		SPI_connect();
 		cost = effective_cost(&n, routing_provider, &route);
-		/* the executing provider's cost at the request's start */
-		costed = pricing_provider_cost(routing, true, route.model, route.provider, route.media,
-									   route.currency,
-									   DatumGetTimestampTz(col(&n, COL_CREATED_AT, &isnull)),
-									   DatumGetJsonbP(col(&n, COL_PARAMS, &isnull)),
-									   DatumGetJsonbP(col(&n, COL_OUTPUTS, &isnull)), &provider_cost);
+		/* else the executing provider's cost at the request's start */
+		costed = costed ||
+			pricing_provider_cost(route.model, route.provider, route.media, route.currency,
+								  DatumGetTimestampTz(col(&n, COL_CREATED_AT, &isnull)),
+								  DatumGetJsonbP(col(&n, COL_PARAMS, &isnull)),
+								  DatumGetJsonbP(col(&n, COL_OUTPUTS, &isnull)), &provider_cost);
 	}
 	else
 	{
@@ -320,9 +325,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 							cost, new_status),
 					 errdetail("A failed request may be charged from zero up to its estimate;"
 							   " a cancelled one is charged nothing.")));
-		/* only a reported cost: nothing priced the work */
-		costed = pricing_provider_cost(routing, false, NULL, NULL, NULL, NULL, 0, NULL, NULL,
-									   &provider_cost);
+		/* failed or cancelled: only a reported cost, nothing priced the work */
 		SPI_connect();
 	}
 	request_settle(DatumGetInt64(col(&o, COL_ACCOUNT_ID, &isnull)), request_id,
