@@ -271,10 +271,12 @@ SELECT regress.try(format($$SELECT billing.void_invoice(%s, 'x')$$, :ann_jan)),
        regress.try(format($$SELECT billing.set_billing_details(%s, NULL)$$, :ann));
 ROLLBACK;
 -- a failed call inside a block aborts it until the rollback
+\set VERBOSITY terse
 BEGIN;
 SELECT billing.void_invoice(NULL, 'no invoice');
 SELECT 1 AS aborted;
 ROLLBACK;
+\set VERBOSITY default
 SELECT 1 AS goes_on;
 
 -- 11. Disabled accounts: their invoices are still listed and rendered;
