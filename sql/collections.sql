@@ -271,10 +271,12 @@ SELECT regress.try(format($$SELECT billing.void_invoice(%s, 'x')$$, :ann_jan)),
        regress.try(format($$SELECT billing.set_billing_details(%s, NULL)$$, :ann));
 ROLLBACK;
 -- a failed call inside a block aborts it until the rollback
+\set VERBOSITY terse
 BEGIN;
 SELECT billing.void_invoice(NULL, 'no invoice');
 SELECT 1 AS aborted;
 ROLLBACK;
+\set VERBOSITY default
 SELECT 1 AS goes_on;
 
 -- 11. Disabled accounts: their invoices are still listed and rendered;
@@ -292,28 +294,29 @@ SELECT billing_details FROM billing.accounts WHERE account_id = :ann;
 
 -- 12. verify() sees damage to every new invariant.
 -- runs sql, returns what verify() finds, and undoes it
-CREATE FUNCTION pg_temp.damaged(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+-- (of one account, but for the numbers, which verify() checks across all)
+CREATE FUNCTION pg_temp.damaged(sql text, acct bigint DEFAULT NULL) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
     found text[] := '{}';
 BEGIN
     BEGIN
         EXECUTE sql;
-        found := ARRAY(SELECT regexp_replace(v.problem, '\d+', 'N', 'g') FROM billing.verify() v ORDER BY 1);
+        found := ARRAY(SELECT regexp_replace(v.problem, '\d+', 'N', 'g') FROM billing.verify(acct) v ORDER BY 1);
         RAISE EXCEPTION 'undo';
     EXCEPTION WHEN raise_exception THEN
         NULL;
     END;
     RETURN QUERY SELECT unnest(found);
 END $$;
-SELECT pg_temp.damaged(format('UPDATE billing.credit_notes SET amount_micros = amount_micros + 1 WHERE invoice_id = %s AND settlement = %L', :ann_jan, 'refund'));
+SELECT pg_temp.damaged(format('UPDATE billing.credit_notes SET amount_micros = amount_micros + 1 WHERE invoice_id = %s AND settlement = %L', :ann_jan, 'refund'), :ann);
 SELECT pg_temp.damaged(format('UPDATE billing.credit_notes SET credit_note_number = credit_note_number + 100 WHERE invoice_id = %s', :bob_re));
-SELECT pg_temp.damaged(format('UPDATE billing.credit_notes SET entry_id = NULL WHERE invoice_id = %s', :bob_re));
-SELECT pg_temp.damaged(format('UPDATE billing.credit_notes SET amount_micros = 99990000 WHERE invoice_id = %s', :bob_re));
-SELECT pg_temp.damaged(format('UPDATE billing.invoices SET voided_at = NULL WHERE invoice_id = %s', :bob_jan));
-SELECT pg_temp.damaged(format('UPDATE billing.adjustments SET invoice_id = %s WHERE account_id = %s', :bob_jan, :bob));
-SELECT pg_temp.damaged(format('UPDATE billing.accounts SET overdue_since = %L WHERE account_id = %s', '2025-06-01 00:00+00', :bob));
+SELECT pg_temp.damaged(format('UPDATE billing.credit_notes SET entry_id = NULL WHERE invoice_id = %s', :bob_re), :bob);
+SELECT pg_temp.damaged(format('UPDATE billing.credit_notes SET amount_micros = 99990000 WHERE invoice_id = %s', :bob_re), :bob);
+SELECT pg_temp.damaged(format('UPDATE billing.invoices SET voided_at = NULL WHERE invoice_id = %s', :bob_jan), :bob);
+SELECT pg_temp.damaged(format('UPDATE billing.adjustments SET invoice_id = %s WHERE account_id = %s', :bob_jan, :bob), :bob);
+SELECT pg_temp.damaged(format('UPDATE billing.accounts SET overdue_since = %L WHERE account_id = %s', '2025-06-01 00:00+00', :bob), :bob);
 SELECT pg_temp.damaged(format('INSERT INTO billing.ledger (account_id, kind, amount_micros, invoice_id) VALUES (%s, %L, 1, %s)',
-                              :bob, 'adjustment', :bob_jan));
-SELECT pg_temp.damaged(format('DROP INDEX billing.invoices_one_per_month; UPDATE billing.invoices SET status = %L WHERE invoice_id = %s', 'paid', :bob_jan));
-SELECT pg_temp.damaged(format('UPDATE billing.invoices SET status = %L, paid_at = NULL WHERE invoice_id = %s', 'open', :ann_jan));
+                              :bob, 'adjustment', :bob_jan), :bob);
+SELECT pg_temp.damaged(format('DROP INDEX billing.invoices_one_per_month; UPDATE billing.invoices SET status = %L WHERE invoice_id = %s', 'paid', :bob_jan), :bob);
+SELECT pg_temp.damaged(format('UPDATE billing.invoices SET status = %L, paid_at = NULL WHERE invoice_id = %s', 'open', :ann_jan), :ann);
 SELECT * FROM billing.verify();

@@ -116,19 +116,21 @@ LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     uncredited bigint;
+    noted bigint;
 BEGIN
     -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters; and no
     -- query of the account's tables calls a function of billing's, which
     -- Citus would run on the shard, where it cannot query further
     SELECT COALESCE(pg_catalog.sum(c.amount_micros), 0)::bigint INTO uncredited
       FROM billing._uncredited_corrections(_postpaid_position.account_id, 'infinity') c;
+    -- what the credit notes of open invoices took off what is due
+    SELECT COALESCE(pg_catalog.sum(n.amount_micros), 0)::bigint INTO noted
+      FROM billing.credit_notes n
+      JOIN billing.invoices i ON i.account_id = n.account_id AND i.invoice_id = n.invoice_id
+     WHERE n.account_id = _postpaid_position.account_id AND i.status = 'open';
     -- a void invoice bills nothing: its month is unbilled again
     WITH inv AS (
-        SELECT i.starts_at, i.ends_at, i.status,
-               i.total_micros - (SELECT COALESCE(pg_catalog.sum(n.amount_micros), 0)::bigint
-                                   FROM billing.credit_notes n
-                                  WHERE n.account_id = i.account_id AND n.invoice_id = i.invoice_id)
-                   AS due_micros,
+        SELECT i.starts_at, i.ends_at, i.status, i.total_micros,
                pg_catalog.max(i.ends_at) OVER (ORDER BY i.starts_at
                                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
           FROM billing.invoices i
@@ -145,8 +147,8 @@ BEGIN
                                AND l.kind = 'usage' AND l.postpaid
                                AND l.created_at >= g.from_at AND l.created_at < g.to_at) u)
            - uncredited,
-           (SELECT COALESCE(pg_catalog.sum(inv.due_micros), 0)::bigint FROM inv
-             WHERE inv.status = 'open'),
+           (SELECT COALESCE(pg_catalog.sum(inv.total_micros), 0)::bigint FROM inv
+             WHERE inv.status = 'open') - noted,
            (SELECT a.prepaid_credit_micros FROM billing.accounts a
              WHERE a.account_id = _postpaid_position.account_id)
       INTO unbilled_micros, unpaid_micros, credit_micros;

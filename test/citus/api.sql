@@ -33,6 +33,37 @@ SELECT pg_temp.ok(:cost = 40000, 'charge cost');
 SELECT billing.create_account('api-poor') AS poor \gset
 SELECT pg_temp.ok(pg_temp.try(format($$SELECT billing.charge(%s, 'ct-img', '{}', '{"images":[{}]}')$$, :poor)) = 'PB402', '402');
 
+-- collections (SPEC 22): an invoice of January 2025 (usage dated then, as
+-- the superuser writes it), a note, a void and its reissue, the overdue
+-- flag across accounts and the refusal it makes, the document
+SELECT billing.create_account('api-late', 'postpaid') AS late \gset
+SELECT billing.set_credit_limit(:late, 50000000, 'late') IS NOT NULL;
+SELECT billing.set_billing_details(:late, '{"legal_name":"Late Ltd","address":{"country":"FR"}}') IS NOT NULL;
+INSERT INTO billing.requests (account_id, model, provider, status, params, outputs, cost_estimate_micros,
+                              cost_micros, currency, postpaid, created_at, completed_at)
+VALUES (:late, 'ct-img', 'acme', 'completed', '{}', '{}', 1234567, 1234567, 'USD', true, '2025-01-15', '2025-01-15')
+RETURNING request_id AS late_req \gset
+INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
+VALUES (:late, 'usage', -1234567, true, :late_req, '2025-01-15');
+SELECT billing._adjust_available(:late, -1234567) IS NOT NULL;
+SELECT pg_temp.ok(billing.close_period('2025-01-01') = 1, 'close_period of January 2025');
+SELECT invoice_id AS late_inv FROM billing.invoices WHERE account_id = :late \gset
+SELECT pg_temp.ok(billing.issue_credit_note(:late_inv, 30000, 'outage') ->> 'amount_due_micros' = '1200000', 'credit note');
+SELECT pg_temp.ok(billing.void_invoice(:late_inv, 'wrong address') ->> 'status' = 'void', 'void_invoice');
+SELECT pg_temp.ok(billing.close_period('2025-01-01') = 1, 'the void month issued again');
+SELECT invoice_id AS late_re FROM billing.invoices WHERE account_id = :late AND status = 'open' \gset
+SELECT count(*) AS late_listed FROM billing.list_invoices(:late) \gset
+SELECT pg_temp.ok(:late_listed = 2, 'list_invoices');
+SELECT pg_temp.ok(billing.invoice_document(:late_re) -> 'buyer' ->> 'legal_name' = 'Late Ltd', 'invoice_document');
+SELECT billing.set_overdue_policy(:late, 0) IS NOT NULL;
+SELECT pg_temp.ok(billing.mark_overdue() >= 1, 'mark_overdue across accounts');
+SELECT pg_temp.ok(pg_temp.try(format($$SELECT billing.charge(%s, 'ct-img', '{}', '{"images":[{}]}')$$, :late)) = 'PB402',
+                  'an overdue account is refused');
+SELECT billing.mark_invoice_paid(:late_re) IS NOT NULL;
+SELECT overdue_since IS NULL AS reinstated FROM billing.accounts WHERE account_id = :late \gset
+SELECT pg_temp.ok(:'reinstated'::boolean, 'paid: reinstated');
+SELECT pg_temp.ok(billing.charge(:late, 'ct-img', '{}', '{"images":[{}]}') IS NOT NULL, 'admitted again');
+
 -- the lifecycle: begin, complete; begin, cancel; begin, fail with a charge
 SELECT billing.begin_request(:ann, 'ct-img', '{"n":1}') ->> 'request_id' AS r1 \gset
 SELECT pg_temp.ok((billing.balance(:ann) ->> 'held_micros')::bigint = 40000, 'hold');
@@ -84,36 +115,6 @@ SELECT billing.create_account('api-switch') AS sw \gset
 SELECT billing.add_funds(:sw, 300000) IS NOT NULL;
 SELECT billing.set_billing_type(:sw, 'postpaid');
 SELECT pg_temp.ok(billing.balance(:sw) ->> 'billing_type' = 'postpaid', 'switched');
-
--- collections (SPEC 22): an invoice of January 2025 (usage dated then, as
--- the superuser writes it), a note, a void and its reissue, the overdue
--- flag across accounts and the refusal it makes, the document
-SELECT billing.create_account('api-late', 'postpaid') AS late \gset
-SELECT billing.set_credit_limit(:late, 50000000, 'late') IS NOT NULL;
-SELECT billing.set_billing_details(:late, '{"legal_name":"Late Ltd","address":{"country":"FR"}}') IS NOT NULL;
-INSERT INTO billing.requests (account_id, model, provider, status, params, outputs, cost_estimate_micros,
-                              cost_micros, currency, postpaid, created_at, completed_at)
-VALUES (:late, 'ct-img', 'acme', 'completed', '{}', '{}', 1234567, 1234567, 'USD', true, '2025-01-15', '2025-01-15')
-RETURNING request_id AS late_req \gset
-INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id, created_at)
-VALUES (:late, 'usage', -1234567, true, :late_req, '2025-01-15');
-SELECT billing._adjust_available(:late, -1234567) IS NOT NULL;
-SELECT pg_temp.ok(billing.close_period('2025-01-01') = 1, 'close_period of January 2025');
-SELECT invoice_id AS late_inv FROM billing.invoices WHERE account_id = :late \gset
-SELECT pg_temp.ok(billing.issue_credit_note(:late_inv, 30000, 'outage') ->> 'amount_due_micros' = '1200000', 'credit note');
-SELECT pg_temp.ok(billing.void_invoice(:late_inv, 'wrong address') ->> 'status' = 'void', 'void_invoice');
-SELECT pg_temp.ok(billing.close_period('2025-01-01') = 1, 'the void month issued again');
-SELECT invoice_id AS late_re FROM billing.invoices WHERE account_id = :late AND status = 'open' \gset
-SELECT count(*) AS late_listed FROM billing.list_invoices(:late) \gset
-SELECT pg_temp.ok(:late_listed = 2, 'list_invoices');
-SELECT pg_temp.ok(billing.invoice_document(:late_re) -> 'buyer' ->> 'legal_name' = 'Late Ltd', 'invoice_document');
-SELECT billing.set_overdue_policy(:late, 0) IS NOT NULL;
-SELECT pg_temp.ok(billing.mark_overdue() >= 1, 'mark_overdue across accounts');
-SELECT pg_temp.ok(pg_temp.try(format($$SELECT billing.charge(%s, 'ct-img', '{}', '{"images":[{}]}')$$, :late)) = 'PB402',
-                  'an overdue account is refused');
-SELECT billing.mark_invoice_paid(:late_re) IS NOT NULL;
-SELECT pg_temp.ok(billing.balance(:late) ->> 'overdue_since' IS NULL, 'paid: reinstated');
-SELECT pg_temp.ok(billing.charge(:late, 'ct-img', '{}', '{"images":[{}]}') IS NOT NULL, 'admitted again');
 
 -- spend limits and balance alerts (docs/limits.md)
 SELECT billing.create_account('api-lim') AS lim \gset
