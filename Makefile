@@ -3,7 +3,7 @@ EXTENSION   = billing
 EXTVERSION  = 0.3.0
 
 MODULE_big  = billing
-OBJS = src/billing.o src/args.o src/direct.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o src/settings.o \
+OBJS = src/billing.o src/args.o src/direct.o src/tables.o src/events.o src/cache.o src/money.o src/spi_plan.o src/jsonout.o src/settings.o \
        src/pricing/pricing.o src/pricing/pricingparams.o src/pricing/pricingcomponents.o \
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/gates.o src/ledger/corrections.o \

@@ -46,45 +46,10 @@
 #include "direct.h"
 #include "pg_version_compat.h"
 
-typedef struct DirectColumn
-{
-	const char *name;
-	Oid			type;
-} DirectColumn;
-
-static const DirectColumn slice_columns[DS_COLUMNS] = {
-	{"account_id", INT8OID}, {"slice", INT4OID}, {"available_micros", INT8OID},
-	{"fast_micros", INT8OID}
-};
-
-static const DirectColumn limit_slice_columns[DLS_COLUMNS] = {
-	{"account_id", INT8OID}, {"limit_id", INT8OID}, {"slice", INT4OID},
-	{"available_micros", INT8OID}, {"fast_micros", INT8OID},
-	{"period_start", TIMESTAMPTZOID}, {"period_end", TIMESTAMPTZOID}
-};
-
-static const DirectColumn request_columns[DR_COLUMNS] = {
-	{"account_id", INT8OID}, {"request_id", INT8OID}, {"model", TEXTOID},
-	{"provider", TEXTOID}, {"status", TEXTOID}, {"params", JSONBOID}, {"outputs", JSONBOID},
-	{"routing", JSONBOID}, {"cost_estimate_micros", INT8OID}, {"cost_micros", INT8OID},
-	{"hold_micros", INT8OID}, {"currency", TEXTOID}, {"postpaid", BOOLOID},
-	{"idempotency_key", TEXTOID}, {"failure_reason", TEXTOID}, {"created_at", TIMESTAMPTZOID},
-	{"completed_at", TIMESTAMPTZOID}, {"price_id", INT8OID}, {"scope", TEXTOID},
-	{"price_book", TEXTOID}, {"discount_id", INT8OID}, {"provider_cost_micros", INT8OID}
-};
-
-static const DirectColumn ledger_columns[DL_COLUMNS] = {
-	{"account_id", INT8OID}, {"entry_id", INT8OID}, {"kind", TEXTOID},
-	{"amount_micros", INT8OID}, {"postpaid", BOOLOID}, {"request_id", INT8OID},
-	{"topup_id", INT8OID}, {"invoice_id", INT8OID}, {"idempotency_key", TEXTOID},
-	{"reference", TEXTOID}, {"created_at", TIMESTAMPTZOID}, {"grant_id", INT8OID},
-	{"created_by", TEXTOID}
-};
-
 typedef struct DirectSpec
 {
 	const char *relname;
-	const DirectColumn *columns;
+	const TableColumn *columns;
 	int			ncolumns;
 	int			identity;		/* the identity column, -1 for none */
 	CmdType		cmd;			/* what the charge does to it */
@@ -93,10 +58,10 @@ typedef struct DirectSpec
 } DirectSpec;
 
 static const DirectSpec specs[DIRECT_TABLES] = {
-	{"account_slices", slice_columns, DS_COLUMNS, -1, CMD_UPDATE, 2, {DS_ACCOUNT_ID, DS_SLICE}},
-	{"limit_slices", limit_slice_columns, DLS_COLUMNS, -1, CMD_UPDATE, 3,
+	{"account_slices", account_slices_columns, DS_COLUMNS, -1, CMD_UPDATE, 2, {DS_ACCOUNT_ID, DS_SLICE}},
+	{"limit_slices", limit_slices_columns, DLS_COLUMNS, -1, CMD_UPDATE, 3,
 	{DLS_ACCOUNT_ID, DLS_LIMIT_ID, DLS_SLICE}},
-	{"requests", request_columns, DR_COLUMNS, DR_REQUEST_ID, CMD_INSERT, 0},
+	{"requests", requests_columns, DR_COLUMNS, DR_REQUEST_ID, CMD_INSERT, 0},
 	{"ledger", ledger_columns, DL_COLUMNS, DL_ENTRY_ID, CMD_INSERT, 0}
 };
 

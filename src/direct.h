@@ -21,6 +21,8 @@
 #include "executor/tuptable.h"
 #include "utils/relcache.h"
 
+#include "tables.h"
+
 typedef enum DirectTable
 {
 	DIRECT_SLICES,				/* billing.account_slices */
@@ -30,32 +32,7 @@ typedef enum DirectTable
 	DIRECT_TABLES
 } DirectTable;
 
-/* The columns of each table, as the values of direct_insert() are indexed. */
-typedef enum DirectSliceColumn
-{
-	DS_ACCOUNT_ID, DS_SLICE, DS_AVAILABLE, DS_FAST, DS_COLUMNS
-} DirectSliceColumn;
-
-typedef enum DirectLimitSliceColumn
-{
-	DLS_ACCOUNT_ID, DLS_LIMIT_ID, DLS_SLICE, DLS_AVAILABLE, DLS_FAST, DLS_PERIOD_START,
-	DLS_PERIOD_END, DLS_COLUMNS
-} DirectLimitSliceColumn;
-
-typedef enum DirectRequestColumn
-{
-	DR_ACCOUNT_ID, DR_REQUEST_ID, DR_MODEL, DR_PROVIDER, DR_STATUS, DR_PARAMS, DR_OUTPUTS,
-	DR_ROUTING, DR_COST_ESTIMATE, DR_COST, DR_HOLD, DR_CURRENCY, DR_POSTPAID,
-	DR_IDEMPOTENCY_KEY, DR_FAILURE_REASON, DR_CREATED_AT, DR_COMPLETED_AT, DR_PRICE_ID,
-	DR_SCOPE, DR_PRICE_BOOK, DR_DISCOUNT_ID, DR_PROVIDER_COST, DR_COLUMNS
-} DirectRequestColumn;
-
-typedef enum DirectLedgerColumn
-{
-	DL_ACCOUNT_ID, DL_ENTRY_ID, DL_KIND, DL_AMOUNT, DL_POSTPAID, DL_REQUEST_ID, DL_TOPUP_ID,
-	DL_INVOICE_ID, DL_IDEMPOTENCY_KEY, DL_REFERENCE, DL_CREATED_AT, DL_GRANT_ID,
-	DL_CREATED_BY, DL_COLUMNS
-} DirectLedgerColumn;
+/* the values of direct_insert() are indexed by the slots of tables.h */
 
 /*
  * Opens the tables and their indexes (RowExclusiveLock, held to commit) for

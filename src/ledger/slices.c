@@ -108,6 +108,24 @@ take_home(int64 account_id, int64 amount)
 	return SPI_processed == 1;
 }
 
+/*
+ * The fast-path take: amount ($2, > 0) out of an unlocked slice of account
+ * $1 whose fast budget covers it, trying slice $3 first (one index probe;
+ * COALESCE runs the scan of the others only when that one is locked or
+ * short); one row when it took.
+ */
+#define AVAILABLE_TAKE_SQL \
+	"UPDATE billing.account_slices SET available_micros = available_micros - $2," \
+	"       fast_micros = fast_micros - $2" \
+	" WHERE account_id = $1 AND slice = COALESCE(" \
+	"       (SELECT slice FROM billing.account_slices" \
+	"         WHERE account_id = $1 AND slice = $3" \
+	"           AND fast_micros >= $2 FOR UPDATE SKIP LOCKED)," \
+	"       (SELECT slice FROM billing.account_slices" \
+	"         WHERE account_id = $1 AND fast_micros >= $2" \
+	"         ORDER BY slice LIMIT 1 FOR UPDATE SKIP LOCKED))" \
+	" RETURNING slice"
+
 typedef struct TakeArgs
 {
 	int64		account_id;
@@ -124,7 +142,7 @@ take_attempt(void *arg, bool wait_home)
 
 	if (wait_home)
 		return take_home(a->account_id, a->amount);
-	plan_exec(&plan, AVAILABLE_TAKE_SQL("$1", "$2", "$3"),
+	plan_exec(&plan, AVAILABLE_TAKE_SQL,
 			  3, types_acct_amount_slice, v, NULL, false, 0);
 	return SPI_processed == 1;
 }
@@ -300,44 +318,6 @@ available_take_exact(const Account *acct, int64 amount)
 {
 	take_exact(acct, amount);
 	after_change(acct, -amount);
-}
-
-typedef struct TakeWithArgs
-{
-	int64		account_id;
-	int64		amount;
-	bool		(*fold) (void *arg, int home);
-	void		(*record) (void *arg);
-	void	   *arg;
-} TakeWithArgs;
-
-static bool
-take_with_attempt(void *arg, bool wait_home)
-{
-	TakeWithArgs *a = (TakeWithArgs *) arg;
-
-	if (!wait_home)
-		return a->fold(a->arg, slices_home());
-	if (!take_home(a->account_id, a->amount))
-		return false;
-	a->record(a->arg);
-	return true;
-}
-
-void
-available_take_with(const Account *acct, int64 amount, bool (*fold) (void *arg, int home),
-					void (*record) (void *arg), void *arg)
-{
-	TakeWithArgs a = {acct->account_id, amount, fold, record, arg};
-
-	if (amount > 0 && slices_try_fast(acct->account_id, GATE_ACCOUNT, take_with_attempt, &a))
-	{
-		after_change(acct, -amount);
-		return;
-	}
-	/* no slice covers it (or it is free): the exact path decides */
-	available_take_exact(acct, amount);
-	record(arg);
 }
 
 /*

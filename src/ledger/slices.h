@@ -34,48 +34,14 @@ extern void available_take(const Account *acct, int64 amount);
 extern void available_take_exact(const Account *acct, int64 amount);
 
 /*
- * The SQL of a fast-path take, for a statement that folds it into more work:
- * takes amount (> 0) out of an unlocked slice of account acct whose fast
- * budget covers it, trying slice home first (one index probe; COALESCE runs
- * the scan of the others only when that one is locked or short); returns
- * one row when it did. The arguments are the SQL of the three values, e.g.
- * "$1". Only for the fold callback of available_take_with().
- */
-#define AVAILABLE_TAKE_SQL(acct, amount, home) \
-	"UPDATE billing.account_slices SET available_micros = available_micros - " amount "," \
-	"       fast_micros = fast_micros - " amount \
-	" WHERE account_id = " acct " AND slice = COALESCE(" \
-	"       (SELECT slice FROM billing.account_slices" \
-	"         WHERE account_id = " acct " AND slice = " home \
-	"           AND fast_micros >= " amount " FOR UPDATE SKIP LOCKED)," \
-	"       (SELECT slice FROM billing.account_slices" \
-	"         WHERE account_id = " acct " AND fast_micros >= " amount \
-	"         ORDER BY slice LIMIT 1 FOR UPDATE SKIP LOCKED))" \
-	" RETURNING slice"
-
-/*
- * available_take() for a caller that records the take with it (a charge),
- * in one statement on the fast path. fold(arg, home) runs the caller's
- * statement built around AVAILABLE_TAKE_SQL, home being the slice to try
- * first, and returns whether it took amount. When it did not, and the home
- * slice covers amount but was locked, the slices wait for it, take amount
- * and call record(arg); when no budget covers amount (or it is 0), the
- * exact path takes it (PB402 when not covered) and record(arg) follows.
- * Each fast attempt runs in a subtransaction of its own.
- */
-extern void available_take_with(const Account *acct, int64 amount,
-								bool (*fold) (void *arg, int home),
-								void (*record) (void *arg), void *arg);
-
-/*
  * The fast path without the executor, while direct_open() (direct.h) holds:
  * takes amount (> 0) out of an unlocked slice whose fast budget covers it,
- * home slice first, as AVAILABLE_TAKE_SQL does, and fires the alerts it
+ * home slice first, as the SPI fast path does, and fires the alerts it
  * crosses. A slice is locked only once its budget was seen to cover amount,
  * so a failed attempt leaves no lock behind and needs no subtransaction.
  * False, with nothing taken, when no unlocked slice covers amount: the
- * caller then takes the SPI path (available_take_with), which waits for the
- * home slice or goes exact.
+ * caller then takes the SPI path (available_take), which waits for the home
+ * slice or goes exact.
  */
 extern bool available_take_direct(const Account *acct, int64 amount);
 

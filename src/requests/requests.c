@@ -11,6 +11,7 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/fmgrprotos.h"
 
@@ -24,6 +25,7 @@
 #include "pricing/pricing.h"
 #include "requests/requests.h"
 #include "spi_plan.h"
+#include "tables.h"
 #include "topup/topup.h"
 
 /* What the "metadata" object of an API response shows of a request. */
@@ -254,237 +256,165 @@ check_currency(const Account *acct, const PriceRoute *route)
 						route->model, route->currency, acct->account_id, acct->currency)));
 }
 
+/*
+ * A new request row as the slots of tables.h: the account's and route's
+ * columns, the key and the scope set, every other column NULL. The caller
+ * sets what its state needs.
+ */
+static void
+request_row(const Account *acct, const PriceRoute *route, Datum params, const char *key,
+			const char *scope, Datum *v, bool *n)
+{
+	for (int c = 0; c < DR_COLUMNS; c++)
+		n[c] = true;
+#define SET(c, value) (v[c] = (value), n[c] = false)
+	SET(DR_ACCOUNT_ID, Int64GetDatum(acct->account_id));
+	SET(DR_MODEL, CStringGetTextDatum(route->model));
+	SET(DR_PROVIDER, CStringGetTextDatum(route->provider));
+	SET(DR_PARAMS, params);
+	SET(DR_CURRENCY, CStringGetTextDatum(acct->currency));
+	SET(DR_POSTPAID, BoolGetDatum(acct->postpaid));
+	SET(DR_CREATED_AT, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+	SET(DR_PRICE_ID, Int64GetDatum(route->price_id));
+	if (key)
+		SET(DR_IDEMPOTENCY_KEY, CStringGetTextDatum(key));
+	if (scope)
+		SET(DR_SCOPE, CStringGetTextDatum(scope));
+	if (route->price_book)
+		SET(DR_PRICE_BOOK, CStringGetTextDatum(route->price_book));
+	if (route->discount_id)
+		SET(DR_DISCOUNT_ID, Int64GetDatum(route->discount_id));
+#undef SET
+}
+
+/*
+ * The one writer of a new request row (request_row's slots): through the
+ * direct path while it is open, else one INSERT of every column but
+ * request_id (its identity gives it), built once from tables.h. Returns the
+ * request's id, 0 when its idempotency key is taken (SPI only: the direct
+ * path is never open for a keyed call).
+ */
+static int64
+request_write(Datum *v, bool *n)
+{
+	static SPIPlanPtr plan;
+	static char *sql;
+	static Oid	types[DR_COLUMNS];
+	Datum		values[DR_COLUMNS];
+	char		nulls[DR_COLUMNS];
+	int			nargs = 0;
+
+	if (direct_is_open())
+	{
+		v[DR_REQUEST_ID] = Int64GetDatum(direct_next_id(DIRECT_REQUESTS));
+		n[DR_REQUEST_ID] = false;
+		direct_insert(DIRECT_REQUESTS, v, n);
+		return DatumGetInt64(v[DR_REQUEST_ID]);
+	}
+	if (sql == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		StringInfoData buf,
+					params;
+
+		initStringInfo(&buf);
+		initStringInfo(&params);
+		appendStringInfoString(&buf, "INSERT INTO billing.requests (");
+		for (int c = 0; c < DR_COLUMNS; c++)
+		{
+			if (c == DR_REQUEST_ID)
+				continue;
+			types[nargs++] = requests_columns[c].type;
+			appendStringInfo(&buf, "%s%s", nargs > 1 ? ", " : "", requests_columns[c].name);
+			appendStringInfo(&params, "%s$%d", nargs > 1 ? ", " : "", nargs);
+		}
+		appendStringInfo(&buf, ") VALUES (%s)"
+						 " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
+						 " DO NOTHING RETURNING request_id", params.data);
+		pfree(params.data);
+		sql = buf.data;
+		MemoryContextSwitchTo(old);
+		nargs = 0;
+	}
+	for (int c = 0; c < DR_COLUMNS; c++)
+	{
+		if (c == DR_REQUEST_ID)
+			continue;
+		values[nargs] = n[c] ? (Datum) 0 : v[c];
+		nulls[nargs++] = n[c] ? 'n' : ' ';
+	}
+	plan_exec(&plan, sql, nargs, types, values, nulls, false, 0);
+	return SPI_processed == 1 ? spi_int64(1) : 0;
+}
+
 /* Inserts a begun request holding its estimate; 0 when the key is taken. */
 static int64
 request_insert(const Account *acct, const PriceRoute *route, Datum params, int64 estimate,
 			   const char *key, const char *scope)
 {
-	static SPIPlanPtr plan;
-	Datum		v[12] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
-		CStringGetTextDatum(route->provider), params, Int64GetDatum(estimate),
-		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
-		key ? CStringGetTextDatum(key) : (Datum) 0, Int64GetDatum(route->price_id),
-		scope ? CStringGetTextDatum(scope) : (Datum) 0,
-		route->price_book ? CStringGetTextDatum(route->price_book) : (Datum) 0,
-	Int64GetDatum(route->discount_id)};
-	char		nulls[13] = "            ";
+	Datum		v[DR_COLUMNS];
+	bool		n[DR_COLUMNS];
 
-	nulls[7] = key ? ' ' : 'n';
-	nulls[9] = scope ? ' ' : 'n';
-	nulls[10] = route->price_book ? ' ' : 'n';
-	nulls[11] = route->discount_id ? ' ' : 'n';
-	plan_exec(&plan,
-			  "INSERT INTO billing.requests (account_id, model, provider, status, params,"
-			  "       cost_estimate_micros, hold_micros, currency, postpaid, idempotency_key,"
-			  "       price_id, scope, price_book, discount_id)"
-			  " VALUES ($1, $2, $3, 'queued', $4, $5, $5, $6, $7, $8, $9, $10, $11, $12)"
-			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
-			  " DO NOTHING RETURNING request_id",
-			  12, (Oid[]) {INT8OID, TEXTOID, TEXTOID, JSONBOID, INT8OID, TEXTOID, BOOLOID, TEXTOID,
-			  INT8OID, TEXTOID, TEXTOID, INT8OID}, v, nulls, false, 0);
-	return SPI_processed == 1 ? spi_int64(1) : 0;
+	request_row(acct, route, params, key, scope, v, n);
+	v[DR_STATUS] = CStringGetTextDatum("queued");
+	v[DR_ROUTING] = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
+	v[DR_COST_ESTIMATE] = v[DR_HOLD] = Int64GetDatum(estimate);
+	n[DR_STATUS] = n[DR_ROUTING] = n[DR_COST_ESTIMATE] = n[DR_HOLD] = false;
+	return request_write(v, n);
 }
 
 /*
- * A one-shot charge as one statement: take the cost from the available
- * amount (t), record the completed request (r) and its usage entry (u).
- * "take" is the fast path's SQL, or a row standing for an amount already
- * taken by the exact path.
- */
-#define CHARGE_SQL(take) \
-	"WITH t AS (" take ")," \
-	" r AS (INSERT INTO billing.requests (account_id, model, provider, status, params, outputs," \
-	"              routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid," \
-	"              idempotency_key, price_id, completed_at, scope, price_book, discount_id," \
-	"              provider_cost_micros)" \
-	"       SELECT $1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12," \
-	"              pg_catalog.clock_timestamp(), $13, $14, $15, $16 FROM t" \
-	"       ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL" \
-	"       DO NOTHING RETURNING request_id)," \
-	" u AS (INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id)" \
-	"       SELECT $1, 'usage', -$7, $9, r.request_id FROM r WHERE $7 <> 0)" \
-	" SELECT (SELECT pg_catalog.count(*) FROM t), (SELECT request_id FROM r)"
-
-static const Oid charge_types[16] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
-INT8OID, TEXTOID, BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID};
-static SPIPlanPtr charge_taken_plan;
-
-typedef struct ChargeArgs
-{
-	Datum	   *values;
-	const char *nulls;
-	int64		request_id;		/* out: 0 when the key was taken */
-} ChargeArgs;
-
-/*
- * On Citus (docs/citus.md) the charge is not one statement: Citus does not
- * route a statement with INSERTs in CTEs to one shard, but plans each apart,
- * sends their results to every node and commits on all of them. There the
- * take and the two inserts are single-shard statements of their own, which
- * run on the account's worker without leaving it.
- */
-static void
-charge_record_routed(ChargeArgs *a)
-{
-	static SPIPlanPtr request_plan;
-	static SPIPlanPtr usage_plan;
-	Datum		v[4] = {a->values[0], a->values[6], a->values[8], (Datum) 0};
-	bool		isnull;
-
-	plan_exec(&request_plan,
-			  "INSERT INTO billing.requests (account_id, model, provider, status, params, outputs,"
-			  "       routing, cost_estimate_micros, cost_micros, hold_micros, currency, postpaid,"
-			  "       idempotency_key, price_id, completed_at, scope, price_book, discount_id,"
-			  "       provider_cost_micros)"
-			  " VALUES ($1, $2, $3, 'completed', $4, $5, $6, $7, $7, 0, $8, $9, $10, $12,"
-			  "       pg_catalog.clock_timestamp(), $13, $14, $15, $16)"
-			  " ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL"
-			  " DO NOTHING RETURNING request_id",
-			  16, charge_types, a->values, a->nulls, false, 0);
-	a->request_id = SPI_processed == 1 ? DatumGetInt64(spi_col(1, &isnull)) : 0;
-	if (a->request_id == 0 || DatumGetInt64(a->values[6]) == 0)
-		return;
-	v[3] = Int64GetDatum(a->request_id);
-	plan_exec(&usage_plan,
-			  "INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, request_id)"
-			  " VALUES ($1, 'usage', -$2, $3, $4)",
-			  4, (Oid[]) {INT8OID, INT8OID, BOOLOID, INT8OID}, v, NULL, false, 0);
-}
-
-/* Records the charge once its cost is taken, for available_take_with(). */
-static void
-charge_record_taken(void *arg)
-{
-	ChargeArgs *a = (ChargeArgs *) arg;
-	bool		isnull;
-
-	if (accounts_distributed())
-	{
-		charge_record_routed(a);
-		return;
-	}
-	plan_exec(&charge_taken_plan, CHARGE_SQL("SELECT 1"), 16, charge_types, a->values, a->nulls,
-			  false, 0);
-	a->request_id = DatumGetInt64(spi_col(2, &isnull));
-}
-
-/* The fast path of a charge, one statement, for available_take_with(). */
-static bool
-charge_fold(void *arg, int home)
-{
-	static SPIPlanPtr plan;
-	static SPIPlanPtr routed_take_plan;
-	ChargeArgs *a = (ChargeArgs *) arg;
-	bool		isnull;
-
-	a->values[10] = Int32GetDatum(home);
-	if (accounts_distributed())
-	{
-		Datum		v[3] = {a->values[0], a->values[6], a->values[10]};
-
-		plan_exec(&routed_take_plan, AVAILABLE_TAKE_SQL("$1", "$2", "$3"), 3,
-				  (Oid[]) {INT8OID, INT8OID, INT4OID}, v, NULL, false, 0);
-		if (SPI_processed != 1)
-			return false;
-		charge_record_routed(a);
-		return true;
-	}
-	plan_exec(&plan, CHARGE_SQL(AVAILABLE_TAKE_SQL("$1", "$7", "$11")), 16, charge_types,
-			  a->values, a->nulls, false, 0);
-	if (DatumGetInt64(spi_col(1, NULL)) != 1)
-		return false;
-	a->request_id = DatumGetInt64(spi_col(2, &isnull));
-	return true;
-}
-
-/*
- * The charge without the executor (direct.h), while billing_charge() holds
- * the tables open (direct_open: they allow it and the charge has no key; a
- * keyed charge needs ON CONFLICT, which is the SPI path's):
- * the fast take from a slice, then the request row and its usage entry,
- * the rows the SPI path's statement writes, with the same defaults. Returns
- * the request's id, or 0 with nothing done when no unlocked slice's budget
- * covers cost: the SPI path then waits for the home slice or goes exact.
+ * Records a charge whose cost is taken: the completed request and its usage
+ * entry, the same rows whichever way they are written (the direct path
+ * while billing_charge() holds it open, else SQL, on Citus too). Returns
+ * its id, or 0 when a concurrent charge with the key came first (the cost
+ * is then taken but not recorded: the caller gives it back).
  */
 static int64
-charge_direct(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
-			  Datum routing, int64 cost, const char *scope, const int64 *provider_cost)
+charge_record(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
+			  Datum routing, int64 cost, const char *key, const char *scope,
+			  const int64 *provider_cost)
 {
 	Datum		v[DR_COLUMNS];
 	bool		n[DR_COLUMNS];
-	int64		request_id = 0;
+	int64		request_id;
 
-	if (!direct_is_open())
-		return 0;
-	if (available_take_direct(acct, cost))
+	request_row(acct, route, params, key, scope, v, n);
+	v[DR_STATUS] = CStringGetTextDatum("completed");
+	v[DR_OUTPUTS] = outputs;
+	v[DR_ROUTING] = routing;
+	v[DR_COST_ESTIMATE] = v[DR_COST] = Int64GetDatum(cost);
+	v[DR_HOLD] = Int64GetDatum(0);
+	v[DR_COMPLETED_AT] = TimestampTzGetDatum(GetCurrentTimestamp());
+	n[DR_STATUS] = n[DR_OUTPUTS] = n[DR_ROUTING] = n[DR_COST_ESTIMATE] = n[DR_COST] =
+		n[DR_HOLD] = n[DR_COMPLETED_AT] = false;
+	if (provider_cost)
 	{
-		request_id = direct_next_id(DIRECT_REQUESTS);
-		for (int c = 0; c < DR_COLUMNS; c++)
-			n[c] = false;
-		v[DR_ACCOUNT_ID] = Int64GetDatum(acct->account_id);
-		v[DR_REQUEST_ID] = Int64GetDatum(request_id);
-		v[DR_MODEL] = CStringGetTextDatum(route->model);
-		v[DR_PROVIDER] = CStringGetTextDatum(route->provider);
-		v[DR_STATUS] = CStringGetTextDatum("completed");
-		v[DR_PARAMS] = params;
-		v[DR_OUTPUTS] = outputs;
-		v[DR_ROUTING] = routing;
-		v[DR_COST_ESTIMATE] = Int64GetDatum(cost);
-		v[DR_COST] = Int64GetDatum(cost);
-		v[DR_HOLD] = Int64GetDatum(0);
-		v[DR_CURRENCY] = CStringGetTextDatum(acct->currency);
-		v[DR_POSTPAID] = BoolGetDatum(acct->postpaid);
-		n[DR_IDEMPOTENCY_KEY] = n[DR_FAILURE_REASON] = true;
-		v[DR_CREATED_AT] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		v[DR_COMPLETED_AT] = TimestampTzGetDatum(GetCurrentTimestamp());
-		v[DR_PRICE_ID] = Int64GetDatum(route->price_id);
-		v[DR_SCOPE] = scope ? CStringGetTextDatum(scope) : (Datum) 0;
-		n[DR_SCOPE] = scope == NULL;
-		v[DR_PRICE_BOOK] = route->price_book ? CStringGetTextDatum(route->price_book) : (Datum) 0;
-		n[DR_PRICE_BOOK] = route->price_book == NULL;
-		v[DR_DISCOUNT_ID] = Int64GetDatum(route->discount_id);
-		n[DR_DISCOUNT_ID] = route->discount_id == 0;
-		v[DR_PROVIDER_COST] = provider_cost ? Int64GetDatum(*provider_cost) : (Datum) 0;
-		n[DR_PROVIDER_COST] = provider_cost == NULL;
-		direct_insert(DIRECT_REQUESTS, v, n);
-		ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
+		v[DR_PROVIDER_COST] = Int64GetDatum(*provider_cost);
+		n[DR_PROVIDER_COST] = false;
+	}
+	request_id = request_write(v, n);
+	if (request_id != 0 && cost != 0)
+	{
+		if (direct_is_open())
+			ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
+		else
+			ledger_post(acct->account_id, "usage", -cost, acct->postpaid, request_id, 0, 0, NULL, NULL);
 	}
 	return request_id;
 }
 
 /*
- * Takes cost (PB402 when not covered) and records the completed request.
- * Returns its id, or 0 when a concurrent charge with the key came first
- * (the cost is then taken but not recorded: the caller gives it back).
- * On the fast path this is one statement, the hot path of the extension.
+ * Takes amount for a request, PB402 when it is not covered: without the
+ * executor while the direct path is open, else (or when no unlocked slice
+ * covers it) through the slices' SPI paths, which wait for the home slice
+ * or go exact.
  */
-static int64
-charge_insert(const Account *acct, const PriceRoute *route, Datum params, Datum outputs,
-			  Datum routing, int64 cost, const char *key, const char *scope,
-			  const int64 *provider_cost)
+static void
+request_take(const Account *acct, int64 amount)
 {
-	Datum		v[16] = {Int64GetDatum(acct->account_id), CStringGetTextDatum(route->model),
-		CStringGetTextDatum(route->provider), params, outputs, routing, Int64GetDatum(cost),
-		CStringGetTextDatum(acct->currency), BoolGetDatum(acct->postpaid),
-		key ? CStringGetTextDatum(key) : (Datum) 0, (Datum) 0 /* $11, the home slice: charge_fold */ ,
-		Int64GetDatum(route->price_id), scope ? CStringGetTextDatum(scope) : (Datum) 0,
-		route->price_book ? CStringGetTextDatum(route->price_book) : (Datum) 0,
-		Int64GetDatum(route->discount_id),
-	provider_cost ? Int64GetDatum(*provider_cost) : (Datum) 0};
-	char		nulls[17] = "                ";
-	ChargeArgs	a = {v, nulls, 0};
-
-	/* billing_charge() opened the direct path only for a charge it suits */
-	if ((a.request_id = charge_direct(acct, route, params, outputs, routing, cost, scope,
-									  provider_cost)) != 0)
-		return a.request_id;
-	nulls[9] = key ? ' ' : 'n';
-	nulls[12] = scope ? ' ' : 'n';
-	nulls[13] = route->price_book ? ' ' : 'n';
-	nulls[14] = route->discount_id ? ' ' : 'n';
-	nulls[15] = provider_cost ? ' ' : 'n';
-	available_take_with(acct, cost, charge_fold, charge_record_taken, &a);
-	return a.request_id;
+	if (!direct_is_open() || !available_take_direct(acct, amount))
+		available_take(acct, amount);
 }
 
 /* The scope argument (docs/limits.md): NULL, or 1 to 256 characters (22023). */
@@ -538,7 +468,10 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		pricing_book_route(model, NULL, account_price_book(account_id, now), now, true, &route);
 		check_currency(&acct, &route);
 		estimate = pricing_route_cost(&route, DatumGetJsonbP(params), NULL, NULL);
-		available_take(&acct, estimate);
+		/* the take, the row and the limits' takes go direct when they can */
+		if (key == NULL && estimate > 0)
+			direct_open();
+		request_take(&acct, estimate);
 		request_id = request_insert(&acct, &route, params, estimate, key, scope);
 		if (request_id == 0)
 		{
@@ -549,6 +482,8 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		else
 		{
 			limits_admit(&acct, scope, request_id, estimate);
+			if (direct_is_open())
+				direct_close();
 			topup_after_debit(&acct);
 		}
 	}
@@ -612,7 +547,8 @@ billing_charge(PG_FUNCTION_ARGS)
 	/* the take, the rows and the limits' takes go direct when they can */
 	if (key == NULL && cost > 0)
 		direct_open();
-	request_id = charge_insert(&acct, &route, params, outputs, routing, cost, key, scope,
+	request_take(&acct, cost);
+	request_id = charge_record(&acct, &route, params, outputs, routing, cost, key, scope,
 							   costed ? &provider_cost : NULL);
 	if (request_id == 0)
 	{

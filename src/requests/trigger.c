@@ -22,72 +22,30 @@
 #include "jsonout.h"
 #include "pricing/pricing.h"
 #include "requests/requests.h"
+#include "tables.h"
 
 /*
- * The columns the trigger reads, by attribute number, so that no row looks a
- * name up. They are resolved by name once per backend, not fixed here: an
- * upgraded install may lay the table out otherwise than a fresh one. A
- * relation's attribute numbers never change, so only another relation (the
- * extension re-created) resolves them again.
+ * The columns the trigger reads (tables.h), by attribute number, so that no
+ * row looks a name up. They are resolved once per backend: a relation's
+ * attribute numbers never change, so only another relation (the extension
+ * re-created) resolves them again.
  */
-typedef enum RequestColumn
-{
-	COL_ACCOUNT_ID,
-	COL_REQUEST_ID,
-	COL_MODEL,
-	COL_PROVIDER,
-	COL_STATUS,
-	COL_PARAMS,
-	COL_OUTPUTS,
-	COL_ROUTING,
-	COL_COST_ESTIMATE,
-	COL_COST,
-	COL_HOLD,
-	COL_CURRENCY,
-	COL_POSTPAID,
-	COL_IDEMPOTENCY_KEY,
-	COL_CREATED_AT,
-	COL_COMPLETED_AT,
-	COL_PRICE_ID,
-	COL_SCOPE,
-	COL_PRICE_BOOK,
-	COL_DISCOUNT_ID,
-	COL_PROVIDER_COST,
-	NUM_COLUMNS
-} RequestColumn;
-
-static const char *const column_names[NUM_COLUMNS] = {
-	"account_id", "request_id", "model", "provider", "status", "params", "outputs",
-	"routing", "cost_estimate_micros", "cost_micros", "hold_micros", "currency",
-	"postpaid", "idempotency_key", "created_at", "completed_at", "price_id", "scope",
-	"price_book", "discount_id", "provider_cost_micros"
-};
-
 /* columns a transition may not touch */
 static const RequestColumn frozen_columns[] = {
-	COL_ACCOUNT_ID, COL_REQUEST_ID, COL_MODEL, COL_PROVIDER, COL_PARAMS, COL_COST_ESTIMATE,
-	COL_HOLD, COL_CURRENCY, COL_POSTPAID, COL_IDEMPOTENCY_KEY, COL_CREATED_AT,
-	COL_COMPLETED_AT, COL_PRICE_ID, COL_SCOPE, COL_PRICE_BOOK, COL_DISCOUNT_ID
+	DR_ACCOUNT_ID, DR_REQUEST_ID, DR_MODEL, DR_PROVIDER, DR_PARAMS, DR_COST_ESTIMATE,
+	DR_HOLD, DR_CURRENCY, DR_POSTPAID, DR_IDEMPOTENCY_KEY, DR_CREATED_AT,
+	DR_COMPLETED_AT, DR_PRICE_ID, DR_SCOPE, DR_PRICE_BOOK, DR_DISCOUNT_ID
 };
 
 static Oid	attnums_relid = InvalidOid;
-static AttrNumber attnums[NUM_COLUMNS];
+static AttrNumber attnums[DR_COLUMNS];
 
 static void
 attnums_resolve(Relation rel)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-
 	if (RelationGetRelid(rel) == attnums_relid)
 		return;
-	for (int i = 0; i < NUM_COLUMNS; i++)
-	{
-		int			attno = SPI_fnumber(desc, column_names[i]);
-
-		if (attno <= 0)
-			elog(ERROR, "column \"%s\" of billing.requests does not exist", column_names[i]);
-		attnums[i] = attno;
-	}
+	tables_attnums(rel, requests_columns, DR_COLUMNS, attnums);
 	attnums_relid = RelationGetRelid(rel);
 }
 
@@ -172,10 +130,10 @@ static int64
 effective_cost(const RowAccess *n, const char *routing_provider, PriceRoute *route)
 {
 	bool		isnull;
-	Datum		outputs = col(n, COL_OUTPUTS, &isnull);
+	Datum		outputs = col(n, DR_OUTPUTS, &isnull);
 	int64		price_id;
 	int64		discount_id;
-	char	   *currency = col_text(n, COL_CURRENCY);
+	char	   *currency = col_text(n, DR_CURRENCY);
 	int64		cost;
 
 	if (isnull)
@@ -184,21 +142,21 @@ effective_cost(const RowAccess *n, const char *routing_provider, PriceRoute *rou
 				 errmsg("outputs are required to complete a request")));
 	json_require_object(outputs, "outputs");
 	/* NULL only for a 0.1.0 request whose price version was gone at upgrade */
-	price_id = DatumGetInt64(col(n, COL_PRICE_ID, &isnull));
+	price_id = DatumGetInt64(col(n, DR_PRICE_ID, &isnull));
 	if (isnull)
 		price_id = 0;
-	discount_id = DatumGetInt64(col(n, COL_DISCOUNT_ID, &isnull));
+	discount_id = DatumGetInt64(col(n, DR_DISCOUNT_ID, &isnull));
 	if (isnull)
 		discount_id = 0;
-	pricing_settlement_route(col_text(n, COL_MODEL), col_text(n, COL_PROVIDER), price_id,
-							 col_text(n, COL_PRICE_BOOK), discount_id, routing_provider,
-							 DatumGetTimestampTz(col(n, COL_CREATED_AT, &isnull)), route);
+	pricing_settlement_route(col_text(n, DR_MODEL), col_text(n, DR_PROVIDER), price_id,
+							 col_text(n, DR_PRICE_BOOK), discount_id, routing_provider,
+							 DatumGetTimestampTz(col(n, DR_CREATED_AT, &isnull)), route);
 	if (strcmp(route->currency, currency) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("provider \"%s\" prices model \"%s\" in %s, the request is in %s",
 						route->provider, route->model, route->currency, currency)));
-	cost = pricing_route_cost(route, DatumGetJsonbP(col(n, COL_PARAMS, &isnull)),
+	cost = pricing_route_cost(route, DatumGetJsonbP(col(n, DR_PARAMS, &isnull)),
 							  DatumGetJsonbP(outputs), NULL);
 	return cost;
 }
@@ -232,9 +190,9 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	n.tuple = td->tg_newtuple;
 	o.desc = n.desc = RelationGetDescr(td->tg_relation);
 	attnums_resolve(td->tg_relation);
-	old_status = col_text(&o, COL_STATUS);
-	new_status = col_text(&n, COL_STATUS);
-	request_id = DatumGetInt64(col(&o, COL_REQUEST_ID, &isnull));
+	old_status = col_text(&o, DR_STATUS);
+	new_status = col_text(&n, DR_STATUS);
+	request_id = DatumGetInt64(col(&o, DR_REQUEST_ID, &isnull));
 	/*
 	 * BEFORE triggers run ahead of the NOT NULL checks: the columns a backend
 	 * may set are checked here, so that bad values are 22023 (docs/security.md)
@@ -244,7 +202,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the status of a request cannot be null"),
 				 errhint("A request is queued, in_progress, completed, failed or cancelled.")));
-	routing = col(&n, COL_ROUTING, &isnull);
+	routing = col(&n, DR_ROUTING, &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -275,7 +233,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_BILLING_CONFLICT),
 					 errmsg("column \"%s\" of request " INT64_FORMAT " cannot be changed",
-							column_names[frozen_columns[i]], request_id)));
+							requests_columns[frozen_columns[i]].name, request_id)));
 
 	/*
 	 * a reported upstream cost is checked on every transition, so that no
@@ -284,7 +242,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	costed = pricing_reported_cost(routing, &provider_cost);
 	if (status_rank(new_status) < 2)
 	{
-		if (col_changed(&o, &n, COL_COST) || col_changed(&o, &n, COL_PROVIDER_COST))
+		if (col_changed(&o, &n, DR_COST) || col_changed(&o, &n, DR_PROVIDER_COST))
 			ereport(ERROR,
 					(errcode(ERRCODE_BILLING_CONFLICT),
 					 errmsg("an unfinished request has no cost yet")));
@@ -294,7 +252,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	/* reaching a final state: price it and settle */
 	if (strcmp(new_status, "completed") == 0)
 	{
-		if (col_changed(&o, &n, COL_COST))
+		if (col_changed(&o, &n, DR_COST))
 			ereport(ERROR,
 					(errcode(ERRCODE_BILLING_CONFLICT),
 					 errmsg("the cost of a completed request is computed from its outputs")));
@@ -303,13 +261,13 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 		/* else the executing provider's cost at the request's start */
 		costed = costed ||
 			pricing_provider_cost(route.model, route.provider, route.media, route.currency,
-								  DatumGetTimestampTz(col(&n, COL_CREATED_AT, &isnull)),
-								  DatumGetJsonbP(col(&n, COL_PARAMS, &isnull)),
-								  DatumGetJsonbP(col(&n, COL_OUTPUTS, &isnull)), &provider_cost);
+								  DatumGetTimestampTz(col(&n, DR_CREATED_AT, &isnull)),
+								  DatumGetJsonbP(col(&n, DR_PARAMS, &isnull)),
+								  DatumGetJsonbP(col(&n, DR_OUTPUTS, &isnull)), &provider_cost);
 	}
 	else
 	{
-		Datum		charge = col(&n, COL_COST, &isnull);
+		Datum		charge = col(&n, DR_COST, &isnull);
 
 		/*
 		 * failed: only an explicit partial charge, at most the estimate (a
@@ -318,7 +276,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 		 */
 		cost = isnull ? 0 : DatumGetInt64(charge);
 		if (cost < 0 || (cost != 0 && strcmp(new_status, "cancelled") == 0) ||
-			cost > DatumGetInt64(col(&o, COL_COST_ESTIMATE, &isnull)))
+			cost > DatumGetInt64(col(&o, DR_COST_ESTIMATE, &isnull)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid charge of " INT64_FORMAT " micros for a %s request",
@@ -328,17 +286,17 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 		/* failed or cancelled: only a reported cost, nothing priced the work */
 		SPI_connect();
 	}
-	request_settle(DatumGetInt64(col(&o, COL_ACCOUNT_ID, &isnull)), request_id,
-				   col_text(&o, COL_SCOPE), DatumGetInt64(col(&o, COL_HOLD, &isnull)), cost);
+	request_settle(DatumGetInt64(col(&o, DR_ACCOUNT_ID, &isnull)), request_id,
+				   col_text(&o, DR_SCOPE), DatumGetInt64(col(&o, DR_HOLD, &isnull)), cost);
 	SPI_finish();
 
-	cols[0] = attnums[COL_HOLD];
+	cols[0] = attnums[DR_HOLD];
 	values[0] = Int64GetDatum(0);
-	cols[1] = attnums[COL_COST];
+	cols[1] = attnums[DR_COST];
 	values[1] = Int64GetDatum(cost);
-	cols[2] = attnums[COL_COMPLETED_AT];
+	cols[2] = attnums[DR_COMPLETED_AT];
 	values[2] = TimestampTzGetDatum(GetCurrentTimestamp());
-	cols[3] = attnums[COL_PROVIDER_COST];
+	cols[3] = attnums[DR_PROVIDER_COST];
 	values[3] = Int64GetDatum(costed ? provider_cost : 0);
 	nulls[3] = !costed;
 	return PointerGetDatum(heap_modify_tuple_by_cols(n.tuple, n.desc, 4, cols, values, nulls));
