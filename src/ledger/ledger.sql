@@ -39,10 +39,12 @@ CREATE OR REPLACE FUNCTION billing._available_position(account_id bigint, OUT av
 LANGUAGE plpgsql STABLE STRICT SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
-    SELECT (SELECT COALESCE(pg_catalog.sum(s.available_micros), 0)::bigint
-              FROM billing.account_slices s WHERE s.account_id = _available_position.account_id),
-           billing._holds(_available_position.account_id)
-      INTO available_micros, held_micros;
+    -- two statements, one snapshot (a STABLE function's); apart, because on
+    -- Citus a query of the slices that called billing._holds would run on
+    -- the shard, where _holds cannot query further
+    SELECT COALESCE(pg_catalog.sum(s.available_micros), 0)::bigint INTO available_micros
+      FROM billing.account_slices s WHERE s.account_id = _available_position.account_id;
+    held_micros := billing._holds(_available_position.account_id);
 END $$;
 
 -- Internal: the account's row, locked when for_update; PB404 when it is
