@@ -46,6 +46,16 @@ SELECT fn AS tier_differs_from_docs, d.tier AS documented, g.tier AS granted
  ORDER BY 1;
 SELECT count(*) > 30 AS docs_table_read FROM regexp_matches(:'tiers_doc', E'\\n\\| `[a-z_]+\\(', 'g');
 
+-- and README.md's reference table has a line for every function of the tiers
+\set readme `cat README.md`
+SELECT DISTINCT p.proname AS missing_from_readme
+  FROM pg_proc p
+ WHERE p.pronamespace = 'billing'::regnamespace
+   AND has_function_privilege('billing_admin', p.oid, 'EXECUTE')
+   AND strpos(:'readme', '| `' || p.proname || '(') = 0
+   AND strpos(:'readme', ', `' || p.proname || '(') = 0
+ ORDER BY 1;
+
 -- nothing at all for PUBLIC: schema, functions (EXECUTE is PUBLIC's by
 -- default), tables, views, sequences
 SELECT n.nspname, a.privilege_type
