@@ -52,8 +52,7 @@ ISOLATION = charge_race idempotency_race complete_cancel_race double_complete ho
             expire_credits_race expire_credits_twice refund_race refund_close_race \
             events_order budget_race limit_race limit_hold alert_race limit_set_race \
             restore_clock_race book_in_flight provider_cost_race \
-            topup_cap_race reversal_race \
-            restore_clock_race void_close_race credit_note_race
+            topup_cap_race reversal_race void_close_race credit_note_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
 # The TAP tests run last in make installcheck, through PGXS's prove_installcheck.
 # PostgreSQL::Test::Cluster starts servers of its own, so they need a user that
