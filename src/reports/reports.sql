@@ -234,6 +234,11 @@ BEGIN
                pg_catalog.lag(l.entry_id) OVER (ORDER BY l.entry_id) AS prev
           FROM billing.ledger l
          WHERE l.account_id = {account} AND l.created_at >= $1 AND l.created_at < $2
+           -- the lower bound again, in a form only (account_id, created_at)
+           -- serves: the planner takes the account's share of "created_at
+           -- >= $1" from the whole ledger's, which a busy account's recent
+           -- entries inflate, and would read every entry of this account
+           AND (l.account_id, l.created_at) >= ({account}, $1)
     ), r AS (
         SELECT w.*, pg_catalog.count(*) FILTER (
                         WHERE w.prev IS NULL OR EXISTS (
