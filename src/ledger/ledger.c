@@ -259,20 +259,30 @@ billing_keep_credit(PG_FUNCTION_ARGS)
 /*
  * balance()'s "credits" and "limits" (billing._credits, billing._limits) and
  * auto top-up's target and month (billing._topup_month), as a jsonb object.
+ * Two statements: on Citus a statement on the account's row runs on its
+ * shard, where the functions could not query further, so they run in one
+ * that names no table.
  */
 static Datum
 balance_credits(int64 account_id)
 {
 	static SPIPlanPtr plan;
+	static SPIPlanPtr settings_plan;
+	Datum		settings;
 
-	plan_run(&plan, "SELECT pg_catalog.jsonb_build_object('credits', billing._credits($1),"
-			 "                                 'limits', billing._limits($1),"
+	plan_run(&settings_plan,
+			 "SELECT pg_catalog.jsonb_build_object("
 			 "        'auto_topup_target_micros', a.auto_topup_target_micros,"
-			 "        'auto_topup_month_micros',"
-			 "        (SELECT m.used_micros FROM billing._topup_month($1, pg_catalog.now()) m),"
 			 "        'auto_topup_month_cap_micros', a.auto_topup_max_per_month_micros)"
 			 "  FROM billing.accounts a WHERE a.account_id = $1",
 			 false, 0, PLAN_ARGS(ARG_INT8(account_id)));
+	settings = SPI_datumTransfer(spi_col(1, NULL), false, -1);
+	plan_run(&plan, "SELECT pg_catalog.jsonb_build_object('credits', billing._credits($1),"
+			 "                                 'limits', billing._limits($1),"
+			 "        'auto_topup_month_micros',"
+			 "        (SELECT m.used_micros FROM billing._topup_month($1, pg_catalog.now()) m))"
+			 "       OPERATOR(pg_catalog.||) $2",
+			 false, 0, PLAN_ARGS(ARG_INT8(account_id), ARG_DATUM(JSONBOID, settings)));
 	return SPI_datumTransfer(spi_col(1, NULL), false, -1);
 }
 

@@ -225,13 +225,16 @@ END $$;
 -- force at its start, for its model and provider.
 CREATE OR REPLACE FUNCTION billing._verify_contract_prices(only_account bigint)
 RETURNS TABLE(account_id bigint, problem text)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+-- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+RETURN QUERY
 SELECT r.account_id,
        format('request %s: price version %s is no list version or version of its book %s for model %s',
               r.request_id, r.price_id, COALESCE(r.price_book, '(the list)'), r.model)
   FROM billing.requests r
   LEFT JOIN billing.prices p ON p.price_id = r.price_id
- WHERE ($1 IS NULL OR r.account_id = $1) AND r.price_id IS NOT NULL
+ WHERE (_verify_contract_prices.only_account IS NULL OR r.account_id = _verify_contract_prices.only_account) AND r.price_id IS NOT NULL
    AND (p.price_id IS NULL OR p.model <> r.model
         OR (p.price_book IS NOT NULL AND p.price_book IS DISTINCT FROM r.price_book))
 UNION ALL
@@ -241,7 +244,7 @@ SELECT r.account_id,
   FROM billing.requests r
   LEFT JOIN billing.prices p ON p.price_id = r.price_id
   LEFT JOIN billing.discounts d ON d.discount_id = r.discount_id
- WHERE ($1 IS NULL OR r.account_id = $1) AND r.discount_id IS NOT NULL
+ WHERE (_verify_contract_prices.only_account IS NULL OR r.account_id = _verify_contract_prices.only_account) AND r.discount_id IS NOT NULL
    AND (d.discount_id IS NULL OR p.price_book IS NOT NULL OR p.price_id IS NULL
         OR d.price_book IS DISTINCT FROM r.price_book
         OR COALESCE(d.model, r.model) <> r.model OR COALESCE(d.provider, r.provider) <> r.provider
@@ -250,9 +253,9 @@ UNION ALL
 SELECT a.account_id, format('assignment %s names price book %s, which does not exist',
                             a.assignment_id, a.price_book)
   FROM billing.price_book_assignments a
- WHERE ($1 IS NULL OR a.account_id = $1) AND a.price_book IS NOT NULL
-   AND NOT EXISTS (SELECT FROM billing.price_books b WHERE b.price_book = a.price_book)
-$$;
+ WHERE (_verify_contract_prices.only_account IS NULL OR a.account_id = _verify_contract_prices.only_account) AND a.price_book IS NOT NULL
+   AND NOT EXISTS (SELECT FROM billing.price_books b WHERE b.price_book = a.price_book);
+END $$;
 
 -- Discounts of one target (book, model, provider; NULLs equal) never overlap.
 CREATE OR REPLACE FUNCTION billing._verify_discounts()

@@ -168,17 +168,21 @@ END $$;
 
 -- The book of an account at a time (NULL: the list), and the span around
 -- it in which that holds: the account's latest assignment on or before at.
+-- PL/pgSQL, not SQL: Citus plans no SQL function's parameters.
 CREATE OR REPLACE FUNCTION billing._book_at(account_id bigint, at timestamptz)
 RETURNS TABLE(price_book text, span_from timestamptz, span_until timestamptz)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT l.price_book, COALESCE(l.effective_from, '-infinity'),
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN QUERY
+    SELECT l.price_book, COALESCE(l.effective_from, '-infinity'::timestamptz),
            COALESCE((SELECT pg_catalog.min(n.effective_from) FROM billing.price_book_assignments n
-                      WHERE n.account_id = $1 AND n.effective_from > $2), 'infinity')
+                      WHERE n.account_id = _book_at.account_id AND n.effective_from > _book_at.at),
+                    'infinity'::timestamptz)
       FROM (SELECT NULL) one
       LEFT JOIN LATERAL (SELECT a.price_book, a.effective_from FROM billing.price_book_assignments a
-                          WHERE a.account_id = $1 AND a.effective_from <= $2
-                          ORDER BY a.effective_from DESC LIMIT 1) l ON true
-$$;
+                          WHERE a.account_id = _book_at.account_id AND a.effective_from <= _book_at.at
+                          ORDER BY a.effective_from DESC LIMIT 1) l ON true;
+END $$;
 
 -- Which price applies, defined here once: the price of the route (model,
 -- provider) at "at" for an account on price_book (NULL: the list), by the
