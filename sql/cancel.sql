@@ -17,7 +17,7 @@ SELECT billing.add_funds(:a, 100000000) > 0 AS funded, billing.add_funds(:b, 100
 SELECT billing.begin_request(:a, 'cn-vid', '{"duration_seconds":4}') ->> 'request_id' AS open_req \gset
 SELECT billing.set_spend_limit(:a, 5000000, 'month');
 SELECT billing.charge(:a, 'cn-img', '{}', regress.images(1)) ->> 'request_id' AS done_req \gset
--- reversals (SPEC 21): an account with a succeeded top-up, a grant and funds
+-- reversals (docs/topup.md): an account with a succeeded top-up, a grant and funds
 SELECT billing.create_account('cn-c') AS c \gset
 SELECT billing.add_funds(:c, 1000000) AS c_funds \gset
 SELECT billing.configure_auto_topup(:c, 5000000, 5000000);

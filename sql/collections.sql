@@ -1,4 +1,4 @@
--- Postpaid collections (SPEC 22, docs/invoices.md): void invoices and their
+-- Postpaid collections (docs/invoices.md): void invoices and their
 -- reissue, credit notes, the overdue gate, billing details, list_invoices
 -- and invoice_document. Every month invoiced here is in 2025, so due dates
 -- are long past whatever the clock says.

@@ -1,4 +1,4 @@
--- Collections' calls that wait (SPEC 22 with section 17's "a failed call
+-- Collections' calls that wait (docs/invoices.md with docs/operations.md's "a failed call
 -- fails like any SQL statement"): a void or a credit note waits for a
 -- close_period that holds billing.invoices, and mark_overdue for an account
 -- row; cancelled by lock_timeout or statement_timeout, each leaves nothing

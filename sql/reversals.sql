@@ -1,4 +1,4 @@
--- Reversals (docs/topup.md "Chargebacks", SPEC 21): reverse_topup,
+-- Reversals (docs/topup.md "Chargebacks"): reverse_topup,
 -- reverse_funds and void_grant. Never refused for lack of funds (the
 -- available amount goes below zero, requests are PB402 until money
 -- arrives); at most what the source credited; a void takes the grant's

@@ -1,4 +1,4 @@
--- Auto top-up to a target and under a monthly cap (docs/topup.md, SPEC 21):
+-- Auto top-up to a target and under a monthly cap (docs/topup.md):
 -- the amount up to the target (rounded up to the minor unit), the cut to
 -- what the cap leaves (rounded down), the refusal once nothing useful is
 -- left (a warning, one auto_topup_capped event a month), failed top-ups not
@@ -41,7 +41,7 @@ LANGUAGE sql AS $$
       FROM billing.events e WHERE e.account_id = acct AND e.event_id > after ORDER BY e.event_id $$;
 SELECT COALESCE(max(event_id), 0) AS ev0 FROM billing.events \gset
 
--- SPEC 21's example: threshold 25, target 50, minimum 10, 21.004 available:
+-- docs/topup.md's example: threshold 25, target 50, minimum 10, 21.004 available:
 -- a top-up of 29 (50 - 21.004 = 28.996, rounded up to whole cents)
 SELECT billing.create_account('tc-a') AS a \gset
 SELECT billing.add_funds(:a, 30004000) > 0 AS funded;

@@ -513,7 +513,7 @@ CREATE TABLE billing.events (
                     'credits_granted', 'credits_expired', 'refund_issued',
                     'invoice_issued', 'invoice_paid',
                     'auto_topup_capped', 'topup_reversed', 'funds_reversed', 'grant_voided',
-                    -- 0.3.0, SPEC 22
+                    -- 0.3.0: collections
                     'invoice_voided', 'credit_note_issued', 'invoice_overdue',
                     'account_reinstated')),
     payload     jsonb NOT NULL,

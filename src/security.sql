@@ -65,7 +65,7 @@ GRANT EXECUTE ON FUNCTION billing.verify(bigint) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.reverse_topup(bigint, bigint, text, boolean, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.reverse_funds(bigint, bigint, text, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.void_grant(bigint, bigint, text, text) TO billing_admin;
--- SPEC 22: collections
+-- collections (docs/invoices.md)
 GRANT EXECUTE ON FUNCTION billing.set_billing_details(bigint, jsonb) TO billing_app;
 GRANT EXECUTE ON FUNCTION billing.list_invoices(bigint) TO billing_app;
 GRANT EXECUTE ON FUNCTION billing.invoice_document(bigint) TO billing_app;
@@ -74,14 +74,14 @@ GRANT EXECUTE ON FUNCTION billing.issue_credit_note(bigint, bigint, text, text, 
 GRANT EXECUTE ON FUNCTION billing.set_overdue_policy(bigint, integer) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.mark_overdue() TO billing_admin;
 GRANT SELECT ON billing.catalog TO billing_app;
--- contract prices (SPEC 20, docs/pricing.md "Price books and discounts")
+-- contract prices (docs/pricing.md "Price books and discounts")
 GRANT EXECUTE ON FUNCTION billing.estimate(text, jsonb, bigint) TO billing_app;
 GRANT EXECUTE ON FUNCTION billing.account_catalog(bigint) TO billing_app;
 GRANT EXECUTE ON FUNCTION billing.create_price_book(text, text) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.set_discount(text, integer, text, text, timestamptz, timestamptz) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.end_discount(bigint, timestamptz) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.assign_price_book(bigint, text, timestamptz) TO billing_admin;
--- SPEC 20, part 2: provider costs, margin, minimum commitments
+-- provider costs, margin, minimum commitments
 GRANT EXECUTE ON FUNCTION billing.set_provider_cost(text, text, jsonb, timestamptz) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.margin(bigint, timestamptz, timestamptz, text[]) TO billing_admin;
 GRANT EXECUTE ON FUNCTION billing.set_minimum_commitment(bigint, bigint, date, date) TO billing_admin;

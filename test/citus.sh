@@ -155,7 +155,7 @@ check "a charge on the account's worker runs there alone (no remote command, no 
 q -v ON_ERROR_STOP=1 -f test/citus/api.sql >"$DIR/api.log" 2>&1
 check "the API through the coordinator (test/citus/api.sql)" $? "$(cat "$DIR/api.log")"
 
-# 2b. every function as the first call of a new session (SPEC 17), on the
+# 2b. every function as the first call of a new session (docs/operations.md), on the
 # coordinator and on each worker, with the default shard count; again after
 # a worker restarts. One psql per call: each call is the session's first, so
 # nothing a call plans or caches helps the next. Calls of an account are

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A billing database moves from one PostgreSQL major to another with
-# pg_dump/pg_restore (SPEC section 18). Two halves, run by the two servers:
+# pg_dump/pg_restore (README.md, Installation). Two halves, run by the two servers:
 #
 #   bash test/dumprestore.sh source
 #       On the old major: a cluster (left running) with a database filled

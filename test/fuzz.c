@@ -112,25 +112,25 @@ static Func funcs[] = {
 	{"expire_credits", 1, 0, {0}, NULL},
 	{"events_after", 1, 2, {A_EVENT, A_COUNT}, "SELECT * FROM billing.events_after($1, $2)"},
 	{"verify", 1, 1, {A_ACCOUNT}, "SELECT * FROM billing.verify($1)"},
-	/* contract prices (SPEC 20) */
+	/* contract prices (docs/pricing.md) */
 	{"estimate/account", 0, 3, {A_MODEL, A_PARAMS, A_ACCOUNT}, "SELECT billing.estimate($1, $2, $3)"},
 	{"account_catalog", 0, 1, {A_ACCOUNT}, "SELECT * FROM billing.account_catalog($1)"},
 	{"create_price_book", 1, 2, {A_BOOK, A_TEXT}, NULL},
 	{"set_discount", 1, 6, {A_BOOK, A_PPM, A_MODEL, A_PROVIDER, A_TSTZ, A_TSTZ}, NULL},
 	{"end_discount", 1, 2, {A_DISCOUNT, A_TSTZ}, NULL},
 	{"assign_price_book", 1, 3, {A_ACCOUNT, A_BOOK, A_TSTZ}, NULL},
-	/* provider costs, margin, minimum commitments (SPEC 20) */
+	/* provider costs, margin, minimum commitments (docs/pricing.md) */
 	{"set_provider_cost", 1, 4, {A_MODEL, A_PROVIDER, A_COMPONENTS, A_TSTZ}, NULL},
 	{"margin", 1, 3, {A_ACCOUNT, A_TSTZ, A_TSTZ}, "SELECT * FROM billing.margin($1, $2, $3)"},
 	{"set_minimum_commitment", 1, 4, {A_ACCOUNT, A_AMOUNT, A_DATE, A_DATE}, NULL},
-	/* reversals (SPEC 21): large amounts stand for NULL, as for refunds */
+	/* reversals (docs/topup.md): large amounts stand for NULL, as for refunds */
 	{"reverse_topup", 1, 5, {A_TOPUP, A_AMOUNT, A_TEXT, A_BOOL, A_KEY},
 	"SELECT billing.reverse_topup($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000 THEN NULL ELSE $2 END, $3, $4, $5)"},
 	{"reverse_funds", 1, 4, {A_ENTRY, A_AMOUNT, A_TEXT, A_KEY},
 	"SELECT billing.reverse_funds($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000 THEN NULL ELSE $2 END, $3, $4)"},
 	{"void_grant", 1, 4, {A_GRANT, A_AMOUNT, A_TEXT, A_KEY},
 	"SELECT billing.void_grant($1, CASE WHEN $2 OPERATOR(pg_catalog.>) 1000000 THEN NULL ELSE $2 END, $3, $4)"},
-	/* SPEC 22: collections */
+	/* collections (docs/invoices.md) */
 	{"set_billing_details", 0, 2, {A_ACCOUNT, A_DETAILS}, NULL},
 	{"list_invoices", 0, 1, {A_ACCOUNT}, "SELECT * FROM billing.list_invoices($1)"},
 	{"invoice_document", 0, 1, {A_INVOICE}, NULL},
@@ -951,7 +951,7 @@ documented_by_function(const Func *f, const char *state)
 		 strcmp(f->name, "set_provider_cost") == 0) &&
 		strcmp(state, "23505") == 0)
 		return 1;
-	/* a duplicate book, or a second assignment at the same time (SPEC 20) */
+	/* a duplicate book, or a second assignment at the same time (docs/pricing.md) */
 	if ((strcmp(f->name, "create_price_book") == 0 || strcmp(f->name, "assign_price_book") == 0) &&
 		strcmp(state, "23505") == 0)
 		return 1;
@@ -1120,7 +1120,7 @@ setup(void)
 		 "\"conditions\":{\"resolution\":\"720p\",\"audio\":false}},"
 		 "{\"type\":\"output\",\"metric\":\"second\",\"unit_price_micros\":50000,\"unit_size\":1,"
 		 "\"conditions\":{\"resolution\":\"1080p\"}}]', NULL, now() - interval '1 day')");
-	/* contract prices: two books, a discount, a book's version (SPEC 20) */
+	/* contract prices: two books, a discount, a book's version (docs/pricing.md) */
 	must(conn_super,
 		 "SELECT billing.create_price_book('fuzz-gold'), billing.create_price_book('fuzz-silver');"
 		 "SELECT billing.set_discount('fuzz-gold', 900000, NULL, NULL, now() - interval '1 day');"

@@ -101,7 +101,7 @@ for name, micros in FUNDS.items():
 for name in ("post", "sdk_post"):
     ACCOUNTS[name] = sql("SELECT billing.create_account(%s, 'postpaid')", name)
     sql("SELECT billing.set_credit_limit(%s, 100000, 'gateway test')", ACCOUNTS[name])
-# overdue accounts (SPEC 22): an invoice of January 2025 of 1.23 USD left unpaid, no days of grace
+# overdue accounts (docs/invoices.md): an invoice of January 2025 of 1.23 USD left unpaid, no days of grace
 for name in ("overdue", "sdk_overdue"):
     ACCOUNTS[name] = sql("SELECT billing.create_account(%s, 'postpaid')", name)
     sql("SELECT billing.set_credit_limit(%s, 100000000, 'gateway test')::text", ACCOUNTS[name])
@@ -372,7 +372,7 @@ try:
           "the balance shows the key's limit and what it spent", bal)
     check(available(limited) == FUNDS["limited"] - 120000, "the refusal charged nothing")
 
-    # --- PB402 "payment overdue" (collections, SPEC 22) maps to 402 payment_overdue; until
+    # --- PB402 "payment overdue" (collections, docs/invoices.md) maps to 402 payment_overdue; until
     # billing raises it, the gateway's own mapping is checked with a stand-in error
     sys.path.insert(0, os.path.join(ROOT, "examples/gateway"))
     import gateway
@@ -382,7 +382,7 @@ try:
     check(error.status == 402 and error.body["error"]["code"] == "payment_overdue"
           and error.body["error"]["hint"] == "Pay open invoices.", "PB402 payment overdue: 402 payment_overdue", error.body)
 
-    # --- collections (SPEC 22): an overdue account's new work is refused, its invoice served to it alone
+    # --- collections (docs/invoices.md): an overdue account's new work is refused, its invoice served to it alone
     invoice = INVOICES["overdue"]
     number = sql("SELECT invoice_number FROM billing.invoices WHERE invoice_id = %s", invoice)
     before = request_count()

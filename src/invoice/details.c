@@ -42,7 +42,7 @@ string_problem(const char *key, const JsonbValue *v)
 
 /*
  * NULL when the object passes, else a sentence that says what is wrong:
- * legal_name required, only the keys of the SPEC, strings of 1 to 256
+ * legal_name required, only the keys docs/invoices.md names, strings of 1 to 256
  * characters, country two capital letters (ISO 3166-1 alpha-2), an email
  * with one "@" between other characters.
  */

@@ -90,7 +90,7 @@ BEGIN
             SELECT d.entry_id FROM billing.adjustments d
              WHERE d.account_id = _uncredited_corrections.account_id AND d.invoice_id IS NULL
             UNION ALL
-            -- reversals made while postpaid: debits billed like adjustments (SPEC 21)
+            -- reversals made while postpaid: debits billed like adjustments (docs/topup.md)
             SELECT v.entry_id FROM billing.reversals v
              WHERE v.account_id = _uncredited_corrections.account_id AND v.invoice_id IS NULL) c
       JOIN billing.ledger l ON l.account_id = _uncredited_corrections.account_id
@@ -325,7 +325,7 @@ BEGIN
                              ' * timeliness_percent/100 * age_percent/100)' END);
 END $$;
 
--- Minimum commitments (SPEC 20; docs/invoices.md, "Minimum commitments").
+-- Minimum commitments (docs/invoices.md, "Minimum commitments").
 -- The minimum of an account for the month starting on month: the amount of
 -- the latest commitment that covers it, 0 where none does.
 CREATE OR REPLACE FUNCTION billing._minimum_for(account_id bigint, month date) RETURNS bigint
@@ -503,7 +503,7 @@ BEGIN
     seller := NULLIF(billing._setting('billing.seller_details'), '')::jsonb;
     FOR acct IN
         -- one probe of the account's postpaid usage index per account; and
-        -- (SPEC 20) the accounts with a commitment for the month
+        -- (docs/pricing.md) the accounts with a commitment for the month
         SELECT a.account_id, a.currency
           FROM billing.accounts a
          WHERE (EXISTS (SELECT FROM billing.ledger l
@@ -524,7 +524,7 @@ BEGIN
           INTO credit, postpaid_now, buyer
           FROM billing.accounts a
          WHERE a.account_id = acct.account_id FOR NO KEY UPDATE;
-        -- (SPEC 20) read under the account's lock, as set_minimum_commitment writes it
+        -- (docs/pricing.md) read under the account's lock, as set_minimum_commitment writes it
         minimum := billing._minimum_for(acct.account_id, period_start);
         -- a commitment that is 0 for the month: invoiced only for usage
         CONTINUE WHEN minimum = 0 AND NOT EXISTS (
@@ -597,7 +597,7 @@ BEGIN
                                   NULL, inv.invoice_id);
         END IF;
 
-        -- SPEC 20, minimum commitment: a shortfall of what is due before
+        -- minimum commitment: a shortfall of what is due before
         -- credit is billed as its own line and posted as one adjustment
         -- (docs/invoices.md, "Minimum commitments")
         -- (no minimum, no true-up: corrections beyond the usage are carried)
@@ -612,7 +612,7 @@ BEGIN
                                   pg_catalog.format('minimum commitment of invoice %s', inv.invoice_number),
                                   NULL, inv.invoice_id);
         END IF;
-        -- (end of SPEC 20)
+        -- (end of the minimum commitment)
 
         -- each line's description as the catalog has it now
         UPDATE billing.invoice_lines il
@@ -709,7 +709,7 @@ BEGIN
                (SELECT COALESCE(pg_catalog.sum(il.usage_micros), 0)::bigint FROM billing.invoice_lines il
                  WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id
                    AND il.model <> '(minimum commitment)') AS usage_micros,
-               -- SPEC 20: the true-up's line, its entries and the month's minimum
+               -- 0.3.0: the true-up's line, its entries and the month's minimum
                (SELECT COALESCE(pg_catalog.sum(il.amount_micros), 0)::bigint FROM billing.invoice_lines il
                  WHERE il.account_id = i.account_id AND il.invoice_id = i.invoice_id
                    AND il.model = '(minimum commitment)') AS true_up_line,

@@ -203,7 +203,7 @@ SELECT l.account_id, format('refund entry %s is recorded in no refund', l.entry_
 RETURN QUERY SELECT * FROM billing._verify_invoices(_verify_checks.only_account);
 RETURN QUERY SELECT * FROM billing._verify_grants(_verify_checks.only_account);
 RETURN QUERY SELECT * FROM billing._verify_contract_prices(_verify_checks.only_account);
--- SPEC 20: a request's provider cost is NULL while it is unfinished, at least
+-- 0.3.0: a request's provider cost is NULL while it is unfinished, at least
 -- 0 after, and the one routing reports where both are known (a request
 -- settled before 0.3.0 has none)
 RETURN QUERY

@@ -1,5 +1,5 @@
 /*
- * Auto top-up to a target, under a monthly cap (docs/topup.md, SPEC 21):
+ * Auto top-up to a target, under a monthly cap (docs/topup.md):
  * the amount of a top-up that topup.c requests, under the account's top-up
  * lock. The month's sum is billing._topup_month, the one definition that
  * balance() and verify() share.

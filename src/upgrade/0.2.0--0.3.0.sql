@@ -10,7 +10,7 @@ DROP FUNCTION IF EXISTS billing._limit_holds(bigint, text, bigint);
 -- billing._event_clock: the server and database event ids were last made on
 CREATE SEQUENCE IF NOT EXISTS billing.event_clock MINVALUE -9223372036854775808 START 0;
 
--- SPEC 20, contract prices (docs/pricing.md, "Price books and discounts"):
+-- 0.3.0, contract prices (docs/pricing.md, "Price books and discounts"):
 -- price books, their versions and discounts, assignments; what requests
 -- record of them. Every account stays on the list (no assignment).
 CREATE TABLE IF NOT EXISTS billing.price_books (
@@ -59,7 +59,7 @@ END $$;
 -- set_price takes a last argument, price_book
 DROP FUNCTION IF EXISTS billing.set_price(text, jsonb, text, timestamptz);
 
--- SPEC section 20, part 2: provider costs, margin, minimum commitments
+-- 0.3.0: provider costs, margin, minimum commitments
 CREATE TABLE IF NOT EXISTS billing.provider_costs (
     cost_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     model          text NOT NULL REFERENCES billing.models,
@@ -95,7 +95,7 @@ CREATE TABLE IF NOT EXISTS billing.minimum_commitments (
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     PRIMARY KEY (account_id, commitment_id)
 );
--- SPEC 21: auto top-up to a target, a monthly cap, and reversals
+-- 0.3.0: auto top-up to a target, a monthly cap, and reversals
 -- (docs/topup.md). configure_auto_topup gains two arguments: the function of
 -- four is dropped, so that one function of six (its defaults keep 0.2.0's
 -- calls) is all there is.
@@ -130,10 +130,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS reversals_idempotency ON billing.reversals (ac
 CREATE INDEX IF NOT EXISTS reversals_source ON billing.reversals (account_id, source,
                                                     COALESCE(topup_id, funds_entry_id, grant_id));
 REVOKE ALL ON billing.reversals FROM PUBLIC;
--- (the events' CHECK gains SPEC 21's types with SPEC 22's, below)
--- SPEC 22: postpaid collections (void invoices, credit notes, overdue
--- accounts, the invoice document). Columns in the SPEC's order, after
--- those of sections 20 and 21.
+-- (the events' CHECK gains the types of reversals and of collections, below)
+-- 0.3.0: postpaid collections (void invoices, credit notes, overdue
+-- accounts, the invoice document). Columns after those of contract
+-- prices and top-ups.
 ALTER TABLE billing.accounts ADD COLUMN IF NOT EXISTS overdue_since timestamptz;
 ALTER TABLE billing.accounts ADD COLUMN IF NOT EXISTS overdue_grace_days integer
     CHECK (overdue_grace_days BETWEEN -1 AND 365);
@@ -176,7 +176,7 @@ ALTER TABLE billing.events ADD CONSTRAINT events_type_check CHECK (type IN (
     'topup_failed', 'balance_alert', 'spend_limit_reached',
     'credits_granted', 'credits_expired', 'refund_issued',
     'invoice_issued', 'invoice_paid',
-    -- 0.3.0, SPEC 21 and 22
+    -- 0.3.0: reversals, collections
     'auto_topup_capped', 'topup_reversed', 'funds_reversed', 'grant_voided',
     'invoice_voided', 'credit_note_issued', 'invoice_overdue',
     'account_reinstated'));

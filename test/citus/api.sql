@@ -33,7 +33,7 @@ SELECT pg_temp.ok(:cost = 40000, 'charge cost');
 SELECT billing.create_account('api-poor') AS poor \gset
 SELECT pg_temp.ok(pg_temp.try(format($$SELECT billing.charge(%s, 'ct-img', '{}', '{"images":[{}]}')$$, :poor)) = 'PB402', '402');
 
--- collections (SPEC 22): an invoice of January 2025 (usage dated then, as
+-- collections (docs/invoices.md): an invoice of January 2025 (usage dated then, as
 -- the superuser writes it), a note, a void and its reissue, the overdue
 -- flag across accounts and the refusal it makes, the document
 SELECT billing.create_account('api-late', 'postpaid') AS late \gset

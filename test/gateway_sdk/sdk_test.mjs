@@ -1,6 +1,6 @@
 // The reference gateway as OpenAI's customers call it: through the official
 // `openai` Node package, its baseURL pointed at the gateway. Every endpoint
-// of SPEC section 19 and every error class the SDK raises for it.
+// of the OpenAI-compatible API (examples/gateway/README.md) and every error class the SDK raises for it.
 //
 // Run by test/gateway_test.py, which makes the accounts and keys below and
 // starts the gateway. Environment: OPENAI_SDK_DIR (a folder where

@@ -138,7 +138,7 @@ ok($node->log_contains(
 	$log_offset), 'the refusal is in the server log');
 is(topups(), '1:succeeded,2:succeeded,3:failed,4:failed,5:failed', 'and nothing was requested');
 
-# --- reload to a target (SPEC 21), a chargeback, and the monthly cap
+# --- reload to a target (docs/topup.md), a chargeback, and the monthly cap
 $node->safe_psql('postgres', q{
     SELECT billing.create_account('tap-two');
     SELECT billing.add_funds(2, 21004000);
