@@ -143,7 +143,7 @@ price_version(int64 price_id, MemoryContext cxt, PriceRoute *route)
 	static SPIPlanPtr plan = NULL;
 	MemoryContext old;
 
-	if (price_cache_get(price_id, route))
+	if (id_cache_get(CACHED_PRICE, price_id, route))
 		return;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -166,7 +166,7 @@ price_version(int64 price_id, MemoryContext cxt, PriceRoute *route)
 	route->components = DatumGetJsonbPCopy(spi_col(4, NULL));
 	route->price_id = price_id;
 	MemoryContextSwitchTo(old);
-	price_cache_put(route);
+	id_cache_put(CACHED_PRICE, route->price_id, route);
 	SPI_finish();
 }
 
@@ -177,7 +177,7 @@ discount_load(int64 discount_id, PriceRoute *route)
 	static SPIPlanPtr plan = NULL;
 	PriceRoute	d;
 
-	if (!discount_cache_get(discount_id, &d))
+	if (!id_cache_get(CACHED_DISCOUNT, discount_id, &d))
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
@@ -192,7 +192,7 @@ discount_load(int64 discount_id, PriceRoute *route)
 		d.discount_id = discount_id;
 		d.multiplier_ppm = DatumGetInt32(spi_col(1, NULL));
 		SPI_finish();
-		discount_cache_put(&d);
+		id_cache_put(CACHED_DISCOUNT, d.discount_id, &d);
 	}
 	route->discount_id = discount_id;
 	route->multiplier_ppm = d.multiplier_ppm;

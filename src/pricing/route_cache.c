@@ -63,8 +63,9 @@ route_cache_reset(Datum arg, Oid relid)
  * The key of a route: "model\x1e" for the default provider, "model\x1fprovider"
  * for a named one, so that no provider string can stand for the default (an
  * answer never depends on what happens to be cached), then "\x1cbook" for a
- * price book's. A price version by id is "\x1d<price_id>", a discount
- * "\x1b<discount_id>". Model names hold no control characters (schema.sql).
+ * price book's. What is cached by id is its CachedById tag and the id, a
+ * provider cost version "\x1amodel\x1fprovider". Model names hold no
+ * control characters (schema.sql).
  */
 static bool
 route_key(const char *model, const char *provider, const char *book, char *key)
@@ -186,38 +187,20 @@ route_cache_put(const char *model, const char *provider, const char *book,
 }
 
 bool
-price_cache_get(int64 price_id, PriceRoute *route)
+id_cache_get(CachedById kind, int64 id, PriceRoute *route)
 {
 	char		key[ROUTE_KEY_LEN];
 
-	id_key('\x1d', price_id, key);
+	id_key((char) kind, id, key);
 	return cache_get(key, 0, route);
 }
 
 void
-price_cache_put(const PriceRoute *route)
+id_cache_put(CachedById kind, int64 id, const PriceRoute *route)
 {
 	char		key[ROUTE_KEY_LEN];
 
-	id_key('\x1d', route->price_id, key);
-	cache_put(key, route, DT_NOBEGIN, DT_NOEND);
-}
-
-bool
-discount_cache_get(int64 discount_id, PriceRoute *route)
-{
-	char		key[ROUTE_KEY_LEN];
-
-	id_key('\x1b', discount_id, key);
-	return cache_get(key, 0, route);
-}
-
-void
-discount_cache_put(const PriceRoute *route)
-{
-	char		key[ROUTE_KEY_LEN];
-
-	id_key('\x1b', route->discount_id, key);
+	id_key((char) kind, id, key);
 	cache_put(key, route, DT_NOBEGIN, DT_NOEND);
 }
 

@@ -16,13 +16,18 @@ extern bool route_cache_get(const char *model, const char *provider, const char 
 extern void route_cache_put(const char *model, const char *provider, const char *book,
 							const PriceRoute *route, TimestampTz from, TimestampTz until);
 
-/* The same for a price version by id (model, media, currency, components). */
-extern bool price_cache_get(int64 price_id, PriceRoute *route);
-extern void price_cache_put(const PriceRoute *route);
-
-/* A discount by id: its discount_id and multiplier_ppm, without components. */
-extern bool discount_cache_get(int64 discount_id, PriceRoute *route);
-extern void discount_cache_put(const PriceRoute *route);
+/*
+ * What never changes, by id, held until the catalog is written: a price
+ * version (model, media, currency, components) or a discount (its
+ * discount_id and multiplier_ppm, without components).
+ */
+typedef enum CachedById
+{
+	CACHED_PRICE = '\x1d',
+	CACHED_DISCOUNT = '\x1b'
+} CachedById;
+extern bool id_cache_get(CachedById kind, int64 id, PriceRoute *route);
+extern void id_cache_put(CachedById kind, int64 id, const PriceRoute *route);
 
 /*
  * The provider cost version of (model, provider) in force at "at" (as a
