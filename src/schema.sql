@@ -326,7 +326,9 @@ CREATE TABLE billing.requests (
 CREATE INDEX requests_id ON billing.requests (request_id);
 CREATE UNIQUE INDEX requests_idempotency ON billing.requests (account_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
--- Unfinished requests only: holds per account, and expiry by age.
+-- Unfinished requests only: holds per account, and expiry by age. The list
+-- is billing._request_open's (requests.sql), spelled out: the queries that
+-- call it match these predicates once it is inlined.
 CREATE INDEX requests_open ON billing.requests (account_id)
     WHERE status IN ('queued', 'in_progress');
 CREATE INDEX requests_open_age ON billing.requests (created_at)

@@ -16,9 +16,7 @@ BEGIN
     IF reason IS NULL OR pg_catalog.btrim(reason) = '' OR pg_catalog.length(reason) > 1024 THEN
         RAISE EXCEPTION 'a reason of 1 to 1024 characters is required' USING ERRCODE = '22023';
     END IF;
-    IF pg_catalog.length(idempotency_key) NOT BETWEEN 1 AND 256 THEN
-        RAISE EXCEPTION 'idempotency key must have 1 to 256 characters' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._check_length(idempotency_key, 'idempotency key');
 END $$;
 
 -- An invoice's or a credit note's number as documents show it: the prefix
@@ -174,9 +172,7 @@ END $$;
 CREATE OR REPLACE FUNCTION billing.set_overdue_policy(account_id bigint, grace_days integer) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF account_id IS NULL THEN
-        RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id', account_id);
     IF grace_days NOT BETWEEN -1 AND 365 THEN
         RAISE EXCEPTION 'grace_days must be -1 to 365' USING ERRCODE = '22023',
             DETAIL = pg_catalog.format('The value was %s; -1 is never overdue, NULL the setting.', grace_days);
@@ -192,9 +188,7 @@ END $$;
 CREATE OR REPLACE FUNCTION billing.set_billing_details(account_id bigint, details jsonb) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF account_id IS NULL THEN
-        RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id', account_id);
     IF details IS NOT NULL THEN
         PERFORM billing._check_billing_details(details);
     END IF;
@@ -239,9 +233,7 @@ DECLARE
     notes bigint;
     voided timestamptz;
 BEGIN
-    IF invoice_id IS NULL THEN
-        RAISE EXCEPTION 'invoice_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('invoice_id', invoice_id);
     PERFORM billing._check_reason_and_key(reason, idempotency_key);
     PERFORM billing._require_writable('billing.void_invoice()');
     -- Voids and closes one at a time (close_period takes the same lock): a
@@ -256,11 +248,10 @@ BEGIN
     IF idempotency_key IS NOT NULL THEN
         SELECT * INTO keyed FROM billing.invoices i
          WHERE i.account_id = inv.account_id AND i.void_idempotency_key = idempotency_key;
-        IF FOUND AND (keyed.invoice_id <> inv.invoice_id OR keyed.void_reason <> reason) THEN
-            RAISE EXCEPTION 'idempotency key "%" was used with other arguments', idempotency_key
-                USING ERRCODE = 'PB409',
-                      DETAIL = pg_catalog.format('It voided invoice %s for "%s".', keyed.invoice_number,
-                                                 keyed.void_reason);
+        IF FOUND THEN
+            PERFORM billing._key_replay(idempotency_key,
+                                        keyed.invoice_id = inv.invoice_id AND keyed.void_reason = reason,
+                                        'Invoice', keyed.invoice_id, 'voided');
         END IF;
     END IF;
     IF inv.status = 'void' THEN
@@ -328,9 +319,7 @@ DECLARE
     entry bigint;
     issued timestamptz;
 BEGIN
-    IF invoice_id IS NULL THEN
-        RAISE EXCEPTION 'invoice_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('invoice_id', invoice_id);
     IF amount_micros IS NULL OR amount_micros <= 0 THEN
         RAISE EXCEPTION 'amount_micros must be positive'
             USING ERRCODE = '22023', DETAIL = pg_catalog.format('The value was %s.', amount_micros);
@@ -353,12 +342,10 @@ BEGIN
         SELECT * INTO note FROM billing.credit_notes n
          WHERE n.account_id = inv.account_id AND n.idempotency_key = idempotency_key;
         IF FOUND THEN
-            IF note.invoice_id <> inv.invoice_id OR note.amount_micros <> amount_micros
-               OR note.reason <> reason OR note.settlement <> settlement THEN
-                RAISE EXCEPTION 'idempotency key "%" was used with other arguments', idempotency_key
-                    USING ERRCODE = 'PB409',
-                          DETAIL = pg_catalog.format('It issued credit note %s.', note.credit_note_number);
-            END IF;
+            PERFORM billing._key_replay(idempotency_key,
+                                        note.invoice_id = inv.invoice_id AND note.amount_micros = amount_micros
+                                        AND note.reason = reason AND note.settlement = settlement,
+                                        'Credit note', note.credit_note_id, 'issued');
             RETURN billing._credit_note_object(note, inv);
         END IF;
     END IF;
@@ -428,9 +415,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 DECLARE
     inv billing.invoices;
 BEGIN
-    IF account_id IS NULL THEN
-        RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id', account_id);
     -- a disabled account's invoices are listed too
     PERFORM billing._account(account_id, false, false);
     FOR inv IN SELECT * FROM billing.invoices i WHERE i.account_id = list_invoices.account_id
@@ -465,9 +450,7 @@ DECLARE
     notes jsonb;
     payments jsonb;
 BEGIN
-    IF invoice_id IS NULL THEN
-        RAISE EXCEPTION 'invoice_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('invoice_id', invoice_id);
     SELECT * INTO inv FROM billing.invoices i WHERE i.invoice_id = invoice_document.invoice_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'invoice % does not exist', invoice_id USING ERRCODE = 'PB404';

@@ -11,6 +11,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
+#include "args.h"
 #include "invoice/invoice.h"
 
 static const char *const top_keys[] = {"legal_name", "address", "tax_id", "email"};
@@ -33,10 +34,8 @@ string_problem(const char *key, const JsonbValue *v)
 {
 	if (v->type == jbvNull)
 		return NULL;
-	if (v->type != jbvString ||
-		pg_mbstrlen_with_len(v->val.string.val, v->val.string.len) < 1 ||
-		pg_mbstrlen_with_len(v->val.string.val, v->val.string.len) > 256)
-		return psprintf("\"%s\" must be a string of 1 to 256 characters.", key);
+	if (v->type != jbvString || !args_length_ok(v->val.string.val, v->val.string.len, ARGS_KEY_MAX))
+		return psprintf("\"%s\" must be a string of 1 to %d characters.", key, ARGS_KEY_MAX);
 	return NULL;
 }
 

@@ -160,9 +160,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     acct billing.accounts;
 BEGIN
-    IF account_id IS NULL THEN
-        RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id', account_id);
     IF limit_micros IS NULL OR limit_micros < 0 THEN
         RAISE EXCEPTION 'limit_micros must be zero or more'
             USING ERRCODE = '22023', DETAIL = pg_catalog.format('The value was %s.', limit_micros);
@@ -194,12 +192,7 @@ DECLARE
     credit bigint;
     prepaid bigint;
 BEGIN
-    IF account_id IS NULL THEN
-        RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
-    END IF;
-    IF billing_type IS NULL THEN
-        RAISE EXCEPTION 'billing_type must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id, billing_type', account_id, billing_type);
     PERFORM billing._check_billing_type(billing_type);
     acct := billing._account(account_id, true, true);
     IF acct.billing_type = billing_type THEN
@@ -270,9 +263,7 @@ DECLARE
     age_pct integer;
     suggested bigint;
 BEGIN
-    IF account_id IS NULL THEN
-        RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id', account_id);
     acct := billing._account(account_id, false, true);
     -- the twelve latest paid invoices
     SELECT pg_catalog.count(*),
@@ -370,9 +361,8 @@ DECLARE
     acct billing.accounts;
     number bigint;
 BEGIN
-    IF account_id IS NULL OR amount_micros IS NULL OR effective_from IS NULL THEN
-        RAISE EXCEPTION 'account_id, amount_micros and effective_from must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id, amount_micros, effective_from',
+                              account_id, amount_micros, effective_from);
     IF amount_micros < 0 THEN
         RAISE EXCEPTION 'amount_micros must be zero or more'
             USING ERRCODE = '22023', DETAIL = pg_catalog.format('The value was %s.', amount_micros);
@@ -656,9 +646,7 @@ DECLARE
     inv billing.invoices;
     paid timestamptz;
 BEGIN
-    IF invoice_id IS NULL THEN
-        RAISE EXCEPTION 'invoice_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('invoice_id', invoice_id);
     -- the invoice row first, then the slices (in billing._move): the order
     -- of close_period, which locks billing.invoices first
     -- the time in a variable: Citus evaluates no volatile function in a SET

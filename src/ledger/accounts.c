@@ -8,8 +8,10 @@
 
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -234,7 +236,23 @@ account_require_prepaid(const Account *acct, const char *detail, const char *hin
 				(errcode(ERRCODE_BILLING_CONFLICT),
 				 errmsg("account " INT64_FORMAT " is postpaid", acct->account_id),
 				 errdetail("%s", detail),
-				 errhint("%s", hint)));
+				 hint ? errhint("%s", hint) : 0));
+}
+
+/* billing._require_prepaid(acct, detail): account_require_prepaid of an account row. */
+PG_FUNCTION_INFO_V1(billing_require_prepaid);
+Datum
+billing_require_prepaid(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader row = PG_GETARG_HEAPTUPLEHEADER(0);
+	Account		acct = {0};
+	bool		isnull;
+
+	acct.account_id = DatumGetInt64(GetAttributeByName(row, "account_id", &isnull));
+	acct.postpaid = strcmp(TextDatumGetCString(GetAttributeByName(row, "billing_type", &isnull)),
+						   "postpaid") == 0;
+	account_require_prepaid(&acct, text_to_cstring(PG_GETARG_TEXT_PP(1)), NULL);
+	PG_RETURN_VOID();
 }
 
 void

@@ -72,7 +72,7 @@ refund_check(const Account *acct, int64 request_id, const char *status, int64 ch
 	const char *cur = acct->currency;
 	int64		left = charged - refunded;
 
-	if (strcmp(status, "queued") == 0 || strcmp(status, "in_progress") == 0)
+	if (request_stage(status) != REQUEST_FINISHED)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_CONFLICT),
 				 errmsg("request " INT64_FORMAT " is %s", request_id, status),

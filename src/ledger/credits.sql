@@ -3,7 +3,8 @@
 -- (< 0) of the grant. What is left of each grant is not stored: it is
 -- derived from the ledger by billing._grant_remainders, the one definition
 -- of the consumption order, which balance(), expire_credits() and verify()
--- share. The charge path does nothing for grants.
+-- share. The charge path does nothing for grants. Entries are posted and
+-- the available amount moved by billing._move only (ledger/ledger.c).
 
 -- The remainders of account_id's grants, in the order they are used up:
 -- the earliest expires_at first (NULL, never, after every expiring grant),
@@ -82,22 +83,13 @@ BEGIN
         ELSIF e.amount > 0 THEN
             plain := plain + e.amount;
             CONTINUE;
-        ELSIF e.kind = 'reversal' THEN
-            d := -e.amount;
-            IF k IS NOT NULL AND rems[k] > 0 THEN
-                take := LEAST(rems[k], d);
-                rems[k] := rems[k] - take;
-                d := d - take;
-                IF rems[k] = 0 THEN
-                    spent[k] := e.last_id;
-                END IF;
-            END IF;
-            plain := plain - d;
-            CONTINUE;
         ELSE
+            -- usage takes from the grants in order; a reversal from its own
+            -- grant only (a void's), then, as usage, from plain money
             d := -e.amount;
             FOR i IN 1 .. n LOOP
                 EXIT WHEN d = 0;
+                CONTINUE WHEN e.kind = 'reversal' AND i IS DISTINCT FROM k;
                 IF rems[i] > 0 THEN
                     take := LEAST(rems[i], d);
                     rems[i] := rems[i] - take;
@@ -158,10 +150,8 @@ DECLARE
     new_id bigint;
     entry bigint;
 BEGIN
-    IF account_id IS NULL OR amount_micros IS NULL OR category IS NULL THEN
-        RAISE EXCEPTION 'account_id, amount_micros and category must not be null'
-            USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id, amount_micros, category',
+                              account_id, amount_micros, category);
     IF amount_micros <= 0 THEN
         RAISE EXCEPTION 'amount_micros must be positive'
             USING ERRCODE = '22023', DETAIL = pg_catalog.format('Got %s micros.', amount_micros);
@@ -170,29 +160,19 @@ BEGIN
         RAISE EXCEPTION 'invalid grant category "%"', category
             USING ERRCODE = '22023', HINT = 'Use "promotional" or "paid".';
     END IF;
-    IF pg_catalog.length(idempotency_key) NOT BETWEEN 1 AND 256 THEN
-        RAISE EXCEPTION 'idempotency key must have 1 to 256 characters' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._check_length(idempotency_key, 'idempotency key');
 
     -- the account row, locked: concurrent grants with one key wait here
     acct := billing._account(account_id, true, true);
-    IF acct.billing_type = 'postpaid' THEN
-        RAISE EXCEPTION 'account % is postpaid', account_id
-            USING ERRCODE = 'PB409', DETAIL = 'Credits are granted to prepaid accounts only.';
-    END IF;
+    PERFORM billing._require_prepaid(acct, 'Credits are granted to prepaid accounts only.');
     IF idempotency_key IS NOT NULL THEN
         SELECT * INTO earlier FROM billing.grants g
          WHERE g.account_id = grant_credits.account_id AND g.idempotency_key = grant_credits.idempotency_key;
         IF FOUND THEN
-            IF earlier.amount_micros <> amount_micros OR earlier.category <> category
-               OR earlier.expires_at IS DISTINCT FROM expires_at THEN
-                RAISE EXCEPTION 'idempotency key "%" was already used with other parameters', idempotency_key
-                    USING ERRCODE = 'PB409',
-                          DETAIL = pg_catalog.format('Grant %s was made with this key: %s micros, %s, expiring %s.',
-                                                     earlier.grant_id, earlier.amount_micros, earlier.category,
-                                                     COALESCE(earlier.expires_at::text, 'never'));
-            END IF;
-            RETURN earlier.grant_id;
+            RETURN billing._key_replay(idempotency_key,
+                                       earlier.amount_micros = amount_micros AND earlier.category = category
+                                       AND earlier.expires_at IS NOT DISTINCT FROM expires_at,
+                                       'Grant', earlier.grant_id, 'made');
         END IF;
     END IF;
     IF expires_at <= pg_catalog.clock_timestamp() THEN
@@ -201,15 +181,12 @@ BEGIN
     END IF;
 
     new_id := pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('billing.grants', 'grant_id'));
-    INSERT INTO billing.ledger (account_id, kind, amount_micros, grant_id, reference)
-    VALUES (grant_credits.account_id, 'grant', grant_credits.amount_micros, new_id, grant_credits.reference)
-    RETURNING entry_id INTO entry;
+    entry := billing._move(account_id, amount_micros, 'grant', reference, grant_id => new_id);
     INSERT INTO billing.grants (account_id, grant_id, category, amount_micros, expires_at, entry_id,
                                 idempotency_key, reference)
     OVERRIDING SYSTEM VALUE
     VALUES (grant_credits.account_id, new_id, grant_credits.category, grant_credits.amount_micros,
             grant_credits.expires_at, entry, grant_credits.idempotency_key, grant_credits.reference);
-    PERFORM billing._adjust_available(account_id, amount_micros);
     PERFORM billing._event(grant_credits.account_id, 'credits_granted',
         pg_catalog.jsonb_build_object('grant_id', new_id, 'entry_id', entry,
                                       'amount_micros', grant_credits.amount_micros,
@@ -252,15 +229,12 @@ BEGIN
         -- the expiry entry and commit after it, so their holds are kept back
         -- from every grant; the others are share-locked to commit, so that
         -- none of them settles until this run ends.
-        PERFORM billing._adjust_available(acct, 0);
-        SELECT billing._holds(acct)
+        avail := billing._lock_available(acct);
+        settling := billing._holds(acct)
              - (SELECT COALESCE(pg_catalog.sum(x.hold_micros), 0)
                   FROM (SELECT r.hold_micros FROM billing.requests r
-                         WHERE r.account_id = acct AND r.status IN ('queued', 'in_progress')
-                         FOR SHARE SKIP LOCKED) x),
-               (SELECT COALESCE(pg_catalog.sum(s.available_micros), 0) FROM billing.account_slices s
-                 WHERE s.account_id = acct)
-          INTO settling, avail;
+                         WHERE r.account_id = acct AND billing._request_open(r.status)
+                         FOR SHARE SKIP LOCKED) x);
 
         FOR gr IN
             SELECT r.grant_id, r.remaining_micros, r.spent_entry_id, x.expires_at
@@ -283,10 +257,7 @@ BEGIN
             IF take <= 0 THEN
                 CONTINUE;
             END IF;
-            INSERT INTO billing.ledger (account_id, kind, amount_micros, grant_id)
-            VALUES (acct, 'expiry', -take, gr.grant_id)
-            RETURNING entry_id INTO entry;
-            PERFORM billing._adjust_available(acct, -take);
+            entry := billing._move(acct, -take, 'expiry', grant_id => gr.grant_id);
             PERFORM billing._event(acct, 'credits_expired',
                 pg_catalog.jsonb_build_object('grant_id', gr.grant_id, 'entry_id', entry,
                                               'amount_micros', take,

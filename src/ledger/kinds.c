@@ -1,6 +1,6 @@
 /*
  * The ledger's kinds of entry: the one list. ledger_post() refuses a kind
- * that is not posted through it, and billing.verify() checks every entry
+ * that is not in it, and billing.verify() checks every entry
  * against the same list through billing._ledger_entry_valid().
  */
 #include "postgres.h"
@@ -15,20 +15,19 @@ typedef struct LedgerKind
 	const char *name;
 	int			sign;			/* +1 credit, -1 debit, 0 either */
 	bool		needs_request;	/* names the request it corrects */
-	bool		posted;			/* written by ledger_post(); else by credits.sql */
 } LedgerKind;
 
 static const LedgerKind ledger_kinds[] = {
-	{"funds", 1, false, true},
-	{"auto_topup", 1, false, true},
-	{"usage", -1, false, true},
-	{"refund", 1, true, true},
-	{"adjustment", 0, false, true},
-	{"invoice_payment", 1, false, true},
-	{"grant", 1, false, false},
-	{"expiry", -1, false, false},
-	{"reversal", -1, false, true},
-	{"credit_note", 1, false, true},
+	{"funds", 1, false},
+	{"auto_topup", 1, false},
+	{"usage", -1, false},
+	{"refund", 1, true},
+	{"adjustment", 0, false},
+	{"invoice_payment", 1, false},
+	{"grant", 1, false},
+	{"expiry", -1, false},
+	{"reversal", -1, false},
+	{"credit_note", 1, false},
 };
 
 static const LedgerKind *
@@ -45,7 +44,7 @@ ledger_check_entry(const char *kind, int64 amount)
 {
 	const LedgerKind *k = ledger_kind(kind);
 
-	if (k == NULL || !k->posted)
+	if (k == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid ledger entry kind \"%s\"", kind)));

@@ -153,18 +153,16 @@ billing_create_account(PG_FUNCTION_ARGS)
 	text	   *external_id;
 	char	   *billing_type;
 	char	   *currency;
-	int			len;
 	int64		account_id;
 
 	args_require(fcinfo, 3);
 	external_id = PG_GETARG_TEXT_PP(0);
 	billing_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	currency = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	len = VARSIZE_ANY_EXHDR(external_id);
-	if (len < 1 || len > 256)
+	if (!args_length_ok(VARDATA_ANY(external_id), VARSIZE_ANY_EXHDR(external_id), ARGS_KEY_MAX))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("external_id must have 1 to 256 characters")));
+				 errmsg("external_id must have 1 to %d characters", ARGS_KEY_MAX)));
 	check_billing_type(billing_type);
 	if (!money_currency_valid(currency))
 		ereport(ERROR,
@@ -192,7 +190,10 @@ billing_create_account(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(account_id);
 }
 
-/* billing._move: a money movement = a ledger entry + the same change of available. */
+/*
+ * billing._move: a money movement = a ledger entry + the same change of
+ * available; of a grant (credits.sql) when grant_id is given.
+ */
 PG_FUNCTION_INFO_V1(billing_move);
 Datum
 billing_move(PG_FUNCTION_ARGS)
@@ -203,6 +204,7 @@ billing_move(PG_FUNCTION_ARGS)
 	char	   *reference = args_text(fcinfo, 3);
 	int64		topup_id = PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4);
 	int64		invoice_id = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT64(5);
+	int64		grant_id = PG_ARGISNULL(6) ? 0 : PG_GETARG_INT64(6);
 	Account		acct;
 	int64		entry_id;
 
@@ -210,8 +212,8 @@ billing_move(PG_FUNCTION_ARGS)
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	SPI_connect();
 	account_load(account_id, &acct, false);
-	entry_id = ledger_post(account_id, kind, amount, acct.postpaid, 0, topup_id, invoice_id,
-						   NULL, reference);
+	entry_id = ledger_post_grant(account_id, kind, amount, acct.postpaid, 0, topup_id, invoice_id,
+								 grant_id, NULL, reference);
 	available_rebalance(&acct, amount);
 	SPI_finish();
 	PG_RETURN_INT64(entry_id);

@@ -40,7 +40,8 @@ extern char *account_price_book(int64 account_id, TimestampTz at);
 
 /*
  * Refuses (PB409 "account N is postpaid") to credit a postpaid account with
- * a payment; detail and hint say what the caller's payment is for instead.
+ * a payment or a grant; detail and hint (NULL: none) say what the caller's
+ * payment is for instead. SQL calls it as billing._require_prepaid.
  */
 extern void account_require_prepaid(const Account *acct, const char *detail, const char *hint);
 
@@ -73,7 +74,7 @@ extern bool accounts_distributed(void);
 
 /*
  * Refuses (22023) an entry that ledger_post() does not write: a kind not in
- * the list of kinds.c, or posted by credits.sql, or a zero amount.
+ * the list of kinds.c, or a zero amount.
  */
 extern void ledger_check_entry(const char *kind, int64 amount);
 

@@ -29,7 +29,7 @@ CREATE OR REPLACE FUNCTION billing._holds(account_id bigint, scope text DEFAULT 
 RETURNS bigint LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN (SELECT COALESCE(pg_catalog.sum(r.hold_micros), 0)::bigint FROM billing.requests r
-             WHERE r.account_id = _holds.account_id AND r.status IN ('queued', 'in_progress')
+             WHERE r.account_id = _holds.account_id AND billing._request_open(r.status)
                AND (_holds.scope IS NULL OR r.scope = _holds.scope)
                AND r.request_id IS DISTINCT FROM except_request);
 END $$;
@@ -54,12 +54,38 @@ CREATE OR REPLACE FUNCTION billing._account(account_id bigint, for_update boolea
 RETURNS billing.accounts LANGUAGE C STRICT SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_account_row';
 
--- Internal: money movements of the cold paths (top-ups, invoices). Granted to nobody.
+-- Internal: money movements of the cold paths (top-ups, invoices, credit
+-- grants and their expiry); returns the entry. Granted to nobody.
 CREATE OR REPLACE FUNCTION billing._move(account_id bigint, amount_micros bigint, kind text,
                               reference text DEFAULT NULL, topup_id bigint DEFAULT NULL,
-                              invoice_id bigint DEFAULT NULL)
+                              invoice_id bigint DEFAULT NULL, grant_id bigint DEFAULT NULL)
 RETURNS bigint LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_move';
+
+-- Internal: refuses (PB409) a postpaid account (its row, from billing._account)
+-- with the C paths' refusal (account_require_prepaid); detail says why.
+CREATE OR REPLACE FUNCTION billing._require_prepaid(acct billing.accounts, detail text)
+RETURNS void LANGUAGE C STRICT SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_require_prepaid';
+
+-- Internal: the argument checks of the C functions (args.c), for PL/pgSQL.
+-- _not_null refuses (22023, "<name> must not be null") the first NULL of
+-- values, named by its place in names ('account_id, amount_micros');
+-- _check_length refuses (22023) a value that is not 1 to maxlen characters
+-- (NULL passes); _key_replay answers a replayed idempotency key: id when
+-- the row it made has the same parameters (same), else PB409.
+CREATE OR REPLACE FUNCTION billing._not_null(names text, VARIADIC vals "any")
+RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'billing_not_null';
+
+CREATE OR REPLACE FUNCTION billing._check_length(value text, what text, maxlen integer DEFAULT 256)
+RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'billing_check_length';
+
+CREATE OR REPLACE FUNCTION billing._key_replay(idempotency_key text, same boolean, what text, id bigint,
+                                               verb text)
+RETURNS bigint LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'billing_key_replay';
 
 -- Internal: refuses (22023) a billing type that is not prepaid or postpaid;
 -- create_account's check, for set_billing_type.

@@ -493,12 +493,8 @@ billing_set_spend_limit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid spend limit period \"%s\"", l.period ? l.period : "NULL"),
 				 errhint("Use \"day\", \"week\" or \"month\".")));
-	l.scope = args_text(fcinfo, 3);
-	if (l.scope && (l.scope[0] == '\0' || strlen(l.scope) > 256))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("scope must have 1 to 256 characters"),
-				 errhint("Use NULL for a limit of the whole account.")));
+	/* NULL: a limit of the whole account */
+	l.scope = args_text_bounded(fcinfo, 3, "scope", ARGS_KEY_MAX);
 	l.limit_micros = limit_micros;
 
 	SPI_connect();

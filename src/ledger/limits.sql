@@ -97,9 +97,7 @@ DECLARE
     available bigint;
     t bigint;
 BEGIN
-    IF account_id IS NULL THEN
-        RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id', account_id);
     IF thresholds_micros IS NULL THEN
         RAISE EXCEPTION 'thresholds_micros must not be null'
             USING ERRCODE = '22023', HINT = 'Use an empty array for no alerts.';

@@ -312,10 +312,7 @@ Datum
 billing_reverse_topup(PG_FUNCTION_ARGS)
 {
 	args_require(fcinfo, 1);
-	if (PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("disable_auto_topup must not be null")));
+	args_require_arg(fcinfo, 3);
 	PG_RETURN_DATUM(reverse(fcinfo, SOURCE_TOPUP, 1, true, PG_GETARG_BOOL(3)));
 }
 

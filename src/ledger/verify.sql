@@ -99,12 +99,12 @@ SELECT s.account_id, format('fast-path budget below zero or above the available 
 UNION ALL
 SELECT r.account_id, format('request %s: unknown status %s', r.request_id, r.status)
   FROM billing.requests r JOIN acct a USING (account_id)
- WHERE r.status NOT IN ('queued', 'in_progress', 'completed', 'failed', 'cancelled')
+ WHERE NOT (billing._request_open(r.status) OR billing._request_finished(r.status))
 UNION ALL
 SELECT r.account_id, format('request %s: hold %s does not match its state %s (estimate %s)',
                             r.request_id, r.hold_micros, r.status, r.cost_estimate_micros)
   FROM billing.requests r JOIN acct a USING (account_id)
- WHERE CASE WHEN r.status IN ('queued', 'in_progress')
+ WHERE CASE WHEN billing._request_open(r.status)
             THEN r.hold_micros <> r.cost_estimate_micros OR r.cost_micros IS NOT NULL
                  OR r.completed_at IS NOT NULL
             ELSE r.hold_micros <> 0 OR r.cost_micros IS NULL OR r.completed_at IS NULL END
@@ -212,7 +212,7 @@ SELECT r.account_id, format('request %s (%s): provider cost %s, routing reports 
                             COALESCE((r.routing -> 'upstream_cost_micros')::text, 'none'))
   FROM billing.requests r
  WHERE (_verify_checks.only_account IS NULL OR r.account_id = _verify_checks.only_account)
-   AND CASE WHEN r.status IN ('queued', 'in_progress') THEN r.provider_cost_micros IS NOT NULL
+   AND CASE WHEN billing._request_open(r.status) THEN r.provider_cost_micros IS NOT NULL
             ELSE r.provider_cost_micros < 0
                  OR (r.routing ? 'upstream_cost_micros'
                      AND to_jsonb(r.provider_cost_micros) <> r.routing -> 'upstream_cost_micros') END;

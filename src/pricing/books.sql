@@ -45,10 +45,8 @@ DECLARE
     id bigint;
     other bigint;
 BEGIN
-    IF price_book IS NULL OR multiplier_ppm IS NULL OR effective_from IS NULL THEN
-        RAISE EXCEPTION 'price_book, multiplier_ppm and effective_from must not be null'
-            USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('price_book, multiplier_ppm, effective_from',
+                              price_book, multiplier_ppm, effective_from);
     IF multiplier_ppm NOT BETWEEN 0 AND 10000000 THEN
         RAISE EXCEPTION 'multiplier_ppm % is out of range', multiplier_ppm USING ERRCODE = '22023',
             DETAIL = 'A multiplier is 0 to 10000000 parts per million of the list price (1000000: the list price).';
@@ -249,9 +247,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp A
 DECLARE
     book text;
 BEGIN
-    IF account_catalog.account_id IS NULL THEN
-        RAISE EXCEPTION 'account_id must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id', account_catalog.account_id);
     PERFORM billing._account(account_catalog.account_id, false, true);
     SELECT b.price_book INTO book FROM billing._book_at(account_catalog.account_id, pg_catalog.now()) b;
     RETURN QUERY

@@ -82,9 +82,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     id bigint;
 BEGIN
-    IF model IS NULL OR components IS NULL THEN
-        RAISE EXCEPTION 'model and components must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('model, components', model, components);
     IF effective_from IS NULL OR NOT pg_catalog.isfinite(effective_from) THEN
         RAISE EXCEPTION 'effective_from must be a finite time, not null or infinity' USING ERRCODE = '22023';
     END IF;
@@ -109,9 +107,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     id bigint;
 BEGIN
-    IF model IS NULL OR provider IS NULL OR components IS NULL THEN
-        RAISE EXCEPTION 'model, provider and components must not be null' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('model, provider, components', model, provider, components);
     IF effective_from IS NULL OR NOT pg_catalog.isfinite(effective_from) THEN
         RAISE EXCEPTION 'effective_from must be a finite time, not null or infinity' USING ERRCODE = '22023';
     END IF;

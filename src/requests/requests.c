@@ -79,13 +79,6 @@ metadata_append(StringInfo buf, const RequestView *r)
 	json_end(buf);
 }
 
-static bool
-status_finished(const char *status)
-{
-	return strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
-		strcmp(status, "cancelled") == 0;
-}
-
 /*
  * Loads the view of a request; PB404 when unknown. Inside SPI. Refunds are
  * looked up only when with_refunds (response_metadata): the settling paths
@@ -131,7 +124,7 @@ request_view_load(int64 account_id, int64 request_id, bool with_refunds, Request
 	if (isnull)
 		r->cost = 0;
 	r->scope = spi_text(11);
-	r->finished = status_finished(r->status);
+	r->finished = request_stage(r->status) == REQUEST_FINISHED;
 	if (r->provider_name == NULL || r->executed_model == NULL)
 	{
 		/* the route's names, where routing gives none (none either when the route is gone) */
@@ -421,16 +414,9 @@ request_take(const Account *acct, int64 amount)
 static char *
 scope_arg(FunctionCallInfo fcinfo, int argno)
 {
-	char	   *scope;
-
-	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+	if (PG_NARGS() <= argno)
 		return NULL;
-	scope = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (scope[0] == '\0' || strlen(scope) > 256)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("scope must have 1 to 256 characters")));
-	return scope;
+	return args_text_bounded(fcinfo, argno, "scope", ARGS_KEY_MAX);
 }
 
 PG_FUNCTION_INFO_V1(billing_begin_request);
@@ -612,12 +598,12 @@ request_finish(int64 request_id, const char *target, const char *update_sql,
 			  2, (Oid[]) {INT8OID, INT8OID},
 			  (Datum[]) {Int64GetDatum(request_id), Int64GetDatum(account_id)}, NULL, false, 0);
 	status = spi_text(1);
-	if (status_finished(status) && strcmp(status, target) != 0)
+	if (request_stage(status) == REQUEST_FINISHED && strcmp(status, target) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_CONFLICT),
 				 errmsg("request " INT64_FORMAT " is already %s", request_id, status),
 				 errdetail("A finished request never changes state.")));
-	if (!status_finished(status))
+	if (request_stage(status) != REQUEST_FINISHED)
 	{
 		values[nargs - 1] = Int64GetDatum(account_id);
 		plan_exec(plan, update_sql, nargs, types, values, nulls, false, 0);

@@ -12,6 +12,23 @@
 extern void request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold,
 						   int64 cost);
 extern int64 request_account(int64 request_id);
+
+/*
+ * The stage of a request's status: queued and in_progress are unfinished
+ * (their holds are held), completed, failed and cancelled finished. The one
+ * definition for C (trigger.c); SQL's is billing._request_open and
+ * billing._request_finished (requests.sql), and sql/requests.sql checks that
+ * the two agree.
+ */
+typedef enum RequestStage
+{
+	REQUEST_QUEUED,
+	REQUEST_IN_PROGRESS,
+	REQUEST_FINISHED
+} RequestStage;
+
+/* status's stage; refuses (22023) a status that is none of the five */
+extern RequestStage request_stage(const char *status);
 /* What request_id of account_id has had back in refunds (billing.refunds). */
 extern int64 request_refunded(int64 account_id, int64 request_id);
 

@@ -28,6 +28,26 @@ CREATE OR REPLACE FUNCTION billing.response_metadata(request_id bigint)
 RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_response_metadata';
 
+-- Internal: which statuses of a request are unfinished (its hold is held)
+-- and which finished: the one definition for SQL (C's is request_stage in
+-- requests/trigger.c, which billing._request_stage exposes so that
+-- sql/requests.sql checks the two agree). SQL functions with a body, no
+-- SET clause and IMMUTABLE, so the planner inlines them: a query with
+-- billing._request_open(status) matches the partial indexes requests_open
+-- and requests_open_age, whose predicates must spell the list out
+-- (schema.sql; sql/requests.sql checks they are used).
+CREATE OR REPLACE FUNCTION billing._request_open(status text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN status IN ('queued', 'in_progress');
+
+CREATE OR REPLACE FUNCTION billing._request_finished(status text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN status IN ('completed', 'failed', 'cancelled');
+
+CREATE OR REPLACE FUNCTION billing._request_stage(status text) RETURNS integer
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'billing_request_stage';
+
 -- Settles every state change, from the functions above or a plain UPDATE.
 CREATE OR REPLACE FUNCTION billing.requests_transition() RETURNS trigger
 LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -59,11 +79,11 @@ BEGIN
     -- one account at a time: on Citus each statement then runs on the
     -- account's shard, where FOR UPDATE is possible
     FOR acct IN SELECT DISTINCT x.account_id FROM billing.requests x
-                 WHERE x.status IN ('queued', 'in_progress') AND x.created_at < cutoff LOOP
+                 WHERE billing._request_open(x.status) AND x.created_at < cutoff LOOP
         UPDATE billing.requests r SET status = 'failed', failure_reason = 'expired'
          WHERE r.account_id = acct
            AND r.request_id IN (SELECT x.request_id FROM billing.requests x
-                                 WHERE x.account_id = acct AND x.status IN ('queued', 'in_progress')
+                                 WHERE x.account_id = acct AND billing._request_open(x.status)
                                    AND x.created_at < cutoff
                                  FOR UPDATE SKIP LOCKED);
         GET DIAGNOSTICS n = ROW_COUNT;

@@ -104,22 +104,29 @@ row_unchanged(const RowAccess *o, const RowAccess *n)
 	return true;
 }
 
-/* 0 queued, 1 in_progress, 2 final; unknown states are refused (22023) */
-static int
-status_rank(const char *status)
+RequestStage
+request_stage(const char *status)
 {
 	if (strcmp(status, "queued") == 0)
-		return 0;
+		return REQUEST_QUEUED;
 	if (strcmp(status, "in_progress") == 0)
-		return 1;
+		return REQUEST_IN_PROGRESS;
 	if (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
 		strcmp(status, "cancelled") == 0)
-		return 2;
+		return REQUEST_FINISHED;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid request status \"%s\"", status),
 			 errhint("A request is queued, in_progress, completed, failed or cancelled.")));
-	return 0;					/* keep compiler quiet */
+	return REQUEST_QUEUED;		/* keep compiler quiet */
+}
+
+/* billing._request_stage(status): request_stage for SQL (0, 1, 2), to check that SQL agrees */
+PG_FUNCTION_INFO_V1(billing_request_stage);
+Datum
+billing_request_stage(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32((int32) request_stage(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }
 
 /*
@@ -212,7 +219,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	routing_provider = jsonb_get_text(routing, "provider");
 	pricing_check_provider(routing_provider);
 
-	if (status_rank(old_status) == 2)
+	if (request_stage(old_status) == REQUEST_FINISHED)
 	{
 		/* a retried UPDATE (same state, same values) replays: nothing moves */
 		if (row_unchanged(&o, &n))
@@ -223,7 +230,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 				 errdetail("A finished request never changes; only an UPDATE that repeats its"
 						   " final state and values is accepted, as a replay.")));
 	}
-	if (status_rank(new_status) < status_rank(old_status))
+	if (request_stage(new_status) < request_stage(old_status))
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_CONFLICT),
 				 errmsg("request " INT64_FORMAT " cannot go from %s back to %s",
@@ -240,7 +247,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	 * request keeps one that would stop it from settling later
 	 */
 	costed = pricing_reported_cost(routing, &provider_cost);
-	if (status_rank(new_status) < 2)
+	if (request_stage(new_status) != REQUEST_FINISHED)
 	{
 		if (col_changed(&o, &n, DR_COST) || col_changed(&o, &n, DR_PROVIDER_COST))
 			ereport(ERROR,

@@ -182,3 +182,8 @@ ALTER TABLE billing.events ADD CONSTRAINT events_type_check CHECK (type IN (
     'account_reinstated'));
 -- set_model gains display_name: the 0.2.0 signature goes
 DROP FUNCTION IF EXISTS billing.set_model(text, text, text, text, text, boolean);
+
+-- The charge reads top to bottom (issue 22): billing._move gains grant_id,
+-- through which credit grants and their expiry post their entries; the
+-- 0.2.0 signature goes
+DROP FUNCTION IF EXISTS billing._move(bigint, bigint, text, text, bigint, bigint);
