@@ -123,4 +123,33 @@ SELECT billing.add_funds(:erin, 200000) > 0 AS funded;
 SELECT billing.balance(:erin) ->> 'available_micros' AS back_to_positive;
 SELECT billing.begin_request(:erin, 'rq-video', '{"duration_seconds":1,"resolution":"1080p"}') ->> 'status' AS admitted;
 
+-- which statuses are finished: C's one definition (request_stage) and SQL's
+-- (billing._request_open, billing._request_finished) agree
+SELECT bool_and((billing._request_stage(s) < 2) = billing._request_open(s)
+                AND (billing._request_stage(s) = 2) = billing._request_finished(s)) AS c_and_sql_agree
+  FROM unnest(ARRAY['queued', 'in_progress', 'completed', 'failed', 'cancelled']) s;
+SELECT billing._request_open('done') OR billing._request_finished('done') AS unknown_is_known;
+SELECT regress.try($$SELECT billing._request_stage('done')$$);
+-- inlined, billing._request_open matches the partial indexes, whose
+-- predicates spell its list out (schema.sql)
+CREATE FUNCTION pg_temp.plan_uses(query text, index_name text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    line text;
+BEGIN
+    SET LOCAL enable_seqscan = off;
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+        IF line ~ ('\m' || index_name || '\M') THEN
+            RETURN true;
+        END IF;
+    END LOOP;
+    RETURN false;
+END $$;
+SELECT pg_temp.plan_uses($$SELECT r.hold_micros FROM billing.requests r
+                            WHERE r.account_id = 1 AND billing._request_open(r.status)$$,
+                         'requests_open') AS holds_use_requests_open,
+       pg_temp.plan_uses($$SELECT x.account_id FROM billing.requests x
+                            WHERE billing._request_open(x.status) AND x.created_at < now()$$,
+                         'requests_open_age') AS expiry_uses_requests_open_age;
+
 SELECT * FROM billing.verify();
