@@ -185,4 +185,12 @@ RESET SESSION AUTHORIZATION;
 REVOKE USAGE ON SCHEMA regress FROM cr_backend, cr_dba;
 DROP ROLE cr_backend, cr_dba;
 
+-- the key rule counts characters in C (add_funds) and in PL/pgSQL
+-- (grant_credits) alike: 256 of two bytes each pass, 257 do not
+SELECT billing.add_funds(:a, 1, repeat(chr(233), 256)) > 0 AS c_takes_256_characters,
+       billing.grant_credits(:a, 1, idempotency_key => repeat(chr(233), 256)) > 0 AS sql_takes_256_characters;
+SELECT regress.try(format($$SELECT billing.add_funds(%s, 1, repeat(chr(233), 257))$$, :a)) AS c_refuses_257,
+       regress.try(format($$SELECT billing.grant_credits(%s, 1, idempotency_key => repeat(chr(233), 257))$$, :a))
+           AS sql_refuses_257;
+
 SELECT * FROM billing.verify();
