@@ -218,9 +218,7 @@ RETURNS TABLE(entry_id bigint, created_at timestamptz, kind text, amount_micros 
               balance_after_micros bigint, request_id bigint, model text, reference text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 BEGIN
-    IF statement.account_id IS NULL THEN
-        RAISE EXCEPTION 'account_id is required' USING ERRCODE = '22023';
-    END IF;
+    PERFORM billing._not_null('account_id', statement.account_id);
     PERFORM billing._report_window(statement.account_id, from_ts, to_ts);
     -- The entries of the window form runs of consecutive entries of the
     -- account (one run, unless a clock time fell out of order): each run
