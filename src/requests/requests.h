@@ -17,7 +17,7 @@ extern int64 request_account(int64 request_id);
  * The stage of a request's status: queued and in_progress are unfinished
  * (their holds are held), completed, failed and cancelled finished. The one
  * definition for C (trigger.c); SQL's is billing._request_open and
- * billing._request_finished (requests.sql), and sql/requests.sql checks that
+ * billing._request_finished (requests.sql), and regress `requests` checks that
  * the two agree.
  */
 typedef enum RequestStage

@@ -31,11 +31,11 @@ AS 'MODULE_PATHNAME', 'billing_response_metadata';
 -- Internal: which statuses of a request are unfinished (its hold is held)
 -- and which finished: the one definition for SQL (C's is request_stage in
 -- requests/trigger.c, which billing._request_stage exposes so that
--- sql/requests.sql checks the two agree). SQL functions with a body, no
+-- regress `requests` checks the two agree). SQL functions with a body, no
 -- SET clause and IMMUTABLE, so the planner inlines them: a query with
 -- billing._request_open(status) matches the partial indexes requests_open
 -- and requests_open_age, whose predicates must spell the list out
--- (schema.sql; sql/requests.sql checks they are used).
+-- (schema.sql; regress `requests` checks they are used).
 CREATE OR REPLACE FUNCTION billing._request_open(status text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN status IN ('queued', 'in_progress');
