@@ -29,6 +29,7 @@ typedef enum RequestStage
 
 /* status's stage; refuses (22023) a status that is none of the five */
 extern RequestStage request_stage(const char *status);
+
 /* What request_id of account_id has had back in refunds (billing.refunds). */
 extern int64 request_refunded(int64 account_id, int64 request_id);
 
