@@ -116,16 +116,16 @@ args_check_idempotency_key(const char *key)
 }
 
 /*
- * billing._check_length(value, what, maxlen): args_check_length for SQL;
- * NULL passes.
+ * billing._check_length(value, what, maxlen): args_check_length for SQL; a
+ * NULL value passes, a NULL maxlen is ARGS_KEY_MAX.
  */
 PG_FUNCTION_INFO_V1(billing_check_length);
 Datum
 billing_check_length(PG_FUNCTION_ARGS)
 {
 	args_require_arg(fcinfo, 1);
-	args_require_arg(fcinfo, 2);
-	args_check_length(args_text(fcinfo, 0), text_to_cstring(PG_GETARG_TEXT_PP(1)), PG_GETARG_INT32(2));
+	args_check_length(args_text(fcinfo, 0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+					  PG_ARGISNULL(2) ? ARGS_KEY_MAX : PG_GETARG_INT32(2));
 	PG_RETURN_VOID();
 }
 

@@ -72,13 +72,13 @@ AS 'MODULE_PATHNAME', 'billing_require_prepaid';
 -- _not_null refuses (22023, "<name> must not be null") the first NULL of
 -- values, named by its place in names ('account_id, amount_micros');
 -- _check_length refuses (22023) a value that is not 1 to maxlen characters
--- (NULL passes); _key_replay answers a replayed idempotency key: id when
+-- (NULL: args.h's ARGS_KEY_MAX, 256; a NULL value passes); _key_replay answers a replayed idempotency key: id when
 -- the row it made has the same parameters (same), else PB409.
 CREATE OR REPLACE FUNCTION billing._not_null(names text, VARIADIC vals "any")
 RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'billing_not_null';
 
-CREATE OR REPLACE FUNCTION billing._check_length(value text, what text, maxlen integer DEFAULT 256)
+CREATE OR REPLACE FUNCTION billing._check_length(value text, what text, maxlen integer DEFAULT NULL)
 RETURNS void LANGUAGE C IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'billing_check_length';
 
