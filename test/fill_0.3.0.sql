@@ -1,16 +1,16 @@
 -- The rows that release 0.3.0 added, through its API, for test/dump.sh (run
--- after test/fill.sql, which writes through 0.2.0's API alone for
+-- after test/fill.sql in the same session, whose pg_temp.redate_usage it
+-- uses; test/fill.sql writes through 0.2.0's API alone, for
 -- test/upgrade.sh). Accounts by external id:
 --   fill3-book: prepaid on the price book 'fill3-gold', charged on a route
 --               at the book's price and on a route at a discount of the
---               list price, which has a provider cost; auto
---               top-up to a target with a monthly cap, the top-up confirmed
---               and partly charged back, funds charged back, a grant voided
+--               list price, which has a provider cost; auto top-up to a
+--               target with a monthly cap, the top-up confirmed and partly
+--               charged back, funds charged back, a grant voided
 --   fill3-post: postpaid with billing details, an overdue policy and a
 --               minimum commitment; April 2025 closed (its usage re-dated
---               there past the triggers, as in test/fill.sql), its invoice
---               voided and issued again, a credit note on the reissue, and
---               the account flagged overdue
+--               there), its invoice voided and issued again, a credit note
+--               on the reissue, and the account flagged overdue
 -- Ends with verify() clean; test/dump.sh checks that every kind of row is there.
 SET client_min_messages = warning;
 SELECT billing.set_model('fill3-img', 'image', 'acme', 'Acme Imaging', NULL, true, 'Acme Image XL');
@@ -45,11 +45,7 @@ SELECT billing.set_billing_details(:post, '{"legal_name":"Fill Three GmbH","addr
 SELECT billing.set_overdue_policy(:post, 10);
 SELECT billing.set_minimum_commitment(:post, 5000000, '2025-04-01', '2025-05-01');
 SELECT billing.charge(:post, 'fill3-img', '{"n":3}', '{"images":[{},{},{}]}');
-SET session_replication_role = replica;
-UPDATE billing.ledger SET created_at = '2025-04-10 12:00+00' WHERE account_id = :post AND kind = 'usage';
-UPDATE billing.requests SET created_at = '2025-04-10 11:59+00', completed_at = '2025-04-10 12:00+00'
- WHERE account_id = :post;
-RESET session_replication_role;
+SELECT pg_temp.redate_usage(:post, '2025-04-10 12:00+00');
 SELECT billing.close_period('2025-04-01');
 SELECT billing.void_invoice(invoice_id, 'wrong address', 'fill3-void-1') ->> 'status'
   FROM billing.invoices WHERE account_id = :post;
