@@ -104,10 +104,11 @@ bench-majors: bench/cost
 	PG_CONFIG=$(PG_CONFIG) bash bench/majors.sh
 
 # One target per test suite (docs/testing.md), each against the build
-# installed for PG_CONFIG; test/run.sh runs them all. The first four use the
-# server of PGHOST/PGPORT (the TAP tests start servers of their own, as a
-# user PostgreSQL runs as); the others start clusters of their own, on the
-# ports and in the directories their scripts' headers name.
+# installed for PG_CONFIG; test/run.sh runs them all. check-regress,
+# check-isolation, check-stress and check-fuzz use the server of
+# PGHOST/PGPORT; check-tap starts servers of its own (as a user PostgreSQL
+# runs as), and so do the others, on the ports and in the directories their
+# scripts' headers name.
 CHECKS = check-regress check-isolation check-tap check-stress check-fuzz check-sanitize \
          check-upgrade check-dump check-pgbouncer check-gateway check-citus
 .PHONY: $(CHECKS)
