@@ -79,6 +79,12 @@ SELECT regexp_replace(regress.try_detail(format($$SELECT billing.charge(%s, 'ip-
                       'Invoice \d+ (.*) was due on \S+', 'Invoice N \1 was due on D') AS refused;
 SELECT count(*) AS problems FROM billing.verify(:cat);
 SELECT count(*) AS problems FROM billing.verify();
+-- a DBA's session in another time zone sees the same flag as sound
+SET billing.timezone = 'Pacific/Kiritimati';
+SELECT count(*) AS problems FROM billing.verify(:cat);
+SET billing.timezone = 'Pacific/Pago_Pago';
+SELECT count(*) AS problems FROM billing.verify(:cat);
+RESET billing.timezone;
 -- paid, the account is reinstated (the tests after this one see no overdue
 -- account of its making, whatever their billing.timezone)
 SELECT billing.mark_invoice_paid(invoice_id) FROM billing.invoices WHERE account_id = :cat;
