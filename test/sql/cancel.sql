@@ -60,14 +60,6 @@ END $$;
 -- A charge of one image on the victim, as a query
 CREATE FUNCTION pg_temp.charge_sql(acct bigint) RETURNS text LANGUAGE sql AS $$
     SELECT format('SELECT billing.charge(%s, ''cn-img'', ''{}'', ''{"images":[{}]}'')::text', acct) $$;
--- Waits until the victim waits for a lock.
-CREATE FUNCTION pg_temp.await_victim(pid integer) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1 .. 2000 LOOP
-        EXIT WHEN EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = await_victim.pid AND a.wait_event_type = 'Lock');
-        PERFORM pg_sleep(0.005);
-    END LOOP;
-END $$;
 -- Whether the victim's next statement runs.
 CREATE FUNCTION pg_temp.next() RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
@@ -80,15 +72,8 @@ END $$;
 -- the victim sends after the error, e.g. ROLLBACK TO SAVEPOINT s.
 CREATE FUNCTION pg_temp.outcome(then_sql text DEFAULT NULL) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    result text;
+    result text := regress.sent_result('victim');
 BEGIN
-    BEGIN
-        SELECT 'ok' INTO result FROM dblink_get_result('victim') AS t(r text);
-        PERFORM * FROM dblink_get_result('victim') AS t(r text);
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
-        result := SQLSTATE || ': ' || SQLERRM;
-        PERFORM * FROM dblink_get_result('victim', false) AS t(r text);
-    END;
     IF then_sql IS NOT NULL THEN
         PERFORM dblink_exec('victim', then_sql);
     END IF;
@@ -102,15 +87,7 @@ DECLARE
     result text;
 BEGIN
     PERFORM pg_temp.hold(acct, call LIKE '%set_spend_limit%');
-    PERFORM dblink_exec('victim', CASE how WHEN 'cancel' THEN 'RESET lock_timeout'
-                                          ELSE format('SET %s = ''200ms''', how) END);
-    PERFORM dblink_send_query('victim', call);
-    IF how = 'cancel' THEN
-        PERFORM pg_temp.await_victim(pid);
-        PERFORM pg_cancel_backend(pid);
-    END IF;
-    result := pg_temp.outcome();
-    PERFORM dblink_exec('victim', format('RESET %s', CASE how WHEN 'cancel' THEN 'lock_timeout' ELSE how END));
+    result := regress.ended_by(how, 'victim', call, pid) || ' / ' || pg_temp.next();
     PERFORM dblink_exec('holder', 'ROLLBACK');
     RETURN result;
 END $$;
@@ -173,7 +150,7 @@ SELECT pg_temp.hold(:a);
 SELECT dblink_exec('victim', 'BEGIN'),
        (SELECT r::jsonb ->> 'status' FROM dblink('victim', pg_temp.charge_sql(:b)) AS t(r text)) AS b_charged;
 SELECT dblink_send_query('victim', pg_temp.charge_sql(:a));
-SELECT pg_temp.await_victim(:victim_pid);
+SELECT regress.await_lock(:victim_pid);
 SELECT dblink_send_query('holder', format('SELECT count(*) FROM (SELECT FROM billing.account_slices WHERE account_id = %s FOR UPDATE) s', :b));
 SELECT regexp_replace(pg_temp.outcome('ROLLBACK'), 'Process \d+.*', '') AS deadlock;
 SELECT count(*) > 0 AS holder_got_b FROM dblink_get_result('holder') AS t(n bigint);

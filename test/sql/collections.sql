@@ -6,35 +6,11 @@ SET client_min_messages = warning;
 SET TimeZone = 'UTC';
 CREATE FUNCTION pg_temp.usage_at(acct bigint, model text, micros bigint, at timestamptz) RETURNS void
 LANGUAGE sql AS $$ SELECT regress.usage_at(acct, model, micros, at, true) $$;
--- a postpaid adjustment posted at "at" (as adjust_balance posts one then)
-CREATE FUNCTION pg_temp.adjustment_at(acct bigint, micros bigint, at timestamptz) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    e bigint;
-BEGIN
-    INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, reference, created_at)
-    VALUES (acct, 'adjustment', micros, true, 'goodwill', at) RETURNING entry_id INTO e;
-    INSERT INTO billing.adjustments (account_id, entry_id, amount_micros, reason, created_at)
-    VALUES (acct, e, micros, 'goodwill', at);
-    PERFORM billing._adjust_available(acct, micros);
-END $$;
 CREATE FUNCTION pg_temp.pos(acct bigint) RETURNS text LANGUAGE sql AS $$
     SELECT format('balance %s, unbilled %s, unpaid %s, kept %s, available %s',
                   b ->> 'balance_micros', b ->> 'unbilled_micros', b ->> 'unpaid_invoices_micros',
                   b ->> 'prepaid_credit_micros', b ->> 'available_micros')
       FROM billing.balance(acct) b $$;
--- errcode, message, detail and hint of a failed call
-CREATE FUNCTION pg_temp.try_all(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    d text;
-    h text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    RETURN SQLSTATE || ': ' || SQLERRM || ' / ' || d || ' / ' || h;
-END $$;
 -- what nothing may change
 CREATE FUNCTION pg_temp.state() RETURNS text LANGUAGE sql AS $$
     SELECT format('%s entries, %s events, %s notes, %s invoices, %s',
@@ -77,13 +53,13 @@ SELECT billing.set_credit_limit(:ann, 100000000, 'onboarding');
 SELECT billing.set_billing_details(:ann, '{"legal_name":"Ann Studio GmbH","address":{"line1":"Hauptstr. 5","line2":null,"city":"Berlin","postal_code":"10115","country":"DE"},"tax_id":"DE123456789","email":"ap@ann.example"}');
 -- bad details change nothing
 SELECT pg_temp.state() AS before \gset
-SELECT d, pg_temp.try_all(format('SELECT billing.set_billing_details(%s, %L)', :ann, d)) AS refused
+SELECT d, regress.try_detail(format('SELECT billing.set_billing_details(%s, %L)', :ann, d), true) AS refused
   FROM unnest(ARRAY['{"address":{"country":"DE"}}', '[1]', '{"legal_name":""}', '{"legal_name":1}',
                     '{"legal_name":"A","address":{"country":"de"}}', '{"legal_name":"A","address":"Berlin"}',
                     '{"legal_name":"A","email":"a@b@c"}', '{"legal_name":"A","email":"ab"}',
                     '{"legal_name":"A","vat":"x"}', '{"legal_name":"A","address":{"zip":"1"}}']) d;
-SELECT pg_temp.try_all(format('SELECT billing.set_billing_details(%s, %L)', :ann,
-                              jsonb_build_object('legal_name', repeat('x', 257))));
+SELECT regress.try_detail(format('SELECT billing.set_billing_details(%s, %L)', :ann,
+                              jsonb_build_object('legal_name', repeat('x', 257))), true);
 SELECT regress.try($$SELECT billing.set_billing_details(NULL, '{"legal_name":"A"}')$$);
 SELECT regress.try($$SELECT billing.set_billing_details(999999999, '{"legal_name":"A"}')$$);
 SELECT pg_temp.state() = :'before' AS nothing_changed;
@@ -142,9 +118,9 @@ SELECT type, payload - 'invoice_id' - 'invoice_number' AS payload FROM billing.e
 -- new work is refused before any other 402: nothing is available either
 SELECT billing.set_credit_limit(:ann, 0, 'frozen while overdue');
 SELECT (billing.balance(:ann) ->> 'available_micros')::bigint < 0 AS nothing_available;
-SELECT regexp_replace(pg_temp.try_all(format($$SELECT billing.charge(%s, 'col-img', '{"n":1}', '{"images":[{"width":1,"height":1}]}')$$, :ann)),
+SELECT regexp_replace(regress.try_detail(format($$SELECT billing.charge(%s, 'col-img', '{"n":1}', '{"images":[{"width":1,"height":1}]}')$$, :ann), true),
                       'Invoice \d+', 'Invoice N') AS refused;
-SELECT regexp_replace(pg_temp.try_all(format($$SELECT billing.begin_request(%s, 'col-img', '{}')$$, :ann)),
+SELECT regexp_replace(regress.try_detail(format($$SELECT billing.begin_request(%s, 'col-img', '{}')$$, :ann), true),
                       'Invoice \d+', 'Invoice N') AS refused;
 SELECT billing.complete_request(:open_req, '{"images":[{"width":1,"height":1}]}') ->> 'status' AS settled;
 SELECT regress.try(format('SELECT billing.set_credit_limit(%s, 200000000, %L)', :ann, 'raise'));
@@ -162,7 +138,7 @@ SELECT pg_temp.pos(:ann);
 SELECT pg_temp.note(billing.issue_credit_note(:ann_jan, 1000000, 'goodwill')) ->> 'settlement' AS settlement;
 SELECT pg_temp.note(billing.issue_credit_note(:ann_jan, 500000, 'paid back by wire', 'refund')) ->> 'settlement' AS settlement;
 SELECT pg_temp.pos(:ann);
-SELECT regexp_replace(pg_temp.try_all(format($$SELECT billing.void_invoice(%s, 'mistake')$$, :ann_jan)), '(invoice|account) \d+', '\1 N', 'g') AS refused;
+SELECT regexp_replace(regress.try_detail(format($$SELECT billing.void_invoice(%s, 'mistake')$$, :ann_jan), true), '(invoice|account) \d+', '\1 N', 'g') AS refused;
 SELECT regexp_replace(regress.try(format($$SELECT billing.issue_credit_note(%s, 20000000, 'too much')$$, :ann_jan)), '(invoice|account) \d+', '\1 N', 'g') AS refused;
 SELECT jsonb_pretty(pg_temp.doc(billing.invoice_document(:ann_jan)) - 'lines' - 'seller' - 'buyer' - 'period');
 SELECT * FROM billing.verify(:ann);
@@ -174,7 +150,7 @@ SELECT billing.add_funds(:bob, 1000000) > 0 AS funded;
 SELECT billing.set_billing_type(:bob, 'postpaid');
 SELECT billing.set_credit_limit(:bob, 50000000, 'small');
 SELECT pg_temp.usage_at(:bob, 'col-img', 5555555, '2025-01-05 00:00+00');
-SELECT pg_temp.adjustment_at(:bob, 123456, '2025-01-25 00:00+00');
+SELECT regress.adjust_at(:bob, 123456, '2025-01-25 00:00+00', 'goodwill');
 SELECT billing.close_period('2025-01-01') AS issued;
 SELECT invoice_id AS bob_jan, invoice_number AS bob_jan_no FROM billing.invoices
  WHERE account_id = :bob AND period_start = '2025-01-01' \gset

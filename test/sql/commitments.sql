@@ -5,19 +5,6 @@ SET client_min_messages = warning;
 SET TimeZone = 'UTC';
 CREATE FUNCTION pg_temp.usage_at(acct bigint, micros bigint, at timestamptz) RETURNS void
 LANGUAGE sql AS $$ SELECT regress.usage_at(acct, 'mc-img', micros, at, true) $$;
--- a postpaid adjustment dated "at" (as test/sql/postpaid_refunds.sql)
-CREATE FUNCTION pg_temp.adjust_at(acct bigint, micros bigint, at timestamptz) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    eid bigint;
-BEGIN
-    INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, reference, created_at)
-    VALUES (acct, 'adjustment', micros, true, 'regress', at)
-    RETURNING entry_id INTO eid;
-    PERFORM billing._adjust_available(acct, micros);
-    INSERT INTO billing.adjustments (account_id, entry_id, amount_micros, reason, created_at)
-    VALUES (acct, eid, micros, 'regress', at);
-END $$;
 CREATE FUNCTION pg_temp.invoices(acct bigint) RETURNS TABLE(period_start date, lines text, subtotal bigint,
         corrections bigint, true_up bigint, credit bigint, total bigint, status text, true_up_entry bigint)
 LANGUAGE sql AS $$
@@ -75,7 +62,7 @@ SELECT pg_temp.usage_at(:ann, 300000, '2022-01-10'), pg_temp.usage_at(:ann, 5000
 -- leaves -0.20, so the true-up is 0.70 and he owes the minimum (the credit
 -- beyond his usage is absorbed, not carried)
 SELECT billing.set_minimum_commitment(:bob, 500000, '2022-01-01', '2022-02-01');
-SELECT pg_temp.usage_at(:bob, 200000, '2022-01-05'), pg_temp.adjust_at(:bob, 400000, '2022-01-20');
+SELECT pg_temp.usage_at(:bob, 200000, '2022-01-05'), regress.adjust_at(:bob, 400000, '2022-01-20');
 -- carl's commitment for January was removed again: no usage, no invoice
 SELECT billing.create_account('mc-carl', 'postpaid') AS carl \gset
 SELECT billing.set_minimum_commitment(:carl, 1000000, '2022-01-01', '2022-02-01'),
@@ -121,20 +108,21 @@ SELECT 'the session goes on' AS after_failure;
 
 -- 5. verify() sees a true-up that is not the shortfall, a line or an entry
 -- that does not match it.
-CREATE FUNCTION pg_temp.problems(acct bigint) RETURNS SETOF text LANGUAGE sql AS $$
-    SELECT regexp_replace(problem, 'invoice \d+', 'invoice N', 'g') FROM billing.verify(acct) ORDER BY 1 $$;
-BEGIN;
-UPDATE billing.invoices SET true_up_micros = 0 WHERE account_id = :bob;
-SELECT * FROM pg_temp.problems(:bob);
-ROLLBACK;
-BEGIN;
-UPDATE billing.invoice_lines SET amount_micros = 600000, usage_micros = 600000
- WHERE account_id = :bob AND model = '(minimum commitment)';
-SELECT * FROM pg_temp.problems(:bob);
-ROLLBACK;
-BEGIN;
-INSERT INTO billing.minimum_commitments (account_id, amount_micros, effective_from)
-VALUES (:bob, 900000, '2022-01-01');
-SELECT * FROM pg_temp.problems(:bob);
-ROLLBACK;
+-- What verify() says of acct after the damage, which is then undone.
+CREATE FUNCTION pg_temp.problems_after(acct bigint, damage text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    seen text[];
+BEGIN
+    EXECUTE damage;
+    seen := ARRAY(SELECT regexp_replace(problem, 'invoice \d+', 'invoice N', 'g')
+                     FROM billing.verify(acct) ORDER BY 1);
+    RAISE EXCEPTION USING ERRCODE = 'P0004';
+EXCEPTION WHEN assert_failure THEN
+    RETURN QUERY SELECT unnest(seen);
+END $$;
+SELECT pg_temp.problems_after(:bob, format('UPDATE billing.invoices SET true_up_micros = 0 WHERE account_id = %s', :bob));
+SELECT pg_temp.problems_after(:bob, format($$UPDATE billing.invoice_lines SET amount_micros = 600000, usage_micros = 600000
+                                        WHERE account_id = %s AND model = '(minimum commitment)'$$, :bob));
+SELECT pg_temp.problems_after(:bob, format($$INSERT INTO billing.minimum_commitments (account_id, amount_micros, effective_from)
+                                       VALUES (%s, 900000, '2022-01-01')$$, :bob));
 SELECT * FROM billing.verify();

@@ -9,20 +9,11 @@ CREATE FUNCTION pg_temp.charge(a bigint, n integer, scope text DEFAULT NULL, key
 RETURNS text LANGUAGE sql AS $$
     SELECT regress.try(format('SELECT billing.charge(%s, %L, %L, %L, ''{}'', %L, %L)',
                               a, 'lim-img', '{}', regress.images(n), key, scope)) $$;
--- a refusal with its detail and hint
-CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    d text;
-    h text;
-BEGIN
-    EXECUTE sql;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-    -- the reset instant moves with the clock: its form is what is checked
-    RETURN SQLSTATE || ': ' || SQLERRM || E'\n' || d || E'\n'
-           || regexp_replace(h, '\d{4}-\d\d-\d\d 00:00:00\+00', 'YYYY-MM-DD 00:00:00+00');
-END $$;
+-- a refusal with its detail and hint; the reset instant moves with the
+-- clock: its form is what is checked
+CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE sql AS $$
+    SELECT regexp_replace(regress.try_detail(sql, true, E'\n'),
+                          '\d{4}-\d\d-\d\d 00:00:00\+00', 'YYYY-MM-DD 00:00:00+00') $$;
 CREATE FUNCTION pg_temp.charge_full(a bigint, n integer, scope text DEFAULT NULL) RETURNS text
 LANGUAGE sql AS $$
     SELECT pg_temp.try(format('SELECT billing.charge(%s, %L, %L, %L, ''{}'', NULL, %L)',

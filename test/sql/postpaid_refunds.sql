@@ -159,23 +159,11 @@ SELECT * FROM billing.verify(:cy);
 -- billing.adjust_balance posts them) net to a debit of 0.011, billed as
 -- -0.01 of corrections (half-up, like its opposite), the 0.001 in the
 -- rounding adjustment. One made today is for a later invoice.
-CREATE FUNCTION pg_temp.adjust_at(acct bigint, micros bigint, at timestamptz) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    eid bigint;
-BEGIN
-    INSERT INTO billing.ledger (account_id, kind, amount_micros, postpaid, reference, created_at)
-    VALUES (acct, 'adjustment', micros, true, 'regress', at)
-    RETURNING entry_id INTO eid;
-    PERFORM billing._adjust_available(acct, micros);
-    INSERT INTO billing.adjustments (account_id, entry_id, amount_micros, reason, created_at)
-    VALUES (acct, eid, micros, 'regress', at);
-END $$;
 SELECT billing.create_account('ppr-dee', 'postpaid') AS dee \gset
 SELECT billing.set_credit_limit(:dee, 10000000, 'x');
 SELECT pg_temp.usage_at(:dee, 100000, '2021-08-02') IS NOT NULL AS august_usage;
-SELECT pg_temp.adjust_at(:dee, -15000, '2021-08-20');
-SELECT pg_temp.adjust_at(:dee, 4000, '2021-08-21');
+SELECT regress.adjust_at(:dee, -15000, '2021-08-20');
+SELECT regress.adjust_at(:dee, 4000, '2021-08-21');
 SELECT billing.adjust_balance(:dee, 20000, 'goodwill') > 0 AS credited_today;
 SELECT * FROM pg_temp.money(:dee);
 SELECT billing.close_period('2021-08-01') AS issued;

@@ -32,27 +32,7 @@ BEGIN
     PERFORM * FROM dblink('pbc_holder', format(
         'SELECT 1 FROM billing.price_books WHERE price_book = ''pbc-book'' FOR UPDATE;'
         ' SELECT 1 FROM billing.accounts WHERE account_id = %s FOR UPDATE', acct)) AS t(x integer);
-    PERFORM dblink_exec('pbc_victim', CASE how WHEN 'cancel' THEN 'RESET lock_timeout'
-                                              ELSE format('SET %s = ''200ms''', how) END);
-    PERFORM dblink_send_query('pbc_victim', call);
-    IF how = 'cancel' THEN
-        FOR i IN 1 .. 2000 LOOP
-            EXIT WHEN EXISTS (SELECT FROM pg_stat_activity s WHERE s.pid = cancelled.pid
-                                                             AND s.wait_event_type = 'Lock');
-            PERFORM pg_sleep(0.005);
-        END LOOP;
-        PERFORM pg_cancel_backend(pid);
-    END IF;
-    BEGIN
-        SELECT 'ok' INTO result FROM dblink_get_result('pbc_victim') AS t(r text);
-        PERFORM * FROM dblink_get_result('pbc_victim') AS t(r text);
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
-        result := SQLSTATE || ': ' || SQLERRM;
-        PERFORM * FROM dblink_get_result('pbc_victim', false) AS t(r text);
-    END;
-    IF how <> 'cancel' THEN
-        PERFORM dblink_exec('pbc_victim', format('RESET %s', how));
-    END IF;
+    result := regress.ended_by(how, 'pbc_victim', call, pid);
     PERFORM dblink_exec('pbc_holder', 'ROLLBACK');
     RETURN result || ' / ' || (SELECT r FROM dblink('pbc_victim', 'SELECT ''the next statement ran''') AS t(r text));
 END $$;

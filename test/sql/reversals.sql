@@ -11,10 +11,7 @@ SELECT billing.set_model('rv-img', 'image', 'acme', 'Acme Imaging');
 SELECT billing.set_price('rv-img', '[{"type":"output","metric":"image","unit_price_micros":1000000}]',
                          NULL, now() - interval '1 day') > 0 AS priced;
 CREATE FUNCTION pg_temp.charge(acct bigint, n int) RETURNS text LANGUAGE sql AS $$
-    SELECT billing.charge(acct, 'rv-img', pg_catalog.jsonb_build_object('n', n),
-            pg_catalog.jsonb_build_object('images',
-                (SELECT pg_catalog.jsonb_agg('{"width":1,"height":1}'::jsonb)
-                   FROM pg_catalog.generate_series(1, n)))) ->> 'status' $$;
+    SELECT billing.charge(acct, 'rv-img', pg_catalog.jsonb_build_object('n', n), regress.images(n)) ->> 'status' $$;
 -- a reversal object without its ids
 CREATE FUNCTION pg_temp.shown(j jsonb) RETURNS jsonb LANGUAGE sql AS $$
     SELECT j - 'reversal_id' - 'account_id' - 'source_id' - 'entry_id' $$;

@@ -11,10 +11,7 @@ SELECT billing.set_model('tc-img', 'image', 'acme', 'Acme Imaging');
 SELECT billing.set_price('tc-img', '[{"type":"output","metric":"image","unit_price_micros":1000000}]') > 0 AS priced;
 -- n images at 1.00 USD each; returns the charge's status
 CREATE FUNCTION pg_temp.charge(acct bigint, n int) RETURNS text LANGUAGE sql AS $$
-    SELECT billing.charge(acct, 'tc-img', pg_catalog.jsonb_build_object('n', n),
-            pg_catalog.jsonb_build_object('images',
-                (SELECT pg_catalog.jsonb_agg('{"width":1,"height":1}'::jsonb)
-                   FROM pg_catalog.generate_series(1, n)))) ->> 'status' $$;
+    SELECT billing.charge(acct, 'tc-img', pg_catalog.jsonb_build_object('n', n), regress.images(n)) ->> 'status' $$;
 CREATE FUNCTION pg_temp.pending(acct bigint) RETURNS bigint LANGUAGE sql AS $$
     SELECT topup_id FROM billing.topups WHERE account_id = acct AND status = 'pending' $$;
 -- the account's top-ups in order, and its auto top-up in balance()
