@@ -8,7 +8,7 @@ OBJS = src/billing.o src/args.o src/direct.o src/tables.o src/events.o src/cache
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/gates.o src/ledger/corrections.o \
        src/ledger/limits.o src/ledger/alerts.o src/ledger/reversals.o \
-       src/requests/requests.o src/requests/trigger.o \
+       src/requests/requests.o src/requests/finish.o src/requests/trigger.o \
        src/topup/topup.o src/topup/cap.o src/invoice/invoice.o src/invoice/details.o
 
 # The install script is assembled from one SQL file per concern, in this

@@ -1,8 +1,9 @@
 /*
  * The request lifecycle: begin (admit and hold the estimate), complete, fail,
  * cancel, the one-shot charge, and the response metadata. Moving a request
- * to a final state is an UPDATE of billing.requests; the trigger in
- * trigger.c settles it, so a plain UPDATE from a backend settles the same way.
+ * to a final state (finish.c) goes through request_transition (trigger.c),
+ * the transition trigger's own work, so a plain UPDATE from a backend
+ * settles the same way.
  */
 #include "postgres.h"
 
@@ -79,8 +80,8 @@ metadata_append(StringInfo buf, const RequestView *r)
 	json_end(buf);
 }
 
-static bool
-status_finished(const char *status)
+bool
+request_status_finished(const char *status)
 {
 	return strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
 		strcmp(status, "cancelled") == 0;
@@ -131,7 +132,7 @@ request_view_load(int64 account_id, int64 request_id, bool with_refunds, Request
 	if (isnull)
 		r->cost = 0;
 	r->scope = spi_text(11);
-	r->finished = status_finished(r->status);
+	r->finished = request_status_finished(r->status);
 	if (r->provider_name == NULL || r->executed_model == NULL)
 	{
 		/* the route's names, where routing gives none (none either when the route is gone) */
@@ -181,6 +182,19 @@ request_refunded(int64 account_id, int64 request_id)
 	return spi_int64(1);
 }
 
+/*
+ * The usage entry of a request that cost cost (not 0): without the executor
+ * while the direct path is open, else through ledger_post.
+ */
+static void
+usage_record(const Account *acct, int64 request_id, int64 cost)
+{
+	if (direct_is_open())
+		ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
+	else
+		ledger_post(acct->account_id, "usage", -cost, acct->postpaid, request_id, 0, 0, NULL, NULL);
+}
+
 void
 request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold, int64 cost)
 {
@@ -192,14 +206,13 @@ request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold
 	available_adjust(&acct, delta);
 	limits_settle(&acct, scope, request_id, delta);
 	if (cost != 0)
-		ledger_post(account_id, "usage", -cost, acct.postpaid, request_id, 0, 0, NULL, NULL);
+		usage_record(&acct, request_id, cost);
 	if (cost > hold)
 		topup_after_debit(&acct);
 }
 
-/* Metadata of request_id of account_id as jsonb, built in the context "upper". */
-static Datum
-metadata_datum(int64 account_id, int64 request_id, bool with_envelope, bool with_refunds,
+Datum
+request_metadata(int64 account_id, int64 request_id, bool with_envelope, bool with_refunds,
 			   MemoryContext upper)
 {
 	RequestView r;
@@ -395,12 +408,7 @@ charge_record(const Account *acct, const PriceRoute *route, Datum params, Datum 
 	}
 	request_id = request_write(v, n);
 	if (request_id != 0 && cost != 0)
-	{
-		if (direct_is_open())
-			ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
-		else
-			ledger_post(acct->account_id, "usage", -cost, acct->postpaid, request_id, 0, 0, NULL, NULL);
-	}
+		usage_record(acct, request_id, cost);
 	return request_id;
 }
 
@@ -487,7 +495,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 			topup_after_debit(&acct);
 		}
 	}
-	result = metadata_datum(account_id, request_id, true, false, upper);
+	result = request_metadata(account_id, request_id, true, false, upper);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 }
@@ -530,7 +538,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	account_load(account_id, &acct, true);
 	if (key && (request_id = request_replay(account_id, key, model, params, outputs, scope)) != 0)
 	{
-		Datum		result = metadata_datum(account_id, request_id, false, false, upper);
+		Datum		result = request_metadata(account_id, request_id, false, false, upper);
 
 		SPI_finish();
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
@@ -557,7 +565,7 @@ billing_charge(PG_FUNCTION_ARGS)
 		/* a concurrent charge with this key committed first: give the money back */
 		available_adjust(&acct, cost);
 		request_id = request_replay(account_id, key, model, params, outputs, scope);
-		result = metadata_datum(account_id, request_id, false, false, upper);
+		result = request_metadata(account_id, request_id, false, false, upper);
 		SPI_finish();
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
@@ -590,94 +598,6 @@ billing_charge(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(jsonb_from_text(buf.data));
 }
 
-/*
- * Moves a request to a final state with one UPDATE (the trigger settles),
- * or returns the first result when it already reached that state. The
- * UPDATE's last parameter is the request's account, filled in here.
- */
-static Datum
-request_finish(int64 request_id, const char *target, const char *update_sql,
-			   int nargs, Oid *types, Datum *values, const char *nulls, SPIPlanPtr *plan)
-{
-	static SPIPlanPtr lock_plan;
-	MemoryContext upper = CurrentMemoryContext;
-	Datum		result;
-	char	   *status;
-	int64		account_id;
-
-	SPI_connect();
-	account_id = request_account(request_id);
-	plan_exec(&lock_plan,
-			  "SELECT status FROM billing.requests WHERE account_id = $2 AND request_id = $1 FOR UPDATE",
-			  2, (Oid[]) {INT8OID, INT8OID},
-			  (Datum[]) {Int64GetDatum(request_id), Int64GetDatum(account_id)}, NULL, false, 0);
-	status = spi_text(1);
-	if (status_finished(status) && strcmp(status, target) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("request " INT64_FORMAT " is already %s", request_id, status),
-				 errdetail("A finished request never changes state.")));
-	if (!status_finished(status))
-	{
-		values[nargs - 1] = Int64GetDatum(account_id);
-		plan_exec(plan, update_sql, nargs, types, values, nulls, false, 0);
-	}
-	result = metadata_datum(account_id, request_id, false, false, upper);
-	SPI_finish();
-	return jsonb_from_text(DatumGetPointer(result));
-}
-
-PG_FUNCTION_INFO_V1(billing_complete_request);
-Datum
-billing_complete_request(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr plan;
-	Datum		v[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
-
-	args_require(fcinfo, 3);
-	json_require_object(v[1], "outputs");
-	json_require_object(v[2], "routing");
-	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "completed",
-								   "UPDATE billing.requests SET status = 'completed', outputs = $2,"
-								   "       routing = routing || $3 WHERE account_id = $4 AND request_id = $1",
-								   4, (Oid[]) {INT8OID, JSONBOID, JSONBOID, INT8OID}, v, NULL, &plan));
-}
-
-PG_FUNCTION_INFO_V1(billing_fail_request);
-Datum
-billing_fail_request(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr plan;
-	Datum		v[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
-	char		nulls[4] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' ', ' '};
-
-	args_require(fcinfo, 1);
-	if (PG_ARGISNULL(2) || PG_GETARG_INT64(2) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("charge_micros must be zero or positive"),
-				 errdetail("A failed request may be charged from zero up to its estimate.")));
-	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "failed",
-								   "UPDATE billing.requests SET status = 'failed',"
-								   "       failure_reason = $2, cost_micros = $3"
-								   " WHERE account_id = $4 AND request_id = $1",
-								   4, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID}, v, nulls, &plan));
-}
-
-PG_FUNCTION_INFO_V1(billing_cancel_request);
-Datum
-billing_cancel_request(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr plan;
-	Datum		v[2] = {PG_GETARG_DATUM(0)};
-
-	args_require(fcinfo, 1);
-	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "cancelled",
-								   "UPDATE billing.requests SET status = 'cancelled'"
-								   " WHERE account_id = $2 AND request_id = $1",
-								   2, (Oid[]) {INT8OID, INT8OID}, v, NULL, &plan));
-}
-
 PG_FUNCTION_INFO_V1(billing_response_metadata);
 Datum
 billing_response_metadata(PG_FUNCTION_ARGS)
@@ -687,7 +607,7 @@ billing_response_metadata(PG_FUNCTION_ARGS)
 
 	args_require(fcinfo, 1);
 	SPI_connect();
-	result = metadata_datum(request_account(PG_GETARG_INT64(0)), PG_GETARG_INT64(0), false, true,
+	result = request_metadata(request_account(PG_GETARG_INT64(0)), PG_GETARG_INT64(0), false, true,
 							upper);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
