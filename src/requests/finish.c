@@ -133,10 +133,11 @@ finish_spi(int64 request_id, FinishCall *call, const Datum *values, const bool *
  * The direct path, while direct_open() holds and requests may be updated
  * directly: the row found by request_id and locked as FOR UPDATE does in
  * READ COMMITTED (waiting, then its latest version), the transition done
- * here, the row updated. Returns the request's account.
+ * here, the row updated. Returns its metadata, built from the row.
  */
-static int64
-finish_direct(int64 request_id, FinishCall *call, const Datum *values, const bool *nulls)
+static Datum
+finish_direct(int64 request_id, FinishCall *call, const Datum *values, const bool *nulls,
+			  MemoryContext upper)
 {
 	Relation	rel = direct_relation(DIRECT_REQUESTS);
 	TupleTableSlot *found = table_slot_create(rel, NULL);
@@ -149,6 +150,7 @@ finish_direct(int64 request_id, FinishCall *call, const Datum *values, const boo
 	RequestRow	o,
 				n;
 	char	   *status;
+	Datum		result;
 
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetLatestSnapshot());
@@ -171,9 +173,9 @@ finish_direct(int64 request_id, FinishCall *call, const Datum *values, const boo
 	status = TextDatumGetCString(o.v[DR_STATUS]);
 	if (request_status_finished(status) && strcmp(status, call->target) != 0)
 		refuse_finished(request_id, status);
+	n = o;
 	if (!request_status_finished(status))
 	{
-		n = o;
 		n.v[DR_STATUS] = CStringGetTextDatum(call->target);
 		for (int i = 0; i < call->ncolumns; i++)
 		{
@@ -186,9 +188,10 @@ finish_direct(int64 request_id, FinishCall *call, const Datum *values, const boo
 		request_transition(&o, &n, false);
 		direct_update(DIRECT_REQUESTS, &locked->tts_tid, n.v, n.n);
 	}
+	result = request_row_metadata(&n, NULL, false, upper);
 	ExecDropSingleTupleTableSlot(found);
 	ExecDropSingleTupleTableSlot(locked);
-	return DatumGetInt64(o.v[DR_ACCOUNT_ID]);
+	return result;
 }
 
 /* Finishes request_id as call says, with the values of its columns; its metadata. */
@@ -196,7 +199,6 @@ static Datum
 request_finish(int64 request_id, FinishCall *call, const Datum *values, const bool *nulls)
 {
 	MemoryContext upper = CurrentMemoryContext;
-	int64		account_id;
 	Datum		result;
 
 	SPI_connect();
@@ -204,12 +206,12 @@ request_finish(int64 request_id, FinishCall *call, const Datum *values, const bo
 		direct_close();
 	if (direct_is_open())
 	{
-		account_id = finish_direct(request_id, call, values, nulls);
+		result = finish_direct(request_id, call, values, nulls, upper);
 		direct_close();
 	}
 	else
-		account_id = finish_spi(request_id, call, values, nulls);
-	result = request_metadata(account_id, request_id, false, false, upper);
+		result = request_metadata(finish_spi(request_id, call, values, nulls), request_id,
+								  false, false, upper);
 	SPI_finish();
 	return jsonb_from_text(DatumGetPointer(result));
 }

@@ -88,6 +88,58 @@ request_status_finished(const char *status)
 }
 
 /*
+ * The view of a request from its row (tables.h's slots; what the view shows
+ * is read). The route's names, where routing gives none, come from names
+ * when the caller has the route that priced the call (begin_request), else
+ * from billing.model_providers (none either when the route is gone). Inside
+ * SPI.
+ */
+static void
+request_view_row(const RequestRow *row, const PriceRoute *names, RequestView *r)
+{
+	static SPIPlanPtr names_plan;
+	Datum		routing = row->v[DR_ROUTING];
+	bool		has_routing = !row->n[DR_ROUTING];
+
+	r->request_id = DatumGetInt64(row->v[DR_REQUEST_ID]);
+	r->status = TextDatumGetCString(row->v[DR_STATUS]);
+	r->model = TextDatumGetCString(row->v[DR_MODEL]);
+	r->currency = TextDatumGetCString(row->v[DR_CURRENCY]);
+	r->provider = has_routing ? jsonb_field_text(routing, "provider") : NULL;
+	if (r->provider == NULL)
+		r->provider = TextDatumGetCString(row->v[DR_PROVIDER]);
+	r->provider_name = has_routing ? jsonb_field_text(routing, "provider_name") : NULL;
+	r->executed_model = has_routing ? jsonb_field_text(routing, "executed_model") : NULL;
+	r->upstream_id = has_routing ? jsonb_field_text(routing, "upstream_id") : NULL;
+	r->cost_estimate = DatumGetInt64(row->v[DR_COST_ESTIMATE]);
+	r->cost = row->n[DR_COST] ? 0 : DatumGetInt64(row->v[DR_COST]);
+	r->scope = row->n[DR_SCOPE] ? NULL : TextDatumGetCString(row->v[DR_SCOPE]);
+	r->finished = request_status_finished(r->status);
+	r->refunded = 0;
+	if (r->provider_name != NULL && r->executed_model != NULL)
+		return;
+	if (names && strcmp(names->provider, r->provider) == 0)
+	{
+		if (r->provider_name == NULL)
+			r->provider_name = names->provider_name;
+		if (r->executed_model == NULL)
+			r->executed_model = names->executed_model;
+		return;
+	}
+	plan_run(&names_plan,
+			 "SELECT provider_name, executed_model FROM billing.model_providers"
+			 " WHERE model = $1 AND provider = $2",
+			 false, 0, PLAN_ARGS(ARG_TEXT(r->model), ARG_TEXT(r->provider)));
+	if (SPI_processed > 0)
+	{
+		if (r->provider_name == NULL)
+			r->provider_name = spi_text(1);
+		if (r->executed_model == NULL)
+			r->executed_model = spi_text(2);
+	}
+}
+
+/*
  * Loads the view of a request; PB404 when unknown. Inside SPI. Refunds are
  * looked up only when with_refunds (response_metadata): the settling paths
  * return metadata too and stay free of that lookup.
@@ -102,52 +154,24 @@ request_status_finished(const char *status)
 static void
 request_view_load(int64 account_id, int64 request_id, bool with_refunds, RequestView *r)
 {
+	static const RequestColumn shown[] = {DR_REQUEST_ID, DR_STATUS, DR_MODEL, DR_CURRENCY,
+		DR_PROVIDER, DR_ROUTING, DR_COST_ESTIMATE, DR_COST, DR_SCOPE};
 	static SPIPlanPtr plan;
-	static SPIPlanPtr names_plan;
-	Datum		v[2] = {Int64GetDatum(request_id), Int64GetDatum(account_id)};
-	bool		isnull;
+	RequestRow	row;
 
-	plan_exec(&plan,
-			  "SELECT status, model, currency, COALESCE(routing ->> 'provider', provider),"
-			  "       routing ->> 'provider_name', routing ->> 'executed_model',"
-			  "       routing ->> 'upstream_id', cost_estimate_micros, cost_micros, account_id,"
-			  "       scope"
-			  "  FROM billing.requests"
-			  " WHERE account_id = $2 AND request_id = $1",
-			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+	plan_run(&plan,
+			 "SELECT request_id, status, model, currency, provider, routing,"
+			 "       cost_estimate_micros, cost_micros, scope"
+			 "  FROM billing.requests"
+			 " WHERE account_id = $2 AND request_id = $1",
+			 false, 0, PLAN_ARGS(ARG_INT8(request_id), ARG_INT8(account_id)));
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("request " INT64_FORMAT " does not exist", request_id)));
-	r->request_id = request_id;
-	r->status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	r->model = spi_text(2);
-	r->currency = spi_text(3);
-	r->provider = spi_text(4);
-	r->provider_name = spi_text(5);
-	r->executed_model = spi_text(6);
-	r->upstream_id = spi_text(7);
-	r->cost_estimate = spi_int64(8);
-	r->cost = DatumGetInt64(spi_col(9, &isnull));
-	if (isnull)
-		r->cost = 0;
-	r->scope = spi_text(11);
-	r->finished = request_status_finished(r->status);
-	if (r->provider_name == NULL || r->executed_model == NULL)
-	{
-		/* the route's names, where routing gives none (none either when the route is gone) */
-		plan_run(&names_plan,
-				 "SELECT provider_name, executed_model FROM billing.model_providers"
-				 " WHERE model = $1 AND provider = $2",
-				 false, 0, PLAN_ARGS(ARG_TEXT(r->model), ARG_TEXT(r->provider)));
-		if (SPI_processed > 0)
-		{
-			if (r->provider_name == NULL)
-				r->provider_name = spi_text(1);
-			if (r->executed_model == NULL)
-				r->executed_model = spi_text(2);
-		}
-	}
+	for (size_t i = 0; i < lengthof(shown); i++)
+		row.v[shown[i]] = spi_col(i + 1, &row.n[shown[i]]);
+	request_view_row(&row, NULL, r);
 	r->refunded = with_refunds && r->cost > 0 ? request_refunded(account_id, request_id) : 0;
 }
 
@@ -211,29 +235,46 @@ request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold
 		topup_after_debit(&acct);
 }
 
-Datum
-request_metadata(int64 account_id, int64 request_id, bool with_envelope, bool with_refunds,
-			   MemoryContext upper)
+/* The metadata of view r as jsonb text, in the context "upper". */
+static Datum
+metadata_text(const RequestView *r, bool with_envelope, MemoryContext upper)
 {
-	RequestView r;
 	StringInfoData buf;
-	MemoryContext old;
+	MemoryContext old = MemoryContextSwitchTo(upper);
 
-	request_view_load(account_id, request_id, with_refunds, &r);
-	old = MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
 	if (with_envelope)
 	{
 		json_begin(&buf);
-		json_add_int(&buf, "request_id", request_id);
-		json_add_str(&buf, "status", r.status);
+		json_add_int(&buf, "request_id", r->request_id);
+		json_add_str(&buf, "status", r->status);
 		json_key(&buf, "metadata");
 	}
-	metadata_append(&buf, &r);
+	metadata_append(&buf, r);
 	if (with_envelope)
 		json_end(&buf);
 	MemoryContextSwitchTo(old);
 	return PointerGetDatum(buf.data);
+}
+
+Datum
+request_metadata(int64 account_id, int64 request_id, bool with_envelope, bool with_refunds,
+				 MemoryContext upper)
+{
+	RequestView r;
+
+	request_view_load(account_id, request_id, with_refunds, &r);
+	return metadata_text(&r, with_envelope, upper);
+}
+
+Datum
+request_row_metadata(const RequestRow *row, const PriceRoute *names, bool with_envelope,
+					 MemoryContext upper)
+{
+	RequestView r;
+
+	request_view_row(row, names, &r);
+	return metadata_text(&r, with_envelope, upper);
 }
 
 /*
@@ -360,20 +401,25 @@ request_write(Datum *v, bool *n)
 	return SPI_processed == 1 ? spi_int64(1) : 0;
 }
 
-/* Inserts a begun request holding its estimate; 0 when the key is taken. */
+/*
+ * Inserts a begun request holding its estimate, row its slots (with its id);
+ * 0 when the key is taken.
+ */
 static int64
 request_insert(const Account *acct, const PriceRoute *route, Datum params, int64 estimate,
-			   const char *key, const char *scope)
+			   const char *key, const char *scope, RequestRow *row)
 {
-	Datum		v[DR_COLUMNS];
-	bool		n[DR_COLUMNS];
+	Datum	   *v = row->v;
+	bool	   *n = row->n;
 
 	request_row(acct, route, params, key, scope, v, n);
 	v[DR_STATUS] = CStringGetTextDatum("queued");
 	v[DR_ROUTING] = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	v[DR_COST_ESTIMATE] = v[DR_HOLD] = Int64GetDatum(estimate);
 	n[DR_STATUS] = n[DR_ROUTING] = n[DR_COST_ESTIMATE] = n[DR_HOLD] = false;
-	return request_write(v, n);
+	v[DR_REQUEST_ID] = Int64GetDatum(request_write(v, n));
+	n[DR_REQUEST_ID] = false;
+	return DatumGetInt64(v[DR_REQUEST_ID]);
 }
 
 /*
@@ -455,7 +501,8 @@ billing_begin_request(PG_FUNCTION_ARGS)
 	PriceRoute	route;
 	int64		estimate;
 	int64		request_id = 0;
-	Datum		result;
+	RequestRow	row;
+	Datum		result = (Datum) 0;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 	args_require(fcinfo, 3);
@@ -480,7 +527,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		if (key == NULL && estimate > 0)
 			direct_open();
 		request_take(&acct, estimate);
-		request_id = request_insert(&acct, &route, params, estimate, key, scope);
+		request_id = request_insert(&acct, &route, params, estimate, key, scope, &row);
 		if (request_id == 0)
 		{
 			/* a concurrent call with this key committed first: hand back its hold */
@@ -493,9 +540,12 @@ billing_begin_request(PG_FUNCTION_ARGS)
 			if (direct_is_open())
 				direct_close();
 			topup_after_debit(&acct);
+			/* the row as written: its metadata needs no query */
+			result = request_row_metadata(&row, &route, true, upper);
 		}
 	}
-	result = request_metadata(account_id, request_id, true, false, upper);
+	if (result == (Datum) 0)
+		result = request_metadata(account_id, request_id, true, false, upper);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 }
