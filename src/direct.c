@@ -192,6 +192,7 @@ rel_usable(Relation rel, const DirectSpec *spec, DirectRel *d)
 static bool
 key_usable(const DirectSpec *spec, DirectRel *d)
 {
+	d->key = -1;
 	for (int i = 0; i < d->nindexes; i++)
 	{
 		IndexInfo  *ii = d->rri->ri_IndexRelationInfo[i];
@@ -273,6 +274,7 @@ direct_build(void)
 	for (int t = 0; ok && t < DIRECT_TABLES; t++)
 	{
 		Relation	rel;
+		bool		keyed;
 
 		if (!OidIsValid(rels[t].relid))
 		{
@@ -280,9 +282,12 @@ direct_build(void)
 			break;
 		}
 		rel = table_open(rels[t].relid, RowExclusiveLock);
-		ok = rel_usable(rel, &specs[t], &rels[t]) &&
-			(specs[t].nkey == 0 || key_usable(&specs[t], &rels[t]));
-		rels[t].updatable = ok && stand_in_only(rel, &specs[t]);
+		ok = rel_usable(rel, &specs[t], &rels[t]);
+		keyed = ok && specs[t].nkey > 0 && key_usable(&specs[t], &rels[t]);
+		/* the slice takes need their index; requests without theirs are inserted only */
+		if (specs[t].nkey > 0 && specs[t].stand_in == NULL)
+			ok = keyed;
+		rels[t].updatable = keyed && stand_in_only(rel, &specs[t]);
 		table_close(rel, NoLock);
 	}
 	if (ok)
@@ -422,7 +427,7 @@ direct_relation(DirectTable t)
 Relation
 direct_scan_index(DirectTable t)
 {
-	Assert(is_open && specs[t].nkey > 0);
+	Assert(is_open && rels[t].key >= 0);
 	return rels[t].rri->ri_IndexRelationDescs[rels[t].key];
 }
 
