@@ -227,7 +227,7 @@ cost_version(const char *model, const char *provider, TimestampTz at, PriceRoute
 	bool		isnull;
 	Datum		d;
 
-	if (cost_cache_get(model, provider, at, version))
+	if (provider_cache_get(CACHED_COST, model, provider, at, version))
 		return;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -254,7 +254,7 @@ cost_version(const char *model, const char *provider, TimestampTz at, PriceRoute
 		version->components = DatumGetJsonbPCopy(spi_col(3, NULL));
 		MemoryContextSwitchTo(old);
 	}
-	cost_cache_put(model, provider, version, DatumGetTimestampTz(spi_col(4, NULL)),
+	provider_cache_put(CACHED_COST, model, provider, version, DatumGetTimestampTz(spi_col(4, NULL)),
 				   DatumGetTimestampTz(spi_col(5, NULL)));
 	SPI_finish();
 }
@@ -288,4 +288,31 @@ pricing_provider_cost(const char *model, const char *provider, const char *media
 	if (version.components == NULL || strcmp(version.currency, currency) != 0)
 		return false;
 	return pricing_cost_if_priced(version.components, params, outputs, media, cost);
+}
+
+void
+pricing_route_names(const char *model, const char *provider, PriceRoute *names)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (provider_cache_get(CACHED_NAMES, model, provider, 0, names))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan_run(&plan,
+			 "SELECT provider_name, executed_model FROM billing.model_providers"
+			 " WHERE model = $1 AND provider = $2",
+			 false, 0, PLAN_ARGS(ARG_TEXT(model), ARG_TEXT(provider)));
+	memset(names, 0, sizeof(PriceRoute));
+	if (SPI_processed > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		names->provider_name = spi_text(1);
+		names->executed_model = spi_text(2);
+		MemoryContextSwitchTo(old);
+	}
+	provider_cache_put(CACHED_NAMES, model, provider, names, DT_NOBEGIN, DT_NOEND);
+	SPI_finish();
 }

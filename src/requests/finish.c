@@ -188,7 +188,7 @@ finish_direct(int64 request_id, FinishCall *call, const Datum *values, const boo
 		request_transition(&o, &n, false);
 		direct_update(DIRECT_REQUESTS, &locked->tts_tid, n.v, n.n);
 	}
-	result = request_row_metadata(&n, NULL, false, upper);
+	result = request_row_metadata(&n, false, upper);
 	ExecDropSingleTupleTableSlot(found);
 	ExecDropSingleTupleTableSlot(locked);
 	return result;

@@ -89,15 +89,12 @@ request_status_finished(const char *status)
 
 /*
  * The view of a request from its row (tables.h's slots; what the view shows
- * is read). The route's names, where routing gives none, come from names
- * when the caller has the route that priced the call (begin_request), else
- * from billing.model_providers (none either when the route is gone). Inside
- * SPI.
+ * is read). The route's names, where routing gives none, are its route's
+ * (pricing_route_names: none either when the route is gone). Inside SPI.
  */
 static void
-request_view_row(const RequestRow *row, const PriceRoute *names, RequestView *r)
+request_view_row(const RequestRow *row, RequestView *r)
 {
-	static SPIPlanPtr names_plan;
 	Datum		routing = row->v[DR_ROUTING];
 	bool		has_routing = !row->n[DR_ROUTING];
 
@@ -116,26 +113,15 @@ request_view_row(const RequestRow *row, const PriceRoute *names, RequestView *r)
 	r->scope = row->n[DR_SCOPE] ? NULL : TextDatumGetCString(row->v[DR_SCOPE]);
 	r->finished = request_status_finished(r->status);
 	r->refunded = 0;
-	if (r->provider_name != NULL && r->executed_model != NULL)
-		return;
-	if (names && strcmp(names->provider, r->provider) == 0)
+	if (r->provider_name == NULL || r->executed_model == NULL)
 	{
+		PriceRoute	names;
+
+		pricing_route_names(r->model, r->provider, &names);
 		if (r->provider_name == NULL)
-			r->provider_name = names->provider_name;
+			r->provider_name = names.provider_name;
 		if (r->executed_model == NULL)
-			r->executed_model = names->executed_model;
-		return;
-	}
-	plan_run(&names_plan,
-			 "SELECT provider_name, executed_model FROM billing.model_providers"
-			 " WHERE model = $1 AND provider = $2",
-			 false, 0, PLAN_ARGS(ARG_TEXT(r->model), ARG_TEXT(r->provider)));
-	if (SPI_processed > 0)
-	{
-		if (r->provider_name == NULL)
-			r->provider_name = spi_text(1);
-		if (r->executed_model == NULL)
-			r->executed_model = spi_text(2);
+			r->executed_model = names.executed_model;
 	}
 }
 
@@ -144,12 +130,13 @@ request_view_row(const RequestRow *row, const PriceRoute *names, RequestView *r)
  * looked up only when with_refunds (response_metadata): the settling paths
  * return metadata too and stay free of that lookup.
  *
- * The request's row and its route's names (billing.model_providers) are two
- * queries, not one join: on Citus a call delegated to the account's worker
- * with force_delegation may only run statements filtered by that account in
- * its colocation group, and a join with a reference table (a colocation
- * group of its own) is refused with 0A000. The names are read only when
- * the request's routing does not carry both.
+ * The request's row and its route's names (billing.model_providers, from
+ * pricing's cache) are read apart, not joined: on Citus a call delegated to
+ * the account's worker with force_delegation may only run statements
+ * filtered by that account in its colocation group, and a join with a
+ * reference table (a colocation group of its own) is refused with 0A000.
+ * The names are looked up only when the request's routing does not carry
+ * both.
  */
 static void
 request_view_load(int64 account_id, int64 request_id, bool with_refunds, RequestView *r)
@@ -171,7 +158,7 @@ request_view_load(int64 account_id, int64 request_id, bool with_refunds, Request
 				 errmsg("request " INT64_FORMAT " does not exist", request_id)));
 	for (size_t i = 0; i < lengthof(shown); i++)
 		row.v[shown[i]] = spi_col(i + 1, &row.n[shown[i]]);
-	request_view_row(&row, NULL, r);
+	request_view_row(&row, r);
 	r->refunded = with_refunds && r->cost > 0 ? request_refunded(account_id, request_id) : 0;
 }
 
@@ -268,12 +255,11 @@ request_metadata(int64 account_id, int64 request_id, bool with_envelope, bool wi
 }
 
 Datum
-request_row_metadata(const RequestRow *row, const PriceRoute *names, bool with_envelope,
-					 MemoryContext upper)
+request_row_metadata(const RequestRow *row, bool with_envelope, MemoryContext upper)
 {
 	RequestView r;
 
-	request_view_row(row, names, &r);
+	request_view_row(row, &r);
 	return metadata_text(&r, with_envelope, upper);
 }
 
@@ -541,7 +527,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 				direct_close();
 			topup_after_debit(&acct);
 			/* the row as written: its metadata needs no query */
-			result = request_row_metadata(&row, &route, true, upper);
+			result = request_row_metadata(&row, true, upper);
 		}
 	}
 	if (result == (Datum) 0)

@@ -7,7 +7,6 @@
 
 #include "postgres.h"
 
-#include "pricing/pricing.h"
 #include "tables.h"
 
 /* A row of billing.requests by the slots of tables.h. */
@@ -47,12 +46,8 @@ extern bool request_status_finished(const char *status);
  */
 extern Datum request_metadata(int64 account_id, int64 request_id, bool with_envelope,
 							  bool with_refunds, MemoryContext upper);
-/*
- * request_metadata() of a row at hand (tables.h's slots); names: the route
- * that priced the call, whose names stand in for billing.model_providers',
- * or NULL.
- */
-extern Datum request_row_metadata(const RequestRow *row, const PriceRoute *names,
-								  bool with_envelope, MemoryContext upper);
+/* request_metadata() of a row at hand (tables.h's slots), without refunds. */
+extern Datum request_row_metadata(const RequestRow *row, bool with_envelope,
+								  MemoryContext upper);
 
 #endif
