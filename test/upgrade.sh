@@ -116,15 +116,7 @@ diff -u "$DIR/rows-before.txt" "$DIR/rows-after.txt" >"$DIR/rows.diff" ||
 
 # c) open requests settle, new work is charged; d) the invariants hold
 q >"$DIR/after.log" 2>&1 <<'EOF' || { cat "$DIR/after.log"; fail "the upgraded database does not work (above)"; }
-SET client_min_messages = warning;
-CREATE FUNCTION pg_temp.expect(ok boolean, what text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    IF ok IS NOT TRUE THEN
-        RAISE EXCEPTION 'after the update: %', what;
-    END IF;
-END $$;
-SELECT account_id AS pre FROM billing.accounts WHERE external_id = 'fill-pre' \gset
-SELECT account_id AS post FROM billing.accounts WHERE external_id = 'fill-post' \gset
+\i test/expect.sql
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.verify()), 'verify() finds problems');
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.requests r
                                    WHERE r.status IN ('queued', 'in_progress') AND r.price_id IS NULL),
