@@ -1,5 +1,10 @@
 -- The schema changes of 0.3.0 for a database at 0.2.0 (idempotent: the
--- update test runs this script twice). The re-runnable parts follow it and
+-- update test runs this script twice): the columns, indexes and
+-- constraints 0.3.0 gives the tables 0.2.0 had (each also in its CREATE
+-- TABLE in src/schema.sql or src/schema/0.2.0.sql, last), and the
+-- functions it drops or re-signs. The tables 0.3.0 added (and the types of
+-- its events) follow: src/schema/0.3.0.sql, which the install runs too, so
+-- a new table is written there only. The re-runnable parts come last and
 -- bring every function, view, trigger and grant to 0.3.0, and mark every
 -- table and sequence for pg_dump (src/backup.sql).
 
@@ -8,8 +13,8 @@
 DROP FUNCTION IF EXISTS billing._limit_holds(bigint, text, bigint);
 
 -- 0.3.0, contract prices (docs/pricing.md, "Price books and discounts"):
--- price books, their versions and discounts, assignments; what requests
--- record of them. Every account stays on the list (no assignment).
+-- a price version of a book, and what requests record of books and
+-- discounts. Every account stays on the list (no assignment).
 ALTER TABLE billing.prices ADD COLUMN IF NOT EXISTS price_book text;
 ALTER TABLE billing.requests ADD COLUMN IF NOT EXISTS price_book text;
 ALTER TABLE billing.requests ADD COLUMN IF NOT EXISTS discount_id bigint;
