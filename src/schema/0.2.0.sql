@@ -124,6 +124,7 @@ CREATE TABLE IF NOT EXISTS billing.balance_alerts (
 CREATE TABLE IF NOT EXISTS billing.events (
     account_id  bigint NOT NULL,
     event_id    bigint NOT NULL,
+    -- the types of 0.2.0; a later release adds its own (src/schema/0.3.0.sql)
     type        text NOT NULL CHECK (type IN (
                     'auto_topup_requested', 'auto_topup_disabled', 'topup_succeeded',
                     'topup_failed', 'balance_alert', 'spend_limit_reached',
