@@ -36,14 +36,12 @@ UPGRADE_0.1.0 = src/upgrade/0.1.0--0.2.0.sql $(SCHEMA_0.2.0) src/upgrade/0.2.0--
 UPGRADES = billing--0.2.0--$(EXTVERSION).sql billing--0.1.0--$(EXTVERSION).sql
 DATA_built = billing--$(EXTVERSION).sql $(UPGRADES)
 
-REGRESS = setup money pricing accounts charges requests validation topup invoices security \
-          settings settlement postpaid_switch credits refunds postpaid_refunds events \
-          threshold verify limits alerts reports distribution direct cancel backup \
-          price_books price_books_cancel \
-          provider_costs commitments \
-          topup_cap reversals \
-          collections collections_cancel interplay
-REGRESS_OPTS =
+# The suites are every file of their directory. Each regress test needs
+# only setup (the extension and the helpers of schema regress), which runs
+# first; the rest run in the order of their names and none depends on
+# another's rows.
+REGRESS = setup $(filter-out setup,$(notdir $(basename $(wildcard test/sql/*.sql))))
+REGRESS_OPTS = --inputdir=test --outputdir=test
 # Tests that need timers (statement_timeout, lock_timeout), which a server
 # under libfaketime does not fire; none depends on the date. FAKETIME=1
 # (test/run.sh's runs with the clock ahead) leaves them out.
@@ -51,17 +49,12 @@ REGRESS_TIMERS = cancel price_books_cancel collections_cancel
 ifdef FAKETIME
 REGRESS := $(filter-out $(REGRESS_TIMERS),$(REGRESS))
 endif
-ISOLATION = charge_race idempotency_race complete_cancel_race double_complete hold_race \
-            threshold_race topup_race topup_cross close_period_race disable_in_flight \
-            expire_credits_race expire_credits_twice refund_race refund_close_race \
-            events_order budget_race limit_race limit_hold alert_race limit_set_race \
-            restore_clock_race book_in_flight provider_cost_race \
-            topup_cap_race reversal_race void_close_race credit_note_race
+ISOLATION = $(notdir $(basename $(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso --dbname=billing_iso
-# The TAP tests run last in make installcheck, through PGXS's prove_installcheck.
-# PostgreSQL::Test::Cluster starts servers of its own, so they need a user that
-# PostgreSQL runs as (not root); TAP_TESTS= skips them, PROVE_TESTS=test/t/x.pl
-# picks one.
+# The TAP tests (make check-tap, and last in make installcheck) run through
+# PGXS's prove_installcheck. PostgreSQL::Test::Cluster starts servers of its
+# own, so they need a user that PostgreSQL runs as (not root); TAP_TESTS=
+# leaves them out of installcheck, PROVE_TESTS=test/t/x.pl picks one.
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 
@@ -70,7 +63,7 @@ PG_CPPFLAGS = -Isrc -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initi
 # billing.so exports only the billing_ names PostgreSQL calls (src/exports.map).
 SHLIB_LINK = -Wl,--version-script=src/exports.map
 EXTRA_CLEAN = billing.control test/stress test/fuzz bench/cost examples/payment_worker/payment_worker \
-              test/isolation/output_iso
+              test/results test/regression.diffs test/regression.out test/isolation/output_iso
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -114,8 +107,40 @@ bench: bench/cost
 bench-majors: bench/cost
 	PG_CONFIG=$(PG_CONFIG) bash bench/majors.sh
 
-# billing on a Citus cluster of three local nodes (test/citus.sh); needs
-# Citus installed for PG_CONFIG, or CITUS_SRC (a Citus source tree to build)
-citus:
+# One target per test suite (docs/testing.md), each against the build
+# installed for PG_CONFIG; test/run.sh runs them all. check-regress,
+# check-isolation, check-stress and check-fuzz use the server of
+# PGHOST/PGPORT; check-tap starts servers of its own (as a user PostgreSQL
+# runs as), and so do the others, on the ports and in the directories their
+# scripts' headers name.
+CHECKS = check-regress check-isolation check-tap check-stress check-fuzz check-sanitize \
+         check-upgrade check-dump check-pgbouncer check-gateway check-citus
+.PHONY: $(CHECKS)
+check-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS) || { head -c 20000 test/regression.diffs; exit 1; }
+check-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION) || \
+		{ head -c 20000 test/isolation/output_iso/regression.diffs; exit 1; }
+check-tap:
+	$(prove_installcheck)
+check-stress: test/stress
+	timeout 300 test/stress
+check-fuzz: test/fuzz
+	timeout 600 test/fuzz
+# ASan, UBSan and billing's Asserts over check-regress and check-isolation
+check-sanitize:
+	PG_CONFIG=$(PG_CONFIG) bash test/sanitize.sh
+# from 0.2.0 (UPGRADE_FROM=0.1.0: from 0.1.0) to this release
+check-upgrade:
+	PG_CONFIG=$(PG_CONFIG) bash test/upgrade.sh
+check-dump: test/stress
+	PG_CONFIG=$(PG_CONFIG) timeout 900 bash test/dump.sh
+check-pgbouncer:
+	PG_CONFIG=$(PG_CONFIG) timeout 900 bash test/pgbouncer.sh
+# the reference gateway (examples/gateway/) over HTTP
+check-gateway:
+	PG_CONFIG=$(PG_CONFIG) bash test/gateway.sh
+# billing on a Citus cluster of three local nodes; needs Citus installed for
+# PG_CONFIG, or CITUS_SRC (a Citus source tree to build); exits 77 without
+check-citus:
 	PG_CONFIG=$(PG_CONFIG) bash test/citus.sh
-.PHONY: citus

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Citus suite (`make citus`; docs/citus.md): billing on a coordinator and
+# The Citus suite (`make check-citus`; docs/citus.md): billing on a coordinator and
 # two workers on loopback, distributed by billing.citus_setup(). Checks
 #   1. the layout: every billing table distributed or a reference table,
 #      calls keyed by an account pushed down to its worker, and a charge on

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Backup and restore (docs/operations.md): a database filled through the API
-# (test/fill.sql) on one server is dumped with pg_dump in the custom and the
+# (test/fill.sql, then test/fill_0.3.0.sql for the rows that 0.3.0 added:
+# price books, provider costs, minimum commitments, top-up targets and caps,
+# reversals, void and reissued invoices, credit notes, billing details,
+# overdue accounts) on one server is dumped with pg_dump in the custom and the
 # plain format and restored, with pg_restore and with psql, into empty
 # databases of a second, new server (whose transaction ids start lower than
 # the first's, as on any new server). Each restored database must
 #   a) hold every row of every billing table and every sequence as dumped,
+#      each kind of 0.3.0's rows among them,
 #   b) pass billing.verify() with the same balance() of every account,
 #   c) replay an idempotency key used before the dump without charging again,
 #   d) settle the requests left open at the dump,
@@ -39,8 +43,31 @@ unset PGHOST PGPORT
 # 1. the source: transaction ids well above a new server's, then a day of billing
 for i in $(seq 3000); do echo 'SELECT pg_catalog.pg_current_xact_id();'; done | q $SRC -d postgres >/dev/null
 q $SRC -d postgres -c 'CREATE DATABASE filled'
-q $SRC -d filled -c 'CREATE EXTENSION billing' -f test/fill.sql >"$DIR/fill.log" 2>&1 ||
+q $SRC -d filled -c 'CREATE EXTENSION billing' -f test/fill.sql -f test/fill_0.3.0.sql >"$DIR/fill.log" 2>&1 ||
 	{ cat "$DIR/fill.log"; fail "the database cannot be filled"; }
+# missing_030 CONNECTION...: the kinds of row of test/fill_0.3.0.sql that a database lacks
+missing_030() {
+	q "$@" -c "SELECT string_agg(what, ', ') FROM (VALUES
+	    ('a book price', EXISTS (SELECT FROM billing.prices WHERE price_book = 'fill3-gold')),
+	    ('a discount', EXISTS (SELECT FROM billing.discounts WHERE price_book = 'fill3-gold')),
+	    ('a book assignment', EXISTS (SELECT FROM billing.price_book_assignments WHERE price_book = 'fill3-gold')),
+	    ('a request priced by a discount, with its provider cost',
+	     EXISTS (SELECT FROM billing.requests WHERE discount_id IS NOT NULL AND provider_cost_micros IS NOT NULL)),
+	    ('a provider cost', EXISTS (SELECT FROM billing.provider_costs WHERE model = 'fill3-img')),
+	    ('a minimum commitment', EXISTS (SELECT FROM billing.minimum_commitments)),
+	    ('a top-up target and cap', EXISTS (SELECT FROM billing.accounts WHERE auto_topup_target_micros IS NOT NULL
+	                                                                      AND auto_topup_max_per_month_micros IS NOT NULL)),
+	    ('a reversal of each source', (SELECT count(DISTINCT source) FROM billing.reversals) = 3),
+	    ('a void invoice and its reissue', EXISTS (SELECT FROM billing.invoices v JOIN billing.invoices r USING (account_id, period_start)
+	                                                WHERE v.status = 'void' AND r.status = 'open')),
+	    ('a credit note', EXISTS (SELECT FROM billing.credit_notes WHERE entry_id IS NOT NULL)),
+	    ('billing details', EXISTS (SELECT FROM billing.accounts WHERE billing_details IS NOT NULL)),
+	    ('an overdue policy and an account overdue', EXISTS (SELECT FROM billing.accounts WHERE overdue_grace_days = 10
+	                                                                                  AND overdue_since IS NOT NULL))
+	  ) v(what, present) WHERE NOT present"
+}
+missing=$(missing_030 $SRC -d filled)
+[ -z "$missing" ] || fail "the filled database lacks $missing"
 # a worker has read every event so far: its cursor is the last id
 cursor=$(q $SRC -d filled -c 'SELECT max(event_id) FROM billing.events_after(NULL, 10000)')
 [ -n "$cursor" ] || fail "events_after returns no event on the source"
@@ -75,6 +102,8 @@ for db in restored_custom restored_plain; do
 	q $DST -d $db -f "$DIR/rows.sql" >"$DIR/rows-$db.txt"
 	diff -u "$DIR/rows-source.txt" "$DIR/rows-$db.txt" >"$DIR/rows-$db.diff" ||
 		{ head -60 "$DIR/rows-$db.diff"; fail "$db: the rows differ from the source's (diff above)"; }
+	missing=$(missing_030 $DST -d $db)
+	[ -z "$missing" ] || fail "$db: restored without $missing"
 	# b) balances and the invariants
 	balances $DST -d $db >"$DIR/balances-$db.txt"
 	diff -u "$DIR/balances-source.txt" "$DIR/balances-$db.txt" ||
@@ -147,4 +176,4 @@ if [ -x test/stress ]; then
 	[ "$problems" = 0 ] || fail "the dump taken under load restores with $problems problems in verify()"
 	under_load="; a dump under load ($entries entries) restores with verify() clean"
 fi
-echo "dump: custom and plain dumps restored on a new server: $rows rows and every sequence kept, balances equal, keys replay, open requests settle, new ids above the old, events_after goes on${under_load:-}"
+echo "dump: custom and plain dumps restored on a new server: $rows rows (0.3.0's among them) and every sequence kept, balances equal, keys replay, open requests settle, new ids above the old, events_after goes on${under_load:-}"

@@ -60,11 +60,17 @@ SELECT billing.set_credit_limit(:post, 10000000, 'onboarding');
 SELECT billing.charge(:post, 'fill-img', '{"n":3}', '{"images":[{},{},{}]}');
 SELECT billing.begin_request(:post, 'fill-vid', '{"duration_seconds":3}') ->> 'request_id' AS r \gset
 SELECT billing.complete_request(:r, '{"duration_seconds":2.2}');
-SET session_replication_role = replica;
-UPDATE billing.ledger SET created_at = '2025-03-14 12:00+00' WHERE account_id = :post AND kind = 'usage';
-UPDATE billing.requests SET created_at = '2025-03-14 11:59+00', completed_at = '2025-03-14 12:00+00'
- WHERE account_id = :post;
-RESET session_replication_role;
+-- Test only: an account's requests and usage entries re-dated to "at", past
+-- the triggers, so that a month long past can be closed (test/fill_0.3.0.sql
+-- uses it too, in the same session)
+CREATE FUNCTION pg_temp.redate_usage(acct bigint, at timestamptz) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_catalog.set_config('session_replication_role', 'replica', true);
+    UPDATE billing.ledger SET created_at = at WHERE account_id = acct AND kind = 'usage';
+    UPDATE billing.requests SET created_at = at - interval '1 minute', completed_at = at WHERE account_id = acct;
+    PERFORM pg_catalog.set_config('session_replication_role', 'origin', true);
+END $$;
+SELECT pg_temp.redate_usage(:post, '2025-03-14 12:00+00');
 SELECT billing.close_period('2025-03-01');
 SELECT billing.charge(:post, 'fill-img', '{"n":1}', '{"images":[{}]}');
 SELECT billing.begin_request(:post, 'fill-img', '{"n":2}', 'fill-post-open');

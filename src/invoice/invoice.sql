@@ -693,8 +693,6 @@ CREATE OR REPLACE FUNCTION billing._verify_invoices(only_account bigint DEFAULT 
 RETURNS TABLE(account_id bigint, problem text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
-DECLARE
-    tz text := billing._setting('billing.timezone');
 BEGIN
     -- PL/pgSQL, not SQL: Citus plans no SQL function's parameters
     RETURN QUERY
@@ -883,13 +881,15 @@ BEGIN
        AND NOT EXISTS (SELECT FROM billing.credit_notes n
                         WHERE n.account_id = l.account_id AND n.entry_id = l.entry_id)
     UNION ALL
-    -- a flagged account had an invoice overdue when it was flagged
+    -- a flagged account had an invoice overdue when it was flagged: one due
+    -- before the flag's day, in whatever billing.timezone mark_overdue() ran
+    -- (the day after a due date starts 14 hours before UTC's at the earliest)
     SELECT a.account_id, pg_catalog.format('overdue since %s without an open invoice due before', a.overdue_since)
       FROM billing.accounts a
      WHERE a.overdue_since IS NOT NULL AND (only_account IS NULL OR a.account_id = only_account)
        AND NOT EXISTS (SELECT FROM billing.invoices i
                         WHERE i.account_id = a.account_id AND i.status = 'open'
-                          AND i.due_date < (a.overdue_since AT TIME ZONE tz)::date)
+                          AND a.overdue_since >= (i.due_date + 1)::timestamp AT TIME ZONE 'UTC' - interval '14 hours')
     UNION ALL
     -- a credited correction: a postpaid entry posted before the end of the
     -- period of an invoice of its own account
