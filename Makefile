@@ -8,27 +8,31 @@ OBJS = src/billing.o src/args.o src/direct.o src/tables.o src/events.o src/cache
        src/pricing/pricingcost.o src/pricing/pricingcatalog.o src/pricing/route_cache.o \
        src/ledger/ledger.o src/ledger/accounts.o src/ledger/kinds.o src/ledger/slices.o src/ledger/gates.o src/ledger/corrections.o \
        src/ledger/limits.o src/ledger/alerts.o src/ledger/reversals.o \
-       src/requests/requests.o src/requests/trigger.o \
+       src/requests/requests.o src/requests/finish.o src/requests/trigger.o \
        src/topup/topup.o src/topup/cap.o src/invoice/invoice.o src/invoice/details.o
 
 # The install script is assembled from one SQL file per concern, in this
-# order: the tables (src/schema.sql, install only) and then the re-runnable
-# parts (CREATE OR REPLACE, guarded roles, grants).
+# order: the tables (src/schema.sql, install only: the tables of 0.1.0 as
+# they are now; src/schema/VERSION.sql, the tables each later release added)
+# and then the re-runnable parts (CREATE OR REPLACE, guarded roles, grants).
 SQL_OBJECTS = src/triggers.sql src/events.sql src/ledger/ledger.sql src/pricing/pricing.sql src/pricing/books.sql \
               src/requests/requests.sql src/topup/topup.sql \
               src/invoice/invoice.sql src/invoice/collections.sql src/ledger/credits.sql src/ledger/limits.sql \
               src/reports/reports.sql src/citus.sql src/ledger/reversals.sql \
               src/ledger/verify.sql src/security.sql src/backup.sql
-SQL_PARTS = src/schema.sql $(SQL_OBJECTS)
-# The update from each earlier release is assembled the same way: the
-# hand-written, idempotent schema changes of every release since it
-# (src/upgrade/FROM--TO.sql), in order, then every re-runnable part again,
+SCHEMA_0.2.0 = src/schema/0.2.0.sql
+SCHEMA_0.3.0 = src/schema/0.3.0.sql
+SQL_PARTS = src/schema.sql $(SCHEMA_0.2.0) $(SCHEMA_0.3.0) $(SQL_OBJECTS)
+# The update from each earlier release is assembled the same way: for every
+# release since it, in order, its hand-written, idempotent changes to the
+# tables there were (src/upgrade/FROM--TO.sql) and the tables it added (the
+# install's src/schema/TO.sql), then every re-runnable part again,
 # which brings each function body, view, trigger and grant (and each C
 # function's symbol) to this release's, and last the data changes that need
 # those (src/upgrade/FROM--TO.after.sql).
-UPGRADE_0.2.0 = src/upgrade/0.2.0--0.3.0.sql $(SQL_OBJECTS)
-UPGRADE_0.1.0 = src/upgrade/0.1.0--0.2.0.sql src/upgrade/0.2.0--0.3.0.sql $(SQL_OBJECTS) \
-                src/upgrade/0.1.0--0.2.0.after.sql
+UPGRADE_0.2.0 = src/upgrade/0.2.0--0.3.0.sql $(SCHEMA_0.3.0) $(SQL_OBJECTS)
+UPGRADE_0.1.0 = src/upgrade/0.1.0--0.2.0.sql $(SCHEMA_0.2.0) src/upgrade/0.2.0--0.3.0.sql $(SCHEMA_0.3.0) \
+                $(SQL_OBJECTS) src/upgrade/0.1.0--0.2.0.after.sql
 UPGRADES = billing--0.2.0--$(EXTVERSION).sql billing--0.1.0--$(EXTVERSION).sql
 DATA_built = billing--$(EXTVERSION).sql $(UPGRADES)
 

@@ -21,7 +21,8 @@
 #       again after LEDGER_ROWS ledger entries
 #   (6) one client with synchronous_commit = off, CALLS calls per run: the
 #       CPU time of the backend and the WAL per call of (1), (1a), (1b), (1c), (1d)
-#       and (2) (bench/cost: reading the backend's CPU time needs its pid)
+#       and (2), and per pair of (1v) (bench/cost: reading the backend's CPU
+#       time needs its pid)
 #   (5) after (4): billing.usage() of one account that settled REPORT_REQUESTS
 #       requests in 30 days, by day and model, and the statement page of its
 #       latest 100 entries (one client, median latency of RUNS runs)
@@ -195,6 +196,7 @@ for i in $(seq "$RUNS"); do
 	cost cost-grants charge "$GRANTED"
 	cost cost-book charge "$BOOKED"
 	cost cost-costed charge-costed "$ACCOUNT"
+	cost cost-video video "$VIDEO"
 	cost cost-spread floor "$PLAIN_ACCOUNTS"
 done
 VALIDATION=$(sql -c "SELECT billing.balance($ACCOUNT)->>'validation'")
@@ -324,6 +326,8 @@ echo "      (1a) limits: CPU $(med cost-limits cpu_us) us, WAL $(med cost-limits
 echo "      (1b) grants: CPU $(med cost-grants cpu_us) us, WAL $(med cost-grants wal_bytes) bytes, CPU (1b)/(1) = $(ratio "$(med cost-grants cpu_us)" "$cc")"
 echo "      (1c) price book: CPU $(med cost-book cpu_us) us, WAL $(med cost-book wal_bytes) bytes, CPU (1c)/(1) = $(ratio "$(med cost-book cpu_us)" "$cc")"
 echo "      (1d) provider cost: CPU $(med cost-costed cpu_us) us, WAL $(med cost-costed wal_bytes) bytes, CPU (1d)/(1) = $(ratio "$(med cost-costed cpu_us)" "$cc")"
+echo "      (1v) video, per pair: CPU $(med cost-video cpu_us) us, WAL $(med cost-video wal_bytes) bytes," \
+	"CPU of a call / (1) = $(ratio "$(med cost-video cpu_us)" "$(awk -v c="$cc" 'BEGIN {print 2 * c}')")"
 echo "  (5) billing.usage, 30 days by day and model, $REPORT_REQUESTS requests: p50 $(med report p50_ms) ms," \
 	"p99 $(med report p99_ms) ms (target < 50 ms); equals the ledger: $REPORT_EXACT"
 echo "      billing.statement, latest 100 entries: p50 $(med statement p50_ms) ms," \

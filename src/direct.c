@@ -17,6 +17,9 @@
  *    would fire (INSERT triggers on requests and ledger, UPDATE triggers on
  *    the slices; the ledger's append-only triggers fire on UPDATE and DELETE
  *    only, the transition trigger of requests on UPDATE only);
+ *  - for an update of requests (a request finished, requests/finish.c): no
+ *    UPDATE trigger but the transition trigger, enabled as created, whose
+ *    work the caller does itself (request_transition);
  *  - has no CHECK constraint, no stored generated column, and no column
  *    that is not listed below with its type, so that every default is the
  *    one written here.
@@ -31,13 +34,16 @@
 #include "catalog/dependency.h"
 #include "catalog/index.h"
 #include "catalog/pg_am_d.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "commands/sequence.h"
+#include "commands/trigger.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -53,15 +59,17 @@ typedef struct DirectSpec
 	int			ncolumns;
 	int			identity;		/* the identity column, -1 for none */
 	CmdType		cmd;			/* what the charge does to it */
-	int			nkey;			/* the primary key the slice takes scan, or 0 */
+	int			nkey;			/* the btree index the direct path scans, or 0 */
 	int			key[3];
+	const char *stand_in;		/* an UPDATE trigger the caller stands in for */
 } DirectSpec;
 
 static const DirectSpec specs[DIRECT_TABLES] = {
 	{"account_slices", account_slices_columns, DS_COLUMNS, -1, CMD_UPDATE, 2, {DS_ACCOUNT_ID, DS_SLICE}},
 	{"limit_slices", limit_slices_columns, DLS_COLUMNS, -1, CMD_UPDATE, 3,
 	{DLS_ACCOUNT_ID, DLS_LIMIT_ID, DLS_SLICE}},
-	{"requests", requests_columns, DR_COLUMNS, DR_REQUEST_ID, CMD_INSERT, 0},
+	{"requests", requests_columns, DR_COLUMNS, DR_REQUEST_ID, CMD_INSERT, 1, {DR_REQUEST_ID},
+	"requests_transition"},
 	{"ledger", ledger_columns, DL_COLUMNS, DL_ENTRY_ID, CMD_INSERT, 0}
 };
 
@@ -76,9 +84,9 @@ typedef struct DirectRel
 	Oid		   *index_oids;
 	ResultRelInfo *rri;			/* its IndexInfos kept; relations set per charge */
 	TupleTableSlot *slot;		/* virtual, on a copy of the descriptor */
-	Oid			key_oid;		/* the primary key, when spec->nkey */
+	int			key;			/* the scanned index's place in index_oids */
+	bool		updatable;		/* updates only stand in for spec->stand_in */
 	Relation	rel;			/* open during a charge */
-	Relation	key;
 } DirectRel;
 
 typedef enum DirectStatus
@@ -177,23 +185,62 @@ rel_usable(Relation rel, const DirectSpec *spec, DirectRel *d)
 	return true;
 }
 
-/* Whether the primary key is the btree on spec->key that the slice takes scan. */
+/*
+ * Finds the index the direct path scans: a btree on exactly spec->key,
+ * without expressions or predicate (for the slices, their primary key).
+ */
 static bool
-key_usable(Relation rel, const DirectSpec *spec, DirectRel *d)
+key_usable(const DirectSpec *spec, DirectRel *d)
 {
-	Relation	index;
-	bool		ok;
+	d->key = -1;
+	for (int i = 0; i < d->nindexes; i++)
+	{
+		IndexInfo  *ii = d->rri->ri_IndexRelationInfo[i];
+		bool		ok = ii->ii_Am == BTREE_AM_OID && ii->ii_NumIndexKeyAttrs == spec->nkey &&
+			ii->ii_Expressions == NIL && ii->ii_Predicate == NIL;
 
-	RelationGetIndexList(rel);
-	if (!OidIsValid(rel->rd_pkindex))
+		for (int k = 0; ok && k < spec->nkey; k++)
+			ok = ii->ii_IndexAttrNumbers[k] == d->attnums[spec->key[k]];
+		if (ok)
+		{
+			d->key = i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Whether the only UPDATE trigger of rel is spec->stand_in, as the extension
+ * creates it (BEFORE, FOR EACH ROW, enabled on origin, its function of the
+ * same name in the table's schema), so that an update that does its work
+ * fires nothing else.
+ */
+static bool
+stand_in_only(Relation rel, const DirectSpec *spec)
+{
+	TriggerDesc *trig = rel->trigdesc;
+	int			found = 0;
+
+	if (spec->stand_in == NULL || trig == NULL)
 		return false;
-	index = index_open(rel->rd_pkindex, RowExclusiveLock);
-	ok = index->rd_rel->relam == BTREE_AM_OID && index->rd_index->indnkeyatts == spec->nkey;
-	for (int k = 0; ok && k < spec->nkey; k++)
-		ok = index->rd_index->indkey.values[k] == d->attnums[spec->key[k]];
-	index_close(index, NoLock);
-	d->key_oid = rel->rd_pkindex;
-	return ok;
+	if (trig->trig_update_old_table || trig->trig_update_new_table)
+		return false;
+	for (int i = 0; i < trig->numtriggers; i++)
+	{
+		Trigger    *t = &trig->triggers[i];
+
+		if (!TRIGGER_FOR_UPDATE(t->tgtype) || t->tgenabled == TRIGGER_DISABLED)
+			continue;
+		if (strcmp(t->tgname, spec->stand_in) != 0 || t->tgenabled != TRIGGER_FIRES_ON_ORIGIN ||
+			!TRIGGER_FOR_BEFORE(t->tgtype) || !TRIGGER_FOR_ROW(t->tgtype) ||
+			t->tgnattr > 0 || t->tgqual != NULL ||
+			strcmp(get_func_name(t->tgfoid), spec->stand_in) != 0 ||
+			get_func_namespace(t->tgfoid) != RelationGetNamespace(rel))
+			return false;
+		found++;
+	}
+	return found == 1;
 }
 
 /* Decides whether the direct path applies and builds its cache; in any context. */
@@ -227,6 +274,7 @@ direct_build(void)
 	for (int t = 0; ok && t < DIRECT_TABLES; t++)
 	{
 		Relation	rel;
+		bool		keyed;
 
 		if (!OidIsValid(rels[t].relid))
 		{
@@ -234,8 +282,12 @@ direct_build(void)
 			break;
 		}
 		rel = table_open(rels[t].relid, RowExclusiveLock);
-		ok = rel_usable(rel, &specs[t], &rels[t]) &&
-			(specs[t].nkey == 0 || key_usable(rel, &specs[t], &rels[t]));
+		ok = rel_usable(rel, &specs[t], &rels[t]);
+		keyed = ok && specs[t].nkey > 0 && key_usable(&specs[t], &rels[t]);
+		/* the slice takes need their index; requests without theirs are inserted only */
+		if (specs[t].nkey > 0 && specs[t].stand_in == NULL)
+			ok = keyed;
+		rels[t].updatable = keyed && stand_in_only(rel, &specs[t]);
 		table_close(rel, NoLock);
 	}
 	if (ok)
@@ -261,9 +313,6 @@ close_all(void)
 				index_close(d->rri->ri_IndexRelationDescs[i], NoLock);
 				d->rri->ri_IndexRelationDescs[i] = NULL;
 			}
-		if (d->key != NULL)
-			index_close(d->key, NoLock);
-		d->key = NULL;
 		if (d->rel != NULL)
 			table_close(d->rel, NoLock);
 		d->rel = NULL;
@@ -285,7 +334,6 @@ forget_all(void)
 
 		for (int i = 0; i < d->nindexes; i++)
 			d->rri->ri_IndexRelationDescs[i] = NULL;
-		d->key = NULL;
 		d->rel = NULL;
 		if (d->rri != NULL)
 			d->rri->ri_RelationDesc = NULL;
@@ -338,8 +386,6 @@ direct_open(void)
 			d->rel = try_table_open(d->relid, RowExclusiveLock);
 			if (d->rel == NULL)
 				break;
-			if (specs[t].nkey > 0)
-				d->key = index_open(d->key_oid, RowExclusiveLock);
 			d->rri->ri_RelationDesc = d->rel;
 			for (int i = 0; i < d->nindexes; i++)
 			{
@@ -379,10 +425,20 @@ direct_relation(DirectTable t)
 }
 
 Relation
-direct_primary_key(DirectTable t)
+direct_scan_index(DirectTable t)
 {
-	Assert(is_open && rels[t].key != NULL);
-	return rels[t].key;
+	Assert(is_open && rels[t].key >= 0);
+	return rels[t].rri->ri_IndexRelationDescs[rels[t].key];
+}
+
+bool
+direct_updatable(DirectTable t)
+{
+	Assert(is_open);
+	if (!rels[t].updatable || SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		return false;
+	CheckCmdReplicaIdentity(rels[t].rel, CMD_UPDATE);
+	return true;
 }
 
 AttrNumber

@@ -49,13 +49,22 @@ extern bool direct_is_open(void);
 extern void direct_close(void);
 
 /*
- * While open: a table; its primary key (for the slice tables: the key
- * before the slice column, then slice, all bigint but the integer slice);
+ * While open: a table; the btree index the direct path scans (for the slice
+ * tables, their primary key: the key before the slice column, then slice,
+ * all bigint but the integer slice; for requests, the one on request_id);
  * the attribute number of one of its columns.
  */
 extern Relation direct_relation(DirectTable t);
-extern Relation direct_primary_key(DirectTable t);
+extern Relation direct_scan_index(DirectTable t);
 extern AttrNumber direct_attnum(DirectTable t, int column);
+
+/*
+ * While open: whether the table may be updated directly by a caller that
+ * does the work of its one UPDATE trigger itself (requests: the transition
+ * trigger, request_transition() in requests.h), because that trigger would
+ * fire (not with session_replication_role = replica) and no other would.
+ */
+extern bool direct_updatable(DirectTable t);
 
 /* While open: the next value of the table's identity column (requests, ledger). */
 extern int64 direct_next_id(DirectTable t);

@@ -3,6 +3,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
@@ -147,4 +148,19 @@ jsonb_get_text(Datum jsonb, const char *key)
 					 errmsg("\"%s\" must be a JSON scalar", key)));
 	}
 	return NULL;				/* keep compiler quiet */
+}
+
+char *
+jsonb_field_text(Datum jsonb, const char *key)
+{
+	LOCAL_FCINFO(fcinfo, 2);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 2, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = jsonb;
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = CStringGetTextDatum(key);
+	fcinfo->args[1].isnull = false;
+	result = jsonb_object_field_text(fcinfo);
+	return fcinfo->isnull ? NULL : TextDatumGetCString(result);
 }

@@ -37,5 +37,7 @@ extern void json_require_object(Datum jsonb, const char *what);
 
 /* Text of the scalar under key in a jsonb object, or NULL when absent or null. */
 extern char *jsonb_get_text(Datum jsonb, const char *key);
+/* jsonb ->> key: its text, a value that is no scalar as JSON text; NULL when absent or null. */
+extern char *jsonb_field_text(Datum jsonb, const char *key);
 
 #endif

@@ -1,13 +1,25 @@
 -- The triggers of the tables of schema.sql. Apart from schema.sql, so that
 -- the upgrade script can re-apply them (see the Makefile).
 
--- Writes to the accounts and the catalog drop the backend-local caches of
--- all backends at commit (src/cache.c).
+-- Writes to the accounts, the catalog (routes, price versions, provider
+-- costs) and the price books (books, discounts, assignments) drop the
+-- backend-local caches of all backends at commit (src/cache.c): every write
+-- to these tables, each through a trigger <table>_changed. The spend limits
+-- and balance alerts drop them on some writes only (ledger/limits.sql).
 CREATE OR REPLACE FUNCTION billing._cache_changed() RETURNS trigger
 LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_cache_changed';
-CREATE OR REPLACE TRIGGER accounts_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.accounts
-    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['accounts', 'models', 'model_providers', 'prices', 'provider_costs',
+                             'price_books', 'discounts', 'price_book_assignments'] LOOP
+        EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE'
+                                  ' ON billing.%I FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed()',
+                                  t || '_changed', t);
+    END LOOP;
+END $$;
 
 -- The ledger is append-only, whoever asks.
 CREATE OR REPLACE FUNCTION billing.refuse_ledger_change() RETURNS trigger

@@ -110,16 +110,8 @@ for db in restored_custom restored_plain; do
 		fail "$db: balance() differs from the source's (diff above)"
 	# c) to f)
 	q $DST -d $db -v cursor="$cursor" -v events="$events" >"$DIR/after-$db.log" 2>&1 <<'EOF' ||
-SET client_min_messages = warning;
-CREATE FUNCTION pg_temp.expect(ok boolean, what text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    IF ok IS NOT TRUE THEN
-        RAISE EXCEPTION 'after the restore: %', what;
-    END IF;
-END $$;
+\i test/expect.sql
 SELECT pg_temp.expect(NOT EXISTS (SELECT FROM billing.verify()), 'verify() finds problems');
-SELECT account_id AS pre FROM billing.accounts WHERE external_id = 'fill-pre' \gset
-SELECT account_id AS post FROM billing.accounts WHERE external_id = 'fill-post' \gset
 CREATE TEMP TABLE old AS
 SELECT (SELECT max(request_id) FROM billing.requests) AS request, (SELECT max(entry_id) FROM billing.ledger) AS entry,
        (SELECT max(event_id) FROM billing.events) AS event, (SELECT count(*) FROM billing.ledger) AS entries;

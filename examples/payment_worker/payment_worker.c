@@ -133,6 +133,27 @@ save_cursor(Worker *w, const char *event_id)
 }
 
 /*
+ * Reports to billing what became of the payment of topup_id: runs sql with
+ * its text values and prints "done: <billing's answer>"; a refusal (say the
+ * top-up was cancelled meanwhile) is reported on stderr, naming what, not
+ * fatal. Non-zero when billing took it.
+ */
+static int
+report(Worker *w, const char *sql, int nvalues, const char *const *values,
+	   const char *done, const char *what, long long topup_id)
+{
+	PGresult   *res = PQexecParams(w->conn, sql, nvalues, NULL, values, NULL, NULL, 0);
+	int			ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (ok)
+		printf("%s: %s\n", done, PQgetvalue(res, 0, 0));
+	else
+		fprintf(stderr, "%s %lld: %s", what, topup_id, PQresultErrorMessage(res));
+	PQclear(res);
+	return ok;
+}
+
+/*
  * A chargeback: the payment of topup_id was disputed and taken back by the
  * provider. The key (one per top-up) makes a repeat after a restart a replay.
  */
@@ -142,20 +163,13 @@ chargeback(Worker *w, long long topup_id)
 	char		id[32],
 				key[48];
 	const char *values[2];
-	PGresult   *res;
 
 	snprintf(id, sizeof(id), "%lld", topup_id);
 	snprintf(key, sizeof(key), "cb_%lld", topup_id);
 	values[0] = id;
 	values[1] = key;
-	res = PQexecParams(w->conn,
-					   "SELECT billing.reverse_topup($1::bigint, NULL, 'chargeback', true, $2)",
-					   2, NULL, values, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		fprintf(stderr, "chargeback of top-up %lld: %s", topup_id, PQresultErrorMessage(res));
-	else
-		printf("reversed: %s\n", PQgetvalue(res, 0, 0));
-	PQclear(res);
+	report(w, "SELECT billing.reverse_topup($1::bigint, NULL, 'chargeback', true, $2)", 2, values,
+		   "reversed", "chargeback of top-up", topup_id);
 }
 
 /*
@@ -171,7 +185,6 @@ settle(Worker *w, long long topup_id, const char *payload)
 				reference[48];
 	const char *values[4];
 	int			fail;
-	PGresult   *res;
 
 	w->settled++;
 	fail = w->fail_every > 0 && w->settled % w->fail_every == 0;
@@ -186,19 +199,10 @@ settle(Worker *w, long long topup_id, const char *payload)
 	values[1] = fail ? "false" : "true";
 	values[2] = fail ? NULL : reference;
 	values[3] = fail ? "card declined (simulated)" : NULL;
-	res = PQexecParams(w->conn,
-					   "SELECT billing.complete_topup($1::bigint, $2::boolean, $3, $4)",
-					   4, NULL, values, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		/* a refusal (say the top-up was cancelled meanwhile) is reported, not fatal */
-		fprintf(stderr, "top-up %lld: %s", topup_id, PQresultErrorMessage(res));
-	else
-	{
-		printf("completed: %s\n", PQgetvalue(res, 0, 0));
-		if (!fail && w->chargeback_every > 0 && ++w->paid % w->chargeback_every == 0)
-			chargeback(w, topup_id);
-	}
-	PQclear(res);
+	if (report(w, "SELECT billing.complete_topup($1::bigint, $2::boolean, $3, $4)", 4, values,
+			   "completed", "top-up", topup_id) &&
+		!fail && w->chargeback_every > 0 && ++w->paid % w->chargeback_every == 0)
+		chargeback(w, topup_id);
 	fflush(stdout);
 }
 

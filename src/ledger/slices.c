@@ -405,7 +405,7 @@ take_direct_scan(DirectTake *dt, const Datum *prefix, int home)
 		ScanKeyInit(&keys[k], k + 1, BTEqualStrategyNumber, F_INT8EQ, prefix[k]);
 	ScanKeyInit(&keys[st->nprefix], st->nprefix + 1, BTEqualStrategyNumber, F_INT4EQ,
 				Int32GetDatum(home));
-	scan = index_beginscan_compat(direct_relation(st->table), direct_primary_key(st->table), dt->snap,
+	scan = index_beginscan_compat(direct_relation(st->table), direct_scan_index(st->table), dt->snap,
 								  nkeys, 0);
 	index_rescan(scan, keys, nkeys, NULL, 0);
 	while (!taken && index_getnext_slot(scan, ForwardScanDirection, dt->found))

@@ -261,13 +261,8 @@ BEGIN
 END $$;
 
 -- Every write to the books, discounts and assignments drops the caches of
--- all backends at commit (route_cache.c, accounts.c).
-CREATE OR REPLACE TRIGGER price_books_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON billing.price_books FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
-CREATE OR REPLACE TRIGGER discounts_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON billing.discounts FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
-CREATE OR REPLACE TRIGGER price_book_assignments_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON billing.price_book_assignments FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
+-- all backends at commit (route_cache.c, accounts.c): the triggers
+-- *_changed (triggers.sql).
 
 -- Work in flight settles at what priced its admission: a discount changes
 -- only by end_discount (its end brought forward, not into the past), an

@@ -95,6 +95,14 @@ extern bool pricing_provider_cost(const char *model, const char *provider, const
 								  const char *currency, TimestampTz began, Jsonb *params,
 								  Jsonb *outputs, int64 *cost);
 
+/*
+ * The names of the route of model through provider (billing.model_providers)
+ * into names->provider_name and names->executed_model, both NULL when the
+ * route is gone (the rest of names zero). Cached per backend until the
+ * catalog is written; same memory and SPI rules as pricing_route().
+ */
+extern void pricing_route_names(const char *model, const char *provider, PriceRoute *names);
+
 /* An explicit provider must be a non-empty name (22023); NULL means none. */
 extern void pricing_check_provider(const char *provider);
 

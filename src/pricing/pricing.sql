@@ -169,15 +169,8 @@ RETURNS jsonb
 LANGUAGE C STABLE CALLED ON NULL INPUT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'billing_effective_cost';
 
--- Every write to the catalog drops the route caches of all backends (at commit).
-CREATE OR REPLACE TRIGGER models_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.models
-    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
-CREATE OR REPLACE TRIGGER model_providers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON billing.model_providers FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
-CREATE OR REPLACE TRIGGER prices_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing.prices
-    FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
-CREATE OR REPLACE TRIGGER provider_costs_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-    ON billing.provider_costs FOR EACH STATEMENT EXECUTE FUNCTION billing._cache_changed();
+-- Every write to the catalog drops the route caches of all backends (at
+-- commit): the triggers *_changed (triggers.sql).
 
 -- Price versions (and provider cost versions) are never edited: work in
 -- flight settles at the version that priced its admission, and every

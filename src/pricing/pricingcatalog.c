@@ -69,8 +69,7 @@ route_load(const char *model, const char *provider, const char *book, TimestampT
 	MemoryContext old;
 	bool		isnull;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	SPI_connect();
 	plan_run(&plan,
 			 "SELECT m.media, m.active, mp.provider, mp.provider_name, mp.executed_model,"
 			 "       p.price_id, p.currency, p.components, p.span_from, p.span_until,"
@@ -136,6 +135,22 @@ pricing_route(const char *model, const char *provider, TimestampTz at, bool admi
 	pricing_book_route(model, provider, NULL, at, admitting, route);
 }
 
+/*
+ * Runs sql, which reads the row of id (its one argument), inside SPI: a
+ * price version or discount (what) that a request was admitted with, and
+ * never deleted while one names it; 22023 if it is gone all the same.
+ */
+static void
+admitted_row(SPIPlanPtr *plan, const char *sql, int64 id, const char *what)
+{
+	plan_run(plan, sql, false, 1, PLAN_ARGS(ARG_INT8(id)));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s " INT64_FORMAT " does not exist", what, id),
+				 errdetail("The request was admitted with a %s that is gone.", what)));
+}
+
 /* The price version price_id, as a route without provider details, in cxt. */
 static void
 price_version(int64 price_id, MemoryContext cxt, PriceRoute *route)
@@ -146,18 +161,12 @@ price_version(int64 price_id, MemoryContext cxt, PriceRoute *route)
 	if (id_cache_get(CACHED_PRICE, price_id, route))
 		return;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	plan_run(&plan,
-			 "SELECT p.model, m.media, p.currency, p.components"
-			 "  FROM billing.prices p JOIN billing.models m ON m.model = p.model"
-			 " WHERE p.price_id = $1",
-			 false, 1, PLAN_ARGS(ARG_INT8(price_id)));
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("price version " INT64_FORMAT " does not exist", price_id),
-				 errdetail("The request was admitted with a price version that is gone.")));
+	SPI_connect();
+	admitted_row(&plan,
+				 "SELECT p.model, m.media, p.currency, p.components"
+				 "  FROM billing.prices p JOIN billing.models m ON m.model = p.model"
+				 " WHERE p.price_id = $1",
+				 price_id, "price version");
 	old = MemoryContextSwitchTo(cxt);
 	memset(route, 0, sizeof(PriceRoute));
 	route->model = spi_text(1);
@@ -179,15 +188,9 @@ discount_load(int64 discount_id, PriceRoute *route)
 
 	if (!id_cache_get(CACHED_DISCOUNT, discount_id, &d))
 	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		plan_run(&plan, "SELECT multiplier_ppm FROM billing.discounts WHERE discount_id = $1",
-				 false, 1, PLAN_ARGS(ARG_INT8(discount_id)));
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("discount " INT64_FORMAT " does not exist", discount_id),
-					 errdetail("The request was admitted with a discount that is gone.")));
+		SPI_connect();
+		admitted_row(&plan, "SELECT multiplier_ppm FROM billing.discounts WHERE discount_id = $1",
+					 discount_id, "discount");
 		memset(&d, 0, sizeof(d));
 		d.discount_id = discount_id;
 		d.multiplier_ppm = DatumGetInt32(spi_col(1, NULL));
@@ -227,10 +230,9 @@ cost_version(const char *model, const char *provider, TimestampTz at, PriceRoute
 	bool		isnull;
 	Datum		d;
 
-	if (cost_cache_get(model, provider, at, version))
+	if (provider_cache_get(CACHED_COST, model, provider, at, version))
 		return;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	SPI_connect();
 	plan_run(&plan,
 			 "SELECT c.cost_id, c.currency, c.components,"
 			 "       COALESCE(c.effective_from, '-infinity'),"
@@ -254,7 +256,7 @@ cost_version(const char *model, const char *provider, TimestampTz at, PriceRoute
 		version->components = DatumGetJsonbPCopy(spi_col(3, NULL));
 		MemoryContextSwitchTo(old);
 	}
-	cost_cache_put(model, provider, version, DatumGetTimestampTz(spi_col(4, NULL)),
+	provider_cache_put(CACHED_COST, model, provider, version, DatumGetTimestampTz(spi_col(4, NULL)),
 				   DatumGetTimestampTz(spi_col(5, NULL)));
 	SPI_finish();
 }
@@ -288,4 +290,31 @@ pricing_provider_cost(const char *model, const char *provider, const char *media
 	if (version.components == NULL || strcmp(version.currency, currency) != 0)
 		return false;
 	return pricing_cost_if_priced(version.components, params, outputs, media, cost);
+}
+
+void
+pricing_route_names(const char *model, const char *provider, PriceRoute *names)
+{
+	static SPIPlanPtr plan = NULL;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (provider_cache_get(CACHED_NAMES, model, provider, 0, names))
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan_run(&plan,
+			 "SELECT provider_name, executed_model FROM billing.model_providers"
+			 " WHERE model = $1 AND provider = $2",
+			 false, 0, PLAN_ARGS(ARG_TEXT(model), ARG_TEXT(provider)));
+	memset(names, 0, sizeof(PriceRoute));
+	if (SPI_processed > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		names->provider_name = spi_text(1);
+		names->executed_model = spi_text(2);
+		MemoryContextSwitchTo(old);
+	}
+	provider_cache_put(CACHED_NAMES, model, provider, names, DT_NOBEGIN, DT_NOEND);
+	SPI_finish();
 }

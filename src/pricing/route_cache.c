@@ -11,7 +11,8 @@
  * own, dropped with the catalog's and when a discount is written. A price
  * version and a discount looked up by id (to settle work in flight) are
  * cached too: versions are never edited, and a discount's multiplier never;
- * and so is the provider cost version of a route at a time, or its absence.
+ * and so are the provider cost version of a route at a time, or its
+ * absence, and a route's names (dropped with the catalog's).
  */
 #include "postgres.h"
 
@@ -64,7 +65,8 @@ route_cache_reset(Datum arg, Oid relid)
  * for a named one, so that no provider string can stand for the default (an
  * answer never depends on what happens to be cached), then "\x1cbook" for a
  * price book's. What is cached by id is its CachedById tag and the id, a
- * provider cost version "\x1amodel\x1fprovider". Model names hold no
+ * provider cost version or a route's names its CachedByRoute tag and
+ * "model\x1fprovider". Model names hold no
  * control characters (schema.sql).
  */
 static bool
@@ -74,11 +76,11 @@ route_key(const char *model, const char *provider, const char *book, char *key)
 					provider ? provider : "", book ? "\x1c" : "", book ? book : "") < ROUTE_KEY_LEN;
 }
 
-/* A provider cost version: "\x1amodel\x1fprovider". */
+/* What is cached by a route: its CachedByRoute tag, then "model\x1fprovider". */
 static bool
-cost_key(const char *model, const char *provider, char *key)
+provider_key(char tag, const char *model, const char *provider, char *key)
 {
-	return snprintf(key, ROUTE_KEY_LEN, "\x1a%s\x1f%s", model, provider) < ROUTE_KEY_LEN;
+	return snprintf(key, ROUTE_KEY_LEN, "%c%s\x1f%s", tag, model, provider) < ROUTE_KEY_LEN;
 }
 
 static void
@@ -205,19 +207,20 @@ id_cache_put(CachedById kind, int64 id, const PriceRoute *route)
 }
 
 bool
-cost_cache_get(const char *model, const char *provider, TimestampTz at, PriceRoute *version)
+provider_cache_get(CachedByRoute kind, const char *model, const char *provider, TimestampTz at,
+				   PriceRoute *route)
 {
 	char		key[ROUTE_KEY_LEN];
 
-	return cost_key(model, provider, key) && cache_get(key, at, version);
+	return provider_key((char) kind, model, provider, key) && cache_get(key, at, route);
 }
 
 void
-cost_cache_put(const char *model, const char *provider, const PriceRoute *version,
-			   TimestampTz from, TimestampTz until)
+provider_cache_put(CachedByRoute kind, const char *model, const char *provider,
+				   const PriceRoute *route, TimestampTz from, TimestampTz until)
 {
 	char		key[ROUTE_KEY_LEN];
 
-	if (cost_key(model, provider, key))
-		cache_put(key, version, from, until);
+	if (provider_key((char) kind, model, provider, key))
+		cache_put(key, route, from, until);
 }

@@ -30,13 +30,20 @@ extern bool id_cache_get(CachedById kind, int64 id, PriceRoute *route);
 extern void id_cache_put(CachedById kind, int64 id, const PriceRoute *route);
 
 /*
- * The provider cost version of (model, provider) in force at "at" (as a
- * route: price_id the cost_id, components NULL where none is in force),
- * cached for the span in which it is the one.
+ * What is cached by a route (model, provider): the provider cost version in
+ * force at "at" (as a route: price_id the cost_id, components NULL where
+ * none is in force), for the span in which it is the one; the route's names
+ * (provider_name and executed_model, NULL where the route is gone), for
+ * every time, until the catalog is written.
  */
-extern bool cost_cache_get(const char *model, const char *provider, TimestampTz at,
-						   PriceRoute *version);
-extern void cost_cache_put(const char *model, const char *provider, const PriceRoute *version,
-						   TimestampTz from, TimestampTz until);
+typedef enum CachedByRoute
+{
+	CACHED_COST = '\x1a',
+	CACHED_NAMES = '\x19'
+} CachedByRoute;
+extern bool provider_cache_get(CachedByRoute kind, const char *model, const char *provider,
+							   TimestampTz at, PriceRoute *route);
+extern void provider_cache_put(CachedByRoute kind, const char *model, const char *provider,
+							   const PriceRoute *route, TimestampTz from, TimestampTz until);
 
 #endif

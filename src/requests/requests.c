@@ -1,8 +1,9 @@
 /*
  * The request lifecycle: begin (admit and hold the estimate), complete, fail,
  * cancel, the one-shot charge, and the response metadata. Moving a request
- * to a final state is an UPDATE of billing.requests; the trigger in
- * trigger.c settles it, so a plain UPDATE from a backend settles the same way.
+ * to a final state (finish.c) goes through request_transition (trigger.c),
+ * the transition trigger's own work, so a plain UPDATE from a backend
+ * settles the same way.
  */
 #include "postgres.h"
 
@@ -80,66 +81,77 @@ metadata_append(StringInfo buf, const RequestView *r)
 }
 
 /*
+ * The view of a request from its row (tables.h's slots; what the view shows
+ * is read). The route's names, where routing gives none, are its route's
+ * (pricing_route_names: none either when the route is gone). Inside SPI.
+ */
+static void
+request_view_row(const RequestRow *row, RequestView *r)
+{
+	Datum		routing = row->v[DR_ROUTING];
+	bool		has_routing = !row->n[DR_ROUTING];
+
+	r->request_id = DatumGetInt64(row->v[DR_REQUEST_ID]);
+	r->status = TextDatumGetCString(row->v[DR_STATUS]);
+	r->model = TextDatumGetCString(row->v[DR_MODEL]);
+	r->currency = TextDatumGetCString(row->v[DR_CURRENCY]);
+	r->provider = has_routing ? jsonb_field_text(routing, "provider") : NULL;
+	if (r->provider == NULL)
+		r->provider = TextDatumGetCString(row->v[DR_PROVIDER]);
+	r->provider_name = has_routing ? jsonb_field_text(routing, "provider_name") : NULL;
+	r->executed_model = has_routing ? jsonb_field_text(routing, "executed_model") : NULL;
+	r->upstream_id = has_routing ? jsonb_field_text(routing, "upstream_id") : NULL;
+	r->cost_estimate = DatumGetInt64(row->v[DR_COST_ESTIMATE]);
+	r->cost = row->n[DR_COST] ? 0 : DatumGetInt64(row->v[DR_COST]);
+	r->scope = row->n[DR_SCOPE] ? NULL : TextDatumGetCString(row->v[DR_SCOPE]);
+	r->finished = request_stage(r->status) == REQUEST_FINISHED;
+	r->refunded = 0;
+	if (r->provider_name == NULL || r->executed_model == NULL)
+	{
+		PriceRoute	names;
+
+		pricing_route_names(r->model, r->provider, &names);
+		if (r->provider_name == NULL)
+			r->provider_name = names.provider_name;
+		if (r->executed_model == NULL)
+			r->executed_model = names.executed_model;
+	}
+}
+
+/*
  * Loads the view of a request; PB404 when unknown. Inside SPI. Refunds are
  * looked up only when with_refunds (response_metadata): the settling paths
  * return metadata too and stay free of that lookup.
  *
- * The request's row and its route's names (billing.model_providers) are two
- * queries, not one join: on Citus a call delegated to the account's worker
- * with force_delegation may only run statements filtered by that account in
- * its colocation group, and a join with a reference table (a colocation
- * group of its own) is refused with 0A000. The names are read only when
- * the request's routing does not carry both.
+ * The request's row and its route's names (billing.model_providers, from
+ * pricing's cache) are read apart, not joined: on Citus a call delegated to
+ * the account's worker with force_delegation may only run statements
+ * filtered by that account in its colocation group, and a join with a
+ * reference table (a colocation group of its own) is refused with 0A000.
+ * The names are looked up only when the request's routing does not carry
+ * both.
  */
 static void
 request_view_load(int64 account_id, int64 request_id, bool with_refunds, RequestView *r)
 {
+	static const RequestColumn shown[] = {DR_REQUEST_ID, DR_STATUS, DR_MODEL, DR_CURRENCY,
+		DR_PROVIDER, DR_ROUTING, DR_COST_ESTIMATE, DR_COST, DR_SCOPE};
 	static SPIPlanPtr plan;
-	static SPIPlanPtr names_plan;
-	Datum		v[2] = {Int64GetDatum(request_id), Int64GetDatum(account_id)};
-	bool		isnull;
+	RequestRow	row;
 
-	plan_exec(&plan,
-			  "SELECT status, model, currency, COALESCE(routing ->> 'provider', provider),"
-			  "       routing ->> 'provider_name', routing ->> 'executed_model',"
-			  "       routing ->> 'upstream_id', cost_estimate_micros, cost_micros, account_id,"
-			  "       scope"
-			  "  FROM billing.requests"
-			  " WHERE account_id = $2 AND request_id = $1",
-			  2, (Oid[]) {INT8OID, INT8OID}, v, NULL, false, 0);
+	plan_run(&plan,
+			 "SELECT request_id, status, model, currency, provider, routing,"
+			 "       cost_estimate_micros, cost_micros, scope"
+			 "  FROM billing.requests"
+			 " WHERE account_id = $2 AND request_id = $1",
+			 false, 0, PLAN_ARGS(ARG_INT8(request_id), ARG_INT8(account_id)));
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BILLING_NOT_FOUND),
 				 errmsg("request " INT64_FORMAT " does not exist", request_id)));
-	r->request_id = request_id;
-	r->status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	r->model = spi_text(2);
-	r->currency = spi_text(3);
-	r->provider = spi_text(4);
-	r->provider_name = spi_text(5);
-	r->executed_model = spi_text(6);
-	r->upstream_id = spi_text(7);
-	r->cost_estimate = spi_int64(8);
-	r->cost = DatumGetInt64(spi_col(9, &isnull));
-	if (isnull)
-		r->cost = 0;
-	r->scope = spi_text(11);
-	r->finished = request_stage(r->status) == REQUEST_FINISHED;
-	if (r->provider_name == NULL || r->executed_model == NULL)
-	{
-		/* the route's names, where routing gives none (none either when the route is gone) */
-		plan_run(&names_plan,
-				 "SELECT provider_name, executed_model FROM billing.model_providers"
-				 " WHERE model = $1 AND provider = $2",
-				 false, 0, PLAN_ARGS(ARG_TEXT(r->model), ARG_TEXT(r->provider)));
-		if (SPI_processed > 0)
-		{
-			if (r->provider_name == NULL)
-				r->provider_name = spi_text(1);
-			if (r->executed_model == NULL)
-				r->executed_model = spi_text(2);
-		}
-	}
+	for (size_t i = 0; i < lengthof(shown); i++)
+		row.v[shown[i]] = spi_col(i + 1, &row.n[shown[i]]);
+	request_view_row(&row, r);
 	r->refunded = with_refunds && r->cost > 0 ? request_refunded(account_id, request_id) : 0;
 }
 
@@ -174,6 +186,19 @@ request_refunded(int64 account_id, int64 request_id)
 	return spi_int64(1);
 }
 
+/*
+ * The usage entry of a request that cost cost (not 0): without the executor
+ * while the direct path is open, else through ledger_post.
+ */
+static void
+usage_record(const Account *acct, int64 request_id, int64 cost)
+{
+	if (direct_is_open())
+		ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
+	else
+		ledger_post(acct->account_id, "usage", -cost, acct->postpaid, request_id, 0, 0, NULL, NULL);
+}
+
 void
 request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold, int64 cost)
 {
@@ -185,35 +210,50 @@ request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold
 	available_adjust(&acct, delta);
 	limits_settle(&acct, scope, request_id, delta);
 	if (cost != 0)
-		ledger_post(account_id, "usage", -cost, acct.postpaid, request_id, 0, 0, NULL, NULL);
+		usage_record(&acct, request_id, cost);
 	if (cost > hold)
 		topup_after_debit(&acct);
 }
 
-/* Metadata of request_id of account_id as jsonb, built in the context "upper". */
+/* The metadata of view r as jsonb text, in the context "upper". */
 static Datum
-metadata_datum(int64 account_id, int64 request_id, bool with_envelope, bool with_refunds,
-			   MemoryContext upper)
+metadata_text(const RequestView *r, bool with_envelope, MemoryContext upper)
 {
-	RequestView r;
 	StringInfoData buf;
-	MemoryContext old;
+	MemoryContext old = MemoryContextSwitchTo(upper);
 
-	request_view_load(account_id, request_id, with_refunds, &r);
-	old = MemoryContextSwitchTo(upper);
 	initStringInfo(&buf);
 	if (with_envelope)
 	{
 		json_begin(&buf);
-		json_add_int(&buf, "request_id", request_id);
-		json_add_str(&buf, "status", r.status);
+		json_add_int(&buf, "request_id", r->request_id);
+		json_add_str(&buf, "status", r->status);
 		json_key(&buf, "metadata");
 	}
-	metadata_append(&buf, &r);
+	metadata_append(&buf, r);
 	if (with_envelope)
 		json_end(&buf);
 	MemoryContextSwitchTo(old);
 	return PointerGetDatum(buf.data);
+}
+
+Datum
+request_metadata(int64 account_id, int64 request_id, bool with_envelope, bool with_refunds,
+				 MemoryContext upper)
+{
+	RequestView r;
+
+	request_view_load(account_id, request_id, with_refunds, &r);
+	return metadata_text(&r, with_envelope, upper);
+}
+
+Datum
+request_row_metadata(const RequestRow *row, bool with_envelope, MemoryContext upper)
+{
+	RequestView r;
+
+	request_view_row(row, &r);
+	return metadata_text(&r, with_envelope, upper);
 }
 
 /*
@@ -340,20 +380,25 @@ request_write(Datum *v, bool *n)
 	return SPI_processed == 1 ? spi_int64(1) : 0;
 }
 
-/* Inserts a begun request holding its estimate; 0 when the key is taken. */
+/*
+ * Inserts a begun request holding its estimate, row its slots (with its id);
+ * 0 when the key is taken.
+ */
 static int64
 request_insert(const Account *acct, const PriceRoute *route, Datum params, int64 estimate,
-			   const char *key, const char *scope)
+			   const char *key, const char *scope, RequestRow *row)
 {
-	Datum		v[DR_COLUMNS];
-	bool		n[DR_COLUMNS];
+	Datum	   *v = row->v;
+	bool	   *n = row->n;
 
 	request_row(acct, route, params, key, scope, v, n);
 	v[DR_STATUS] = CStringGetTextDatum("queued");
 	v[DR_ROUTING] = DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"));
 	v[DR_COST_ESTIMATE] = v[DR_HOLD] = Int64GetDatum(estimate);
 	n[DR_STATUS] = n[DR_ROUTING] = n[DR_COST_ESTIMATE] = n[DR_HOLD] = false;
-	return request_write(v, n);
+	v[DR_REQUEST_ID] = Int64GetDatum(request_write(v, n));
+	n[DR_REQUEST_ID] = false;
+	return DatumGetInt64(v[DR_REQUEST_ID]);
 }
 
 /*
@@ -388,12 +433,7 @@ charge_record(const Account *acct, const PriceRoute *route, Datum params, Datum 
 	}
 	request_id = request_write(v, n);
 	if (request_id != 0 && cost != 0)
-	{
-		if (direct_is_open())
-			ledger_post_direct(acct->account_id, "usage", -cost, acct->postpaid, request_id);
-		else
-			ledger_post(acct->account_id, "usage", -cost, acct->postpaid, request_id, 0, 0, NULL, NULL);
-	}
+		usage_record(acct, request_id, cost);
 	return request_id;
 }
 
@@ -433,7 +473,8 @@ billing_begin_request(PG_FUNCTION_ARGS)
 	PriceRoute	route;
 	int64		estimate;
 	int64		request_id = 0;
-	Datum		result;
+	RequestRow	row;
+	Datum		result = (Datum) 0;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 	args_require(fcinfo, 3);
@@ -458,7 +499,7 @@ billing_begin_request(PG_FUNCTION_ARGS)
 		if (key == NULL && estimate > 0)
 			direct_open();
 		request_take(&acct, estimate);
-		request_id = request_insert(&acct, &route, params, estimate, key, scope);
+		request_id = request_insert(&acct, &route, params, estimate, key, scope, &row);
 		if (request_id == 0)
 		{
 			/* a concurrent call with this key committed first: hand back its hold */
@@ -471,9 +512,12 @@ billing_begin_request(PG_FUNCTION_ARGS)
 			if (direct_is_open())
 				direct_close();
 			topup_after_debit(&acct);
+			/* the row as written: its metadata needs no query */
+			result = request_row_metadata(&row, true, upper);
 		}
 	}
-	result = metadata_datum(account_id, request_id, true, false, upper);
+	if (result == (Datum) 0)
+		result = request_metadata(account_id, request_id, true, false, upper);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 }
@@ -516,7 +560,7 @@ billing_charge(PG_FUNCTION_ARGS)
 	account_load(account_id, &acct, true);
 	if (key && (request_id = request_replay(account_id, key, model, params, outputs, scope)) != 0)
 	{
-		Datum		result = metadata_datum(account_id, request_id, false, false, upper);
+		Datum		result = request_metadata(account_id, request_id, false, false, upper);
 
 		SPI_finish();
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
@@ -543,7 +587,7 @@ billing_charge(PG_FUNCTION_ARGS)
 		/* a concurrent charge with this key committed first: give the money back */
 		available_adjust(&acct, cost);
 		request_id = request_replay(account_id, key, model, params, outputs, scope);
-		result = metadata_datum(account_id, request_id, false, false, upper);
+		result = request_metadata(account_id, request_id, false, false, upper);
 		SPI_finish();
 		PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));
 	}
@@ -576,94 +620,6 @@ billing_charge(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(jsonb_from_text(buf.data));
 }
 
-/*
- * Moves a request to a final state with one UPDATE (the trigger settles),
- * or returns the first result when it already reached that state. The
- * UPDATE's last parameter is the request's account, filled in here.
- */
-static Datum
-request_finish(int64 request_id, const char *target, const char *update_sql,
-			   int nargs, Oid *types, Datum *values, const char *nulls, SPIPlanPtr *plan)
-{
-	static SPIPlanPtr lock_plan;
-	MemoryContext upper = CurrentMemoryContext;
-	Datum		result;
-	char	   *status;
-	int64		account_id;
-
-	SPI_connect();
-	account_id = request_account(request_id);
-	plan_exec(&lock_plan,
-			  "SELECT status FROM billing.requests WHERE account_id = $2 AND request_id = $1 FOR UPDATE",
-			  2, (Oid[]) {INT8OID, INT8OID},
-			  (Datum[]) {Int64GetDatum(request_id), Int64GetDatum(account_id)}, NULL, false, 0);
-	status = spi_text(1);
-	if (request_stage(status) == REQUEST_FINISHED && strcmp(status, target) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_BILLING_CONFLICT),
-				 errmsg("request " INT64_FORMAT " is already %s", request_id, status),
-				 errdetail("A finished request never changes state.")));
-	if (request_stage(status) != REQUEST_FINISHED)
-	{
-		values[nargs - 1] = Int64GetDatum(account_id);
-		plan_exec(plan, update_sql, nargs, types, values, nulls, false, 0);
-	}
-	result = metadata_datum(account_id, request_id, false, false, upper);
-	SPI_finish();
-	return jsonb_from_text(DatumGetPointer(result));
-}
-
-PG_FUNCTION_INFO_V1(billing_complete_request);
-Datum
-billing_complete_request(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr plan;
-	Datum		v[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
-
-	args_require(fcinfo, 3);
-	json_require_object(v[1], "outputs");
-	json_require_object(v[2], "routing");
-	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "completed",
-								   "UPDATE billing.requests SET status = 'completed', outputs = $2,"
-								   "       routing = routing || $3 WHERE account_id = $4 AND request_id = $1",
-								   4, (Oid[]) {INT8OID, JSONBOID, JSONBOID, INT8OID}, v, NULL, &plan));
-}
-
-PG_FUNCTION_INFO_V1(billing_fail_request);
-Datum
-billing_fail_request(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr plan;
-	Datum		v[4] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
-	char		nulls[4] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', ' ', ' '};
-
-	args_require(fcinfo, 1);
-	if (PG_ARGISNULL(2) || PG_GETARG_INT64(2) < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("charge_micros must be zero or positive"),
-				 errdetail("A failed request may be charged from zero up to its estimate.")));
-	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "failed",
-								   "UPDATE billing.requests SET status = 'failed',"
-								   "       failure_reason = $2, cost_micros = $3"
-								   " WHERE account_id = $4 AND request_id = $1",
-								   4, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID}, v, nulls, &plan));
-}
-
-PG_FUNCTION_INFO_V1(billing_cancel_request);
-Datum
-billing_cancel_request(PG_FUNCTION_ARGS)
-{
-	static SPIPlanPtr plan;
-	Datum		v[2] = {PG_GETARG_DATUM(0)};
-
-	args_require(fcinfo, 1);
-	PG_RETURN_DATUM(request_finish(PG_GETARG_INT64(0), "cancelled",
-								   "UPDATE billing.requests SET status = 'cancelled'"
-								   " WHERE account_id = $2 AND request_id = $1",
-								   2, (Oid[]) {INT8OID, INT8OID}, v, NULL, &plan));
-}
-
 PG_FUNCTION_INFO_V1(billing_response_metadata);
 Datum
 billing_response_metadata(PG_FUNCTION_ARGS)
@@ -673,7 +629,7 @@ billing_response_metadata(PG_FUNCTION_ARGS)
 
 	args_require(fcinfo, 1);
 	SPI_connect();
-	result = metadata_datum(request_account(PG_GETARG_INT64(0)), PG_GETARG_INT64(0), false, true,
+	result = request_metadata(request_account(PG_GETARG_INT64(0)), PG_GETARG_INT64(0), false, true,
 							upper);
 	SPI_finish();
 	PG_RETURN_DATUM(jsonb_from_text(DatumGetPointer(result)));

@@ -1,13 +1,35 @@
-/* Requests: the settlement shared by the lifecycle functions and the trigger. */
+/*
+ * Requests: what the lifecycle functions (requests.c, finish.c) and the
+ * transition (trigger.c) share.
+ */
 #ifndef BILLING_REQUESTS_H
 #define BILLING_REQUESTS_H
 
 #include "postgres.h"
 
+#include "tables.h"
+
+/* A row of billing.requests by the slots of tables.h. */
+typedef struct RequestRow
+{
+	Datum		v[DR_COLUMNS];
+	bool		n[DR_COLUMNS];
+} RequestRow;
+
+/*
+ * The move of a request from row o to row n, as an UPDATE makes it (the
+ * transition trigger's work, trigger.c): refuses an illegal one; when n is
+ * final, prices and settles the request (request_settle) and sets n's hold,
+ * cost, completed_at and provider cost. replay: n repeats every column of o
+ * (a retried UPDATE, which a finished o accepts and nothing moves). Returns
+ * whether it settled (n reached its final state now).
+ */
+extern bool request_transition(const RequestRow *o, RequestRow *n, bool replay);
+
 /*
  * Settles a request reaching its final state: the hold goes back to the
  * available amount and to the spend limits of its scope, cost is charged
- * (a usage ledger entry). Inside SPI.
+ * (a usage ledger entry, direct while the direct path is open). Inside SPI.
  */
 extern void request_settle(int64 account_id, int64 request_id, const char *scope, int64 hold,
 						   int64 cost);
@@ -32,5 +54,16 @@ extern RequestStage request_stage(const char *status);
 
 /* What request_id of account_id has had back in refunds (billing.refunds). */
 extern int64 request_refunded(int64 account_id, int64 request_id);
+
+/*
+ * Metadata of request_id of account_id as jsonb text, built in the context
+ * "upper" (with_envelope: inside {"request_id","status","metadata"};
+ * with_refunds: what it has had back). Inside SPI; PB404 when unknown.
+ */
+extern Datum request_metadata(int64 account_id, int64 request_id, bool with_envelope,
+							  bool with_refunds, MemoryContext upper);
+/* request_metadata() of a row at hand (tables.h's slots), without refunds. */
+extern Datum request_row_metadata(const RequestRow *row, bool with_envelope,
+								  MemoryContext upper);
 
 #endif

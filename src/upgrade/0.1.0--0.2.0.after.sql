@@ -1,5 +1,11 @@
 -- The upgrade from 0.1.0, its last part: what needs this release's
--- functions and views, which the re-runnable parts before it have created.
+-- functions and views, which the re-runnable parts before it have created,
+-- or the tables of 0.2.0 (src/schema/0.2.0.sql).
+
+-- The external ids of 0.1.0's accounts; the rollup's state.
+INSERT INTO billing.external_ids (external_id, account_id)
+SELECT external_id, account_id FROM billing.accounts ON CONFLICT DO NOTHING;
+INSERT INTO billing.rollup_state DEFAULT VALUES ON CONFLICT DO NOTHING;
 
 -- Unfinished requests of 0.1.0 get the version that priced them: the one in
 -- force at their start for their admitted provider, by the one price choice
