@@ -200,7 +200,7 @@ BEGIN
        AND a.billing_details IS DISTINCT FROM details;
 END $$;
 
--- An invoice's row, locked (NULLs: no such invoice). Its account first,
+-- An invoice's row, locked; PB404 when there is none. Its account first,
 -- so that the lock is taken by a query of that account's rows (on Citus a
 -- query of one shard: a lock across shards is refused).
 CREATE OR REPLACE FUNCTION billing._invoice_locked(invoice_id bigint) RETURNS billing.invoices
@@ -212,6 +212,9 @@ BEGIN
     SELECT i.account_id INTO acct FROM billing.invoices i WHERE i.invoice_id = _invoice_locked.invoice_id;
     SELECT * INTO inv FROM billing.invoices i
      WHERE i.account_id = acct AND i.invoice_id = _invoice_locked.invoice_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'invoice % does not exist', invoice_id USING ERRCODE = 'PB404';
+    END IF;
     RETURN inv;
 END $$;
 
@@ -242,9 +245,6 @@ BEGIN
     -- and notes lock (they take billing.invoices first too).
     LOCK TABLE billing.invoices IN SHARE ROW EXCLUSIVE MODE;
     inv := billing._invoice_locked(invoice_id);
-    IF inv.invoice_id IS NULL THEN
-        RAISE EXCEPTION 'invoice % does not exist', invoice_id USING ERRCODE = 'PB404';
-    END IF;
     IF idempotency_key IS NOT NULL THEN
         SELECT * INTO keyed FROM billing.invoices i
          WHERE i.account_id = inv.account_id AND i.void_idempotency_key = idempotency_key;
@@ -335,9 +335,6 @@ BEGIN
     -- one at a time and never take off more than its total
     LOCK TABLE billing.invoices IN ROW EXCLUSIVE MODE;
     inv := billing._invoice_locked(invoice_id);
-    IF inv.invoice_id IS NULL THEN
-        RAISE EXCEPTION 'invoice % does not exist', invoice_id USING ERRCODE = 'PB404';
-    END IF;
     IF idempotency_key IS NOT NULL THEN
         SELECT * INTO note FROM billing.credit_notes n
          WHERE n.account_id = inv.account_id AND n.idempotency_key = idempotency_key;
