@@ -80,6 +80,32 @@ metadata_append(StringInfo buf, const RequestView *r)
 	json_end(buf);
 }
 
+/* The stage of a status (requests.h); an unknown status is refused. */
+RequestStage
+request_stage(const char *status)
+{
+	if (strcmp(status, "queued") == 0)
+		return REQUEST_QUEUED;
+	if (strcmp(status, "in_progress") == 0)
+		return REQUEST_IN_PROGRESS;
+	if (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+		strcmp(status, "cancelled") == 0)
+		return REQUEST_FINISHED;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid request status \"%s\"", status),
+			 errhint("A request is queued, in_progress, completed, failed or cancelled.")));
+	return REQUEST_QUEUED;		/* keep compiler quiet */
+}
+
+/* billing._request_stage(status): request_stage for SQL (0, 1, 2), to check that SQL agrees */
+PG_FUNCTION_INFO_V1(billing_request_stage);
+Datum
+billing_request_stage(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32((int32) request_stage(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
 /*
  * The view of a request from its row (tables.h's slots; what the view shows
  * is read). The route's names, where routing gives none, are its route's

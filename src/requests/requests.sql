@@ -30,7 +30,7 @@ AS 'MODULE_PATHNAME', 'billing_response_metadata';
 
 -- Internal: which statuses of a request are unfinished (its hold is held)
 -- and which finished: the one definition for SQL (C's is request_stage in
--- requests/trigger.c, which billing._request_stage exposes so that
+-- requests/requests.c, which billing._request_stage exposes so that
 -- regress `requests` checks the two agree). SQL functions with a body, no
 -- SET clause and IMMUTABLE, so the planner inlines them: a query with
 -- billing._request_open(status) matches the partial indexes requests_open

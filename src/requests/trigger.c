@@ -100,31 +100,6 @@ row_unchanged(HeapTuple o, HeapTuple n, TupleDesc desc)
 	return true;
 }
 
-RequestStage
-request_stage(const char *status)
-{
-	if (strcmp(status, "queued") == 0)
-		return REQUEST_QUEUED;
-	if (strcmp(status, "in_progress") == 0)
-		return REQUEST_IN_PROGRESS;
-	if (strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
-		strcmp(status, "cancelled") == 0)
-		return REQUEST_FINISHED;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid request status \"%s\"", status),
-			 errhint("A request is queued, in_progress, completed, failed or cancelled.")));
-	return REQUEST_QUEUED;		/* keep compiler quiet */
-}
-
-/* billing._request_stage(status): request_stage for SQL (0, 1, 2), to check that SQL agrees */
-PG_FUNCTION_INFO_V1(billing_request_stage);
-Datum
-billing_request_stage(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_INT32((int32) request_stage(text_to_cstring(PG_GETARG_TEXT_PP(0))));
-}
-
 /*
  * The effective cost of the outputs, at the price of the request's start
  * (docs/pricing.md, "Work in flight"), whatever became of the model since.
