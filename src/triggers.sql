@@ -21,6 +21,18 @@ BEGIN
     END LOOP;
 END $$;
 
+-- Makes fn, a trigger function that refuses what it does not allow, guard
+-- every row change of table (trigger <table>_versioned) and every TRUNCATE
+-- (<table>_no_truncate): the tables of versions (pricing.sql, books.sql).
+CREATE OR REPLACE FUNCTION billing._keep_versions(tbl text, fn text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I BEFORE UPDATE OR DELETE ON billing.%I'
+                              ' FOR EACH ROW EXECUTE FUNCTION billing.%I()', tbl || '_versioned', tbl, fn);
+    EXECUTE pg_catalog.format('CREATE OR REPLACE TRIGGER %I BEFORE TRUNCATE ON billing.%I'
+                              ' FOR EACH STATEMENT EXECUTE FUNCTION billing.%I()', tbl || '_no_truncate', tbl, fn);
+END $$;
+
 -- The ledger is append-only, whoever asks.
 CREATE OR REPLACE FUNCTION billing.refuse_ledger_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

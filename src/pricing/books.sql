@@ -311,11 +311,5 @@ BEGIN
 END $$;
 CREATE OR REPLACE TRIGGER price_books_kept BEFORE UPDATE OR DELETE ON billing.price_books
     FOR EACH ROW EXECUTE FUNCTION billing.refuse_price_book_change();
-CREATE OR REPLACE TRIGGER discounts_versioned BEFORE UPDATE OR DELETE ON billing.discounts
-    FOR EACH ROW EXECUTE FUNCTION billing.refuse_price_book_change();
-CREATE OR REPLACE TRIGGER price_book_assignments_versioned BEFORE UPDATE OR DELETE
-    ON billing.price_book_assignments FOR EACH ROW EXECUTE FUNCTION billing.refuse_price_book_change();
-CREATE OR REPLACE TRIGGER discounts_no_truncate BEFORE TRUNCATE ON billing.discounts
-    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_price_book_change();
-CREATE OR REPLACE TRIGGER price_book_assignments_no_truncate BEFORE TRUNCATE
-    ON billing.price_book_assignments FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_price_book_change();
+SELECT billing._keep_versions('discounts', 'refuse_price_book_change'),
+       billing._keep_versions('price_book_assignments', 'refuse_price_book_change');

@@ -196,11 +196,5 @@ BEGIN
               DETAIL = 'Requests admitted at a price settle at that price; only a scheduled version may be deleted.',
               HINT = 'Set a new version with billing.set_price() instead.';
 END $$;
-CREATE OR REPLACE TRIGGER prices_versioned BEFORE UPDATE OR DELETE ON billing.prices
-    FOR EACH ROW EXECUTE FUNCTION billing.refuse_price_change();
-CREATE OR REPLACE TRIGGER prices_no_truncate BEFORE TRUNCATE ON billing.prices
-    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_price_change();
-CREATE OR REPLACE TRIGGER provider_costs_versioned BEFORE UPDATE OR DELETE ON billing.provider_costs
-    FOR EACH ROW EXECUTE FUNCTION billing.refuse_price_change();
-CREATE OR REPLACE TRIGGER provider_costs_no_truncate BEFORE TRUNCATE ON billing.provider_costs
-    FOR EACH STATEMENT EXECUTE FUNCTION billing.refuse_price_change();
+SELECT billing._keep_versions('prices', 'refuse_price_change'),
+       billing._keep_versions('provider_costs', 'refuse_price_change');
