@@ -188,6 +188,20 @@ class Pool:
             return [dict(zip(names, row)) for row in cur]
 
 
+# The routes, in the order they are declared: (method, path pattern,
+# endpoint, whether it is a generation: takes an Idempotency-Key and files)
+ROUTES = []
+
+
+def route(method, pattern, generation=False):
+    """Declares the decorated Gateway method the endpoint of method and the
+    path pattern (its groups are the endpoint's last arguments)."""
+    def declare(endpoint):
+        ROUTES.append((method, pattern, endpoint, generation))
+        return endpoint
+    return declare
+
+
 class Gateway:
     def __init__(self, pool, keys, provider):
         self.db, self.keys, self.provider = pool, keys, provider
@@ -209,17 +223,21 @@ class Gateway:
 
     # --- the endpoints: each takes (key, query, body, *path groups)
 
+    @route("GET", r"/v1/models")
     def list_models(self, key, query, body):
         return 200, {"object": "list", "data": self._models(key)}
 
+    @route("GET", r"/v1/models/([^/]+)")
     def get_model(self, key, query, body, model):
         for found in self._models(key, model):
             return 200, found
         raise ApiError(404, "not_found", f'model "{model}" does not exist', param="model")
 
+    @route("GET", r"/v1/balance")
     def balance(self, key, query, body):
         return 200, self.db.one("SELECT billing.balance(%s)", key["account_id"])
 
+    @route("GET", r"/v1/usage")
     def usage(self, key, query, body):
         group_by = query["group_by"].split(",") if "group_by" in query else None
         return 200, {"object": "list", "data": self.db.rows(
@@ -227,14 +245,17 @@ class Gateway:
             " coalesce(%s::timestamptz, now()), coalesce(%s::text[], '{day,model}'))",
             key["account_id"], query.get("from"), query.get("to"), group_by)}
 
+    @route("POST", r"/v1/auto_topup")
     def auto_topup(self, key, query, body):
         self.db.one("SELECT billing.configure_auto_topup(%s, %s, %s, %s)", key["account_id"],
                     body.get("threshold_micros"), body.get("amount_micros"), body.get("enabled", True))
         return 200, self.db.one("SELECT billing.balance(%s)", key["account_id"])
 
+    @route("POST", r"/v1/images/generations", generation=True)
     def images(self, key, query, body, idempotency_key=None, files=None):
         return self._images(key, query, body.get("model"), params_of(body), idempotency_key)
 
+    @route("POST", r"/v1/images/edits", generation=True)
     def edit_images(self, key, query, body, idempotency_key=None, files=None):
         """An edit: the same as a generation, priced with the number of input
         images (billing's input_images param). The images themselves (and a
@@ -246,6 +267,7 @@ class Gateway:
         params["input_images"] = len(images)
         return self._images(key, query, body.get("model"), params, idempotency_key)
 
+    @route("POST", r"/v1/videos", generation=True)
     def create_video(self, key, query, body, idempotency_key=None, files=None):
         params = video_params(body)
         if query.get("dryRun") == "true":
@@ -264,6 +286,7 @@ class Gateway:
                                       partial(self._video_finished, request_id))
         return 202 if fresh else 200, self._video(request_id)
 
+    @route("GET", r"/v1/videos")
     def list_videos(self, key, query, body):
         """The caller's videos, newest first (order=asc: oldest first), in
         pages of `limit` after the video `after`, as OpenAI pages them."""
@@ -281,9 +304,11 @@ class Gateway:
         return 200, {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
                      "last_id": page[-1]["id"] if page else None, "has_more": len(ids) > int(limit)}
 
+    @route("GET", r"/v1/videos/([^/]+)")
     def get_video(self, key, query, body, video_id):
         return 200, self._video(self._own_video(key, video_id))
 
+    @route("DELETE", r"/v1/videos/([^/]+)")
     def delete_video(self, key, query, body, video_id):
         """A running job is cancelled and charged nothing; a finished one
         keeps what it cost. Either way the video is gone from then on."""
@@ -296,12 +321,14 @@ class Gateway:
         self.jobs[request_id]["deleted"] = True
         return 200, dict(self._video(request_id), object="video.deleted", deleted=True)
 
+    @route("GET", r"/v1/videos/([^/]+)/content")
     def video_content(self, key, query, body, video_id):
         request_id = self._own_video(key, video_id)
         if self.jobs[request_id]["outputs"] is None:
             raise ApiError(404, "not_found", f'video "{video_id}" has no content: it is not completed')
         return 200, self.provider.video_file(request_id), "video/mp4"
 
+    @route("GET", r"/v1/invoices/([^/]+)")
     def get_invoice(self, key, query, body, invoice_id):
         """billing.invoice_document, served to its own account only: any
         other id (another account's, unknown, not a number) is a 404 alike."""
@@ -419,24 +446,6 @@ class Gateway:
             if e.sqlstate != "PB409":
                 print(f"settling failed: {e}", file=sys.stderr, flush=True)
             return False
-
-
-ROUTES = [
-    # method, path, endpoint, a generation (takes an Idempotency-Key and files)
-    ("POST", r"/v1/images/generations", Gateway.images, True),
-    ("POST", r"/v1/images/edits", Gateway.edit_images, True),
-    ("POST", r"/v1/videos", Gateway.create_video, True),
-    ("GET", r"/v1/videos", Gateway.list_videos, False),
-    ("GET", r"/v1/videos/([^/]+)", Gateway.get_video, False),
-    ("DELETE", r"/v1/videos/([^/]+)", Gateway.delete_video, False),
-    ("GET", r"/v1/videos/([^/]+)/content", Gateway.video_content, False),
-    ("GET", r"/v1/models", Gateway.list_models, False),
-    ("GET", r"/v1/models/([^/]+)", Gateway.get_model, False),
-    ("GET", r"/v1/balance", Gateway.balance, False),
-    ("GET", r"/v1/usage", Gateway.usage, False),
-    ("POST", r"/v1/auto_topup", Gateway.auto_topup, False),
-    ("GET", r"/v1/invoices/([^/]+)", Gateway.get_invoice, False),
-]
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -4,18 +4,14 @@ CREATE OR REPLACE FUNCTION billing.configure_auto_topup(account_id bigint, thres
                                              amount_micros bigint, enabled boolean DEFAULT true,
                                              target_micros bigint DEFAULT NULL,
                                              max_per_month_micros bigint DEFAULT NULL)
-RETURNS void
-AS 'MODULE_PATHNAME', 'billing_configure_auto_topup'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+RETURNS void LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_configure_auto_topup';
 
 CREATE OR REPLACE FUNCTION billing.complete_topup(topup_id bigint, succeeded boolean,
                                        payment_reference text DEFAULT NULL,
                                        failure_reason text DEFAULT NULL)
-RETURNS jsonb
-AS 'MODULE_PATHNAME', 'billing_complete_topup'
-LANGUAGE C VOLATILE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+RETURNS jsonb LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'billing_complete_topup';
 
 -- The calendar month of "at" in billing.timezone and the account's pending
 -- and succeeded top-ups created in it: the one definition of what a monthly
