@@ -95,7 +95,7 @@ limits_read(int64 account_id, const char *scope, SpendLimit **out)
  * DELETE and change of limit_micros, and the account's gate, taken before,
  * took in the invalidations of every such change committed before it.
  */
-#define LIMITS_CACHE_KEY 300	/* digits, ':', a scope of 256 characters */
+#define LIMITS_CACHE_KEY 300	/* digits, ':', a scope of 256 one-byte characters */
 #define LIMITS_CACHE_MAX 10000
 
 typedef struct LimitsEntry
@@ -144,7 +144,10 @@ limits_applying(int64 account_id, const char *scope, SpendLimit **out)
 	MemoryContext old;
 	int			n;
 
-	if (!direct_is_open())
+	/* a scope too long for a key (of multibyte characters) goes uncached */
+	if (!direct_is_open() ||
+		snprintf(key, sizeof(key), INT64_FORMAT "%s%s", account_id,
+				 scope ? ":" : "", scope ? scope : "") >= (int) sizeof(key))
 		return limits_read(account_id, scope, out);
 	if (limits_cache == NULL || hash_get_num_entries(limits_cache) >= LIMITS_CACHE_MAX)
 	{
@@ -165,7 +168,6 @@ limits_applying(int64 account_id, const char *scope, SpendLimit **out)
 		ctl.hcxt = limits_cxt;
 		limits_cache = hash_create("billing spend limits", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
-	snprintf(key, sizeof(key), INT64_FORMAT "%s%s", account_id, scope ? ":" : "", scope ? scope : "");
 	e = hash_search(limits_cache, key, HASH_FIND, NULL);
 	if (e != NULL)
 	{

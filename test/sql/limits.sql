@@ -146,4 +146,14 @@ SELECT count(*) AS reached_events FROM billing.events
 SELECT billing.set_spend_limit(:a, NULL, 'month'), billing.set_spend_limit(:a, NULL, 'day', 'key_1');
 SELECT billing.balance(:a) -> 'limits' AS limits;
 SELECT pg_temp.charge(:a, 1, 'key_1');
+
+-- scopes of 1 to 256 characters, counted as characters: two of 201
+-- two-byte characters that differ only at the end are each held to their
+-- own limit (longer than a cached key, they are read every time)
+SELECT billing.create_account('lim-mb') AS mb \gset
+SELECT billing.add_funds(:mb, 100000000) > 0 AS funded;
+SELECT billing.set_spend_limit(:mb, 0, 'day', repeat('é', 200) || 'a');
+SELECT split_part(pg_temp.charge_full(:mb, 1, repeat('é', 200) || 'b'), E'\n', 1) AS other_scope,
+       split_part(pg_temp.charge_full(:mb, 1, repeat('é', 200) || 'a'), E'\n', 1) AS limited_scope,
+       split_part(pg_temp.charge_full(:mb, 1, repeat('é', 200) || 'b'), E'\n', 1) AS other_again;
 SELECT * FROM billing.verify();
