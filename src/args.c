@@ -151,14 +151,19 @@ args_key_replay(const char *key, const char *what, const char *verb)
 /*
  * billing._key_replay(key, same, what, id, verb): id when the row that key
  * made was made with the same parameters, else args_key_refuse; for SQL.
+ * Not STRICT: a comparison that came out NULL is no replay.
  */
 PG_FUNCTION_INFO_V1(billing_key_replay);
 Datum
 billing_key_replay(PG_FUNCTION_ARGS)
 {
-	int64		id = PG_GETARG_INT64(3);
+	int64		id;
 
-	if (!PG_GETARG_BOOL(1))
+	for (int i = 0; i < PG_NARGS(); i++)
+		if (i != 1 && PG_ARGISNULL(i))
+			elog(ERROR, "billing._key_replay: argument %d is null", i + 1);
+	id = PG_GETARG_INT64(3);
+	if (PG_ARGISNULL(1) || !PG_GETARG_BOOL(1))
 		args_key_refuse(text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(2)),
 						id, text_to_cstring(PG_GETARG_TEXT_PP(4)));
 	PG_RETURN_INT64(id);

@@ -186,8 +186,9 @@ rel_usable(Relation rel, const DirectSpec *spec, DirectRel *d)
 }
 
 /*
- * Finds the index the direct path scans: a btree on exactly spec->key,
- * without expressions or predicate (for the slices, their primary key).
+ * Finds the index the direct path scans: a valid btree on exactly spec->key,
+ * without expressions or predicate (for the slices, their primary key); an
+ * index that a failed CREATE INDEX CONCURRENTLY left invalid may miss rows.
  */
 static bool
 key_usable(const DirectSpec *spec, DirectRel *d)
@@ -197,7 +198,8 @@ key_usable(const DirectSpec *spec, DirectRel *d)
 	{
 		IndexInfo  *ii = d->rri->ri_IndexRelationInfo[i];
 		bool		ok = ii->ii_Am == BTREE_AM_OID && ii->ii_NumIndexKeyAttrs == spec->nkey &&
-			ii->ii_Expressions == NIL && ii->ii_Predicate == NIL;
+			ii->ii_Expressions == NIL && ii->ii_Predicate == NIL &&
+			get_index_isvalid(d->index_oids[i]);
 
 		for (int k = 0; ok && k < spec->nkey; k++)
 			ok = ii->ii_IndexAttrNumbers[k] == d->attnums[spec->key[k]];

@@ -84,7 +84,7 @@ AS 'MODULE_PATHNAME', 'billing_check_length';
 
 CREATE OR REPLACE FUNCTION billing._key_replay(idempotency_key text, same boolean, what text, id bigint,
                                                verb text)
-RETURNS bigint LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+RETURNS bigint LANGUAGE C IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'billing_key_replay';
 
 -- Internal: refuses (22023) a billing type that is not prepaid or postpaid;

@@ -300,8 +300,7 @@ pricing_route_names(const char *model, const char *provider, PriceRoute *names)
 
 	if (provider_cache_get(CACHED_NAMES, model, provider, 0, names))
 		return;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	SPI_connect();
 	plan_run(&plan,
 			 "SELECT provider_name, executed_model FROM billing.model_providers"
 			 " WHERE model = $1 AND provider = $2",

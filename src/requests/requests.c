@@ -94,7 +94,7 @@ request_stage(const char *status)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid request status \"%s\"", status),
-			 errhint("A request is queued, in_progress, completed, failed or cancelled.")));
+			 errhint(REQUEST_STATUS_HINT)));
 	return REQUEST_QUEUED;		/* keep compiler quiet */
 }
 

@@ -38,10 +38,13 @@ extern int64 request_account(int64 request_id);
 /*
  * The stage of a request's status: queued and in_progress are unfinished
  * (their holds are held), completed, failed and cancelled finished. The one
- * definition for C (trigger.c); SQL's is billing._request_open and
+ * definition for C (request_stage, requests.c); SQL's is billing._request_open and
  * billing._request_finished (requests.sql), and regress `requests` checks that
  * the two agree.
  */
+/* the hint of a refused status */
+#define REQUEST_STATUS_HINT "A request is queued, in_progress, completed, failed or cancelled."
+
 typedef enum RequestStage
 {
 	REQUEST_QUEUED,

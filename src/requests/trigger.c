@@ -149,7 +149,7 @@ request_transition(const RequestRow *o, RequestRow *n, bool replay)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the status of a request cannot be null"),
-				 errhint("A request is queued, in_progress, completed, failed or cancelled.")));
+				 errhint(REQUEST_STATUS_HINT)));
 	if (n->n[DR_ROUTING])
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -274,7 +274,7 @@ billing_requests_transition(PG_FUNCTION_ARGS)
 	attnums_resolve(td->tg_relation);
 	row_read(td->tg_trigtuple, desc, &o);
 	row_read(td->tg_newtuple, desc, &n);
-	/* a replay needs a final row; what else is final, request_transition says */
+	/* an unchanged row may be a replay: request_transition accepts a finished one */
 	replay = !o.n[DR_STATUS] && row_unchanged(td->tg_trigtuple, td->tg_newtuple, desc);
 	if (!request_transition(&o, &n, replay))
 		return PointerGetDatum(td->tg_newtuple);

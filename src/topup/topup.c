@@ -55,7 +55,6 @@ topup_init(void)
 #define TOPUP_CHANNEL "billing_topup"
 /* failure_reason of a pending top-up cancelled by turning auto top-up off */
 #define TOPUP_CANCELLED_REASON "auto top-up turned off"
-#define TOPUP_MAX_REFERENCE 256
 #define TOPUP_MAX_REASON 1024
 
 static void
@@ -535,7 +534,7 @@ billing_complete_topup(PG_FUNCTION_ARGS)
 	args_require(fcinfo, 2);
 	topup_id = PG_GETARG_INT64(0);
 	succeeded = PG_GETARG_BOOL(1);
-	reference = args_text_bounded(fcinfo, 2, "payment_reference", TOPUP_MAX_REFERENCE);
+	reference = args_text_bounded(fcinfo, 2, "payment_reference", ARGS_KEY_MAX);
 	reason = args_text_bounded(fcinfo, 3, "failure_reason", TOPUP_MAX_REASON);
 	if (succeeded && reason != NULL)
 		ereport(ERROR,

@@ -81,7 +81,7 @@ ALTER TABLE billing.invoice_lines ADD COLUMN IF NOT EXISTS description text;
 -- set_model gains display_name: the 0.2.0 signature goes
 DROP FUNCTION IF EXISTS billing.set_model(text, text, text, text, text, boolean);
 
--- The charge reads top to bottom (issue 22): billing._move gains grant_id,
+-- The charge reads top to bottom: billing._move gains grant_id,
 -- through which credit grants and their expiry post their entries; the
 -- 0.2.0 signature goes
 DROP FUNCTION IF EXISTS billing._move(bigint, bigint, text, text, bigint, bigint);

@@ -62,7 +62,15 @@ CREATE FUNCTION pg_temp.finish(way text, first int) RETURNS SETOF text LANGUAGE 
     UNION ALL
     SELECT way || ': ' || (billing.cancel_request(id) - 'request_id')::text FROM begun WHERE g = first + 2
 $$;
+-- (the transition trigger's calls in the transaction tell which way ran)
+CREATE FUNCTION pg_temp.trigger_calls() RETURNS bigint LANGUAGE sql AS $$
+    SELECT COALESCE((SELECT calls FROM pg_stat_xact_user_functions
+                      WHERE funcid = 'billing.requests_transition'::regproc), 0) $$;
+SET track_functions = 'all';
+BEGIN;
 SELECT pg_temp.finish('direct', 1);
+SELECT pg_temp.trigger_calls() AS direct_trigger_calls;
+COMMIT;
 CREATE FUNCTION regress.request_seen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE WARNING 'request update: % to %', OLD.status, NEW.status;
@@ -75,7 +83,9 @@ DROP TRIGGER regress_seen ON billing.requests;
 DROP FUNCTION regress.request_seen();
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT pg_temp.finish('repeatable_read', 7);
+SELECT pg_temp.trigger_calls() AS statement_trigger_calls;
 COMMIT;
+RESET track_functions;
 -- a repeated call answers as the first; another final state is refused
 SELECT billing.complete_request(id, '{"duration_seconds":5}', '{"upstream_id":"u-1"}') ->> 'cost_micros' AS again
   FROM begun WHERE g = 1;
